@@ -1,0 +1,48 @@
+#include "util/b64.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "util/err.h"
+
+static int variant(um_b64_variant_t v)
+{
+    return v == UM_B64_URL ? sodium_base64_VARIANT_URLSAFE_NO_PADDING
+                           : sodium_base64_VARIANT_ORIGINAL;
+}
+
+size_t um_b64_encoded_len(size_t n, um_b64_variant_t v)
+{
+    return sodium_base64_encoded_len(n, variant(v));
+}
+
+int um_b64_encode(char *out, size_t outcap, const uint8_t *in, size_t n, um_b64_variant_t v)
+{
+    if (outcap < um_b64_encoded_len(n, v)) return UM_ENOSPC;
+    sodium_bin2base64(out, outcap, in, n, variant(v));
+    return 0;
+}
+
+int um_b64_decode(uint8_t *out, size_t outcap, size_t *outlen, const char *s, size_t n,
+                  um_b64_variant_t v)
+{
+    const char *end = NULL;
+    size_t len = 0;
+    /* An upper bound on the output lets us tell "too small" from "malformed". */
+    if ((n / 4) * 3 + 3 > outcap + 3 && (n * 3) / 4 > outcap) return UM_ENOSPC;
+    if (sodium_base642bin(out, outcap, s, n, NULL, &len, &end, variant(v)) != 0) return UM_EINVAL;
+    if (end != s + n) return UM_EINVAL;
+    *outlen = len;
+    return 0;
+}
+
+int um_b64_decode_key(uint8_t key[32], const char *s, size_t n, um_b64_variant_t v)
+{
+    uint8_t tmp[33];
+    size_t len = 0;
+    int r = um_b64_decode(tmp, sizeof(tmp), &len, s, n, v);
+    if (r == 0 && len != 32) r = UM_EINVAL;
+    if (r == 0) memcpy(key, tmp, 32);
+    sodium_memzero(tmp, sizeof(tmp));
+    return r == UM_ENOSPC ? UM_EINVAL : r;
+}

@@ -1,0 +1,100 @@
+#include "util/buf.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+
+void um_buf_init(um_buf_t *b, size_t max)
+{
+    memset(b, 0, sizeof(*b));
+    b->max = max;
+}
+
+void um_buf_free(um_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->cap = b->head = b->tail = 0;
+}
+
+void um_buf_wipe(um_buf_t *b)
+{
+    if (b->data) sodium_memzero(b->data, b->cap);
+    um_buf_free(b);
+}
+
+/* Makes room for n more bytes at the tail: compacts first, grows second. */
+static int make_room(um_buf_t *b, size_t n)
+{
+    size_t len = b->tail - b->head;
+    if (n > b->max - len) return UM_ENOSPC;
+    if (b->cap - b->tail >= n) return 0;
+    if (b->head > 0 && b->cap - len >= n) {
+        memmove(b->data, b->data + b->head, len);
+        b->head = 0;
+        b->tail = len;
+        return 0;
+    }
+    size_t want = len + n, cap = b->cap ? b->cap : 256;
+    while (cap < want)
+        cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+    if (cap > b->max && b->max >= want) cap = b->max;
+    uint8_t *p = malloc(cap);
+    if (!p) return UM_ENOMEM;
+    if (len) memcpy(p, b->data + b->head, len);
+    free(b->data);
+    b->data = p;
+    b->cap = cap;
+    b->head = 0;
+    b->tail = len;
+    return 0;
+}
+
+int um_buf_append(um_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0) return 0;
+    int r = make_room(b, n);
+    if (r) return r;
+    memcpy(b->data + b->tail, p, n);
+    b->tail += n;
+    return 0;
+}
+
+uint8_t *um_buf_reserve(um_buf_t *b, size_t n)
+{
+    if (make_room(b, n ? n : 1)) return NULL;
+    return b->data + b->tail;
+}
+
+void um_buf_commit(um_buf_t *b, size_t n)
+{
+    b->tail += n;
+}
+
+size_t um_buf_peek(const um_buf_t *b, const uint8_t **p)
+{
+    *p = b->data ? b->data + b->head : NULL;
+    return b->tail - b->head;
+}
+
+size_t um_buf_read(um_buf_t *b, void *out, size_t n)
+{
+    size_t len = b->tail - b->head;
+    if (n > len) n = len;
+    if (n) memcpy(out, b->data + b->head, n);
+    um_buf_consume(b, n);
+    return n;
+}
+
+void um_buf_consume(um_buf_t *b, size_t n)
+{
+    b->head += n;
+    if (b->head == b->tail) b->head = b->tail = 0;
+}
+
+void um_buf_clear(um_buf_t *b)
+{
+    b->head = b->tail = 0;
+}

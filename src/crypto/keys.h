@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define UM_KEY_LEN 32
-#define UM_KEY_B64_LEN 44     /* standard base64 with padding, without NUL */
-#define UM_KEY_B64URL_LEN 43  /* URL-safe, no padding, without NUL */
+#define UM_KEY_LEN        32
+#define UM_KEY_B64_LEN    44 /* standard base64 with padding, without NUL */
+#define UM_KEY_B64URL_LEN 43 /* URL-safe, no padding, without NUL */
 
 /* Must be called once before any other crypto (calls sodium_init). */
 int um_crypto_init(void);

@@ -111,7 +111,8 @@ int um_addr_parse(um_addr_t *out, const char *s, size_t n, uint16_t default_port
                 colon = s + i;
                 ncolon++;
             }
-        if (ncolon > 1) return fail(err, errlen, "IPv6 address must be written in brackets: [::1]:443");
+        if (ncolon > 1)
+            return fail(err, errlen, "IPv6 address must be written in brackets: [::1]:443");
         if (colon) {
             hostlen = (size_t)(colon - s);
             port = colon + 1;
@@ -145,7 +146,9 @@ size_t um_addr_format(const um_addr_t *a, char *buf, size_t n)
         inet_ntop(AF_INET6, a->u.v6, ip, sizeof(ip));
         w = snprintf(buf, n, "[%s]:%u", ip, a->port);
         break;
-    case UM_ADDR_DOMAIN: w = snprintf(buf, n, "%.*s:%u", a->domain_len, a->u.domain, a->port); break;
+    case UM_ADDR_DOMAIN:
+        w = snprintf(buf, n, "%.*s:%u", a->domain_len, a->u.domain, a->port);
+        break;
     default: w = snprintf(buf, n, "(none)"); break;
     }
     if (w < 0) return 0;
@@ -227,15 +230,16 @@ int um_cidr_parse(um_cidr_t *out, const char *s, size_t n, char *err, size_t err
             bits = bits * 10 + (unsigned)(p[i] - '0');
         }
         if (bits > max)
-            return fail(err, errlen, a.type == UM_ADDR_IPV4 ? "IPv4 prefix length above 32"
-                                                            : "IPv6 prefix length above 128");
+            return fail(err, errlen,
+                        a.type == UM_ADDR_IPV4 ? "IPv4 prefix length above 32"
+                                               : "IPv6 prefix length above 128");
     }
     out->family = a.type;
     out->bits = (uint8_t)bits;
     memcpy(out->addr, a.type == UM_ADDR_IPV4 ? a.u.v4 : a.u.v6, max / 8);
     /* Host bits are cleared so that equal prefixes compare equal. */
     for (unsigned i = bits; i < max; i++)
-        out->addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+        out->addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
     return 0;
 }
 

@@ -39,7 +39,8 @@ int um_log_level_parse(const char *s, um_log_level_t *out)
     return UM_EINVAL;
 }
 
-static void vlog(um_log_level_t level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vlog(um_log_level_t level, const char *fmt,
+                                                       va_list ap)
 {
     FILE *f = g_stream ? g_stream : stderr;
     struct timespec ts;
@@ -64,8 +65,8 @@ void um_log(um_log_level_t level, const char *fmt, ...)
     va_end(ap);
 }
 
-void um_log_limited(um_ratelimit_t *rl, uint32_t burst, uint32_t interval_ms,
-                    um_log_level_t level, const char *fmt, ...)
+void um_log_limited(um_ratelimit_t *rl, uint32_t burst, uint32_t interval_ms, um_log_level_t level,
+                    const char *fmt, ...)
 {
     if (level > g_level) return;
     uint64_t now = um_now_ms();

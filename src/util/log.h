@@ -30,9 +30,8 @@ typedef struct {
     uint32_t count;
     uint32_t suppressed;
 } um_ratelimit_t;
-void um_log_limited(um_ratelimit_t *rl, uint32_t burst, uint32_t interval_ms,
-                    um_log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void um_log_limited(um_ratelimit_t *rl, uint32_t burst, uint32_t interval_ms, um_log_level_t level,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* A short, non-secret name for a public key: the first 8 characters of the
  * base64 of BLAKE2b(key). out must hold 9 bytes. */

@@ -1,0 +1,153 @@
+/* umbra client: local SOCKS5/HTTP proxies and forwards over one session. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app/cli.h"
+#include "app/config.h"
+#include "app/link.h"
+#include "app/run.h"
+#include "util/log.h"
+
+const char um_usage_client[] =
+    "usage: umbra client --link 'umbra://...' [options]\n"
+    "       umbra client -c FILE [options]\n\n"
+    "  --link LINK          the share link from 'umbra server add-client'\n"
+    "  -c, --config FILE    a client config (see docs/CONFIG.md)\n"
+    "  --socks ADDR         SOCKS5 proxy address (default 127.0.0.1:1080)\n"
+    "  --http ADDR          HTTP proxy address (default 127.0.0.1:8118)\n"
+    "  -L [BIND:]PORT:HOST:HOSTPORT\n"
+    "                       forward a local port to HOST:HOSTPORT through the tunnel\n"
+    "                       (repeatable; BIND defaults to 127.0.0.1)\n"
+    "  --events FILE|-      write JSON-line events to FILE, or '-' for standard output\n"
+    "  --log-level LEVEL    error, warn, info, debug or trace\n"
+    "  --check              validate the options and config, print a summary, exit\n"
+    "Proxies listen on loopback unless an address says otherwise.\n";
+
+static int set_addr(const char *opt, const char *v, um_addr_t *a, bool *has)
+{
+    char why[128];
+    if (um_addr_parse(a, v, strlen(v), 0, why, sizeof(why)) != 0 || a->type == UM_ADDR_DOMAIN) {
+        um_cli_error("client", "%s '%s': %s", opt, v,
+                     a->type == UM_ADDR_DOMAIN ? "expected an IP address and port" : why);
+        return -1;
+    }
+    *has = true;
+    return 0;
+}
+
+int um_cmd_client(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"link", required_argument, NULL, 'k'},   {"config", required_argument, NULL, 'c'},
+        {"socks", required_argument, NULL, 's'},  {"http", required_argument, NULL, 'h'},
+        {"events", required_argument, NULL, 'e'}, {"log-level", required_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'K'},        {NULL, 0, NULL, 0},
+    };
+    const char *link = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
+               *level = NULL;
+    const char *fwd[UM_CFG_MAX_FORWARDS];
+    size_t n_fwd = 0;
+    int c, check = 0;
+    while ((c = getopt_long(argc, argv, "c:L:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': link = optarg; break;
+        case 'c': path = optarg; break;
+        case 's': socks = optarg; break;
+        case 'h': http = optarg; break;
+        case 'e': events = optarg; break;
+        case 'v': level = optarg; break;
+        case 'K': check = 1; break;
+        case 'L':
+            if (n_fwd == UM_CFG_MAX_FORWARDS) {
+                um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
+                return UM_EXIT_USAGE;
+            }
+            fwd[n_fwd++] = optarg;
+            break;
+        default: return UM_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        um_cli_error("client", "unexpected argument '%s'", argv[optind]);
+        return UM_EXIT_USAGE;
+    }
+    if (!link == !path) {
+        um_cli_error("client", "needs exactly one of --link LINK or -c FILE");
+        return UM_EXIT_USAGE;
+    }
+    um_log_level_t lv;
+    if (level && um_log_level_parse(level, &lv) != 0) {
+        um_cli_error("client", "--log-level '%s': expected error, warn, info, debug or trace",
+                     level);
+        return UM_EXIT_USAGE;
+    }
+    um_config_t cfg;
+    char err[UM_ERR_MAX];
+    int rc = UM_EXIT_OK;
+    um_config_init(&cfg);
+    if (path) {
+        if (um_config_load(&cfg, path, err, sizeof(err)) != 0) {
+            um_cli_error("client", "%s", err);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+        if (cfg.role != UM_ROLE_CLIENT) {
+            um_cli_error("client", "%s is a server config (it has [server]); use 'umbra server -c'",
+                         path);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+    } else {
+        um_link_t l;
+        if (um_link_decode(&l, link, strlen(link), err, sizeof(err)) != 0) {
+            um_cli_error("client", "--link: bad link: %s", err);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+        snprintf(cfg.path, sizeof(cfg.path), "--link");
+        um_config_from_link(&cfg, &l);
+        um_link_wipe(&l);
+    }
+    if ((socks && set_addr("--socks", socks, &cfg.socks, &cfg.has_socks)) ||
+        (http && set_addr("--http", http, &cfg.http, &cfg.has_http))) {
+        rc = UM_EXIT_USAGE;
+        goto out;
+    }
+    for (size_t i = 0; i < n_fwd; i++) {
+        if (cfg.n_forwards == UM_CFG_MAX_FORWARDS ||
+            um_parse_forward(&cfg.forwards[cfg.n_forwards], fwd[i], err, sizeof(err)) != 0) {
+            um_cli_error("client", "-L '%s': %s", fwd[i],
+                         cfg.n_forwards == UM_CFG_MAX_FORWARDS ? "too many forwards" : err);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
+        cfg.n_forwards++;
+    }
+    if (events) snprintf(cfg.events, sizeof(cfg.events), "%s", events);
+    if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
+    /* Defaults when nothing is asked for: both proxies on loopback. */
+    if (!cfg.has_socks && !cfg.has_http && cfg.n_forwards == 0) {
+        um_addr_parse(&cfg.socks, "127.0.0.1:1080", 14, 0, NULL, 0);
+        um_addr_parse(&cfg.http, "127.0.0.1:8118", 14, 0, NULL, 0);
+        cfg.has_socks = cfg.has_http = true;
+    }
+    if (check) {
+        char a[UM_ADDR_STRLEN];
+        printf("%s: valid client config: %zu server(s)", cfg.path, cfg.n_servers);
+        if (cfg.has_socks) {
+            um_addr_format(&cfg.socks, a, sizeof(a));
+            printf(", socks %s", a);
+        }
+        if (cfg.has_http) {
+            um_addr_format(&cfg.http, a, sizeof(a));
+            printf(", http %s", a);
+        }
+        printf(", %zu forward(s)\n", cfg.n_forwards);
+        goto out;
+    }
+    rc = um_run_client(&cfg);
+out:
+    um_config_free(&cfg);
+    return rc;
+}

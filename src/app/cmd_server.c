@@ -1,0 +1,335 @@
+/* umbra server: run a server, or manage its config file.
+ *   umbra server init -c server.conf --listen 0.0.0.0:443 [--public-host vps.example]
+ *   umbra server add-client -c server.conf NAME
+ *   umbra server -c server.conf [--allow CIDR]... [--check] */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/cli.h"
+#include "app/config.h"
+#include "app/link.h"
+#include "app/run.h"
+#include "crypto/keys.h"
+#include "util/log.h"
+
+const char um_usage_server[] =
+    "usage: umbra server init -c FILE --listen ADDR [--public-host HOST]\n"
+    "       umbra server add-client -c FILE NAME [--qr | --no-qr]\n"
+    "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--check]\n\n"
+    "init        writes a new server config with a fresh private key (mode 0600);\n"
+    "            refuses to overwrite an existing file.\n"
+    "            --listen ADDR        address to accept clients on, e.g. 0.0.0.0:443\n"
+    "            --public-host HOST   name or IP clients dial (goes into share links)\n"
+    "add-client  authorises a new client with a fresh key and prints its umbra://\n"
+    "            link (and a QR code when standard output is a terminal).\n"
+    "(run)       runs the server.\n"
+    "            -c, --config FILE    the server config (see docs/CONFIG.md)\n"
+    "            --allow CIDR         also allow egress to CIDR (repeatable), e.g.\n"
+    "                                 127.0.0.0/8 to reach services on this host\n"
+    "            --log-level LEVEL    error, warn, info, debug or trace\n"
+    "            --check              validate the config and exit\n";
+
+static int write_new_file(const char *path, const char *text, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path,
+                 errno == EEXIST ? "already exists; refusing to overwrite it" : strerror(errno));
+        return errno == EEXIST ? -2 : -1;
+    }
+    size_t n = strlen(text), off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, text + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+            close(fd);
+            unlink(path);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"public-host", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL, *listen = NULL, *host = NULL;
+    int c;
+    char why[160];
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'p': host = optarg; break;
+        default: return UM_EXIT_USAGE;
+        }
+    }
+    if (optind != argc || !path || !listen) {
+        um_cli_error("server init", "needs -c FILE and --listen ADDR (see 'umbra help server')");
+        return UM_EXIT_USAGE;
+    }
+    um_addr_t a;
+    if (um_addr_parse(&a, listen, strlen(listen), 0, why, sizeof(why)) != 0 ||
+        a.type == UM_ADDR_DOMAIN) {
+        um_cli_error("server init", "--listen '%s': %s", listen,
+                     a.type == UM_ADDR_DOMAIN ? "expected an IP address and port" : why);
+        return UM_EXIT_USAGE;
+    }
+    if (host && um_addr_parse_host(&a, host, strlen(host), why, sizeof(why)) != 0) {
+        um_cli_error("server init", "--public-host '%s': %s", host, why);
+        return UM_EXIT_USAGE;
+    }
+    uint8_t priv[32];
+    char key[UM_KEY_B64_LEN + 1];
+    char text[1024];
+    um_key_generate(priv);
+    um_key_to_b64(key, priv);
+    sodium_memzero(priv, sizeof(priv));
+    snprintf(text, sizeof(text),
+             "# umbra server configuration (docs/CONFIG.md). Keep this file private.\n"
+             "[server]\n"
+             "private-key = %s\n"
+             "listen = %s\n"
+             "%s%s%s"
+             "\n# Authorised clients are added by: umbra server add-client -c %s NAME\n",
+             key, listen, host ? "public-host = " : "", host ? host : "", host ? "\n" : "", path);
+    sodium_memzero(key, sizeof(key));
+    int r = write_new_file(path, text, why, sizeof(why));
+    sodium_memzero(text, sizeof(text));
+    if (r != 0) {
+        um_cli_error("server init", "%s", why);
+        return r == -2 ? UM_EXIT_CONFIG : UM_EXIT_RUNTIME;
+    }
+    fprintf(stderr, "umbra server init: wrote %s (mode 0600)\n", path);
+    return UM_EXIT_OK;
+}
+
+/* Builds the share link for a client of this server. */
+static int server_link(const um_config_t *cfg, const uint8_t client_priv[32], const char *name,
+                       char *out, size_t cap, char *err, size_t errlen)
+{
+    um_link_t l;
+    memset(&l, 0, sizeof(l));
+    snprintf(l.name, sizeof(l.name), "%s", name);
+    if (um_key_public(l.server_public_key, cfg->private_key) != 0) {
+        snprintf(err, errlen, "server private key is invalid");
+        return -1;
+    }
+    memcpy(l.client_private_key, client_priv, 32);
+    for (size_t i = 0; i < cfg->n_listen && l.n_addrs < UM_CFG_MAX_ADDRS; i++) {
+        um_addr_t a = cfg->listen[i];
+        if (cfg->public_host[0]) {
+            char why[128];
+            if (um_addr_parse_host(&a, cfg->public_host, strlen(cfg->public_host), why,
+                                   sizeof(why)) != 0)
+                continue;
+            a.port = cfg->listen[i].port;
+        } else {
+            static const uint8_t zero[16];
+            if ((a.type == UM_ADDR_IPV4 && memcmp(a.u.v4, zero, 4) == 0) ||
+                (a.type == UM_ADDR_IPV6 && memcmp(a.u.v6, zero, 16) == 0)) {
+                snprintf(err, errlen,
+                         "%s: listen address is a wildcard; add 'public-host = <name or IP "
+                         "clients dial>' to [server]",
+                         cfg->path);
+                um_link_wipe(&l);
+                return -1;
+            }
+        }
+        bool dup = false;
+        for (size_t j = 0; j < l.n_addrs; j++)
+            if (um_addr_equal(&l.addrs[j], &a)) dup = true;
+        if (!dup) l.addrs[l.n_addrs++] = a;
+    }
+    const um_transport_cfg_t *t = um_config_transport(cfg, cfg->transport);
+    if (t) {
+        l.transport = t->type;
+        l.shape = t->shape;
+        l.padding = t->padding;
+    }
+    int r = um_link_encode(&l, out, cap);
+    um_link_wipe(&l);
+    if (r != 0) snprintf(err, errlen, "link too long");
+    return r;
+}
+
+static int cmd_add_client(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"qr", no_argument, NULL, 'q'},
+        {"no-qr", no_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int c, qr = isatty(STDOUT_FILENO);
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'q': qr = 1; break;
+        case 'n': qr = 0; break;
+        default: return UM_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !path) {
+        um_cli_error("server add-client", "needs -c FILE and one client NAME");
+        return UM_EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    if (!um_name_valid(name)) {
+        um_cli_error("server add-client", "name '%s': use 1 to 63 letters, digits, '-', '_' or '.'",
+                     name);
+        return UM_EXIT_USAGE;
+    }
+    um_config_t cfg;
+    char err[UM_ERR_MAX];
+    um_config_init(&cfg);
+    if (um_config_load(&cfg, path, err, sizeof(err)) != 0) {
+        um_cli_error("server add-client", "%s", err);
+        um_config_free(&cfg);
+        return UM_EXIT_CONFIG;
+    }
+    if (cfg.role != UM_ROLE_SERVER) {
+        um_cli_error("server add-client", "%s is not a server config", path);
+        um_config_free(&cfg);
+        return UM_EXIT_CONFIG;
+    }
+    for (size_t i = 0; i < cfg.n_clients; i++)
+        if (strcmp(cfg.clients[i].name, name) == 0) {
+            um_cli_error("server add-client", "%s:%d: a client named '%s' exists already", path,
+                         cfg.clients[i].line, name);
+            um_config_free(&cfg);
+            return UM_EXIT_CONFIG;
+        }
+    uint8_t priv[32], pub[32];
+    char link[UM_LINK_MAX], key[UM_KEY_B64_LEN + 1];
+    um_key_generate(priv);
+    um_key_public(pub, priv);
+    int r = server_link(&cfg, priv, name, link, sizeof(link), err, sizeof(err));
+    sodium_memzero(priv, sizeof(priv));
+    um_config_free(&cfg);
+    if (r != 0) {
+        um_cli_error("server add-client", "%s", err);
+        return UM_EXIT_CONFIG;
+    }
+    um_key_to_b64(key, pub);
+    FILE *f = fopen(path, "a");
+    if (!f || fprintf(f, "\n[client \"%s\"]\npublic-key = %s\n", name, key) < 0 || fclose(f) != 0) {
+        um_cli_error("server add-client", "%s: cannot append: %s", path, strerror(errno));
+        sodium_memzero(link, sizeof(link));
+        return UM_EXIT_RUNTIME;
+    }
+    fprintf(stderr,
+            "umbra server add-client: added [client \"%s\"] to %s; send this link to the client "
+            "over a private channel (it holds the client's key; reload a running server with "
+            "SIGHUP):\n",
+            name, path);
+    printf("%s\n", link);
+    if (qr) um_cli_print_qr(stdout, link);
+    sodium_memzero(link, sizeof(link));
+    return UM_EXIT_OK;
+}
+
+int um_cmd_server(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "init") == 0) return cmd_init(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "add-client") == 0) return cmd_add_client(argc - 1, argv + 1);
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"allow", required_argument, NULL, 'a'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'k'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL, *level = NULL;
+    const char *allow[UM_CFG_MAX_ALLOW];
+    size_t n_allow = 0;
+    int c, check = 0;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'a':
+            if (n_allow == UM_CFG_MAX_ALLOW) {
+                um_cli_error("server", "at most %d --allow rules", UM_CFG_MAX_ALLOW);
+                return UM_EXIT_USAGE;
+            }
+            allow[n_allow++] = optarg;
+            break;
+        case 'v': level = optarg; break;
+        case 'k': check = 1; break;
+        default: return UM_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        um_cli_error("server", "unexpected argument '%s' (commands: init, add-client)",
+                     argv[optind]);
+        return UM_EXIT_USAGE;
+    }
+    if (!path) {
+        um_cli_error("server", "needs -c FILE (create one with 'umbra server init')");
+        return UM_EXIT_USAGE;
+    }
+    um_log_level_t lv;
+    if (level && um_log_level_parse(level, &lv) != 0) {
+        um_cli_error("server", "--log-level '%s': expected error, warn, info, debug or trace",
+                     level);
+        return UM_EXIT_USAGE;
+    }
+    um_config_t cfg;
+    char err[UM_ERR_MAX];
+    um_config_init(&cfg);
+    int rc = UM_EXIT_OK;
+    if (um_config_load(&cfg, path, err, sizeof(err)) != 0) {
+        um_cli_error("server", "%s", err);
+        rc = UM_EXIT_CONFIG;
+        goto out;
+    }
+    if (cfg.role != UM_ROLE_SERVER) {
+        um_cli_error("server", "%s is a client config (it has [client]); use 'umbra client -c'",
+                     path);
+        rc = UM_EXIT_CONFIG;
+        goto out;
+    }
+    for (size_t i = 0; i < n_allow; i++) {
+        char why[128];
+        if (cfg.n_allow == UM_CFG_MAX_ALLOW ||
+            um_cidr_parse(&cfg.allow[cfg.n_allow], allow[i], strlen(allow[i]), why, sizeof(why))) {
+            um_cli_error("server", "--allow '%s': %s", allow[i],
+                         cfg.n_allow == UM_CFG_MAX_ALLOW ? "too many rules" : why);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
+        cfg.n_allow++;
+    }
+    if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
+    if (check) {
+        char a[UM_ADDR_STRLEN];
+        printf("%s: valid server config: %zu listen address(es)", path, cfg.n_listen);
+        um_addr_format(&cfg.listen[0], a, sizeof(a));
+        printf(" (first %s), %zu authorised client(s), %zu egress allow rule(s)\n", a,
+               cfg.n_clients, cfg.n_allow);
+        goto out;
+    }
+    rc = um_run_server(&cfg);
+out:
+    um_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,820 @@
+/* Configuration parser: libinih does the INI syntax; this file does the
+ * meaning. Line numbers come from our own reader (Debian's libinih does not
+ * pass them to the handler): it counts lines as it hands them to inih, and
+ * it sees every section header first, so sections without keys still count.
+ * See config.h for the format and docs/CONFIG.md for every key. */
+#include "app/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "crypto/keys.h"
+#include "util/err.h"
+
+#define LINE_MAX_CHARS 190 /* below libinih's 200-byte line buffer */
+
+typedef enum {
+    SEC_NONE,
+    SEC_SERVER,
+    SEC_CLIENT,
+    SEC_PEER_SERVER,
+    SEC_PEER_CLIENT,
+    SEC_TRANSPORT
+} sec_t;
+
+/* Keys that may appear more than once in a section. */
+static const char *const repeatable[] = {"listen", "allow", "address", "forward"};
+
+typedef struct {
+    um_config_t *c;
+    const char *text;
+    size_t n, pos;
+    int line;
+    sec_t sec;
+    size_t sec_index;
+    char seen[32][24]; /* keys seen in the current section, for duplicates */
+    size_t n_seen;
+    char err[UM_ERR_MAX];
+    int err_line;
+} parser_t;
+
+void um_config_init(um_config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->log_level, sizeof(c->log_level), "info");
+    c->clock_skew_s = 120;
+    c->replay_cache = 65536;
+    c->probe_delay_min_ms = 15000;
+    c->probe_delay_max_ms = 45000;
+    c->max_sessions_per_client = 8;
+    c->max_streams = 1024;
+    c->idle_timeout_s = 300;
+    c->keepalive_s = 15;
+}
+
+void um_config_free(um_config_t *c)
+{
+    sodium_memzero(c->private_key, sizeof(c->private_key));
+    sodium_memzero(c->socks_pass, sizeof(c->socks_pass));
+    free(c->clients);
+    c->clients = NULL;
+    c->n_clients = c->cap_clients = 0;
+}
+
+static void perr(parser_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void perr(parser_t *p, const char *fmt, ...)
+{
+    if (p->err_line) return; /* keep the first error */
+    va_list ap;
+    va_start(ap, fmt);
+    char msg[UM_ERR_MAX - 64];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(p->err, sizeof(p->err), "%s:%d: %s", p->c->path, p->line, msg);
+    p->err_line = p->line;
+}
+
+bool um_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > UM_NAME_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+int um_parse_u32(uint32_t *out, const char *s, uint32_t min, uint32_t max)
+{
+    if (!*s || strlen(s) > 10) return UM_EINVAL;
+    uint64_t v = 0;
+    for (const char *q = s; *q; q++) {
+        if (*q < '0' || *q > '9') return UM_EINVAL;
+        v = v * 10 + (uint64_t)(*q - '0');
+    }
+    if (v < min || v > max) return UM_EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static const char *const shape_names[] = {"none", "printable", "http", "tls"};
+static const char *const pad_names[] = {"random", "none"};
+
+int um_shape_parse(const char *s, uint8_t *out)
+{
+    for (uint8_t i = 0; i < 4; i++)
+        if (strcmp(s, shape_names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    return UM_EINVAL;
+}
+
+int um_pad_parse(const char *s, uint8_t *out)
+{
+    for (uint8_t i = 0; i < 2; i++)
+        if (strcmp(s, pad_names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    return UM_EINVAL;
+}
+
+const char *um_shape_name(uint8_t shape)
+{
+    return shape < 4 ? shape_names[shape] : "?";
+}
+
+const char *um_pad_name(uint8_t pad)
+{
+    return pad < 2 ? pad_names[pad] : "?";
+}
+
+/* "[bind:]port:host:hostport" as ssh -L; bind defaults to 127.0.0.1. */
+int um_parse_forward(um_forward_t *f, const char *s, char *err, size_t errlen)
+{
+    char why[128];
+    size_t n = strlen(s);
+    memset(f, 0, sizeof(*f));
+    /* Split from the right: the target is the last "host:port" (host may be
+     * [v6]); what is left is "[bind:]port". */
+    const char *end = s + n, *p = end;
+    while (p > s && p[-1] != ':')
+        p--;
+    if (p == s) goto bad;
+    const char *tport = p;
+    p--; /* at ':' before target port */
+    const char *thost_end = p;
+    const char *q = thost_end;
+    if (q > s && q[-1] == ']') {
+        while (q > s && q[-1] != '[')
+            q--;
+        if (q == s) goto bad;
+        q--;
+    } else {
+        while (q > s && q[-1] != ':')
+            q--;
+    }
+    if (q == s) goto bad;
+    const char *target = q;
+    size_t tlen = (size_t)(end - target);
+    (void)tport;
+    if (um_addr_parse(&f->target, target, tlen, 0, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "target: %s", why);
+        return UM_EINVAL;
+    }
+    size_t llen = (size_t)(target - 1 - s);
+    if (memchr(s, ':', llen) || (llen > 0 && s[0] == '[')) {
+        if (um_addr_parse(&f->listen, s, llen, 0, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "listen address: %s", why);
+            return UM_EINVAL;
+        }
+    } else {
+        char buf[32];
+        if (llen == 0 || llen > 5) goto bad;
+        snprintf(buf, sizeof(buf), "127.0.0.1:%.*s", (int)llen, s);
+        if (um_addr_parse(&f->listen, buf, strlen(buf), 0, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "listen port: %s", why);
+            return UM_EINVAL;
+        }
+    }
+    if (f->listen.type == UM_ADDR_DOMAIN) {
+        snprintf(err, errlen, "listen address must be an IP address");
+        return UM_EINVAL;
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "expected [bind:]port:host:hostport, e.g. 127.0.0.1:2222:host:22");
+    return UM_EINVAL;
+}
+
+/* ---- sections ---- */
+
+static int find_transport(const um_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_transports; i++)
+        if (strcmp(c->transports[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+const um_transport_cfg_t *um_config_transport(const um_config_t *c, const char *name)
+{
+    static const um_transport_cfg_t builtin = {.name = "tcp"};
+    if (!name || !*name || strcmp(name, "tcp") == 0) {
+        int i = name && *name ? find_transport(c, name) : -1;
+        return i >= 0 ? &c->transports[i] : &builtin;
+    }
+    int i = find_transport(c, name);
+    return i >= 0 ? &c->transports[i] : NULL;
+}
+
+static bool set_role(parser_t *p, um_role_t role)
+{
+    um_config_t *c = p->c;
+    if (c->role != UM_ROLE_NONE && c->role != role) {
+        perr(p,
+             "a file is either a server config ([server], [client \"name\"]) or a client "
+             "config ([client], [server \"name\"]), not both (see line %d)",
+             c->role_line);
+        return false;
+    }
+    if (c->role == UM_ROLE_NONE) {
+        c->role = role;
+        c->role_line = p->line;
+    }
+    return true;
+}
+
+/* Parses the text between '[' and ']'. */
+static void on_section(parser_t *p, const char *s, size_t n)
+{
+    char word[16], name[UM_NAME_MAX + 2];
+    size_t i = 0, w = 0;
+    um_config_t *c = p->c;
+    p->n_seen = 0;
+    p->sec = SEC_NONE;
+    while (i < n && s[i] != ' ' && s[i] != '\t' && w < sizeof(word) - 1)
+        word[w++] = s[i++];
+    word[w] = '\0';
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    bool named = i < n;
+    name[0] = '\0';
+    if (named) {
+        size_t len = n - i;
+        if (len < 2 || s[i] != '"' || s[n - 1] != '"' || len - 2 > UM_NAME_MAX) {
+            perr(p,
+                 "section [%.*s]: a name must be quoted, e.g. [client \"laptop\"], and at most "
+                 "63 characters",
+                 (int)n, s);
+            return;
+        }
+        memcpy(name, s + i + 1, len - 2);
+        name[len - 2] = '\0';
+        if (!um_name_valid(name)) {
+            perr(p, "section [%.*s]: name '%s' may use only letters, digits, '-', '_' and '.'",
+                 (int)n, s, name);
+            return;
+        }
+    }
+    if (strcmp(word, "server") == 0 && !named) {
+        if (!set_role(p, UM_ROLE_SERVER)) return;
+        p->sec = SEC_SERVER;
+    } else if (strcmp(word, "client") == 0 && !named) {
+        if (!set_role(p, UM_ROLE_CLIENT)) return;
+        p->sec = SEC_CLIENT;
+    } else if (strcmp(word, "client") == 0) {
+        if (!set_role(p, UM_ROLE_SERVER)) return;
+        for (size_t k = 0; k < c->n_clients; k++)
+            if (strcmp(c->clients[k].name, name) == 0) {
+                perr(p, "duplicate section [client \"%s\"] (first at line %d)", name,
+                     c->clients[k].line);
+                return;
+            }
+        if (c->n_clients == UM_CFG_MAX_CLIENTS) {
+            perr(p, "too many [client] sections (at most %d)", UM_CFG_MAX_CLIENTS);
+            return;
+        }
+        if (c->n_clients == c->cap_clients) {
+            size_t cap = c->cap_clients ? c->cap_clients * 2 : 16;
+            um_peer_client_t *nc = realloc(c->clients, cap * sizeof(*nc));
+            if (!nc) {
+                perr(p, "out of memory");
+                return;
+            }
+            c->clients = nc;
+            c->cap_clients = cap;
+        }
+        um_peer_client_t *pc = &c->clients[c->n_clients];
+        memset(pc, 0, sizeof(*pc));
+        snprintf(pc->name, sizeof(pc->name), "%s", name);
+        pc->line = p->line;
+        p->sec_index = c->n_clients++;
+        p->sec = SEC_PEER_CLIENT;
+    } else if (strcmp(word, "server") == 0) {
+        if (!set_role(p, UM_ROLE_CLIENT)) return;
+        for (size_t k = 0; k < c->n_servers; k++)
+            if (strcmp(c->servers[k].name, name) == 0) {
+                perr(p, "duplicate section [server \"%s\"] (first at line %d)", name,
+                     c->servers[k].line);
+                return;
+            }
+        if (c->n_servers == UM_CFG_MAX_SERVERS) {
+            perr(p, "too many [server] sections (at most %d)", UM_CFG_MAX_SERVERS);
+            return;
+        }
+        um_peer_server_t *ps = &c->servers[c->n_servers];
+        memset(ps, 0, sizeof(*ps));
+        snprintf(ps->name, sizeof(ps->name), "%s", name);
+        ps->weight = 1;
+        ps->line = p->line;
+        p->sec_index = c->n_servers++;
+        p->sec = SEC_PEER_SERVER;
+    } else if (strcmp(word, "transport") == 0 && named) {
+        if (find_transport(c, name) >= 0) {
+            perr(p, "duplicate section [transport \"%s\"]", name);
+            return;
+        }
+        if (c->n_transports == UM_CFG_MAX_TRANSPORTS) {
+            perr(p, "too many [transport] sections (at most %d)", UM_CFG_MAX_TRANSPORTS);
+            return;
+        }
+        um_transport_cfg_t *t = &c->transports[c->n_transports];
+        memset(t, 0, sizeof(*t));
+        snprintf(t->name, sizeof(t->name), "%s", name);
+        t->line = p->line;
+        p->sec_index = c->n_transports++;
+        p->sec = SEC_TRANSPORT;
+    } else if (strcmp(word, "transport") == 0) {
+        perr(p, "section [transport] needs a name, e.g. [transport \"main\"]");
+    } else {
+        perr(p,
+             "unknown section [%.*s] (expected [server], [client], [server \"name\"], "
+             "[client \"name\"] or [transport \"name\"])",
+             (int)n, s);
+    }
+}
+
+/* ---- keys ---- */
+
+static bool key_is(const char *name, const char *k)
+{
+    return strcmp(name, k) == 0;
+}
+
+static bool parse_addr_key(parser_t *p, const char *key, const char *v, um_addr_t *out,
+                           bool ip_only)
+{
+    char why[128];
+    if (um_addr_parse(out, v, strlen(v), 0, why, sizeof(why)) != 0) {
+        perr(p, "key '%s': '%s': %s (expected host:port, e.g. 127.0.0.1:1080 or [::1]:443)", key, v,
+             why);
+        return false;
+    }
+    if (ip_only && out->type == UM_ADDR_DOMAIN) {
+        perr(p, "key '%s': '%s': expected an IP address and port to listen on", key, v);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_num_key(parser_t *p, const char *key, const char *v, uint32_t *out, uint32_t min,
+                          uint32_t max)
+{
+    if (um_parse_u32(out, v, min, max) != 0) {
+        perr(p, "key '%s': '%s': expected a whole number from %u to %u", key, v, min, max);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_key_key(parser_t *p, const char *key, const char *v, uint8_t out[32], bool secret)
+{
+    if (um_key_from_b64(out, v, strlen(v)) != 0) {
+        if (secret)
+            perr(p,
+                 "key '%s': expected a 44-character base64 X25519 key (from 'umbra genkey'); "
+                 "value not shown",
+                 key);
+        else
+            perr(p, "key '%s': '%s': expected a 44-character base64 X25519 public key", key, v);
+        return false;
+    }
+    return true;
+}
+
+static bool own_key(parser_t *p, const char *name, const char *v)
+{
+    um_config_t *c = p->c;
+    if (key_is(name, "private-key") || key_is(name, "private-key-file")) {
+        if (c->has_private_key || c->private_key_file[0]) {
+            perr(p,
+                 "key '%s': the private key is already given at line %d (use either "
+                 "private-key or private-key-file)",
+                 name, c->private_key_line);
+            return true;
+        }
+        c->private_key_line = p->line;
+        if (key_is(name, "private-key")) {
+            if (parse_key_key(p, name, v, c->private_key, true)) c->has_private_key = true;
+        } else if (!*v || strlen(v) >= sizeof(c->private_key_file)) {
+            perr(p, "key 'private-key-file': expected a file name");
+        } else {
+            snprintf(c->private_key_file, sizeof(c->private_key_file), "%s", v);
+        }
+        return true;
+    }
+    if (key_is(name, "log-level")) {
+        if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") && strcmp(v, "debug") &&
+            strcmp(v, "trace"))
+            perr(p, "key 'log-level': '%s': expected error, warn, info, debug or trace", v);
+        else
+            snprintf(c->log_level, sizeof(c->log_level), "%s", v);
+        return true;
+    }
+    return false;
+}
+
+static void key_server(parser_t *p, const char *name, const char *v)
+{
+    um_config_t *c = p->c;
+    char why[128];
+    if (own_key(p, name, v)) return;
+    if (key_is(name, "listen")) {
+        if (c->n_listen == UM_CFG_MAX_LISTEN) {
+            perr(p, "key 'listen': at most %d listen addresses", UM_CFG_MAX_LISTEN);
+            return;
+        }
+        if (parse_addr_key(p, name, v, &c->listen[c->n_listen], true)) c->n_listen++;
+    } else if (key_is(name, "public-host")) {
+        um_addr_t a;
+        if (um_addr_parse_host(&a, v, strlen(v), why, sizeof(why)) != 0)
+            perr(p, "key 'public-host': '%s': %s (expected the host name or IP clients dial)", v,
+                 why);
+        else
+            snprintf(c->public_host, sizeof(c->public_host), "%s", v);
+    } else if (key_is(name, "transport")) {
+        if (!um_name_valid(v))
+            perr(p, "key 'transport': '%s': expected the name of a [transport] section", v);
+        else {
+            snprintf(c->transport, sizeof(c->transport), "%s", v);
+            c->transport_line = p->line;
+        }
+    } else if (key_is(name, "fallback")) {
+        if (parse_addr_key(p, name, v, &c->fallback, false)) c->has_fallback = true;
+    } else if (key_is(name, "clock-skew")) {
+        parse_num_key(p, name, v, &c->clock_skew_s, 1, 3600);
+    } else if (key_is(name, "replay-cache")) {
+        parse_num_key(p, name, v, &c->replay_cache, 1024, 16777216);
+    } else if (key_is(name, "probe-delay-min")) {
+        parse_num_key(p, name, v, &c->probe_delay_min_ms, 0, 600000);
+    } else if (key_is(name, "probe-delay-max")) {
+        parse_num_key(p, name, v, &c->probe_delay_max_ms, 1, 600000);
+    } else if (key_is(name, "allow")) {
+        if (c->n_allow == UM_CFG_MAX_ALLOW) {
+            perr(p, "key 'allow': at most %d allow rules", UM_CFG_MAX_ALLOW);
+            return;
+        }
+        if (um_cidr_parse(&c->allow[c->n_allow], v, strlen(v), why, sizeof(why)) != 0)
+            perr(p, "key 'allow': '%s': %s", v, why);
+        else
+            c->n_allow++;
+    } else if (key_is(name, "max-sessions-per-client")) {
+        parse_num_key(p, name, v, &c->max_sessions_per_client, 1, 65535);
+    } else if (key_is(name, "max-streams")) {
+        parse_num_key(p, name, v, &c->max_streams, 1, 1000000);
+    } else if (key_is(name, "idle-timeout")) {
+        parse_num_key(p, name, v, &c->idle_timeout_s, 1, 86400 * 7);
+    } else {
+        perr(p, "unknown key '%s' in [server]", name);
+    }
+}
+
+static void key_client(parser_t *p, const char *name, const char *v)
+{
+    um_config_t *c = p->c;
+    char why[160];
+    if (own_key(p, name, v)) return;
+    if (key_is(name, "socks")) {
+        if (parse_addr_key(p, name, v, &c->socks, true)) c->has_socks = true;
+    } else if (key_is(name, "http")) {
+        if (parse_addr_key(p, name, v, &c->http, true)) c->has_http = true;
+    } else if (key_is(name, "socks-user") || key_is(name, "socks-password")) {
+        bool user = key_is(name, "socks-user");
+        size_t n = strlen(v);
+        if (n == 0 || n > 255)
+            perr(p, "key '%s': expected 1 to 255 characters", name);
+        else
+            snprintf(user ? c->socks_user : c->socks_pass, 256, "%s", v);
+    } else if (key_is(name, "forward")) {
+        if (c->n_forwards == UM_CFG_MAX_FORWARDS) {
+            perr(p, "key 'forward': at most %d forwards", UM_CFG_MAX_FORWARDS);
+            return;
+        }
+        if (um_parse_forward(&c->forwards[c->n_forwards], v, why, sizeof(why)) != 0)
+            perr(p, "key 'forward': '%s': %s", v, why);
+        else
+            c->n_forwards++;
+    } else if (key_is(name, "events")) {
+        if (!*v || strlen(v) >= sizeof(c->events))
+            perr(p, "key 'events': expected a file name or '-' for standard output");
+        else
+            snprintf(c->events, sizeof(c->events), "%s", v);
+    } else if (key_is(name, "keepalive")) {
+        parse_num_key(p, name, v, &c->keepalive_s, 1, 3600);
+    } else {
+        perr(p, "unknown key '%s' in [client]", name);
+    }
+}
+
+static void key_peer_client(parser_t *p, const char *name, const char *v)
+{
+    um_peer_client_t *pc = &p->c->clients[p->sec_index];
+    if (key_is(name, "public-key")) {
+        if (parse_key_key(p, name, v, pc->public_key, false)) pc->has_public_key = true;
+    } else if (key_is(name, "max-sessions")) {
+        parse_num_key(p, name, v, &pc->max_sessions, 1, 65535);
+    } else if (key_is(name, "max-streams")) {
+        parse_num_key(p, name, v, &pc->max_streams, 1, 1000000);
+    } else {
+        perr(p, "unknown key '%s' in [client \"%s\"]", name, pc->name);
+    }
+}
+
+static void key_peer_server(parser_t *p, const char *name, const char *v)
+{
+    um_peer_server_t *ps = &p->c->servers[p->sec_index];
+    if (key_is(name, "address")) {
+        if (ps->n_addrs == UM_CFG_MAX_ADDRS) {
+            perr(p, "key 'address': at most %d addresses per server", UM_CFG_MAX_ADDRS);
+            return;
+        }
+        if (parse_addr_key(p, name, v, &ps->addrs[ps->n_addrs], false)) ps->n_addrs++;
+    } else if (key_is(name, "public-key")) {
+        if (parse_key_key(p, name, v, ps->public_key, false)) ps->has_public_key = true;
+    } else if (key_is(name, "transport")) {
+        if (!um_name_valid(v))
+            perr(p, "key 'transport': '%s': expected the name of a [transport] section", v);
+        else
+            snprintf(ps->transport, sizeof(ps->transport), "%s", v);
+    } else if (key_is(name, "weight")) {
+        parse_num_key(p, name, v, &ps->weight, 1, 1000);
+    } else {
+        perr(p, "unknown key '%s' in [server \"%s\"]", name, ps->name);
+    }
+}
+
+static void key_transport(parser_t *p, const char *name, const char *v)
+{
+    um_transport_cfg_t *t = &p->c->transports[p->sec_index];
+    if (key_is(name, "type")) {
+        if (strcmp(v, "tcp") == 0)
+            t->type = UM_TR_TCP;
+        else if (!strcmp(v, "tls") || !strcmp(v, "ws") || !strcmp(v, "dns"))
+            perr(p, "key 'type': '%s': this transport is not built yet; use tcp", v);
+        else
+            perr(p, "key 'type': '%s': expected tcp", v);
+    } else if (key_is(name, "shape")) {
+        if (um_shape_parse(v, &t->shape) != 0)
+            perr(p, "key 'shape': '%s': expected none, printable, http or tls", v);
+    } else if (key_is(name, "padding")) {
+        if (um_pad_parse(v, &t->padding) != 0)
+            perr(p, "key 'padding': '%s': expected random or none", v);
+    } else {
+        perr(p, "unknown key '%s' in [transport \"%s\"]", name, t->name);
+    }
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    parser_t *p = user;
+    (void)section;
+    if (p->err_line) return 1;
+    bool rep = false;
+    for (size_t i = 0; i < sizeof(repeatable) / sizeof(repeatable[0]); i++)
+        if (strcmp(name, repeatable[i]) == 0) rep = true;
+    if (!rep && p->sec != SEC_NONE) {
+        for (size_t i = 0; i < p->n_seen; i++)
+            if (strcmp(p->seen[i], name) == 0) {
+                perr(p, "duplicate key '%s' in this section", name);
+                return 1;
+            }
+        if (p->n_seen < 32 && strlen(name) < sizeof(p->seen[0]))
+            snprintf(p->seen[p->n_seen++], sizeof(p->seen[0]), "%s", name);
+    }
+    switch (p->sec) {
+    case SEC_NONE: perr(p, "key '%s' outside any section", name); break;
+    case SEC_SERVER: key_server(p, name, value); break;
+    case SEC_CLIENT: key_client(p, name, value); break;
+    case SEC_PEER_CLIENT: key_peer_client(p, name, value); break;
+    case SEC_PEER_SERVER: key_peer_server(p, name, value); break;
+    case SEC_TRANSPORT: key_transport(p, name, value); break;
+    }
+    return 1; /* our own errors are recorded in p; inih's line count is not needed */
+}
+
+/* libinih reader: hands out one line at a time, counts lines, strips leading
+ * white space (so no line is ever a continuation line) and sees section
+ * headers before inih does. A section whose header is invalid leaves
+ * p->sec at SEC_NONE, so its keys are reported too only if nothing failed. */
+static char *reader(char *str, int num, void *stream)
+{
+    parser_t *p = stream;
+    if (p->pos >= p->n || p->err_line) return NULL;
+    size_t start = p->pos, end = start;
+    while (end < p->n && p->text[end] != '\n')
+        end++;
+    p->pos = end < p->n ? end + 1 : end;
+    p->line++;
+    size_t b = start, e = end;
+    while (b < e && (p->text[b] == ' ' || p->text[b] == '\t'))
+        b++;
+    if (e > b && p->text[e - 1] == '\r') e--;
+    if (memchr(p->text + start, '\0', end - start)) {
+        perr(p, "NUL byte in line");
+        return NULL;
+    }
+    if (e - b > LINE_MAX_CHARS || (int)(e - b) + 2 > num) {
+        perr(p, "line longer than %d characters", LINE_MAX_CHARS);
+        return NULL;
+    }
+    if (e > b && p->text[b] == '[') {
+        const char *close = memchr(p->text + b, ']', e - b);
+        size_t after = close ? (size_t)(p->text + e - close - 1) : 0;
+        const char *rest = close ? close + 1 : NULL;
+        while (rest && after && (*rest == ' ' || *rest == '\t')) {
+            rest++;
+            after--;
+        }
+        if (!close || (after && *rest != ';' && *rest != '#')) {
+            perr(p, "malformed section header (expected [name] or [name \"label\"])");
+            return NULL;
+        }
+        on_section(p, p->text + b + 1, (size_t)(close - p->text - b - 1));
+        if (p->err_line) return NULL;
+    }
+    memcpy(str, p->text + b, e - b);
+    str[e - b] = '\n';
+    str[e - b + 1] = '\0';
+    return str;
+}
+
+int um_config_parse(um_config_t *c, const char *path, const char *text, size_t n, char *err,
+                    size_t errlen)
+{
+    parser_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return UM_ENOMEM;
+    }
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    p->c = c;
+    p->text = text;
+    p->n = n;
+    int r = ini_parse_stream(reader, p, handler, p);
+    int ret = 0;
+    if (p->err_line) {
+        snprintf(err, errlen, "%s", p->err);
+        ret = UM_EINVAL;
+    } else if (r > 0) {
+        snprintf(err, errlen, "%s:%d: expected 'key = value', a [section] header or a comment",
+                 path, r);
+        ret = UM_EINVAL;
+    } else if (r < 0) {
+        snprintf(err, errlen, "%s: could not parse (out of memory)", path);
+        ret = UM_ENOMEM;
+    } else if (c->role == UM_ROLE_NONE) {
+        snprintf(err, errlen, "%s: no [server] or [client] section", path);
+        ret = UM_EINVAL;
+    }
+    free(p);
+    return ret;
+}
+
+int um_config_validate(const um_config_t *c, char *err, size_t errlen)
+{
+    const char *f = c->path;
+    if (!c->has_private_key && !c->private_key_file[0]) {
+        snprintf(err, errlen, "%s:%d: [%s]: missing key 'private-key' (or 'private-key-file')", f,
+                 c->role_line, c->role == UM_ROLE_SERVER ? "server" : "client");
+        return UM_EINVAL;
+    }
+    for (size_t i = 0; i < c->n_transports; i++) {
+        (void)i; /* every transport key has a default */
+    }
+    if (c->role == UM_ROLE_SERVER) {
+        if (c->n_listen == 0) {
+            snprintf(err, errlen,
+                     "%s:%d: [server]: missing key 'listen' (e.g. listen = 0.0.0.0:443)", f,
+                     c->role_line);
+            return UM_EINVAL;
+        }
+        if (c->transport[0] && !um_config_transport(c, c->transport)) {
+            snprintf(err, errlen, "%s:%d: key 'transport': no [transport \"%s\"] section", f,
+                     c->transport_line, c->transport);
+            return UM_EINVAL;
+        }
+        if (c->probe_delay_min_ms > c->probe_delay_max_ms) {
+            snprintf(err, errlen,
+                     "%s:%d: [server]: probe-delay-min (%u) is above probe-delay-max (%u)", f,
+                     c->role_line, c->probe_delay_min_ms, c->probe_delay_max_ms);
+            return UM_EINVAL;
+        }
+        for (size_t i = 0; i < c->n_clients; i++) {
+            if (!c->clients[i].has_public_key) {
+                snprintf(err, errlen, "%s:%d: [client \"%s\"]: missing key 'public-key'", f,
+                         c->clients[i].line, c->clients[i].name);
+                return UM_EINVAL;
+            }
+            for (size_t j = 0; j < i; j++)
+                if (sodium_memcmp(c->clients[i].public_key, c->clients[j].public_key, 32) == 0) {
+                    snprintf(err, errlen,
+                             "%s:%d: [client \"%s\"]: same public-key as [client \"%s\"] (line %d)",
+                             f, c->clients[i].line, c->clients[i].name, c->clients[j].name,
+                             c->clients[j].line);
+                    return UM_EINVAL;
+                }
+        }
+    } else {
+        if (c->n_servers == 0) {
+            snprintf(err, errlen,
+                     "%s: a client config needs at least one [server \"name\"] section", f);
+            return UM_EINVAL;
+        }
+        for (size_t i = 0; i < c->n_servers; i++) {
+            const um_peer_server_t *s = &c->servers[i];
+            if (s->n_addrs == 0 || !s->has_public_key) {
+                snprintf(err, errlen, "%s:%d: [server \"%s\"]: missing key '%s'", f, s->line,
+                         s->name, s->n_addrs == 0 ? "address" : "public-key");
+                return UM_EINVAL;
+            }
+            if (s->transport[0] && !um_config_transport(c, s->transport)) {
+                snprintf(err, errlen, "%s:%d: [server \"%s\"]: no [transport \"%s\"] section", f,
+                         s->line, s->name, s->transport);
+                return UM_EINVAL;
+            }
+        }
+        if ((c->socks_user[0] != 0) != (c->socks_pass[0] != 0)) {
+            snprintf(err, errlen, "%s:%d: [client]: socks-user and socks-password go together", f,
+                     c->role_line);
+            return UM_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int um_config_load(um_config_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return UM_ENOENT;
+    }
+    char *text = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= (64u << 20)) {
+                snprintf(err, errlen, "%s: file larger than 64 MiB", path);
+                r = UM_EINVAL;
+                break;
+            }
+            cap = cap ? cap * 2 : 4096;
+            char *t = realloc(text, cap);
+            if (!t) {
+                r = UM_ENOMEM;
+                snprintf(err, errlen, "%s: out of memory", path);
+                break;
+            }
+            text = t;
+        }
+        size_t got = fread(text + n, 1, cap - n, fp);
+        n += got;
+        if (got == 0) {
+            if (ferror(fp)) {
+                snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+                r = UM_EIO;
+            }
+            break;
+        }
+    }
+    fclose(fp);
+    if (r == 0) r = um_config_parse(c, path, text, n, err, errlen);
+    if (text) sodium_memzero(text, cap);
+    free(text);
+    if (r == 0 && c->private_key_file[0]) {
+        char full[UM_PATH_MAX * 2];
+        const char *kf = c->private_key_file;
+        const char *slash = strrchr(path, '/');
+        if (kf[0] != '/' && slash)
+            snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - path), path, kf);
+        else
+            snprintf(full, sizeof(full), "%s", kf);
+        int loose = 0;
+        int kr = um_key_load_file(c->private_key, full, &loose);
+        if (kr != 0) {
+            snprintf(err, errlen, "%s:%d: key 'private-key-file': '%s': %s", path,
+                     c->private_key_line, full,
+                     kr == UM_EINVAL   ? "does not hold a base64 X25519 private key"
+                     : kr == UM_ENOENT ? "no such file"
+                                       : "cannot read");
+            return UM_EINVAL;
+        }
+        if (loose)
+            fprintf(stderr, "umbra: warning: %s is readable by group or others (chmod 600 it)\n",
+                    full);
+        c->has_private_key = true;
+    }
+    if (r == 0) r = um_config_validate(c, err, errlen);
+    return r;
+}

@@ -1,0 +1,158 @@
+/* Configuration files, in the spirit of WireGuard's:
+ *
+ *   server.conf                          client.conf
+ *   [server]                             [client]
+ *   private-key = <base64>               private-key-file = client.key
+ *   listen = 0.0.0.0:443                 socks = 127.0.0.1:1080
+ *   [client "laptop"]                    [server "vps"]
+ *   public-key = <base64>                address = vps.example:443
+ *   [transport "main"]                   public-key = <base64>
+ *   type = tcp
+ *
+ * A file is a server config (it has [server]) or a client config (it has
+ * [client]), never both. Named [client "x"] sections in a server config are
+ * the authorised clients; named [server "x"] sections in a client config are
+ * the servers to use. Every key is documented in docs/CONFIG.md.
+ *
+ * Errors: every function that can fail writes one line into err, naming the
+ * file, the line and the key, and saying what was expected; the bad value is
+ * quoted unless it is (or may be) a secret. */
+#ifndef UM_APP_CONFIG_H
+#define UM_APP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/addr.h"
+
+#define UM_NAME_MAX           63
+#define UM_CFG_MAX_LISTEN     8
+#define UM_CFG_MAX_ADDRS      8
+#define UM_CFG_MAX_ALLOW      64
+#define UM_CFG_MAX_FORWARDS   32
+#define UM_CFG_MAX_SERVERS    32
+#define UM_CFG_MAX_TRANSPORTS 16
+#define UM_CFG_MAX_CLIENTS    100000
+#define UM_PATH_MAX           1024
+#define UM_ERR_MAX            512
+
+typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
+
+typedef enum { UM_TR_TCP = 0 } um_tr_type_t;
+/* First-packet shaping of the tcp transport (docs/PROTOCOL.md section 7). */
+typedef enum { UM_SHAPE_NONE = 0, UM_SHAPE_PRINTABLE, UM_SHAPE_HTTP, UM_SHAPE_TLS } um_shape_t;
+typedef enum { UM_PAD_RANDOM = 0, UM_PAD_NONE } um_pad_t;
+
+/* Parameters of one transport: shared by [transport "x"] and share links. */
+typedef struct {
+    char name[UM_NAME_MAX + 1];
+    uint8_t type;    /* um_tr_type_t */
+    uint8_t shape;   /* um_shape_t */
+    uint8_t padding; /* um_pad_t */
+    int line;        /* where the section starts (0: built in) */
+} um_transport_cfg_t;
+
+/* An authorised client in a server config. */
+typedef struct {
+    char name[UM_NAME_MAX + 1];
+    uint8_t public_key[32];
+    bool has_public_key;
+    uint32_t max_sessions; /* 0: the server's default */
+    uint32_t max_streams;
+    int line;
+} um_peer_client_t;
+
+/* A server in a client config. */
+typedef struct {
+    char name[UM_NAME_MAX + 1];
+    um_addr_t addrs[UM_CFG_MAX_ADDRS];
+    size_t n_addrs;
+    uint8_t public_key[32];
+    bool has_public_key;
+    char transport[UM_NAME_MAX + 1]; /* "" = built-in tcp */
+    uint32_t weight;
+    int line;
+} um_peer_server_t;
+
+/* A -L style forward: listen locally, connect to target through the tunnel. */
+typedef struct {
+    um_addr_t listen;
+    um_addr_t target;
+} um_forward_t;
+
+typedef struct {
+    char path[UM_PATH_MAX]; /* file name used in messages */
+    um_role_t role;
+    int role_line;
+
+    /* Own key ([server] or [client]): inline or from private-key-file. */
+    uint8_t private_key[32]; /* secret: wiped by um_config_free */
+    bool has_private_key;
+    char private_key_file[UM_PATH_MAX]; /* resolved against the config's dir */
+    int private_key_line;
+    char log_level[8];
+
+    /* [server] */
+    um_addr_t listen[UM_CFG_MAX_LISTEN];
+    size_t n_listen;
+    char public_host[UM_DOMAIN_MAX + 1];
+    char transport[UM_NAME_MAX + 1];
+    int transport_line;
+    um_addr_t fallback;
+    bool has_fallback;
+    uint32_t clock_skew_s;
+    uint32_t replay_cache;
+    uint32_t probe_delay_min_ms, probe_delay_max_ms;
+    um_cidr_t allow[UM_CFG_MAX_ALLOW];
+    size_t n_allow;
+    uint32_t max_sessions_per_client;
+    uint32_t max_streams;
+    uint32_t idle_timeout_s;
+
+    /* [client] */
+    um_addr_t socks, http;
+    bool has_socks, has_http;
+    char socks_user[256], socks_pass[256]; /* socks_pass is a secret */
+    um_forward_t forwards[UM_CFG_MAX_FORWARDS];
+    size_t n_forwards;
+    char events[UM_PATH_MAX];
+    uint32_t keepalive_s;
+
+    /* Named sections. */
+    um_peer_client_t *clients; /* owned array */
+    size_t n_clients, cap_clients;
+    um_peer_server_t servers[UM_CFG_MAX_SERVERS];
+    size_t n_servers;
+    um_transport_cfg_t transports[UM_CFG_MAX_TRANSPORTS];
+    size_t n_transports;
+} um_config_t;
+
+/* Sets every default; role NONE. */
+void um_config_init(um_config_t *c);
+/* Wipes secrets and frees owned memory. Safe on an initialised config. */
+void um_config_free(um_config_t *c);
+
+/* Parses text (n bytes, need not be NUL-terminated) named `path` in messages.
+ * Pure: touches no file (private-key-file is recorded, not read). On error
+ * returns UM_EINVAL with the message in err; c must still be freed. */
+int um_config_parse(um_config_t *c, const char *path, const char *text, size_t n, char *err,
+                    size_t errlen);
+/* Reads and parses a file, then loads private-key-file and validates. */
+int um_config_load(um_config_t *c, const char *path, char *err, size_t errlen);
+/* Cross-section checks (required keys, references, role). Called by load. */
+int um_config_validate(const um_config_t *c, char *err, size_t errlen);
+
+/* Value parsers shared with the command line. Each returns 0 or UM_EINVAL
+ * with a reason (not quoting the input) in err. */
+int um_parse_forward(um_forward_t *f, const char *s, char *err, size_t errlen);
+int um_parse_u32(uint32_t *out, const char *s, uint32_t min, uint32_t max);
+bool um_name_valid(const char *s);
+int um_shape_parse(const char *s, uint8_t *out);
+int um_pad_parse(const char *s, uint8_t *out);
+const char *um_shape_name(uint8_t shape);
+const char *um_pad_name(uint8_t pad);
+
+const um_transport_cfg_t *um_config_transport(const um_config_t *c, const char *name);
+
+#endif

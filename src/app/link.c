@@ -1,0 +1,266 @@
+#include "app/link.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/b64.h"
+#include "util/err.h"
+
+static const char scheme[] = "umbra://";
+
+static int fail(char *err, size_t errlen, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, size_t pos, const char *fmt, ...)
+{
+    if (err && errlen) {
+        char msg[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        snprintf(err, errlen, "at character %zu: %s", pos + 1, msg);
+    }
+    return UM_EINVAL;
+}
+
+void um_link_wipe(um_link_t *l)
+{
+    sodium_memzero(l->client_private_key, sizeof(l->client_private_key));
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes incl. NUL). Returns the length,
+ * or -1 for a bad escape, -2 when too long, -3 for a control character. */
+static long pct_decode(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -1;
+            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            if (h < 0 || l < 0) return -1;
+            c = (unsigned char)(h * 16 + l);
+            i += 2;
+        }
+        if (c < 0x20 || c == 0x7f) return -3;
+        if (o + 1 >= cap) return -2;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+static int decode_key(uint8_t key[32], const char *s, size_t n)
+{
+    if (n != 43) return UM_EINVAL;
+    return um_b64_decode_key(key, s, n, UM_B64_URL);
+}
+
+int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen)
+{
+    memset(l, 0, sizeof(*l));
+    const size_t sl = sizeof(scheme) - 1;
+    if (n > UM_LINK_MAX) return fail(err, errlen, 0, "link longer than %d characters", UM_LINK_MAX);
+    if (n < sl || strncasecmp(s, scheme, sl) != 0)
+        return fail(err, errlen, 0, "a link starts with 'umbra://'");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return fail(err, errlen, i, "space, control or non-ASCII character");
+    size_t pos = sl;
+    const char *at = memchr(s + pos, '@', n - pos);
+    if (!at) return fail(err, errlen, pos, "expected '<server-public-key>@<address>'");
+    size_t klen = (size_t)(at - s) - pos;
+    if (decode_key(l->server_public_key, s + pos, klen) != 0)
+        return fail(err, errlen, pos,
+                    "server public key '%.*s' is not a 43-character base64url X25519 key",
+                    (int)(klen > 60 ? 60 : klen), s + pos);
+    pos += klen + 1;
+    /* Authority ends at '/', '?' or '#'. */
+    size_t end = pos;
+    while (end < n && s[end] != '/' && s[end] != '?' && s[end] != '#')
+        end++;
+    if (end == pos) return fail(err, errlen, pos, "missing server address after '@'");
+    size_t a = pos;
+    while (a < end) {
+        size_t b = a;
+        /* An IPv6 literal holds ':' and ',' never; split on ',' outside brackets. */
+        bool br = false;
+        while (b < end && (br || s[b] != ',')) {
+            if (s[b] == '[') br = true;
+            if (s[b] == ']') br = false;
+            b++;
+        }
+        if (l->n_addrs == UM_CFG_MAX_ADDRS)
+            return fail(err, errlen, a, "more than %d addresses", UM_CFG_MAX_ADDRS);
+        char why[128];
+        if (um_addr_parse(&l->addrs[l->n_addrs], s + a, b - a, 0, why, sizeof(why)) != 0)
+            return fail(err, errlen, a, "address '%.*s': %s", (int)(b - a > 80 ? 80 : b - a), s + a,
+                        why);
+        l->n_addrs++;
+        a = b + 1;
+        if (b < end && a == end) return fail(err, errlen, b, "empty address after ','");
+    }
+    pos = end;
+    if (pos < n && s[pos] == '/') pos++;
+    bool have_k = false, seen_t = false, seen_shape = false, seen_pad = false, seen_v = false;
+    if (pos < n && s[pos] == '?') {
+        pos++;
+        size_t qend = pos;
+        while (qend < n && s[qend] != '#')
+            qend++;
+        while (pos < qend) {
+            size_t pe = pos;
+            while (pe < qend && s[pe] != '&')
+                pe++;
+            const char *eq = memchr(s + pos, '=', pe - pos);
+            if (!eq) return fail(err, errlen, pos, "parameter without '=value'");
+            size_t nl = (size_t)(eq - s) - pos, vpos = (size_t)(eq - s) + 1, vl = pe - vpos;
+            const char *nm = s + pos, *v = s + vpos;
+            char val[64];
+            long dl = -2;
+            if (vl < sizeof(val) * 3) dl = pct_decode(val, sizeof(val), v, vl);
+#define PARAM(str) (nl == sizeof(str) - 1 && memcmp(nm, str, nl) == 0)
+            if (PARAM("k")) {
+                if (have_k) return fail(err, errlen, pos, "parameter 'k' given twice");
+                if (decode_key(l->client_private_key, v, vl) != 0)
+                    return fail(err, errlen, vpos,
+                                "client key 'k' is not a 43-character base64url key "
+                                "(%zu characters given; value not shown)",
+                                vl);
+                have_k = true;
+            } else if (dl < 0) {
+                return fail(err, errlen, vpos, "parameter '%.*s': %s", (int)(nl > 20 ? 20 : nl), nm,
+                            dl == -1   ? "bad %-escape"
+                            : dl == -2 ? "value too long"
+                                       : "control character");
+            } else if (PARAM("t")) {
+                if (seen_t) return fail(err, errlen, pos, "parameter 't' given twice");
+                seen_t = true;
+                if (strcmp(val, "tcp") != 0)
+                    return fail(err, errlen, vpos, "transport '%s' is not supported (expected tcp)",
+                                val);
+                l->transport = UM_TR_TCP;
+            } else if (PARAM("shape")) {
+                if (seen_shape) return fail(err, errlen, pos, "parameter 'shape' given twice");
+                seen_shape = true;
+                if (um_shape_parse(val, &l->shape) != 0)
+                    return fail(err, errlen, vpos,
+                                "shape '%s' (expected none, printable, http or tls)", val);
+            } else if (PARAM("pad")) {
+                if (seen_pad) return fail(err, errlen, pos, "parameter 'pad' given twice");
+                seen_pad = true;
+                if (um_pad_parse(val, &l->padding) != 0)
+                    return fail(err, errlen, vpos, "pad '%s' (expected random or none)", val);
+            } else if (PARAM("v")) {
+                if (seen_v) return fail(err, errlen, pos, "parameter 'v' given twice");
+                seen_v = true;
+                if (strcmp(val, "1") != 0)
+                    return fail(err, errlen, vpos,
+                                "link version '%s' is newer than this umbra understands (1)", val);
+            } else {
+                return fail(err, errlen, pos, "unknown parameter '%.*s'", (int)(nl > 20 ? 20 : nl),
+                            nm);
+            }
+#undef PARAM
+            pos = pe < qend ? pe + 1 : pe;
+            if (pe < qend && pos == qend) return fail(err, errlen, pe, "empty parameter after '&'");
+        }
+    }
+    if (pos < n && s[pos] != '#')
+        return fail(err, errlen, pos, "unexpected '%c' (expected '?' or '#')", s[pos]);
+    if (pos < n) {
+        pos++;
+        long dl = pct_decode(l->name, sizeof(l->name), s + pos, n - pos);
+        if (dl < 0)
+            return fail(err, errlen, pos, "name: %s",
+                        dl == -1   ? "bad %-escape"
+                        : dl == -2 ? "longer than 63 bytes"
+                                   : "control character");
+    }
+    if (!have_k) {
+        um_link_wipe(l);
+        return fail(err, errlen, n, "missing parameter 'k' (the client's private key)");
+    }
+    return 0;
+}
+
+/* Characters left unescaped in a name: RFC 3986 unreserved. */
+static int unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+int um_link_encode(const um_link_t *l, char *out, size_t cap)
+{
+    char key[48], addr[UM_ADDR_STRLEN];
+    size_t o = 0;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(out + o, o < cap ? cap - o : 0, __VA_ARGS__);                            \
+        if (w_ < 0 || (size_t)w_ >= (o < cap ? cap - o : 0)) goto full;                            \
+        o += (size_t)w_;                                                                           \
+    } while (0)
+    um_b64_encode(key, sizeof(key), l->server_public_key, 32, UM_B64_URL);
+    PUT("umbra://%s@", key);
+    for (size_t i = 0; i < l->n_addrs; i++) {
+        um_addr_format(&l->addrs[i], addr, sizeof(addr));
+        PUT("%s%s", i ? "," : "", addr);
+    }
+    um_b64_encode(key, sizeof(key), l->client_private_key, 32, UM_B64_URL);
+    PUT("?k=%s", key);
+    sodium_memzero(key, sizeof(key));
+    if (l->transport != UM_TR_TCP) PUT("&t=?");
+    if (l->shape != UM_SHAPE_NONE) PUT("&shape=%s", um_shape_name(l->shape));
+    if (l->padding != UM_PAD_RANDOM) PUT("&pad=%s", um_pad_name(l->padding));
+    if (l->name[0]) {
+        PUT("#");
+        for (const unsigned char *p = (const unsigned char *)l->name; *p; p++) {
+            if (unreserved(*p))
+                PUT("%c", *p);
+            else
+                PUT("%%%02X", *p);
+        }
+    }
+    return 0;
+full:
+    sodium_memzero(key, sizeof(key));
+    if (cap) out[0] = '\0';
+    return UM_ENOSPC;
+#undef PUT
+}
+
+void um_config_from_link(um_config_t *c, const um_link_t *l)
+{
+    c->role = UM_ROLE_CLIENT;
+    memcpy(c->private_key, l->client_private_key, 32);
+    c->has_private_key = true;
+    um_peer_server_t *s = &c->servers[0];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->name, sizeof(s->name), "%s", um_name_valid(l->name) ? l->name : "link");
+    memcpy(s->public_key, l->server_public_key, 32);
+    s->has_public_key = true;
+    memcpy(s->addrs, l->addrs, sizeof(l->addrs));
+    s->n_addrs = l->n_addrs;
+    s->weight = 1;
+    snprintf(s->transport, sizeof(s->transport), "link");
+    c->n_servers = 1;
+    um_transport_cfg_t *t = &c->transports[0];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "link");
+    t->type = l->transport;
+    t->shape = l->shape;
+    t->padding = l->padding;
+    c->n_transports = 1;
+}

@@ -1,0 +1,42 @@
+/* umbra:// share links: everything a client needs for one server.
+ *
+ *   umbra://<server-public-key>@<address>[,<address>...]?k=<client-private-key>[&t=tcp]
+ *          [&shape=none|printable|http|tls][&pad=random|none][&v=1]#<name>
+ *
+ * Keys are 43-character URL-safe base64 without padding. The full grammar is
+ * in docs/CONFIG.md. The link holds the client's private key: treat it as a
+ * secret, and never print it unless asked. */
+#ifndef UM_APP_LINK_H
+#define UM_APP_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app/config.h"
+
+#define UM_LINK_MAX 2048
+
+typedef struct {
+    char name[UM_NAME_MAX + 1]; /* may be empty */
+    uint8_t server_public_key[32];
+    uint8_t client_private_key[32]; /* secret */
+    um_addr_t addrs[UM_CFG_MAX_ADDRS];
+    size_t n_addrs;
+    uint8_t transport; /* um_tr_type_t */
+    uint8_t shape;     /* um_shape_t */
+    uint8_t padding;   /* um_pad_t */
+} um_link_t;
+
+/* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that
+ * names the position and the part (never the secret) into err. */
+int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen);
+/* Canonical encoding into out (NUL-terminated); UM_ENOSPC when too small. */
+int um_link_encode(const um_link_t *l, char *out, size_t cap);
+/* Wipes the secret. */
+void um_link_wipe(um_link_t *l);
+
+/* Fills a client config (already um_config_init'ed) with the server and key
+ * of a link: one [server "<name or link>"] section and its transport. */
+void um_config_from_link(um_config_t *c, const um_link_t *l);
+
+#endif

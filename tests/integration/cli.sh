@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The umbra command line as a user meets it: keys, server config management,
+# links, config errors and exit codes (0 ok, 1 usage, 2 configuration,
+# 3 runtime). No network is used.
+set -u
+U=${UMBRA:?path of the umbra binary}
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+cd "$T"
+fails=0; n=0
+ok()   { n=$((n+1)); echo "ok   $*"; }
+bad()  { n=$((n+1)); fails=$((fails+1)); echo "FAIL $*"; }
+# expect CODE DESCRIPTION -- command...   (stderr kept in $T/err, stdout in $T/out)
+expect() {
+  local code=$1 desc=$2; shift 3
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ "$rc" = "$code" ]; then ok "$desc"; else bad "$desc: exit $rc, wanted $code; stderr: $(cat "$T/err")"; fi
+}
+has() { grep -qF -- "$2" "$T/$1" && ok "  $1 has '$2'" || bad "  $1 lacks '$2': $(cat "$T/$1")"; }
+
+# genkey | pubkey
+expect 0 "genkey" -- "$U" genkey
+priv=$(cat out)
+[[ $priv =~ ^[A-Za-z0-9+/]{43}=$ ]] && ok "genkey prints 44 base64 chars" || bad "genkey output '$priv'"
+pub=$(printf '%s\n' "$priv" | "$U" pubkey) && ok "pubkey" || bad "pubkey failed"
+[[ $pub =~ ^[A-Za-z0-9+/]{43}=$ && $pub != "$priv" ]] && ok "pubkey prints a different key" || bad "pubkey '$pub'"
+[ "$(printf '%s' "$priv" | "$U" pubkey)" = "$pub" ] && ok "pubkey is deterministic" || bad "pubkey differs"
+# RFC 7748 6.1 test vector (Alice), as base64.
+[ "$(echo dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo= | "$U" pubkey)" = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=" ] \
+  && ok "pubkey matches the RFC 7748 vector" || bad "pubkey RFC 7748 vector"
+[ "$("$U" genkey)" != "$("$U" genkey)" ] && ok "genkey gives fresh keys" || bad "genkey repeats"
+expect 2 "pubkey rejects garbage" -- sh -c "echo nonsense | '$U' pubkey"
+has err "not a base64 X25519 private key"
+expect 1 "genkey rejects arguments" -- "$U" genkey extra
+(umask 022; "$U" genkey > loose.key 2>err) ; has err "readable by group or others"
+(umask 077; "$U" genkey > tight.key 2>err) ; [ -s err ] && bad "warning for a 0600 file" || ok "no warning for a 0600 file"
+
+# dispatch, help, version
+expect 0 "version" -- "$U" version; has out "umbra "
+expect 1 "no command" -- "$U"
+expect 1 "unknown command" -- "$U" frobnicate; has err "unknown command 'frobnicate'"
+for c in genkey pubkey server client link status version help; do
+  expect 0 "help $c" -- "$U" help $c; has out "usage: umbra"
+done
+expect 0 "server --help" -- "$U" server --help; has out "add-client"
+expect 1 "help of unknown" -- "$U" help nope
+
+# server init / add-client
+expect 0 "server init" -- "$U" server init -c s.conf --listen 127.0.0.1:4433
+[ "$(stat -c %a s.conf)" = 600 ] && ok "config is mode 0600" || bad "mode $(stat -c %a s.conf)"
+expect 2 "server init refuses to overwrite" -- "$U" server init -c s.conf --listen 127.0.0.1:1; has err "refusing to overwrite"
+expect 1 "server init needs --listen" -- "$U" server init -c t.conf
+expect 1 "server init rejects a bad --listen" -- "$U" server init -c t.conf --listen 1.2.3.4
+expect 0 "server add-client" -- "$U" server add-client -c s.conf laptop
+link=$(cat out)
+[[ $link == umbra://*@127.0.0.1:4433\?k=*#laptop ]] && ok "add-client prints a link" || bad "link '$link'"
+grep -q '\[client "laptop"\]' s.conf && ok "client section appended" || bad "no client section"
+grep -qF "${link#*k=}" s.conf && bad "client private key stored in server config" || ok "client private key not stored"
+expect 2 "add-client refuses a duplicate name" -- "$U" server add-client -c s.conf laptop; has err "exists already"
+expect 1 "add-client rejects a bad name" -- "$U" server add-client -c s.conf 'a b'
+expect 0 "server --check" -- "$U" server -c s.conf --check --allow 127.0.0.0/8; has out "1 authorised client(s), 1 egress allow rule(s)"
+expect 1 "server --allow rejects bad CIDR" -- "$U" server -c s.conf --check --allow 300.1.1.1/8; has err "--allow '300.1.1.1/8'"
+"$U" server init -c w.conf --listen 0.0.0.0:443 2>/dev/null
+expect 2 "add-client needs public-host for a wildcard listen" -- "$U" server add-client -c w.conf x; has err "public-host"
+
+# link
+expect 0 "link shows a link" -- "$U" link "$link"
+has out "server address:    127.0.0.1:4433"; has out "(hidden"
+grep -qF "${link#*k=}" out && bad "link printed the secret" || ok "link hides the secret"
+spub=$(sed -n 's/^private-key = //p' s.conf | "$U" pubkey)
+has out "server public key: $spub"
+expect 0 "link --show-secret" -- "$U" link --show-secret "$link"; has out "client private key: "
+expect 2 "link rejects a bad link" -- "$U" link "umbra://nope@x:1"; has err "bad link: at character 9"
+expect 1 "link needs an argument" -- "$U" link
+
+# client option validation
+expect 0 "client --link --check" -- "$U" client --link "$link" --socks 127.0.0.1:1081 -L 2222:h.example:22 --check
+has out "socks 127.0.0.1:1081"
+expect 1 "client needs --link or -c" -- "$U" client
+expect 1 "client rejects both --link and -c" -- "$U" client --link "$link" -c x.conf
+expect 2 "client rejects a bad link" -- "$U" client --link "umbra://x"
+expect 1 "client rejects a bad -L" -- "$U" client --link "$link" -L nonsense; has err "-L 'nonsense'"
+expect 1 "client rejects a bad --socks" -- "$U" client --link "$link" --socks 1.2.3.4; has err "--socks '1.2.3.4'"
+expect 2 "client rejects a server config" -- "$U" client -c s.conf; has err "is a server config"
+
+# config errors name the file, line and key
+printf '[server]\nprivate-key-file = k.key\nlisen = 1.2.3.4:5\n' > bad.conf
+expect 2 "unknown key" -- "$U" server -c bad.conf --check; has err "bad.conf:3: unknown key 'lisen'"
+printf '[server]\nlisten = 1.2.3.4:443\nprivate-key-file = missing.key\n' > bad.conf
+expect 2 "missing key file" -- "$U" server -c bad.conf --check; has err "bad.conf:3: key 'private-key-file'"
+"$U" genkey > k.key 2>/dev/null; chmod 644 k.key
+printf '[server]\nlisten = 127.0.0.1:1\nprivate-key-file = k.key\n' > ok.conf
+expect 0 "key file loads (with a warning)" -- "$U" server -c ok.conf --check; has err "readable by group or others"
+expect 2 "missing config file" -- "$U" server -c nope.conf; has err "nope.conf: cannot open"
+
+# status without a running client
+expect 3 "status without a client" -- "$U" status --socket "$T/none.sock"; has err "no running client"
+
+echo "$((n-fails)) passed, $fails failed"
+[ $fails = 0 ]

@@ -1,0 +1,298 @@
+/* Config parser: valid files, and a table of mistakes that must each be
+ * reported with the file, the line and the key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/config.h"
+#include "crypto/keys.h"
+#include "util/err.h"
+
+#define PRIV "qDTKbMVMMD6TD3m38UNYqAMiXCLzq3gebmSdFzi6Oh8="
+#define PUB1 "f3TIzWR2EStlQ7EU2DsJoUM9ljEJpN+h1n2hJcF1fT0="
+#define PUB2 "7Zlb6/JjeDRbmkyeVOGX4Hy+Xz8OeC44gI3YzFNkhRM="
+
+static int parse(um_config_t *c, const char *text, char *err)
+{
+    um_config_init(c);
+    int r = um_config_parse(c, "t.conf", text, strlen(text), err, UM_ERR_MAX);
+    if (r == 0) r = um_config_validate(c, err, UM_ERR_MAX);
+    return r;
+}
+
+static void test_server_ok(void **state)
+{
+    (void)state;
+    const char *text = "# comment\n"
+                       "[server]\n"
+                       "private-key = " PRIV "\n"
+                       "  listen = 0.0.0.0:443\n"
+                       "listen = [::]:8443 ; inline comment\n"
+                       "public-host = vps.example\n"
+                       "allow = 127.0.0.0/8\n"
+                       "allow = ::1/128\n"
+                       "clock-skew = 60\r\n"
+                       "fallback = 127.0.0.1:8080\n"
+                       "transport = main\n"
+                       "\n"
+                       "[transport \"main\"]\n"
+                       "type = tcp\n"
+                       "shape = http\n"
+                       "padding = none\n"
+                       "[client \"laptop\"]\n"
+                       "public-key = " PUB1 "\n"
+                       "[client \"phone\"]\n"
+                       "public-key = " PUB2 "\n"
+                       "max-streams = 100\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    assert_int_equal(parse(&c, text, err), 0);
+    assert_int_equal(c.role, UM_ROLE_SERVER);
+    assert_true(c.has_private_key);
+    assert_int_equal(c.n_listen, 2);
+    assert_int_equal(c.listen[0].port, 443);
+    assert_int_equal(c.listen[1].type, UM_ADDR_IPV6);
+    assert_int_equal(c.n_allow, 2);
+    assert_int_equal(c.clock_skew_s, 60);
+    assert_true(c.has_fallback);
+    assert_int_equal(c.n_clients, 2);
+    assert_string_equal(c.clients[1].name, "phone");
+    assert_int_equal(c.clients[1].max_streams, 100);
+    assert_int_equal(c.clients[1].line, 19);
+    const um_transport_cfg_t *t = um_config_transport(&c, "main");
+    assert_non_null(t);
+    assert_int_equal(t->shape, UM_SHAPE_HTTP);
+    assert_int_equal(t->padding, UM_PAD_NONE);
+    uint8_t k[32];
+    assert_int_equal(um_key_from_b64(k, PUB2, strlen(PUB2)), 0);
+    assert_memory_equal(c.clients[1].public_key, k, 32);
+    um_config_free(&c);
+    assert_null(c.clients);
+}
+
+static void test_client_ok(void **state)
+{
+    (void)state;
+    const char *text = "[client]\n"
+                       "private-key = " PRIV "\n"
+                       "socks = 127.0.0.1:1080\n"
+                       "http = [::1]:8118\n"
+                       "forward = 2222:host.example:22\n"
+                       "forward = 127.0.0.2:5353:[2001:db8::1]:53\n"
+                       "events = -\n"
+                       "[server \"vps\"]\n"
+                       "address = vps.example:443\n"
+                       "address = 192.0.2.1:443\n"
+                       "public-key = " PUB1 "\n"
+                       "weight = 3\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    assert_int_equal(parse(&c, text, err), 0);
+    assert_int_equal(c.role, UM_ROLE_CLIENT);
+    assert_true(c.has_socks);
+    assert_true(c.has_http);
+    assert_int_equal(c.n_forwards, 2);
+    assert_int_equal(c.forwards[0].listen.port, 2222);
+    assert_int_equal(c.forwards[0].target.type, UM_ADDR_DOMAIN);
+    assert_int_equal(c.forwards[1].target.type, UM_ADDR_IPV6);
+    assert_int_equal(c.forwards[1].target.port, 53);
+    assert_int_equal(c.n_servers, 1);
+    assert_int_equal(c.servers[0].n_addrs, 2);
+    assert_int_equal(c.servers[0].weight, 3);
+    um_config_free(&c);
+}
+
+/* Each bad file must fail, and the message must contain every fragment. */
+static const struct {
+    const char *text;
+    const char *want[3];
+} bad[] = {
+    {"[server]\nprivate-key = " PRIV "\nlisen = 1.2.3.4:5\n", {"t.conf:3:", "unknown key 'lisen'"}},
+    {"[server]\nlisten = 1.2.3.4:99999\n", {"t.conf:2:", "key 'listen'", "'1.2.3.4:99999'"}},
+    {"[server]\nlisten = host.example:443\n", {"t.conf:2:", "key 'listen'", "IP address"}},
+    {"[server]\nlisten = 1.2.3.4:443\n", {"t.conf:1:", "missing key 'private-key'"}},
+    {"[server]\nprivate-key = " PRIV "\n", {"t.conf:1:", "missing key 'listen'"}},
+    {"[server]\nprivate-key = notakey\nlisten = 1.2.3.4:1\n",
+     {"t.conf:2:", "key 'private-key'", "value not shown"}},
+    {"[server]\nprivate-key = " PRIV "\nprivate-key = " PRIV "\n",
+     {"t.conf:3:", "duplicate key 'private-key'"}},
+    {"[server]\nprivate-key = " PRIV "\nprivate-key-file = k\n",
+     {"t.conf:3:", "already given at line 2"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client \"a b\"]\n",
+     {"t.conf:4:", "may use only letters"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client laptop]\n",
+     {"t.conf:4:", "name must be quoted"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client \"a/b\"]\n",
+     {"t.conf:4:", "'a/b'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client \"x\"]\n",
+     {"t.conf:4:", "[client \"x\"]", "missing key 'public-key'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client \"x\"]\npublic-key = " PUB1
+     "\n[client \"x\"]\n",
+     {"t.conf:6:", "duplicate section", "line 4"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client \"x\"]\npublic-key = " PUB1
+     "\n[client \"y\"]\npublic-key = " PUB1 "\n",
+     {"t.conf:6:", "same public-key"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client \"x\"]\npublic-key = abc\n",
+     {"t.conf:5:", "key 'public-key'", "'abc'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nclock-skew = 0\n",
+     {"t.conf:4:", "key 'clock-skew'", "from 1 to 3600"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nclock-skew = 12x\n",
+     {"t.conf:4:", "'12x'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nallow = 10.0.0.0/40\n",
+     {"t.conf:4:", "key 'allow'", "above 32"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nlisten = 1.2.3.4:1\n"
+     "transport = nope\n",
+     {"t.conf:5:", "no [transport \"nope\"]"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nclock-skew = 5\nclock-skew = 6\n",
+     {"t.conf:5:", "duplicate key 'clock-skew'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[bogus]\n",
+     {"t.conf:4:", "unknown section [bogus]"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport]\n",
+     {"t.conf:4:", "needs a name"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\ntype = dns\n",
+     {"t.conf:5:", "key 'type'", "not built yet"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nshape = weird\n",
+     {"t.conf:5:", "key 'shape'", "'weird'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client]\n",
+     {"t.conf:4:", "either a server config"}},
+    {"[server\nlisten = 1.2.3.4:1\n", {"t.conf:1:", "malformed section header"}},
+    {"listen = 1.2.3.4:1\n", {"t.conf:1:", "outside any section"}},
+    {"[server]\nthis line has no equals sign\n", {"t.conf:2:", "expected 'key = value'"}},
+    {"# nothing\n", {"no [server] or [client] section"}},
+    {"[client]\nprivate-key = " PRIV "\n", {"at least one [server \"name\"]"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\npublic-key = " PUB1 "\n",
+     {"t.conf:3:", "missing key 'address'"}},
+    {"[client]\nprivate-key = " PRIV "\nforward = 2222:host\n", {"t.conf:3:", "key 'forward'"}},
+    {"[client]\nprivate-key = " PRIV "\nsocks = localhost:1080\n",
+     {"t.conf:3:", "key 'socks'", "IP address"}},
+    {"[client]\nprivate-key = " PRIV "\nsocks-user = u\n[server \"v\"]\naddress = a.b:1\n"
+     "public-key = " PUB1 "\n",
+     {"socks-user and socks-password go together"}},
+    {"[client]\nprivate-key = " PRIV "\nlog-level = loud\n", {"t.conf:3:", "key 'log-level'"}},
+    {"[client]\nprivate-key = " PRIV "\nevents = "
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "a"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "a"
+     "aaaaaaaaaaaaaaaaaaaaaaaaa\n",
+     {"t.conf:3:", "longer than"}},
+};
+
+static void test_bad_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        um_config_t c;
+        char err[UM_ERR_MAX] = "";
+        int r = parse(&c, bad[i].text, err);
+        if (r == 0) fail_msg("case %zu: accepted:\n%s", i, bad[i].text);
+        for (int k = 0; k < 3 && bad[i].want[k]; k++)
+            if (!strstr(err, bad[i].want[k]))
+                fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, err, bad[i].want[k]);
+        /* No secret in any message. */
+        assert_null(strstr(err, PRIV));
+        um_config_free(&c);
+    }
+}
+
+static void test_nul_byte(void **state)
+{
+    (void)state;
+    const char text[] = "[server]\nlisten = 1.2\0.3.4:1\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    um_config_init(&c);
+    assert_int_not_equal(um_config_parse(&c, "t.conf", text, sizeof(text) - 1, err, sizeof(err)),
+                         0);
+    assert_non_null(strstr(err, "t.conf:2:"));
+    assert_non_null(strstr(err, "NUL"));
+    um_config_free(&c);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+static void test_key_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/umbra-cfg-XXXXXX", conf[128], key[128], err[UM_ERR_MAX] = "";
+    assert_non_null(mkdtemp(dir));
+    snprintf(conf, sizeof(conf), "%s/s.conf", dir);
+    snprintf(key, sizeof(key), "%s/s.key", dir);
+    write_file(key, PRIV "\n", 0600);
+    /* Relative private-key-file is resolved against the config's directory. */
+    write_file(conf, "[server]\nprivate-key-file = s.key\nlisten = 127.0.0.1:1\n", 0600);
+    um_config_t c;
+    um_config_init(&c);
+    assert_int_equal(um_config_load(&c, conf, err, sizeof(err)), 0);
+    uint8_t k[32];
+    assert_int_equal(um_key_from_b64(k, PRIV, strlen(PRIV)), 0);
+    assert_memory_equal(c.private_key, k, 32);
+    um_config_free(&c);
+    /* A missing key file names the config line and the file. */
+    write_file(conf, "[server]\nlisten = 127.0.0.1:1\nprivate-key-file = nope.key\n", 0600);
+    um_config_init(&c);
+    assert_int_not_equal(um_config_load(&c, conf, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "s.conf:3: key 'private-key-file'"));
+    assert_non_null(strstr(err, "nope.key"));
+    um_config_free(&c);
+    /* A key file with garbage. */
+    write_file(key, "garbage\n", 0600);
+    write_file(conf, "[server]\nprivate-key-file = s.key\nlisten = 127.0.0.1:1\n", 0600);
+    um_config_init(&c);
+    assert_int_not_equal(um_config_load(&c, conf, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "does not hold"));
+    um_config_free(&c);
+    /* A missing config file. */
+    um_config_init(&c);
+    snprintf(conf, sizeof(conf), "%s/absent.conf", dir);
+    assert_int_not_equal(um_config_load(&c, conf, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "absent.conf: cannot open"));
+    um_config_free(&c);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_forward_parse(void **state)
+{
+    (void)state;
+    um_forward_t f;
+    char err[160];
+    assert_int_equal(um_parse_forward(&f, "2222:host:22", err, sizeof(err)), 0);
+    assert_int_equal(f.listen.type, UM_ADDR_IPV4);
+    assert_int_equal(f.listen.u.v4[0], 127);
+    assert_int_equal(um_parse_forward(&f, "[::1]:80:[2001:db8::1]:8080", err, sizeof(err)), 0);
+    assert_int_equal(f.listen.type, UM_ADDR_IPV6);
+    assert_int_equal(f.target.port, 8080);
+    const char *badf[] = {"",        "22",        "host:22",         ":host:22", "99999:h:1",
+                          "a:b:c:d", "1:[::1:80", "localhost:1:h:1", "1:h:0"};
+    for (size_t i = 0; i < sizeof(badf) / sizeof(badf[0]); i++)
+        if (um_parse_forward(&f, badf[i], err, sizeof(err)) == 0)
+            fail_msg("accepted '%s'", badf[i]);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_ok), cmocka_unit_test(test_client_ok),
+        cmocka_unit_test(test_bad_table), cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_key_file),  cmocka_unit_test(test_forward_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

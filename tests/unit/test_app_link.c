@@ -1,0 +1,169 @@
+/* umbra:// links: round trip, canonical form, and precise errors that never
+ * show the client's key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app/link.h"
+#include "crypto/keys.h"
+#include "util/err.h"
+
+#define SPUB "7Zlb6_JjeDRbmkyeVOGX4Hy-Xz8OeC44gI3YzFNkhRM"
+#define CKEY "wMef0tDhAISkLnRzp_2SXKAGpRSgQuepdvX4Y6kKIGA"
+
+static void test_roundtrip_random(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 500; i++) {
+        um_link_t a, b;
+        memset(&a, 0, sizeof(a));
+        randombytes_buf(a.server_public_key, 32);
+        randombytes_buf(a.client_private_key, 32);
+        a.n_addrs = 1 + randombytes_uniform(UM_CFG_MAX_ADDRS);
+        for (size_t k = 0; k < a.n_addrs; k++) {
+            um_addr_t *ad = &a.addrs[k];
+            ad->port = (uint16_t)(1 + randombytes_uniform(65535));
+            switch (randombytes_uniform(3)) {
+            case 0:
+                ad->type = UM_ADDR_IPV4;
+                randombytes_buf(ad->u.v4, 4);
+                break;
+            case 1:
+                ad->type = UM_ADDR_IPV6;
+                randombytes_buf(ad->u.v6, 16);
+                break;
+            default:
+                ad->type = UM_ADDR_DOMAIN;
+                ad->domain_len = (uint8_t)snprintf(ad->u.domain, sizeof(ad->u.domain),
+                                                   "h%u.example", randombytes_uniform(100000));
+            }
+        }
+        a.shape = (uint8_t)randombytes_uniform(4);
+        a.padding = (uint8_t)randombytes_uniform(2);
+        /* Names with characters that need escaping. */
+        for (size_t k = 0, n = randombytes_uniform(UM_NAME_MAX + 1); k < n; k++)
+            a.name[k] = (char)(0x20 + randombytes_uniform(0x5f));
+        char s[UM_LINK_MAX], err[256] = "";
+        assert_int_equal(um_link_encode(&a, s, sizeof(s)), 0);
+        if (um_link_decode(&b, s, strlen(s), err, sizeof(err)) != 0)
+            fail_msg("decode of own encoding failed: %s: %s", err, s);
+        assert_memory_equal(a.server_public_key, b.server_public_key, 32);
+        assert_memory_equal(a.client_private_key, b.client_private_key, 32);
+        assert_int_equal(a.n_addrs, b.n_addrs);
+        for (size_t k = 0; k < a.n_addrs; k++)
+            assert_true(um_addr_equal(&a.addrs[k], &b.addrs[k]));
+        assert_string_equal(a.name, b.name);
+        assert_int_equal(a.shape, b.shape);
+        assert_int_equal(a.padding, b.padding);
+        char s2[UM_LINK_MAX];
+        assert_int_equal(um_link_encode(&b, s2, sizeof(s2)), 0);
+        assert_string_equal(s, s2);
+    }
+}
+
+static void test_decode_known(void **state)
+{
+    (void)state;
+    const char *s = "umbra://" SPUB "@vps.example:443,[2001:db8::1]:8443/?k=" CKEY
+                    "&shape=http&pad=none&v=1&t=tcp#my%20laptop";
+    um_link_t l;
+    char err[256] = "";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_int_equal(l.n_addrs, 2);
+    assert_int_equal(l.addrs[0].type, UM_ADDR_DOMAIN);
+    assert_string_equal(l.addrs[0].u.domain, "vps.example");
+    assert_int_equal(l.addrs[1].type, UM_ADDR_IPV6);
+    assert_int_equal(l.addrs[1].port, 8443);
+    assert_int_equal(l.shape, UM_SHAPE_HTTP);
+    assert_int_equal(l.padding, UM_PAD_NONE);
+    assert_string_equal(l.name, "my laptop");
+    /* Config built from a link. */
+    um_config_t c;
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    assert_int_equal(c.role, UM_ROLE_CLIENT);
+    assert_int_equal(c.n_servers, 1);
+    assert_int_equal(c.servers[0].n_addrs, 2);
+    assert_memory_equal(c.private_key, l.client_private_key, 32);
+    assert_int_equal(um_config_transport(&c, c.servers[0].transport)->shape, UM_SHAPE_HTTP);
+    um_config_free(&c);
+    um_link_wipe(&l);
+    uint8_t zero[32] = {0};
+    assert_memory_equal(l.client_private_key, zero, 32);
+}
+
+static const struct {
+    const char *link;
+    const char *want;
+} bad[] = {
+    {"", "starts with 'umbra://'"},
+    {"http://x", "starts with 'umbra://'"},
+    {"umbra://", "expected '<server-public-key>@<address>'"},
+    {"umbra://abc@h.example:1?k=" CKEY, "server public key 'abc'"},
+    {"umbra://" SPUB "@?k=" CKEY, "missing server address"},
+    {"umbra://" SPUB "@h.example?k=" CKEY, "missing ':port'"},
+    {"umbra://" SPUB "@h.example:0?k=" CKEY, "port must be"},
+    {"umbra://" SPUB "@::1:443?k=" CKEY, "brackets"},
+    {"umbra://" SPUB "@h.example:1,?k=" CKEY, "empty address"},
+    {"umbra://" SPUB "@h.example:1", "missing parameter 'k'"},
+    {"umbra://" SPUB "@h.example:1?k=short", "client key 'k'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&k=" CKEY, "given twice"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=dns", "transport 'dns'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&shape=odd", "shape 'odd'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&pad=x", "pad 'x'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&v=2", "newer than"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&zz=1", "unknown parameter 'zz'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&novalue", "without '=value'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&", "empty parameter"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "#a%2", "bad %-escape"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "#a%0A", "control character"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "#a b", "space"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY
+     "#aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+     "longer than 63"},
+    {"umbra://" SPUB "@h.example:1:2?k=" CKEY, "brackets"},
+};
+
+static void test_bad_links(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        um_link_t l;
+        char err[256] = "";
+        if (um_link_decode(&l, bad[i].link, strlen(bad[i].link), err, sizeof(err)) == 0)
+            fail_msg("case %zu accepted: %s", i, bad[i].link);
+        if (!strstr(err, bad[i].want))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, bad[i].want);
+        assert_non_null(strstr(err, "at character "));
+        assert_null(strstr(err, CKEY)); /* the secret is never echoed */
+    }
+}
+
+static void test_encode_small_buffer(void **state)
+{
+    (void)state;
+    um_link_t l;
+    memset(&l, 0, sizeof(l));
+    l.n_addrs = 1;
+    um_addr_parse(&l.addrs[0], "h.example:1", 11, 0, NULL, 0);
+    char s[40];
+    assert_int_equal(um_link_encode(&l, s, sizeof(s)), UM_ENOSPC);
+    assert_string_equal(s, "");
+}
+
+int main(void)
+{
+    if (sodium_init() < 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_random),
+        cmocka_unit_test(test_decode_known),
+        cmocka_unit_test(test_bad_links),
+        cmocka_unit_test(test_encode_small_buffer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

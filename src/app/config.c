@@ -119,7 +119,7 @@ int um_shape_parse(const char *s, uint8_t *out)
     return UM_EINVAL;
 }
 
-int um_pad_parse(const char *s, uint8_t *out)
+int um_cfg_pad_parse(const char *s, uint8_t *out)
 {
     for (uint8_t i = 0; i < 2; i++)
         if (strcmp(s, pad_names[i]) == 0) {
@@ -134,7 +134,7 @@ const char *um_shape_name(uint8_t shape)
     return shape < 4 ? shape_names[shape] : "?";
 }
 
-const char *um_pad_name(uint8_t pad)
+const char *um_cfg_pad_name(uint8_t pad)
 {
     return pad < 2 ? pad_names[pad] : "?";
 }
@@ -567,7 +567,7 @@ static void key_transport(parser_t *p, const char *name, const char *v)
         if (um_shape_parse(v, &t->shape) != 0)
             perr(p, "key 'shape': '%s': expected none, printable, http or tls", v);
     } else if (key_is(name, "padding")) {
-        if (um_pad_parse(v, &t->padding) != 0)
+        if (um_cfg_pad_parse(v, &t->padding) != 0)
             perr(p, "key 'padding': '%s': expected random or none", v);
     } else {
         perr(p, "unknown key '%s' in [transport \"%s\"]", name, t->name);

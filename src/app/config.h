@@ -42,14 +42,14 @@ typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 typedef enum { UM_TR_TCP = 0 } um_tr_type_t;
 /* First-packet shaping of the tcp transport (docs/PROTOCOL.md section 7). */
 typedef enum { UM_SHAPE_NONE = 0, UM_SHAPE_PRINTABLE, UM_SHAPE_HTTP, UM_SHAPE_TLS } um_shape_t;
-typedef enum { UM_PAD_RANDOM = 0, UM_PAD_NONE } um_pad_t;
+typedef enum { UM_CFG_PAD_RANDOM = 0, UM_CFG_PAD_NONE } um_cfg_pad_t;
 
 /* Parameters of one transport: shared by [transport "x"] and share links. */
 typedef struct {
     char name[UM_NAME_MAX + 1];
     uint8_t type;    /* um_tr_type_t */
     uint8_t shape;   /* um_shape_t */
-    uint8_t padding; /* um_pad_t */
+    uint8_t padding; /* um_cfg_pad_t */
     int line;        /* where the section starts (0: built in) */
 } um_transport_cfg_t;
 
@@ -149,9 +149,9 @@ int um_parse_forward(um_forward_t *f, const char *s, char *err, size_t errlen);
 int um_parse_u32(uint32_t *out, const char *s, uint32_t min, uint32_t max);
 bool um_name_valid(const char *s);
 int um_shape_parse(const char *s, uint8_t *out);
-int um_pad_parse(const char *s, uint8_t *out);
+int um_cfg_pad_parse(const char *s, uint8_t *out);
 const char *um_shape_name(uint8_t shape);
-const char *um_pad_name(uint8_t pad);
+const char *um_cfg_pad_name(uint8_t pad);
 
 const um_transport_cfg_t *um_config_transport(const um_config_t *c, const char *name);
 

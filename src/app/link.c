@@ -160,7 +160,7 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
             } else if (PARAM("pad")) {
                 if (seen_pad) return fail(err, errlen, pos, "parameter 'pad' given twice");
                 seen_pad = true;
-                if (um_pad_parse(val, &l->padding) != 0)
+                if (um_cfg_pad_parse(val, &l->padding) != 0)
                     return fail(err, errlen, vpos, "pad '%s' (expected random or none)", val);
             } else if (PARAM("v")) {
                 if (seen_v) return fail(err, errlen, pos, "parameter 'v' given twice");
@@ -223,7 +223,7 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
     sodium_memzero(key, sizeof(key));
     if (l->transport != UM_TR_TCP) PUT("&t=?");
     if (l->shape != UM_SHAPE_NONE) PUT("&shape=%s", um_shape_name(l->shape));
-    if (l->padding != UM_PAD_RANDOM) PUT("&pad=%s", um_pad_name(l->padding));
+    if (l->padding != UM_CFG_PAD_RANDOM) PUT("&pad=%s", um_cfg_pad_name(l->padding));
     if (l->name[0]) {
         PUT("#");
         for (const unsigned char *p = (const unsigned char *)l->name; *p; p++) {

@@ -24,7 +24,7 @@ typedef struct {
     size_t n_addrs;
     uint8_t transport; /* um_tr_type_t */
     uint8_t shape;     /* um_shape_t */
-    uint8_t padding;   /* um_pad_t */
+    uint8_t padding;   /* um_cfg_pad_t */
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that

@@ -70,7 +70,7 @@ static void test_server_ok(void **state)
     const um_transport_cfg_t *t = um_config_transport(&c, "main");
     assert_non_null(t);
     assert_int_equal(t->shape, UM_SHAPE_HTTP);
-    assert_int_equal(t->padding, UM_PAD_NONE);
+    assert_int_equal(t->padding, UM_CFG_PAD_NONE);
     uint8_t k[32];
     assert_int_equal(um_key_from_b64(k, PUB2, strlen(PUB2)), 0);
     assert_memory_equal(c.clients[1].public_key, k, 32);

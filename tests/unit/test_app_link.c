@@ -80,7 +80,7 @@ static void test_decode_known(void **state)
     assert_int_equal(l.addrs[1].type, UM_ADDR_IPV6);
     assert_int_equal(l.addrs[1].port, 8443);
     assert_int_equal(l.shape, UM_SHAPE_HTTP);
-    assert_int_equal(l.padding, UM_PAD_NONE);
+    assert_int_equal(l.padding, UM_CFG_PAD_NONE);
     assert_string_equal(l.name, "my laptop");
     /* Config built from a link. */
     um_config_t c;

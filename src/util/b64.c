@@ -27,9 +27,20 @@ int um_b64_decode(uint8_t *out, size_t outcap, size_t *outlen, const char *s, si
                   um_b64_variant_t v)
 {
     const char *end = NULL;
-    size_t len = 0;
-    /* An upper bound on the output lets us tell "too small" from "malformed". */
-    if ((n / 4) * 3 + 3 > outcap + 3 && (n * 3) / 4 > outcap) return UM_ENOSPC;
+    size_t len = 0, need;
+    /* libsodium 1.0.18 maps bytes >= 0x80 to a valid digit: refuse them here. */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80 || s[i] == '\0') return UM_EINVAL;
+    /* The exact decoded size tells "too small" apart from "malformed". */
+    if (v == UM_B64_STD) {
+        if (n % 4) return UM_EINVAL;
+        size_t pad = (n >= 1 && s[n - 1] == '=') + (n >= 2 && s[n - 2] == '=');
+        need = (n / 4) * 3 - pad;
+    } else {
+        if (n % 4 == 1) return UM_EINVAL;
+        need = (n / 4) * 3 + (n % 4 ? n % 4 - 1 : 0);
+    }
+    if (need > outcap) return UM_ENOSPC;
     if (sodium_base642bin(out, outcap, s, n, NULL, &len, &end, variant(v)) != 0) return UM_EINVAL;
     if (end != s + n) return UM_EINVAL;
     *outlen = len;

@@ -1,0 +1,485 @@
+/* Direct connector: streams are TCP connections from this host (dial.c),
+ * associations are UDP sockets (one per family, opened on first use). */
+#include "exit/direct.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exit/dial.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define READ_BUF         (64u * 1024u)
+#define UDP_QUEUE_MAX    (1u << 20) /* bytes waiting in the kernel send path */
+#define UDP_RESOLVE_MAX  16         /* names being resolved per association */
+#define UDP_PEERS_MAX    64         /* destinations whose replies we pass back */
+#define UDP_DATAGRAM_MAX 65535
+
+struct um_direct {
+    uv_loop_t *loop;
+    um_resolver_t *resolver;
+    um_dialer_t dialer;
+};
+
+struct um_conn {
+    um_direct_t *d;
+    const um_conn_cbs_t *cbs;
+    void *arg;
+    um_dial_t *dial;
+    uv_tcp_t *tcp;
+    uint8_t *early;
+    size_t early_n;
+    uint8_t *rbuf;
+    size_t queued;
+    bool above;
+    bool reading; /* the user wants data */
+    bool closed;
+    bool failed;
+};
+
+typedef struct {
+    uv_write_t req;
+    um_conn_t *c;
+    size_t n;
+    uint8_t data[];
+} wreq_t;
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    um_conn_t *c = h->data;
+    free(c->rbuf);
+    free(c->tcp);
+    free(c);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    um_conn_t *c = h->data;
+    if (!c->rbuf) c->rbuf = malloc(READ_BUF);
+    b->base = (char *)c->rbuf;
+    b->len = c->rbuf ? READ_BUF : 0;
+}
+
+static void conn_fail(um_conn_t *c, int err)
+{
+    if (c->failed || c->closed) return;
+    c->failed = true;
+    uv_read_stop((uv_stream_t *)c->tcp);
+    c->cbs->on_error(c->arg, err);
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    um_conn_t *c = s->data;
+    if (c->closed) return;
+    if (nread > 0) {
+        c->cbs->on_data(c->arg, (const uint8_t *)b->base, (size_t)nread);
+    } else if (nread == UV_EOF) {
+        uv_read_stop(s);
+        c->cbs->on_eof(c->arg);
+    } else if (nread < 0) {
+        conn_fail(c, UM_EPIPE);
+    }
+}
+
+static void conn_written(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *)req;
+    um_conn_t *c = w->c;
+    c->queued -= w->n;
+    free(w);
+    if (c->closed) return;
+    if (status < 0) {
+        conn_fail(c, UM_EPIPE);
+        return;
+    }
+    if (c->above && c->queued <= UM_CONN_LOW_WATER) {
+        c->above = false;
+        c->cbs->on_drain(c->arg);
+    }
+}
+
+static int conn_queue(um_conn_t *c, const uint8_t *p, size_t n)
+{
+    wreq_t *w = malloc(sizeof(*w) + n);
+    if (!w) return UM_ENOMEM;
+    w->c = c;
+    w->n = n;
+    memcpy(w->data, p, n);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+    int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, &b, 1, conn_written);
+    if (rc != 0) {
+        free(w);
+        return UM_EPIPE;
+    }
+    c->queued += n;
+    if (c->queued > UM_CONN_HIGH_WATER) c->above = true;
+    return 0;
+}
+
+static void on_dialed(void *arg, int result, uv_tcp_t *tcp)
+{
+    um_conn_t *c = arg;
+    c->dial = NULL;
+    if (result != UM_CONN_OK) {
+        c->failed = true;
+        c->cbs->on_open(c->arg, result);
+        return;
+    }
+    c->tcp = tcp;
+    tcp->data = c;
+    if (c->early_n && conn_queue(c, c->early, c->early_n) != 0) {
+        free(c->early);
+        c->early = NULL;
+        c->failed = true;
+        c->cbs->on_open(c->arg, UM_CONN_GENERAL_FAILURE);
+        return;
+    }
+    free(c->early);
+    c->early = NULL;
+    if (c->reading) uv_read_start((uv_stream_t *)tcp, conn_alloc, conn_read);
+    c->cbs->on_open(c->arg, UM_CONN_OK);
+}
+
+static int d_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t n,
+                  const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
+{
+    um_direct_t *d = ctx;
+    if (!d || !dst || !cbs || !out || (n && !early)) return UM_EINVAL;
+    um_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) return UM_ENOMEM;
+    c->d = d;
+    c->cbs = cbs;
+    c->arg = arg;
+    c->reading = true;
+    if (n) {
+        c->early = malloc(n);
+        if (!c->early) {
+            free(c);
+            return UM_ENOMEM;
+        }
+        memcpy(c->early, early, n);
+        c->early_n = n;
+    }
+    int rc = um_dial_start(&d->dialer, dst, on_dialed, c, &c->dial);
+    if (rc != 0) {
+        free(c->early);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static int d_write(um_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->closed || c->failed) return UM_EPIPE;
+    if (!c->tcp) return UM_EAGAIN;
+    if (n == 0) return 0;
+    return conn_queue(c, p, n);
+}
+
+static size_t d_queued(um_conn_t *c)
+{
+    return c->queued;
+}
+
+static int d_read_start(um_conn_t *c)
+{
+    c->reading = true;
+    if (c->tcp && !c->failed && !c->closed)
+        return uv_read_start((uv_stream_t *)c->tcp, conn_alloc, conn_read) == 0 ? 0 : UM_EPIPE;
+    return 0;
+}
+
+static int d_read_stop(um_conn_t *c)
+{
+    c->reading = false;
+    if (c->tcp) uv_read_stop((uv_stream_t *)c->tcp);
+    return 0;
+}
+
+static void shutdown_done(uv_shutdown_t *req, int status)
+{
+    free(req);
+}
+
+static int d_shutdown(um_conn_t *c)
+{
+    if (c->closed || c->failed) return UM_EPIPE;
+    if (!c->tcp) return UM_EAGAIN;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (!req) return UM_ENOMEM;
+    if (uv_shutdown(req, (uv_stream_t *)c->tcp, shutdown_done) != 0) {
+        free(req);
+        return UM_EPIPE;
+    }
+    return 0;
+}
+
+static void d_close(um_conn_t *c)
+{
+    if (!c || c->closed) return;
+    c->closed = true;
+    if (c->dial) um_dial_cancel(c->dial);
+    c->dial = NULL;
+    free(c->early);
+    c->early = NULL;
+    if (c->tcp) {
+        uv_close((uv_handle_t *)c->tcp, conn_closed_cb);
+        return;
+    }
+    free(c);
+}
+
+/* --- UDP associations ---------------------------------------------------- */
+
+typedef struct pending_udp pending_udp_t;
+
+struct um_assoc {
+    um_direct_t *d;
+    um_assoc_recv_cb cb;
+    void *arg;
+    uv_udp_t udp[2]; /* [0] IPv4, [1] IPv6 */
+    bool open[2];
+    int refs;
+    bool closed;
+    uint8_t *rbuf;
+    pending_udp_t *pending[UDP_RESOLVE_MAX];
+    um_addr_t peers[UDP_PEERS_MAX]; /* replies accepted only from these */
+    size_t npeers, peer_next;
+};
+
+struct pending_udp {
+    um_assoc_t *a;
+    um_resolve_t *q;
+    size_t slot;
+    size_t n;
+    uint8_t data[];
+};
+
+typedef struct {
+    uv_udp_send_t req;
+    uint8_t data[];
+} udp_send_t;
+
+static void assoc_unref(um_assoc_t *a)
+{
+    if (--a->refs == 0) {
+        free(a->rbuf);
+        free(a);
+    }
+}
+
+static void udp_closed(uv_handle_t *h)
+{
+    assoc_unref(h->data);
+}
+
+static void udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    um_assoc_t *a = h->data;
+    if (!a->rbuf) a->rbuf = malloc(UDP_DATAGRAM_MAX);
+    b->base = (char *)a->rbuf;
+    b->len = a->rbuf ? UDP_DATAGRAM_MAX : 0;
+}
+
+static void unmap(um_addr_t *x)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (x->type == UM_ADDR_IPV6 && memcmp(x->u.v6, mapped, 12) == 0) {
+        uint8_t v4[4];
+        memcpy(v4, x->u.v6 + 12, 4);
+        x->type = UM_ADDR_IPV4;
+        memcpy(x->u.v4, v4, 4);
+    }
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *sa,
+                     unsigned flags)
+{
+    um_assoc_t *a = h->data;
+    if (a->closed || nread < 0 || !sa) return;
+    if (flags & UV_UDP_PARTIAL) return;
+    um_addr_t src;
+    if (um_addr_from_sockaddr(&src, sa) != 0) return;
+    unmap(&src);
+    bool known = false;
+    for (size_t i = 0; i < a->npeers && !known; i++)
+        known = um_addr_equal(&a->peers[i], &src);
+    if (!known) return; /* address- and port-restricted, like most NATs */
+    a->cb(a->arg, &src, (const uint8_t *)b->base, (size_t)nread);
+}
+
+static int d_assoc_open(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t **out)
+{
+    um_direct_t *d = ctx;
+    if (!d || !cb || !out) return UM_EINVAL;
+    um_assoc_t *a = calloc(1, sizeof(*a));
+    if (!a) return UM_ENOMEM;
+    a->d = d;
+    a->cb = cb;
+    a->arg = arg;
+    a->refs = 1;
+    *out = a;
+    return 0;
+}
+
+static int family_socket(um_assoc_t *a, int fam)
+{
+    if (a->open[fam]) return 0;
+    uv_udp_t *u = &a->udp[fam];
+    if (uv_udp_init(a->d->loop, u) != 0) return UM_EIO;
+    u->data = a;
+    a->open[fam] = true;
+    a->refs++;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (fam == 0) {
+        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+    } else {
+        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+    }
+    if (uv_udp_bind(u, (const struct sockaddr *)&ss, fam ? UV_UDP_IPV6ONLY : 0) != 0 ||
+        uv_udp_recv_start(u, udp_alloc, udp_recv) != 0)
+        return UM_EIO;
+    return 0;
+}
+
+static void udp_sent(uv_udp_send_t *req, int status)
+{
+    free(req);
+}
+
+static int send_ip(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
+{
+    if (um_policy_check(a->d->dialer.policy, dst, NULL) != 0) return UM_EACCES;
+    int fam = dst->type == UM_ADDR_IPV6;
+    int rc = family_socket(a, fam);
+    if (rc != 0) return rc;
+    if (uv_udp_get_send_queue_size(&a->udp[fam]) > UDP_QUEUE_MAX) return UM_ENOSPC;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (um_addr_to_sockaddr(dst, &ss, &sl) != 0) return UM_EINVAL;
+    bool known = false;
+    for (size_t i = 0; i < a->npeers && !known; i++)
+        known = um_addr_equal(&a->peers[i], dst);
+    if (!known) {
+        a->peers[a->peer_next] = *dst;
+        a->peer_next = (a->peer_next + 1) % UDP_PEERS_MAX;
+        if (a->npeers < UDP_PEERS_MAX) a->npeers++;
+    }
+    udp_send_t *s = malloc(sizeof(*s) + n);
+    if (!s) return UM_ENOMEM;
+    memcpy(s->data, p, n);
+    uv_buf_t b = uv_buf_init((char *)s->data, (unsigned)n);
+    if (uv_udp_send(&s->req, &a->udp[fam], &b, 1, (const struct sockaddr *)&ss, udp_sent) != 0) {
+        free(s);
+        return UM_EIO;
+    }
+    return 0;
+}
+
+static void udp_resolved(void *arg, int status, const um_addr_t *addrs, size_t n)
+{
+    pending_udp_t *pu = arg;
+    um_assoc_t *a = pu->a;
+    a->pending[pu->slot] = NULL;
+    for (size_t i = 0; status == 0 && i < n; i++)
+        if (um_policy_check(a->d->dialer.policy, &addrs[i], NULL) == 0) {
+            send_ip(a, &addrs[i], pu->data, pu->n);
+            break;
+        }
+    free(pu);
+    assoc_unref(a);
+}
+
+static int d_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
+{
+    if (!a || a->closed || !dst || n > UDP_DATAGRAM_MAX || dst->port == 0) return UM_EINVAL;
+    if (dst->type != UM_ADDR_DOMAIN) return send_ip(a, dst, p, n);
+    size_t slot = 0;
+    while (slot < UDP_RESOLVE_MAX && a->pending[slot])
+        slot++;
+    if (slot == UDP_RESOLVE_MAX) return UM_ENOSPC;
+    pending_udp_t *pu = malloc(sizeof(*pu) + n);
+    if (!pu) return UM_ENOMEM;
+    pu->a = a;
+    pu->slot = slot;
+    pu->n = n;
+    memcpy(pu->data, p, n);
+    char host[UM_DOMAIN_MAX + 1];
+    memcpy(host, dst->u.domain, dst->domain_len);
+    host[dst->domain_len] = '\0';
+    int rc = um_resolver_query(a->d->resolver, host, dst->port, udp_resolved, pu, &pu->q);
+    if (rc != 0) {
+        free(pu);
+        return rc;
+    }
+    a->pending[slot] = pu;
+    a->refs++;
+    return 0;
+}
+
+static void d_assoc_close(um_assoc_t *a)
+{
+    if (!a || a->closed) return;
+    a->closed = true;
+    for (size_t i = 0; i < UDP_RESOLVE_MAX; i++)
+        if (a->pending[i]) {
+            um_resolve_cancel(a->pending[i]->q);
+            free(a->pending[i]);
+            a->pending[i] = NULL;
+            a->refs--;
+        }
+    for (int f = 0; f < 2; f++)
+        if (a->open[f]) uv_close((uv_handle_t *)&a->udp[f], udp_closed);
+    assoc_unref(a);
+}
+
+const um_conn_ops_t um_direct_ops = {
+    .name = "direct",
+    .open = d_open,
+    .write = d_write,
+    .queued = d_queued,
+    .read_start = d_read_start,
+    .read_stop = d_read_stop,
+    .shutdown = d_shutdown,
+    .close = d_close,
+    .assoc_open = d_assoc_open,
+    .assoc_send = d_assoc_send,
+    .assoc_close = d_assoc_close,
+};
+
+int um_direct_new(uv_loop_t *loop, const um_policy_t *policy, uint32_t connect_timeout_ms,
+                  um_direct_t **out)
+{
+    um_direct_t *d = calloc(1, sizeof(*d));
+    if (!d) return UM_ENOMEM;
+    int rc = um_resolver_new(loop, connect_timeout_ms ? connect_timeout_ms / 2 : 0, &d->resolver);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    d->loop = loop;
+    d->dialer.loop = loop;
+    d->dialer.resolver = d->resolver;
+    d->dialer.policy = policy;
+    d->dialer.timeout_ms = connect_timeout_ms;
+    *out = d;
+    return 0;
+}
+
+void um_direct_free(um_direct_t *d)
+{
+    if (!d) return;
+    um_resolver_free(d->resolver);
+    free(d);
+}
+
+um_connector_t um_direct_connector(um_direct_t *d)
+{
+    um_connector_t c = {&um_direct_ops, d};
+    return c;
+}

@@ -1,0 +1,30 @@
+/* The direct connector: the um_conn_ops_t of src/proxy/conn.h over real TCP
+ * connections and UDP sockets from this host, with the egress policy, async
+ * resolution and happy-eyeballs dialing of this layer. The proxies use it to
+ * work standalone (and in tests); the server's egress does the same work for
+ * streams that arrive through the tunnel. */
+#ifndef UM_EXIT_DIRECT_H
+#define UM_EXIT_DIRECT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "exit/policy.h"
+#include "proxy/conn.h"
+
+typedef struct um_direct um_direct_t;
+
+extern const um_conn_ops_t um_direct_ops;
+
+/* policy is borrowed and must outlive the connector. connect_timeout_ms: 0
+ * means 10000. The connector owns a resolver. */
+int um_direct_new(uv_loop_t *loop, const um_policy_t *policy, uint32_t connect_timeout_ms,
+                  um_direct_t **out);
+/* Every stream and association must have been closed first. Handles are
+ * released in their close callbacks. NULL is a no-op. */
+void um_direct_free(um_direct_t *d);
+
+/* Convenience: { &um_direct_ops, d }. */
+um_connector_t um_direct_connector(um_direct_t *d);
+
+#endif

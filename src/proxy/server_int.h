@@ -1,0 +1,96 @@
+/* Internal to src/proxy: one accepted client connection and the relay. */
+#ifndef UM_PROXY_SERVER_INT_H
+#define UM_PROXY_SERVER_INT_H
+
+#include <stdbool.h>
+
+#include "proxy/http.h"
+#include "proxy/server.h"
+#include "util/buf.h"
+
+#define PC_READ_BUF (64u * 1024u)
+#define PC_IN_MAX   (UM_HTTP_HEAD_MAX + 64u * 1024u)
+
+typedef struct pc pc_t;
+
+/* What a kind does with client bytes before (or instead of) the raw relay. */
+typedef struct {
+    void (*start)(pc_t *c);
+    void (*client_data)(pc_t *c, const uint8_t *p, size_t n);
+    void (*client_eof)(pc_t *c);
+    const um_conn_cbs_t *up_cbs;
+} pc_kind_t;
+
+struct um_proxy {
+    uv_loop_t *loop;
+    um_proxy_kind_t kind;
+    const pc_kind_t *k;
+    uv_tcp_t listener;
+    um_proxy_opts_t o;
+    char *user, *pass;
+    pc_t *conns;
+    size_t active;
+    bool closing;
+    int refs; /* listener + live connections + 1 */
+    um_proxy_stats_t st;
+};
+
+enum { PC_HANDSHAKE, PC_OPENING, PC_RELAY, PC_HTTP, PC_DRAIN, PC_CLOSED };
+
+struct pc {
+    um_proxy_t *px;
+    pc_t *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles;
+    int phase;
+    um_conn_t *up;
+    um_buf_t in; /* client bytes not consumed yet */
+    uint8_t *rbuf;
+    size_t down_pending; /* bytes queued to the client */
+    bool reading;        /* client reads on */
+    bool up_paused;      /* we stopped the upstream because the client is slow */
+    bool client_eof, up_eof, shut_sent, shut_done;
+    bool close_after_flush;
+
+    /* SOCKS5 */
+    int s5_state;
+    bool udp_open;
+    uv_udp_t udp;
+    um_assoc_t *assoc;
+    bool udp_peer_known;
+    struct sockaddr_storage udp_peer;
+    um_addr_t ctl_peer; /* TCP peer of the association */
+    uint16_t udp_port_hint;
+
+    /* HTTP */
+    int h_state;
+    um_http_request_t *req; /* heap: large */
+    bool req_keep, req_is_head, req_body_done, resp_keep, sent_any;
+    um_http_body_t req_body, resp_body;
+    um_buf_t resp; /* response head being assembled */
+    int r_state;
+};
+
+extern const pc_kind_t um_pc_socks5, um_pc_http, um_pc_forward;
+
+void pc_close(pc_t *c);
+/* Queues bytes to the client (copied). UM_E* on failure (then closes). */
+int pc_write(pc_t *c, const void *p, size_t n);
+/* Sends the bytes, half-closes, drains input for a moment, closes. */
+void pc_finish(pc_t *c, const void *p, size_t n);
+void pc_read_start(pc_t *c);
+void pc_read_stop(pc_t *c);
+void pc_timer(pc_t *c, uint32_t ms);
+/* Enters the two-way relay; bytes already in c->in go upstream first. */
+void pc_relay(pc_t *c);
+/* Forward bytes from the client to upstream with backpressure. */
+int pc_up_write(pc_t *c, const uint8_t *p, size_t n);
+/* Upstream callbacks of the raw relay (shared). */
+void pc_up_data(pc_t *c, const uint8_t *p, size_t n);
+void pc_up_eof(pc_t *c);
+void pc_up_drain(pc_t *c);
+void pc_relay_client_data(pc_t *c, const uint8_t *p, size_t n);
+void pc_relay_client_eof(pc_t *c);
+
+#endif

@@ -1,0 +1,86 @@
+#include "crypto/aead.h"
+
+#include <limits.h>
+#include <openssl/evp.h>
+
+#include "util/err.h"
+
+static const EVP_CIPHER *cipher_of(int alg)
+{
+    switch (alg) {
+    case UM_AEAD_CHACHA20_POLY1305: return EVP_chacha20_poly1305();
+    case UM_AEAD_AES256_GCM: return EVP_aes_256_gcm();
+    default: return NULL;
+    }
+}
+
+const char *um_aead_name(int alg)
+{
+    switch (alg) {
+    case UM_AEAD_CHACHA20_POLY1305: return "chacha20-poly1305";
+    case UM_AEAD_AES256_GCM: return "aes-256-gcm";
+    default: return "none";
+    }
+}
+
+int um_aead_init(um_aead_t *a, int alg, int encrypt, const uint8_t key[UM_AEAD_KEYLEN])
+{
+    const EVP_CIPHER *c = cipher_of(alg);
+    if (!a || !c || !key) return UM_EINVAL;
+    a->ctx = EVP_CIPHER_CTX_new();
+    a->alg = alg;
+    a->encrypt = encrypt ? 1 : 0;
+    if (!a->ctx) return UM_ENOMEM;
+    if (EVP_CipherInit_ex(a->ctx, c, NULL, NULL, NULL, a->encrypt) != 1 ||
+        EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_IVLEN, UM_AEAD_NONCELEN, NULL) != 1 ||
+        EVP_CipherInit_ex(a->ctx, NULL, NULL, key, NULL, a->encrypt) != 1) {
+        um_aead_close(a);
+        return UM_EIO;
+    }
+    return 0;
+}
+
+int um_aead_rekey(um_aead_t *a, const uint8_t key[UM_AEAD_KEYLEN])
+{
+    if (!a || !a->ctx) return UM_EINVAL;
+    return EVP_CipherInit_ex(a->ctx, NULL, NULL, key, NULL, a->encrypt) == 1 ? 0 : UM_EIO;
+}
+
+void um_aead_close(um_aead_t *a)
+{
+    if (!a) return;
+    if (a->ctx) EVP_CIPHER_CTX_free(a->ctx);
+    a->ctx = NULL;
+}
+
+int um_aead_seal(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
+                 size_t adlen, const uint8_t *p, size_t n, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = a->ctx;
+    int l = 0;
+    if (!ctx || !a->encrypt || n > INT_MAX || adlen > INT_MAX) return UM_EINVAL;
+    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) return UM_EIO;
+    if (adlen && EVP_EncryptUpdate(ctx, NULL, &l, ad, (int)adlen) != 1) return UM_EIO;
+    if (n && EVP_EncryptUpdate(ctx, out, &l, p, (int)n) != 1) return UM_EIO;
+    if (EVP_EncryptFinal_ex(ctx, out + n, &l) != 1) return UM_EIO;
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, UM_AEAD_TAGLEN, out + n) != 1)
+        return UM_EIO;
+    return 0;
+}
+
+int um_aead_open(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
+                 size_t adlen, const uint8_t *c, size_t clen, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = a->ctx;
+    int l = 0;
+    if (!ctx || a->encrypt || clen > INT_MAX || adlen > INT_MAX) return UM_EINVAL;
+    if (clen < UM_AEAD_TAGLEN) return UM_EPROTO;
+    size_t n = clen - UM_AEAD_TAGLEN;
+    if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) return UM_EIO;
+    if (adlen && EVP_DecryptUpdate(ctx, NULL, &l, ad, (int)adlen) != 1) return UM_EIO;
+    if (n && EVP_DecryptUpdate(ctx, out, &l, c, (int)n) != 1) return UM_EIO;
+    /* The tag is copied by OpenSSL; the cast drops const only for its API. */
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, UM_AEAD_TAGLEN, (void *)(c + n)) != 1)
+        return UM_EIO;
+    return EVP_DecryptFinal_ex(ctx, out + n, &l) == 1 ? 0 : UM_EAUTH;
+}

@@ -1,0 +1,69 @@
+/* Server side glue (docs/PROTOCOL.md sections 2 and 5): accepts TCP
+ * connections, reads the masked first flight, runs the handshake and either
+ * hands an established session to the caller or applies the probe reaction:
+ *
+ *   - a random delay D, uniform in [probe_min_ms, probe_max_ms], drawn when
+ *     the connection is accepted, independent of what or when anything arrives;
+ *   - until D: read and discard everything (at most UM_FLIGHT_MAX bytes are
+ *     kept, for the parser); never a byte sent;
+ *   - at D: FIN (shutdown), keep reading and discarding until the peer's FIN
+ *     or linger_ms, then close. The same for every invalid input, for a client
+ *     that sends nothing, and for a client that sends half a flight.
+ *   - or, with a fallback address, at the moment the flight is known invalid
+ *     (or at D if still undecided), the connection is spliced to the fallback
+ *     with every byte read so far.
+ *
+ * Ownership: the config is copied (the key set is referenced). The session
+ * callback receives ownership of the session and the connection. */
+#ifndef UM_SESSION_ACCEPTOR_H
+#define UM_SESSION_ACCEPTOR_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "session/handshake.h"
+#include "session/keyset.h"
+#include "session/session.h"
+#include "transport/tcp.h"
+
+typedef struct {
+    uint8_t server_priv[32];
+    um_keyset_t *keys;     /* authorised clients (referenced) */
+    uint32_t skew_s;       /* 0 = 120 */
+    size_t replay_entries; /* 0 = 65536 */
+    uint32_t probe_min_ms; /* 0/0 = 5000..30000 */
+    uint32_t probe_max_ms;
+    uint32_t linger_ms;   /* after our FIN; 0 = 5000 */
+    uint32_t max_preauth; /* concurrent unauthenticated connections; 0 = 1024 */
+    uint32_t hs_per_s;    /* handshake rate (token bucket); 0 = 2000 */
+    uint32_t hs_burst;    /* 0 = 256 */
+    int has_fallback;
+    struct sockaddr_storage fallback;
+    um_sess_cfg_t sess; /* for every established session */
+    int disable_aes;    /* never choose AES-256-GCM */
+} um_acceptor_cfg_t;
+
+typedef struct um_acceptor um_acceptor_t;
+
+/* keys: client key, client_static: the authenticated client key. */
+typedef void (*um_acceptor_session_cb)(um_acceptor_t *a, um_sess_t *s, um_tcp_t *conn,
+                                       const uint8_t client_static[32], void *ud);
+
+typedef struct {
+    uint64_t accepted, established, probes, fallbacks, overload;
+    uint32_t preauth;
+} um_acceptor_stats_t;
+
+int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
+                    const um_acceptor_cfg_t *cfg, um_acceptor_session_cb cb, void *ud,
+                    um_acceptor_t **out);
+int um_acceptor_port(const um_acceptor_t *a);
+/* Swaps the authorised keys (SIGHUP reload); sessions are untouched. */
+void um_acceptor_set_keys(um_acceptor_t *a, um_keyset_t *keys);
+void um_acceptor_stats(const um_acceptor_t *a, um_acceptor_stats_t *st);
+/* Closes the listener and every pre-auth connection; the acceptor memory is
+ * released once their handles have closed. */
+void um_acceptor_close(um_acceptor_t *a);
+
+#endif

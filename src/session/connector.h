@@ -1,0 +1,47 @@
+/* Client side glue: dial the server, send the masked first flight, read the
+ * masked reply, finish the handshake, and report the established session (or
+ * a failure) once through the callback.
+ *
+ * Ownership: the config is copied (keys wiped when the connector ends). On
+ * success the callback receives ownership of the session and the connection;
+ * the connector itself is freed after the callback returns. */
+#ifndef UM_SESSION_CONNECTOR_H
+#define UM_SESSION_CONNECTOR_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "session/session.h"
+#include "transport/tcp.h"
+
+typedef struct {
+    uint8_t client_priv[32];
+    uint8_t server_pub[32];
+    int offer_aes;       /* -1 = detect (default when 0 is not wanted: set explicitly) */
+    uint32_t timeout_ms; /* whole handshake; 0 = 10000 */
+    um_sess_cfg_t sess;
+} um_connector_cfg_t;
+
+typedef struct um_connector um_connector_t;
+
+/* status 0: s and conn are the caller's; else both NULL. */
+typedef void (*um_connector_cb)(um_connector_t *c, int status, um_sess_t *s, um_tcp_t *conn,
+                                void *ud);
+
+int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
+                       const um_connector_cfg_t *cfg, um_connector_cb cb, void *ud,
+                       um_connector_t **out);
+/* Cancels a pending connector: the callback does not run. */
+void um_connector_cancel(um_connector_t *c);
+
+/* Builds a masked first flight of a random length in [UM_FLIGHT_C_MIN,
+ * UM_FLIGHT_C_MAX] (exposed for tests and tools). hs receives the state
+ * needed to finish. */
+#define UM_FLIGHT_C_MIN 128
+#define UM_FLIGHT_C_MAX 1024
+int um_connector_flight(um_hs_client_t *hs, const uint8_t client_priv[32],
+                        const uint8_t server_pub[32], int offer_aes, uint64_t now_s, uint8_t *out,
+                        size_t cap, size_t *outn);
+
+#endif

@@ -1,0 +1,216 @@
+#include "session/handshake.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "crypto/aead.h"
+#include "util/err.h"
+
+void um_sess_keys_wipe(um_sess_keys_t *k)
+{
+    if (k) sodium_memzero(k, sizeof(*k));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* sid = BLAKE2b-128(key = h, "umbra/1 session id"). */
+static void derive(const um_noise_split_t *sp, um_sess_keys_t *k, int initiator)
+{
+    static const char label[] = "umbra/1 session id";
+    memcpy(k->k_send, sp->k_send, 32);
+    memcpy(k->k_recv, sp->k_recv, 32);
+    crypto_generichash_blake2b(k->sid, UM_SID_LEN, (const uint8_t *)label, sizeof(label) - 1, sp->h,
+                               64);
+    k->initiator = initiator;
+}
+
+int um_hs_server_init(um_hs_server_t *srv, const uint8_t s_priv[32], um_keyset_t *keys,
+                      uint32_t skew_s, size_t replay_entries)
+{
+    if (!srv || !s_priv) return UM_EINVAL;
+    memset(srv, 0, sizeof(*srv));
+    memcpy(srv->s_priv, s_priv, 32);
+    if (crypto_scalarmult_base(srv->s_pub, srv->s_priv) != 0) {
+        sodium_memzero(srv, sizeof(*srv));
+        return UM_EINVAL;
+    }
+    int r = um_replay_init(&srv->replay, replay_entries ? replay_entries : 65536);
+    if (r) {
+        sodium_memzero(srv, sizeof(*srv));
+        return r;
+    }
+    srv->keys = um_keyset_ref(keys);
+    srv->skew_s = skew_s ? skew_s : UM_HS_SKEW_DEFAULT;
+    srv->aes_hw = um_cpu_has_aes();
+    return 0;
+}
+
+void um_hs_server_set_keys(um_hs_server_t *srv, um_keyset_t *keys)
+{
+    um_keyset_t *old = srv->keys;
+    srv->keys = um_keyset_ref(keys);
+    um_keyset_unref(old);
+}
+
+void um_hs_server_close(um_hs_server_t *srv)
+{
+    if (!srv) return;
+    um_keyset_unref(srv->keys);
+    um_replay_free(&srv->replay);
+    sodium_memzero(srv, sizeof(*srv));
+}
+
+int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t prolen,
+                         const uint8_t *msg1, size_t n, uint64_t now_s, size_t reply_len,
+                         uint8_t *reply, size_t cap, size_t *replyn, um_sess_keys_t *keys)
+{
+    um_noise_hs_t hs;
+    um_noise_split_t sp;
+    uint8_t pl[UM_HS_MSG_MAX];
+    uint8_t p2[UM_HS_MSG_MAX];
+    size_t pn = 0, p2n;
+    int r;
+
+    if (!srv || !msg1 || !reply || !replyn || !keys) return UM_EINVAL;
+    memset(keys, 0, sizeof(*keys));
+    if (n < UM_HS_MSG1_MIN || n > UM_HS_MSG_MAX) return UM_EPROTO;
+    if (reply_len < UM_HS_MSG2_MIN) reply_len = UM_HS_MSG2_MIN;
+    if (reply_len > UM_HS_MSG_MAX || cap < reply_len) return UM_ENOSPC;
+
+    if ((r = um_noise_init_responder_kp(&hs, prologue, prolen, srv->s_priv, srv->s_pub)) != 0)
+        return r;
+    /* -> e, es, s, ss, payload (wipes hs itself on failure) */
+    if ((r = um_noise_read_msg1(&hs, msg1, n, pl, sizeof(pl), &pn)) != 0) goto out;
+    if (!um_keyset_contains(srv->keys, hs.rs)) {
+        r = UM_EACCES;
+        goto out;
+    }
+    if (pn < UM_HS_P1_MIN || pl[0] != UM_HS_VERSION) {
+        r = UM_EPROTO;
+        goto out;
+    }
+    uint8_t flags = pl[1];
+    uint64_t ts = get64(pl + 2);
+    if (ts + srv->skew_s < now_s || ts > now_s + srv->skew_s) {
+        r = UM_EREPLAY;
+        goto out;
+    }
+    if (flags & UM_HS_F_RESUME) {
+        if (pn < UM_HS_P1_MIN + UM_SID_LEN + 8) {
+            r = UM_EPROTO;
+            goto out;
+        }
+        keys->resume_requested = 1;
+        memcpy(keys->resume_sid, pl + 10, UM_SID_LEN);
+        keys->resume_offset = get64(pl + 10 + UM_SID_LEN);
+    }
+    /* Last check, so only authenticated, in-window flights fill the filter. */
+    if ((r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0) goto out;
+
+    keys->alg =
+        (srv->aes_hw && (flags & UM_HS_F_AES)) ? UM_AEAD_AES256_GCM : UM_AEAD_CHACHA20_POLY1305;
+    keys->timestamp = ts;
+    memcpy(keys->peer_static, hs.rs, 32);
+    p2n = reply_len - UM_NOISE_MSG2_OVERHEAD;
+    memset(p2, 0, p2n);
+    p2[0] = UM_HS_VERSION;
+    p2[1] = (uint8_t)keys->alg;
+    p2[2] = 0; /* resume is not offered by this version: the client starts afresh */
+    /* <- e, ee, se, payload */
+    if ((r = um_noise_write_msg2(&hs, p2, p2n, reply, cap, replyn)) != 0) goto out;
+    if ((r = um_noise_split(&hs, &sp)) != 0) goto out;
+    derive(&sp, keys, 0);
+out:
+    um_noise_hs_wipe(&hs);
+    sodium_memzero(&sp, sizeof(sp));
+    sodium_memzero(pl, pn < sizeof(pl) ? pn : sizeof(pl));
+    if (r) um_sess_keys_wipe(keys);
+    return r;
+}
+
+int um_hs_client_start(um_hs_client_t *c, const uint8_t *prologue, size_t prolen,
+                       const uint8_t c_priv[32], const uint8_t server_pub[32],
+                       const um_hs_client_opts_t *opts, uint64_t now_s, size_t msg_len,
+                       uint8_t *out, size_t cap, size_t *outn)
+{
+    uint8_t pl[UM_HS_MSG_MAX];
+    size_t min = UM_HS_MSG1_MIN;
+    int r;
+
+    if (!c || !c_priv || !server_pub || !out || !outn) return UM_EINVAL;
+    if (opts && opts->resume_sid) min += UM_SID_LEN + 8;
+    if (msg_len < min) msg_len = min;
+    if (msg_len > UM_HS_MSG_MAX || cap < msg_len) return UM_ENOSPC;
+    memset(c, 0, sizeof(*c));
+    memcpy(c->server_pub, server_pub, 32);
+    if ((r = um_noise_init_initiator(&c->nz, prologue, prolen, c_priv, server_pub)) != 0) return r;
+    size_t pn = msg_len - UM_NOISE_MSG1_OVERHEAD;
+    memset(pl, 0, pn);
+    pl[0] = UM_HS_VERSION;
+    pl[1] = (uint8_t)((opts && opts->aes_hw ? UM_HS_F_AES : 0) |
+                      (opts && opts->resume_sid ? UM_HS_F_RESUME : 0));
+    put64(pl + 2, now_s);
+    if (opts && opts->resume_sid) {
+        memcpy(pl + 10, opts->resume_sid, UM_SID_LEN);
+        put64(pl + 10 + UM_SID_LEN, opts->resume_offset);
+    }
+    r = um_noise_write_msg1(&c->nz, pl, pn, out, cap, outn);
+    sodium_memzero(pl, pn);
+    if (r) {
+        um_hs_client_wipe(c);
+        return r;
+    }
+    c->started = 1;
+    return 0;
+}
+
+int um_hs_client_finish(um_hs_client_t *c, const uint8_t *msg2, size_t n, um_sess_keys_t *keys)
+{
+    uint8_t pl[UM_HS_MSG_MAX];
+    um_noise_split_t sp;
+    size_t pn = 0;
+    int r;
+
+    if (!c || !msg2 || !keys) return UM_EINVAL;
+    memset(keys, 0, sizeof(*keys));
+    memset(&sp, 0, sizeof(sp));
+    if (!c->started) return UM_EINVAL;
+    if (n < UM_HS_MSG2_MIN || n > UM_HS_MSG_MAX) {
+        r = UM_EPROTO;
+        goto out;
+    }
+    /* <- e, ee, se, payload */
+    if ((r = um_noise_read_msg2(&c->nz, msg2, n, pl, sizeof(pl), &pn)) != 0) goto out;
+    if (pn < UM_HS_P2_MIN || pl[0] != UM_HS_VERSION ||
+        (pl[1] != UM_AEAD_CHACHA20_POLY1305 && pl[1] != UM_AEAD_AES256_GCM)) {
+        r = UM_EPROTO;
+        goto out;
+    }
+    keys->alg = pl[1];
+    memcpy(keys->peer_static, c->server_pub, 32);
+    if ((r = um_noise_split(&c->nz, &sp)) != 0) goto out;
+    derive(&sp, keys, 1);
+out:
+    sodium_memzero(&sp, sizeof(sp));
+    sodium_memzero(pl, pn < sizeof(pl) ? pn : sizeof(pl));
+    um_hs_client_wipe(c);
+    if (r) um_sess_keys_wipe(keys);
+    return r;
+}
+
+void um_hs_client_wipe(um_hs_client_t *c)
+{
+    if (c) sodium_memzero(c, sizeof(*c));
+}

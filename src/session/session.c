@@ -1,0 +1,351 @@
+#include "session/session.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/err.h"
+
+#define ACK_FIELDS  9  /* type, ack */
+#define DATA_FIELDS 10 /* offset, length */
+
+struct um_sess {
+    um_rec_dir_t tx, rx;
+    um_sess_cfg_t cfg;
+    uint8_t sid[UM_SID_LEN];
+    int alg;
+    int err;
+    unsigned events;
+    um_buf_t txq; /* plaintext from tx_acked to tx_queued */
+    um_buf_t rxq; /* delivered, not yet read */
+    um_buf_t inb; /* a partial record (or a few) from the wire */
+    uint64_t tx_acked, tx_sent, tx_queued, rx_next, ack_sent;
+    uint64_t key_bytes, key_ms; /* bytes sealed under the current tx key; when it began */
+    bool ack_pending;
+    uint8_t body[UM_REC_BODY_MAX]; /* record body scratch (plaintext) */
+};
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t now_ms(const um_sess_t *s)
+{
+    return s->cfg.now_ms ? s->cfg.now_ms() : um_now_ms();
+}
+
+static int die(um_sess_t *s, int r)
+{
+    if (!s->err) {
+        s->err = r;
+        s->events |= UM_SESS_EV_ERROR;
+        /* The keys are useless now: wipe them at once. */
+        um_rec_close(&s->tx);
+        um_rec_close(&s->rx);
+    }
+    return s->err;
+}
+
+static int install_keys(um_sess_t *s, const um_sess_keys_t *k)
+{
+    int r;
+    if ((r = um_rec_init(&s->tx, k->alg, 1, k->k_send, s->cfg.ctr_limit)) != 0) return r;
+    if ((r = um_rec_init(&s->rx, k->alg, 0, k->k_recv, s->cfg.ctr_limit)) != 0) {
+        um_rec_close(&s->tx);
+        return r;
+    }
+    s->key_bytes = 0;
+    s->key_ms = now_ms(s);
+    return 0;
+}
+
+um_sess_t *um_sess_new(const um_sess_keys_t *keys, const um_sess_cfg_t *cfg)
+{
+    if (!keys || (keys->alg != UM_AEAD_CHACHA20_POLY1305 && keys->alg != UM_AEAD_AES256_GCM))
+        return NULL;
+    um_sess_t *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    if (cfg) s->cfg = *cfg;
+    if (!s->cfg.tx_max) s->cfg.tx_max = 4u << 20;
+    if (!s->cfg.rx_max) s->cfg.rx_max = 1u << 20;
+    if (s->cfg.rx_max < UM_SESS_DATA_MAX) s->cfg.rx_max = UM_SESS_DATA_MAX;
+    if (!s->cfg.rekey_bytes) s->cfg.rekey_bytes = UINT64_C(1) << 30;
+    if (!s->cfg.rekey_ms) s->cfg.rekey_ms = 10 * 60 * 1000;
+    s->alg = keys->alg;
+    memcpy(s->sid, keys->sid, UM_SID_LEN);
+    um_buf_init(&s->txq, s->cfg.tx_max);
+    um_buf_init(&s->rxq, s->cfg.rx_max);
+    um_buf_init(&s->inb, UM_REC_WIRE_MAX);
+    if (install_keys(s, keys) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->events = UM_SESS_EV_ESTABLISHED;
+    return s;
+}
+
+void um_sess_free(um_sess_t *s)
+{
+    if (!s) return;
+    um_rec_close(&s->tx);
+    um_rec_close(&s->rx);
+    um_buf_wipe(&s->txq);
+    um_buf_wipe(&s->rxq);
+    um_buf_wipe(&s->inb);
+    sodium_memzero(s, sizeof(*s));
+    free(s);
+}
+
+int um_sess_write(um_sess_t *s, const uint8_t *p, size_t n)
+{
+    if (!s || (!p && n)) return UM_EINVAL;
+    if (s->err) return s->err;
+    size_t space = um_buf_space(&s->txq);
+    if (n > space) n = space;
+    if (n > (size_t)INT32_MAX) n = INT32_MAX;
+    if (n == 0) return UM_ENOSPC;
+    int r = um_buf_append(&s->txq, p, n);
+    if (r) return r;
+    s->tx_queued += n;
+    return (int)n;
+}
+
+/* Applies one opened record body. */
+static int apply(um_sess_t *s, const uint8_t *b, size_t n)
+{
+    if (n < ACK_FIELDS) return UM_EPROTO;
+    uint8_t type = b[0];
+    uint64_t ack = get64(b + 1);
+    if (type != UM_REC_T_DATA && type != UM_REC_T_ACK && type != UM_REC_T_REKEY) return UM_EPROTO;
+    if (ack < s->tx_acked || ack > s->tx_sent) return UM_EPROTO;
+    if (ack > s->tx_acked) {
+        um_buf_consume(&s->txq, (size_t)(ack - s->tx_acked));
+        s->tx_acked = ack;
+        s->events |= UM_SESS_EV_ACKED;
+    }
+    if (type == UM_REC_T_DATA) {
+        if (n < ACK_FIELDS + DATA_FIELDS) return UM_EPROTO;
+        uint64_t off = get64(b + ACK_FIELDS);
+        size_t dlen = ((size_t)b[ACK_FIELDS + 8] << 8) | b[ACK_FIELDS + 9];
+        if (dlen == 0 || dlen > UM_SESS_DATA_MAX || ACK_FIELDS + DATA_FIELDS + dlen > n)
+            return UM_EPROTO;
+        if (off > s->rx_next || off + dlen < off) return UM_EPROTO; /* a gap: never */
+        if (off + dlen > s->rx_next) {
+            size_t skip = (size_t)(s->rx_next - off);
+            int r = um_buf_append(&s->rxq, b + ACK_FIELDS + DATA_FIELDS + skip, dlen - skip);
+            if (r) return r;
+            s->rx_next += dlen - skip;
+            s->ack_pending = true;
+            s->events |= UM_SESS_EV_READABLE;
+        }
+    } else if (type == UM_REC_T_REKEY) {
+        int r = um_rec_ratchet(&s->rx);
+        if (r) return r;
+        s->events |= UM_SESS_EV_REKEY_RX;
+    }
+    return 0;
+}
+
+int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed)
+{
+    size_t used = 0, bn = 0, c = 0;
+    int r = 0;
+    if (!s || (!wire && n) || !consumed) return UM_EINVAL;
+    *consumed = 0;
+    if (s->err) return s->err;
+    /* Bounded: each pass consumes a record or input, or stops. */
+    for (;;) {
+        if (um_buf_space(&s->rxq) < UM_SESS_DATA_MAX) break;
+        const uint8_t *p;
+        size_t avail;
+        if (um_buf_len(&s->inb)) {
+            size_t take = UM_REC_WIRE_MAX - um_buf_len(&s->inb);
+            if (take > n - used) take = n - used;
+            if (take && (r = um_buf_append(&s->inb, wire + used, take)) != 0) break;
+            used += take;
+            avail = um_buf_peek(&s->inb, &p);
+            r = um_rec_open(&s->rx, p, avail, s->body, sizeof(s->body), &bn, &c);
+            if (r == UM_EAGAIN) {
+                r = 0;
+                break;
+            }
+            if (r) break;
+            um_buf_consume(&s->inb, c);
+        } else {
+            if (used == n) break;
+            p = wire + used;
+            avail = n - used;
+            r = um_rec_open(&s->rx, p, avail, s->body, sizeof(s->body), &bn, &c);
+            if (r == UM_EAGAIN) {
+                if ((r = um_buf_append(&s->inb, p, avail)) != 0) break;
+                used = n;
+                break;
+            }
+            if (r) break;
+            used += c;
+        }
+        r = apply(s, s->body, bn);
+        sodium_memzero(s->body, bn);
+        if (r) break;
+    }
+    *consumed = used;
+    return r ? die(s, r) : 0;
+}
+
+size_t um_sess_read(um_sess_t *s, uint8_t *out, size_t cap)
+{
+    return s ? um_buf_read(&s->rxq, out, cap) : 0;
+}
+
+size_t um_sess_readable(const um_sess_t *s)
+{
+    return s ? um_buf_len(&s->rxq) : 0;
+}
+
+static size_t pad_for(const um_sess_t *s, size_t body)
+{
+    size_t room = UM_REC_BODY_MAX - body, pad = 0;
+    switch (s->cfg.pad.mode) {
+    case UM_PAD_RANDOM: pad = s->cfg.pad.max ? randombytes_uniform(s->cfg.pad.max + 1u) : 0; break;
+    case UM_PAD_BLOCK: {
+        size_t blk = s->cfg.pad.block < 64 ? 64 : s->cfg.pad.block;
+        size_t wire = body + UM_REC_OVERHEAD;
+        pad = (blk - wire % blk) % blk;
+        break;
+    }
+    default: break;
+    }
+    return pad > room ? room : pad;
+}
+
+/* Seals one record of the given type; DATA takes up to UM_SESS_DATA_MAX
+ * unsent bytes. */
+static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
+{
+    size_t n = ACK_FIELDS, dlen = 0;
+    s->body[0] = type;
+    put64(s->body + 1, s->rx_next);
+    if (type == UM_REC_T_DATA) {
+        const uint8_t *q;
+        um_buf_peek(&s->txq, &q);
+        size_t at = (size_t)(s->tx_sent - s->tx_acked);
+        dlen = (size_t)(s->tx_queued - s->tx_sent);
+        if (dlen > UM_SESS_DATA_MAX) dlen = UM_SESS_DATA_MAX;
+        put64(s->body + n, s->tx_sent);
+        s->body[n + 8] = (uint8_t)(dlen >> 8);
+        s->body[n + 9] = (uint8_t)dlen;
+        n += DATA_FIELDS;
+        memcpy(s->body + n, q + at, dlen);
+        n += dlen;
+    }
+    size_t pad = pad_for(s, n);
+    memset(s->body + n, 0, pad);
+    n += pad;
+    int r = um_rec_seal(&s->tx, s->body, n, out, UM_REC_WIRE_MAX, outn);
+    sodium_memzero(s->body, n);
+    if (r) return r;
+    s->tx_sent += dlen;
+    s->ack_sent = s->rx_next;
+    s->ack_pending = false;
+    s->key_bytes += *outn;
+    return 0;
+}
+
+bool um_sess_want_pull(const um_sess_t *s)
+{
+    return s && !s->err && (s->tx_queued > s->tx_sent || s->ack_pending);
+}
+
+int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn)
+{
+    size_t total = 0, rn = 0;
+    int r = 0;
+    if (!s || !out || !outn) return UM_EINVAL;
+    *outn = 0;
+    if (s->err) return s->err;
+    while (cap - total >= UM_REC_WIRE_MAX && um_sess_want_pull(s)) {
+        if (s->key_bytes >= s->cfg.rekey_bytes || now_ms(s) - s->key_ms >= s->cfg.rekey_ms) {
+            /* REKEY is the last record under this key; the next one uses
+             * the ratcheted key. No round trip, so traffic never stalls. */
+            if ((r = emit(s, UM_REC_T_REKEY, out + total, &rn)) != 0) break;
+            total += rn;
+            if ((r = um_rec_ratchet(&s->tx)) != 0) break;
+            s->key_bytes = 0;
+            s->key_ms = now_ms(s);
+            s->events |= UM_SESS_EV_REKEY_TX;
+            if (cap - total < UM_REC_WIRE_MAX || !um_sess_want_pull(s)) break;
+        }
+        uint8_t type = s->tx_queued > s->tx_sent ? UM_REC_T_DATA : UM_REC_T_ACK;
+        if ((r = emit(s, type, out + total, &rn)) != 0) break;
+        total += rn;
+    }
+    *outn = total;
+    return r ? die(s, r) : 0;
+}
+
+unsigned um_sess_events(um_sess_t *s)
+{
+    if (!s) return 0;
+    unsigned e = s->events;
+    s->events = 0;
+    return e;
+}
+
+int um_sess_error(const um_sess_t *s)
+{
+    return s ? s->err : UM_EINVAL;
+}
+
+void um_sess_set_padding(um_sess_t *s, const um_pad_policy_t *pad)
+{
+    if (s && pad) s->cfg.pad = *pad;
+}
+
+const uint8_t *um_sess_id(const um_sess_t *s)
+{
+    return s->sid;
+}
+
+int um_sess_alg(const um_sess_t *s)
+{
+    return s->alg;
+}
+
+void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o)
+{
+    o->tx_acked = s->tx_acked;
+    o->tx_sent = s->tx_sent;
+    o->tx_queued = s->tx_queued;
+    o->rx_next = s->rx_next;
+    o->tx_epoch = s->tx.epoch;
+    o->rx_epoch = s->rx.epoch;
+}
+
+int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx)
+{
+    if (!s || !keys || keys->alg != s->alg) return UM_EINVAL;
+    if (s->err) return s->err;
+    if (peer_rx < s->tx_acked || peer_rx > s->tx_sent) return UM_EINVAL;
+    um_rec_close(&s->tx);
+    um_rec_close(&s->rx);
+    int r = install_keys(s, keys);
+    if (r) return die(s, r);
+    um_buf_consume(&s->txq, (size_t)(peer_rx - s->tx_acked));
+    s->tx_acked = peer_rx;
+    s->tx_sent = peer_rx;
+    um_buf_clear(&s->inb);
+    s->ack_pending = true;
+    return 0;
+}

@@ -1,0 +1,102 @@
+/* A session: the confidential, length-hiding, reliable byte pipe the mux rides
+ * on (docs/PROTOCOL.md section 4). Sans-I/O: the caller feeds wire bytes in
+ * (um_sess_feed), pulls wire bytes out (um_sess_pull), writes plaintext in
+ * (um_sess_write) and reads plaintext out (um_sess_read).
+ *
+ * Reliability groundwork for resumption (DESIGN.md principle 7): every data
+ * byte has a session offset; every record carries the cumulative offset this
+ * side has received (ack); sent data stays in a bounded buffer until acked, so
+ * after a reconnection (um_sess_resume) it can be sent again from the peer's
+ * acknowledged offset; the receiver drops bytes it already has.
+ *
+ * Ownership: um_sess_new copies the keys (the caller wipes its copy);
+ * um_sess_free wipes every key and plaintext buffer. Plaintext passed to
+ * um_sess_write is copied. Single-threaded. */
+#ifndef UM_SESSION_SESSION_H
+#define UM_SESSION_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/record.h"
+#include "session/handshake.h"
+
+#define UM_SESS_DATA_MAX 16384 /* data bytes per record */
+
+typedef enum {
+    UM_PAD_NONE = 0,   /* no padding */
+    UM_PAD_RANDOM = 1, /* 0..max random padding bytes per record */
+    UM_PAD_BLOCK = 2,  /* pad each record's wire size up to a multiple of block */
+} um_pad_mode_t;
+
+typedef struct {
+    int mode;       /* um_pad_mode_t */
+    uint16_t max;   /* UM_PAD_RANDOM */
+    uint16_t block; /* UM_PAD_BLOCK, >= 64 */
+} um_pad_policy_t;
+
+typedef struct {
+    size_t tx_max;            /* queued + unacknowledged plaintext bound; 0 = 4 MiB */
+    size_t rx_max;            /* received, not yet read plaintext bound; 0 = 1 MiB */
+    uint64_t rekey_bytes;     /* per direction and key; 0 = 1 GiB */
+    uint64_t rekey_ms;        /* per direction and key; 0 = 10 minutes */
+    uint64_t ctr_limit;       /* nonce counter limit; 0 = UM_REC_CTR_LIMIT (tests) */
+    um_pad_policy_t pad;      /* default: none */
+    uint64_t (*now_ms)(void); /* monotonic clock; NULL = um_now_ms (tests) */
+} um_sess_cfg_t;
+
+enum {
+    UM_SESS_EV_ESTABLISHED = 1u << 0,
+    UM_SESS_EV_REKEY_TX = 1u << 1,
+    UM_SESS_EV_REKEY_RX = 1u << 2,
+    UM_SESS_EV_ERROR = 1u << 3,
+    UM_SESS_EV_ACKED = 1u << 4,
+    UM_SESS_EV_READABLE = 1u << 5,
+};
+
+/* Record body types. */
+enum { UM_REC_T_DATA = 1, UM_REC_T_ACK = 2, UM_REC_T_REKEY = 3 };
+
+typedef struct um_sess um_sess_t;
+
+typedef struct {
+    uint64_t tx_acked;           /* peer has everything below this offset */
+    uint64_t tx_sent;            /* sealed into records up to here */
+    uint64_t tx_queued;          /* accepted from the writer up to here */
+    uint64_t rx_next;            /* received (and delivered to the read queue) up to here */
+    uint32_t tx_epoch, rx_epoch; /* key ratchets so far */
+} um_sess_offsets_t;
+
+/* NULL on bad arguments or ENOMEM. cfg may be NULL (defaults). */
+um_sess_t *um_sess_new(const um_sess_keys_t *keys, const um_sess_cfg_t *cfg);
+void um_sess_free(um_sess_t *s); /* NULL is a no-op */
+
+/* Queues plaintext; returns how many bytes were accepted (> 0), UM_ENOSPC
+ * when none fit (backpressure: wait for UM_SESS_EV_ACKED), or the session's
+ * fatal error. */
+int um_sess_write(um_sess_t *s, const uint8_t *p, size_t n);
+/* Consumes wire bytes; *consumed < n means the read queue is full (stop
+ * reading the transport until um_sess_read makes room). Returns 0 or a fatal
+ * error (UM_EAUTH, UM_EPROTO, UM_ERANGE): the session is then dead. */
+int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed);
+/* Copies up to cap bytes of received plaintext out. */
+size_t um_sess_read(um_sess_t *s, uint8_t *out, size_t cap);
+size_t um_sess_readable(const um_sess_t *s);
+/* Produces wire bytes (whole records) into out; *outn == 0 when there is
+ * nothing to send. cap should be >= UM_REC_WIRE_MAX. */
+int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn);
+bool um_sess_want_pull(const um_sess_t *s);
+/* Returns and clears the pending UM_SESS_EV_* bits. */
+unsigned um_sess_events(um_sess_t *s);
+int um_sess_error(const um_sess_t *s);
+void um_sess_set_padding(um_sess_t *s, const um_pad_policy_t *pad);
+const uint8_t *um_sess_id(const um_sess_t *s); /* UM_SID_LEN bytes, borrowed */
+int um_sess_alg(const um_sess_t *s);
+void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o);
+/* Resumption groundwork: install the keys of a fresh handshake that named
+ * this session and resend from peer_rx (the peer's received offset, which
+ * must lie in [tx_acked, tx_sent]). Partial input is dropped. */
+int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx);
+
+#endif

@@ -1,0 +1,244 @@
+#include "transport/tcp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+
+#define RBUF 65536
+
+struct um_tcp {
+    uv_tcp_t h;
+    uv_connect_t creq;
+    uv_shutdown_t sreq;
+    um_tcp_read_cb read_cb;
+    void *read_ud;
+    um_tcp_event_cb drain_cb, conn_cb;
+    void *drain_ud, *conn_ud;
+    size_t wq, wq_max;
+    int want_drain, closing, shut;
+    uint8_t rbuf[RBUF];
+};
+
+struct um_tcp_listener {
+    uv_tcp_t h;
+    um_tcp_accept_cb cb;
+    void *ud;
+};
+
+typedef struct {
+    uv_write_t req;
+    size_t n;
+    uint8_t data[];
+} wreq_t;
+
+static um_tcp_t *tcp_new(uv_loop_t *loop)
+{
+    um_tcp_t *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    if (uv_tcp_init(loop, &t->h) != 0) {
+        free(t);
+        return NULL;
+    }
+    t->h.data = t;
+    t->wq_max = UM_TCP_WQ_MAX_DEFAULT;
+    return t;
+}
+
+static void free_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_conn(uv_stream_t *srv, int status)
+{
+    um_tcp_listener_t *l = srv->data;
+    if (status < 0) return;
+    um_tcp_t *t = tcp_new(srv->loop);
+    if (!t) return;
+    if (uv_accept(srv, (uv_stream_t *)&t->h) != 0) {
+        uv_close((uv_handle_t *)&t->h, free_cb);
+        return;
+    }
+    uv_tcp_nodelay(&t->h, 1);
+    l->cb(l, t, l->ud);
+}
+
+int um_tcp_listen(uv_loop_t *loop, const struct sockaddr *sa, int backlog, um_tcp_accept_cb cb,
+                  void *ud, um_tcp_listener_t **out)
+{
+    int r;
+    if (!loop || !sa || !cb || !out) return UM_EINVAL;
+    um_tcp_listener_t *l = calloc(1, sizeof(*l));
+    if (!l) return UM_ENOMEM;
+    if ((r = uv_tcp_init(loop, &l->h)) != 0) {
+        free(l);
+        return r;
+    }
+    l->h.data = l;
+    l->cb = cb;
+    l->ud = ud;
+    if ((r = uv_tcp_bind(&l->h, sa, 0)) != 0 ||
+        (r = uv_listen((uv_stream_t *)&l->h, backlog > 0 ? backlog : 511, on_conn)) != 0) {
+        uv_close((uv_handle_t *)&l->h, free_cb);
+        return r;
+    }
+    *out = l;
+    return 0;
+}
+
+int um_tcp_listener_port(const um_tcp_listener_t *l)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&l->h, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+void um_tcp_listener_close(um_tcp_listener_t *l)
+{
+    if (l) uv_close((uv_handle_t *)&l->h, free_cb);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    um_tcp_t *t = req->data;
+    if (t->closing) return;
+    if (status == 0) uv_tcp_nodelay(&t->h, 1);
+    if (t->conn_cb) t->conn_cb(t, status, t->conn_ud);
+}
+
+int um_tcp_connect(uv_loop_t *loop, const struct sockaddr *sa, um_tcp_event_cb cb, void *ud,
+                   um_tcp_t **out)
+{
+    if (!loop || !sa || !cb || !out) return UM_EINVAL;
+    um_tcp_t *t = tcp_new(loop);
+    if (!t) return UM_ENOMEM;
+    t->conn_cb = cb;
+    t->conn_ud = ud;
+    t->creq.data = t;
+    int r = uv_tcp_connect(&t->creq, &t->h, sa, on_connect);
+    if (r) {
+        uv_close((uv_handle_t *)&t->h, free_cb);
+        return r;
+    }
+    *out = t;
+    return 0;
+}
+
+void um_tcp_set_read_cb(um_tcp_t *t, um_tcp_read_cb cb, void *ud)
+{
+    t->read_cb = cb;
+    t->read_ud = ud;
+}
+
+void um_tcp_set_drain_cb(um_tcp_t *t, um_tcp_event_cb cb, void *ud)
+{
+    t->drain_cb = cb;
+    t->drain_ud = ud;
+}
+
+void um_tcp_set_wq_max(um_tcp_t *t, size_t max)
+{
+    t->wq_max = max ? max : UM_TCP_WQ_MAX_DEFAULT;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    um_tcp_t *t = h->data;
+    b->base = (char *)t->rbuf;
+    b->len = RBUF;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    um_tcp_t *t = s->data;
+    if (t->closing || n == 0) return;
+    if (n < 0) {
+        uv_read_stop(s);
+        if (t->read_cb) t->read_cb(t, NULL, 0, n == UV_EOF ? UM_EPIPE : (int)n, t->read_ud);
+        return;
+    }
+    if (t->read_cb) t->read_cb(t, (const uint8_t *)b->base, (size_t)n, 0, t->read_ud);
+}
+
+int um_tcp_read_start(um_tcp_t *t)
+{
+    if (t->closing) return UM_EPIPE;
+    int r = uv_read_start((uv_stream_t *)&t->h, alloc_cb, read_cb);
+    return r == UV_EALREADY ? 0 : r;
+}
+
+int um_tcp_read_stop(um_tcp_t *t)
+{
+    return uv_read_stop((uv_stream_t *)&t->h);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *)req;
+    um_tcp_t *t = req->data;
+    t->wq -= w->n;
+    free(w);
+    if (t->closing) return;
+    if (t->want_drain && t->wq <= t->wq_max / 4) {
+        t->want_drain = 0;
+        if (t->drain_cb) t->drain_cb(t, 0, t->drain_ud);
+    }
+}
+
+int um_tcp_write(um_tcp_t *t, const uint8_t *p, size_t n)
+{
+    if (!t || (!p && n)) return UM_EINVAL;
+    if (t->closing || t->shut) return UM_EPIPE;
+    if (n == 0) return 0;
+    if (n > t->wq_max - (t->wq < t->wq_max ? t->wq : t->wq_max) || t->wq >= t->wq_max) {
+        t->want_drain = 1;
+        return UM_ENOSPC;
+    }
+    wreq_t *w = malloc(sizeof(*w) + n);
+    if (!w) return UM_ENOMEM;
+    memcpy(w->data, p, n);
+    w->n = n;
+    w->req.data = t;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+    int r = uv_write(&w->req, (uv_stream_t *)&t->h, &b, 1, write_cb);
+    if (r) {
+        free(w);
+        return r;
+    }
+    t->wq += n;
+    if (t->wq > t->wq_max / 2) t->want_drain = 1;
+    return 0;
+}
+
+size_t um_tcp_write_queued(const um_tcp_t *t)
+{
+    return t->wq;
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {}
+
+int um_tcp_shutdown(um_tcp_t *t)
+{
+    if (t->closing) return UM_EPIPE;
+    if (t->shut) return 0;
+    t->shut = 1;
+    return uv_shutdown(&t->sreq, (uv_stream_t *)&t->h, shutdown_cb);
+}
+
+void um_tcp_close(um_tcp_t *t)
+{
+    if (!t || t->closing) return;
+    t->closing = 1;
+    t->read_cb = NULL;
+    t->drain_cb = NULL;
+    t->conn_cb = NULL;
+    uv_close((uv_handle_t *)&t->h, free_cb);
+}
+
+uv_tcp_t *um_tcp_handle(um_tcp_t *t)
+{
+    return &t->h;
+}

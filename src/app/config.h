@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport/shape.h"
 #include "util/addr.h"
 
 #define UM_NAME_MAX           63
@@ -40,8 +41,6 @@
 typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 
 typedef enum { UM_TR_TCP = 0 } um_tr_type_t;
-/* First-packet shaping of the tcp transport (docs/PROTOCOL.md section 7). */
-typedef enum { UM_SHAPE_NONE = 0, UM_SHAPE_PRINTABLE, UM_SHAPE_HTTP, UM_SHAPE_TLS } um_shape_t;
 typedef enum { UM_CFG_PAD_RANDOM = 0, UM_CFG_PAD_NONE } um_cfg_pad_t;
 
 /* Parameters of one transport: shared by [transport "x"] and share links. */

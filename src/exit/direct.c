@@ -478,8 +478,8 @@ void um_direct_free(um_direct_t *d)
     free(d);
 }
 
-um_connector_t um_direct_connector(um_direct_t *d)
+um_conn_provider_t um_direct_connector(um_direct_t *d)
 {
-    um_connector_t c = {&um_direct_ops, d};
+    um_conn_provider_t c = {&um_direct_ops, d};
     return c;
 }

@@ -25,6 +25,6 @@ int um_direct_new(uv_loop_t *loop, const um_policy_t *policy, uint32_t connect_t
 void um_direct_free(um_direct_t *d);
 
 /* Convenience: { &um_direct_ops, d }. */
-um_connector_t um_direct_connector(um_direct_t *d);
+um_conn_provider_t um_direct_connector(um_direct_t *d);
 
 #endif

@@ -84,6 +84,6 @@ typedef struct {
 typedef struct {
     const um_conn_ops_t *ops;
     void *ctx;
-} um_connector_t;
+} um_conn_provider_t;
 
 #endif

@@ -1,6 +1,6 @@
 /* Local listeners of the client: SOCKS5 (RFC 1928/1929), HTTP proxy, and
  * -L style static forwards. Each accepted connection becomes a stream opened
- * through a um_connector_t (src/proxy/conn.h): the tunnel, or the direct
+ * through a um_conn_provider_t (src/proxy/conn.h): the tunnel, or the direct
  * connector of src/exit. Relays both ways with backpressure (a side is paused
  * while the other's queue is above UM_CONN_HIGH_WATER), propagates half-close,
  * bounds the handshake time and the number of connections. */
@@ -18,7 +18,7 @@
 typedef enum { UM_PROXY_SOCKS5 = 1, UM_PROXY_HTTP, UM_PROXY_FORWARD } um_proxy_kind_t;
 
 typedef struct {
-    um_connector_t conn;           /* borrowed; must outlive the listener */
+    um_conn_provider_t conn;           /* borrowed; must outlive the listener */
     uint32_t handshake_timeout_ms; /* request must be complete within (0: 10000) */
     uint32_t idle_timeout_ms;      /* HTTP keep-alive between requests (0: 60000) */
     uint32_t max_conns;            /* concurrent client connections (0: 1024) */

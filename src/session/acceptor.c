@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "transport/mask.h"
+#include "transport/shape.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -185,7 +186,8 @@ static void established(pconn_t *c, const uint8_t *msg, size_t mn, const uint8_t
 {
     um_acceptor_t *a = c->a;
     uint8_t reply[REPLY_MAX], flight[REPLY_MAX + UM_MASK_OVERHEAD];
-    size_t rn = 0, fn = 0, used = 0;
+    uint8_t wire[UM_SHAPE_PREFIX_MAX + sizeof(flight)];
+    size_t rn = 0, fn = 0, wn = 0, used = 0;
     um_sess_keys_t keys;
     size_t total = REPLY_MIN + randombytes_uniform(REPLY_MAX - REPLY_MIN + 1);
 
@@ -199,10 +201,16 @@ static void established(pconn_t *c, const uint8_t *msg, size_t mn, const uint8_t
         return;
     }
     um_sess_t *s = NULL;
-    if ((r = um_mask_seal(a->hs.s_pub, UM_MASK_S2C, reply, rn, flight, sizeof(flight), &fn)) ||
-        !(s = um_sess_new(&keys, &a->cfg.sess)) ||
+    /* The reply goes out as one write: shaping prefix (section 7), then flight. */
+    if ((r = um_mask_seal(a->hs.s_pub, UM_MASK_S2C, reply, rn, flight, sizeof(flight), &fn)) == 0 &&
+        (r = um_shape_prefix((um_shape_t)a->cfg.shape, UM_SHAPE_S2C, fn, wire, sizeof(wire),
+                             &wn)) == 0) {
+        memcpy(wire + wn, flight, fn);
+        wn += fn;
+    }
+    if (r || !(s = um_sess_new(&keys, &a->cfg.sess)) ||
         (restn && (r = um_sess_feed(s, rest, restn, &used)) != 0) ||
-        (r = um_tcp_write(c->t, flight, fn)) != 0) {
+        (r = um_tcp_write(c->t, wire, wn)) != 0) {
         /* Local failure after authentication: just close. */
         um_sess_free(s);
         um_sess_keys_wipe(&keys);
@@ -225,7 +233,7 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
 {
     pconn_t *c = ud;
     uint8_t msg[UM_FLIGHT_MSG_MAX];
-    size_t mn = 0, used = 0;
+    size_t mn = 0, used = 0, pre = 0, want = 0;
 
     if (status == UM_EPIPE) {
         c->peer_eof = 1;
@@ -264,10 +272,16 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
     }
     const uint8_t *q;
     size_t qn = um_buf_peek(&c->buf, &q);
-    int r = um_mask_open(c->a->hs.s_pub, UM_MASK_C2S, UM_HS_MSG1_MIN, q, qn, msg, sizeof(msg), &mn,
-                         &used);
+    /* Shaping prefix first (section 7): a wrong one is an invalid flight like
+     * any other, with the same reaction. */
+    int r = um_shape_strip((um_shape_t)c->a->cfg.shape, UM_SHAPE_C2S, q, qn, &pre, &want);
+    if (r == 0)
+        r = um_mask_open(c->a->hs.s_pub, UM_MASK_C2S, UM_HS_MSG1_MIN, q + pre, qn - pre, msg,
+                         sizeof(msg), &mn, &used);
+    /* A prefix that announces the flight length must announce it exactly. */
+    if (want && ((r == 0 && used != want) || (r == UM_EAGAIN && qn - pre >= want))) r = UM_EPROTO;
     if (r == UM_EAGAIN) {
-        if (qn == UM_FLIGHT_MAX) reject(c); /* cannot happen: lengths are bounded */
+        if (qn == c->buf.max) reject(c); /* cannot happen: lengths are bounded */
         return;
     }
     if (r || !take_token(c->a)) {
@@ -280,7 +294,7 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
         reject(c);
         return;
     }
-    established(c, msg, mn, q + used, qn - used);
+    established(c, msg, mn, q + pre + used, qn - pre - used);
     sodium_memzero(msg, mn);
 }
 
@@ -328,7 +342,7 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
     c->a = a;
     c->t = t;
     c->st = C_PARSE;
-    um_buf_init(&c->buf, UM_FLIGHT_MAX);
+    um_buf_init(&c->buf, UM_FLIGHT_MAX + (a->cfg.shape ? UM_SHAPE_PREFIX_MAX : 0));
     uv_timer_init(a->loop, &c->timer);
     c->timer.data = c;
     a->live_handles++;
@@ -352,7 +366,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
 {
     int r;
     if (!loop || !listen_addr || !cfg || !cb || !out) return UM_EINVAL;
-    if (cfg->probe_max_ms < cfg->probe_min_ms) return UM_EINVAL;
+    if (cfg->probe_max_ms < cfg->probe_min_ms || cfg->shape > UM_SHAPE_MAX) return UM_EINVAL;
     um_acceptor_t *a = calloc(1, sizeof(*a));
     if (!a) return UM_ENOMEM;
     a->loop = loop;

@@ -4,8 +4,9 @@
  *
  *   - a random delay D, uniform in [probe_min_ms, probe_max_ms], drawn when
  *     the connection is accepted, independent of what or when anything arrives;
- *   - until D: read and discard everything (at most UM_FLIGHT_MAX bytes are
- *     kept, for the parser); never a byte sent;
+ *   - until D: read and discard everything (at most UM_FLIGHT_MAX bytes, plus
+ *     UM_SHAPE_PREFIX_MAX when shaped, are kept for the parser); never a byte
+ *     sent; a missing or wrong shaping prefix is one more invalid flight;
  *   - at D: FIN (shutdown), keep reading and discarding until the peer's FIN
  *     or linger_ms, then close. The same for every invalid input, for a client
  *     that sends nothing, and for a client that sends half a flight.
@@ -42,6 +43,8 @@ typedef struct {
     struct sockaddr_storage fallback;
     um_sess_cfg_t sess; /* for every established session */
     int disable_aes;    /* never choose AES-256-GCM */
+    uint8_t shape;      /* um_shape_t: first-flight prefix expected from clients and
+                           put before our reply (PROTOCOL.md section 7); 0 = none */
 } um_acceptor_cfg_t;
 
 typedef struct um_acceptor um_acceptor_t;

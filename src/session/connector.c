@@ -6,6 +6,7 @@
 
 #include "crypto/aead.h"
 #include "transport/mask.h"
+#include "transport/shape.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -76,16 +77,16 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
 {
     um_connector_t *c = ud;
     uint8_t msg[UM_FLIGHT_MSG_MAX];
-    size_t mn = 0, used = 0, fed = 0;
+    size_t mn = 0, used = 0, fed = 0, pre = 0, want = 0;
     um_sess_keys_t keys;
 
     if (status < 0) {
         finish(c, status == UM_EPIPE ? UM_EPIPE : status, NULL);
         return;
     }
-    /* Keep at most one flight; records the server sent right after its
-     * reply stay in p and go straight to the session. */
-    size_t take = UM_FLIGHT_MAX - um_buf_len(&c->buf);
+    /* Keep at most one (shaped) flight; records the server sent right after
+     * its reply stay in p and go straight to the session. */
+    size_t take = c->buf.max - um_buf_len(&c->buf);
     if (take > n) take = n;
     if (take && um_buf_append(&c->buf, p, take) != 0) {
         finish(c, UM_ENOMEM, NULL);
@@ -93,9 +94,16 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
     }
     const uint8_t *q;
     size_t qn = um_buf_peek(&c->buf, &q);
-    int r = um_mask_open(c->cfg.server_pub, UM_MASK_S2C, UM_HS_MSG2_MIN, q, qn, msg, sizeof(msg),
-                         &mn, &used);
-    if (r == UM_EAGAIN) return;
+    int r = um_shape_strip((um_shape_t)c->cfg.shape, UM_SHAPE_S2C, q, qn, &pre, &want);
+    if (r == 0)
+        r = um_mask_open(c->cfg.server_pub, UM_MASK_S2C, UM_HS_MSG2_MIN, q + pre, qn - pre, msg,
+                         sizeof(msg), &mn, &used);
+    if (want && ((r == 0 && used != want) || (r == UM_EAGAIN && qn - pre >= want))) r = UM_EPROTO;
+    if (r == UM_EAGAIN) {
+        if (qn == c->buf.max) finish(c, UM_EPROTO, NULL); /* bounded: cannot happen */
+        return;
+    }
+    used += pre;
     if (r == 0) r = um_hs_client_finish(&c->hs, msg, mn, &keys);
     sodium_memzero(msg, sizeof(msg));
     if (r) {
@@ -126,8 +134,8 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
 static void on_connect(um_tcp_t *t, int status, void *ud)
 {
     um_connector_t *c = ud;
-    uint8_t flight[UM_FLIGHT_MAX];
-    size_t fn = 0;
+    uint8_t flight[UM_FLIGHT_MAX], wire[UM_SHAPE_PREFIX_MAX + UM_FLIGHT_MAX];
+    size_t fn = 0, wn = 0;
     if (status < 0) {
         finish(c, status, NULL);
         return;
@@ -135,7 +143,14 @@ static void on_connect(um_tcp_t *t, int status, void *ud)
     int aes = c->cfg.offer_aes < 0 ? um_cpu_has_aes() : c->cfg.offer_aes;
     int r = um_connector_flight(&c->hs, c->cfg.client_priv, c->cfg.server_pub, aes, um_wall_s(),
                                 flight, sizeof(flight), &fn);
-    if (r == 0) r = um_tcp_write(t, flight, fn);
+    /* One write: shaping prefix (section 7), then the flight, so the prefix
+     * leads the first TCP segment. */
+    if (r == 0)
+        r = um_shape_prefix((um_shape_t)c->cfg.shape, UM_SHAPE_C2S, fn, wire, sizeof(wire), &wn);
+    if (r == 0) {
+        memcpy(wire + wn, flight, fn);
+        r = um_tcp_write(t, wire, wn + fn);
+    }
     if (r == 0) {
         um_tcp_set_read_cb(t, on_read, c);
         r = um_tcp_read_start(t);
@@ -147,14 +162,14 @@ int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
                        const um_connector_cfg_t *cfg, um_connector_cb cb, void *ud,
                        um_connector_t **out)
 {
-    if (!loop || !server || !cfg || !cb) return UM_EINVAL;
+    if (!loop || !server || !cfg || !cb || cfg->shape > UM_SHAPE_MAX) return UM_EINVAL;
     um_connector_t *c = calloc(1, sizeof(*c));
     if (!c) return UM_ENOMEM;
     c->loop = loop;
     c->cfg = *cfg;
     c->cb = cb;
     c->ud = ud;
-    um_buf_init(&c->buf, UM_FLIGHT_MAX);
+    um_buf_init(&c->buf, UM_FLIGHT_MAX + (cfg->shape ? UM_SHAPE_PREFIX_MAX : 0));
     int r = um_tcp_connect(loop, server, on_connect, c, &c->t);
     if (r) {
         sodium_memzero(c, sizeof(*c));

@@ -21,6 +21,8 @@ typedef struct {
     int offer_aes;       /* -1 = detect (default when 0 is not wanted: set explicitly) */
     uint32_t timeout_ms; /* whole handshake; 0 = 10000 */
     um_sess_cfg_t sess;
+    uint8_t shape; /* um_shape_t: prefix before our first flight, expected before the
+                      reply (PROTOCOL.md section 7); 0 = none */
 } um_connector_cfg_t;
 
 typedef struct um_connector um_connector_t;

@@ -344,7 +344,7 @@ static void test_direct(void **state)
     assert_int_equal(um_policy_allow_str(&pol, "127.0.0.1/32", NULL, 0), 0);
     um_direct_t *dir;
     assert_int_equal(um_direct_new(&loop, &pol, 3000, &dir), 0);
-    um_connector_t cn = um_direct_connector(dir);
+    um_conn_provider_t cn = um_direct_connector(dir);
 
     um_addr_t dst;
     char s[64];

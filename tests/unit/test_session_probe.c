@@ -28,6 +28,7 @@
 #include "session/connector.h"
 #include "session/handshake.h"
 #include "transport/mask.h"
+#include "transport/shape.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -59,7 +60,8 @@ typedef struct probe {
     uint8_t *data;
     uint64_t t0, t1;
     size_t got;
-    int end; /* 1 EOF, 2 reset, 3 other error */
+    int end;           /* 1 EOF, 2 reset, 3 other error */
+    uint8_t first[16]; /* the first bytes received */
     int done;
     struct ctx *ctx;
 } probe_t;
@@ -119,6 +121,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     probe_t *p = s->data;
     if (n > 0) {
+        if (p->got < sizeof(p->first)) {
+            size_t k = sizeof(p->first) - p->got;
+            memcpy(p->first + p->got, b->base, (size_t)n < k ? (size_t)n : k);
+        }
         p->got += (size_t)n;
         if (p->kind == K_CONTROL) finish(p, 1);
         return;
@@ -475,7 +481,7 @@ static void cli_done(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t *con
     pump_out(&cli_end);
 }
 
-static void test_connector_session(void **st)
+static void run_connector_session(uint8_t shape)
 {
     ctx_t c;
     memset(&c, 0, sizeof(c));
@@ -483,6 +489,7 @@ static void test_connector_session(void **st)
     memset(&cli_end, 0, sizeof(cli_end));
     assert_int_equal(uv_loop_init(&c.loop), 0);
     um_acceptor_cfg_t cfg = base_cfg();
+    cfg.shape = shape;
     uv_ip4_addr("127.0.0.1", 0, &c.addr);
     assert_int_equal(
         um_acceptor_new(&c.loop, (const struct sockaddr *)&c.addr, &cfg, srv_session, &c, &c.acc),
@@ -494,6 +501,7 @@ static void test_connector_session(void **st)
     memcpy(cc.client_priv, ci, 32);
     memcpy(cc.server_pub, sp, 32);
     cc.offer_aes = -1;
+    cc.shape = shape;
     assert_int_equal(
         um_connector_start(&c.loop, (const struct sockaddr *)&c.addr, &cc, cli_done, NULL, NULL),
         0);
@@ -509,6 +517,11 @@ static void test_connector_session(void **st)
     um_tcp_close(srv_end.t);
     um_tcp_close(cli_end.t);
     close_all(&c);
+}
+
+static void test_connector_session(void **st)
+{
+    run_connector_session(UM_SHAPE_NONE);
 }
 
 /* ---- fallback: invalid bytes are spliced to a local "web server" ---- */
@@ -567,7 +580,7 @@ static void pr_conn(uv_connect_t *r, int st)
     uv_read_start(r->handle, alloc_cb, pr_read);
 }
 
-static void test_fallback(void **st)
+static void run_fallback(uint8_t shape)
 {
     ctx_t c;
     uv_tcp_t fb, pr;
@@ -582,6 +595,9 @@ static void test_fallback(void **st)
     assert_int_equal(uv_listen((uv_stream_t *)&fb, 16, fb_conn), 0);
     uv_tcp_getsockname(&fb, (struct sockaddr *)&fa, &len);
     um_acceptor_cfg_t cfg = base_cfg();
+    cfg.shape = shape;
+    fb_gotn = 0;
+    fb_eof = 0;
     cfg.has_fallback = 1;
     memcpy(&cfg.fallback, &fa, sizeof(fa));
     uv_ip4_addr("127.0.0.1", 0, &c.addr);
@@ -608,6 +624,11 @@ static void test_fallback(void **st)
         uv_sleep(5);
     }
     close_all(&c);
+}
+
+static void test_fallback(void **st)
+{
+    run_fallback(UM_SHAPE_NONE);
 }
 
 /* Limits: the handshake token bucket refuses a second flight (probe
@@ -660,6 +681,164 @@ static void test_limits(void **st)
     free(c.p);
 }
 
+/* ---- first-packet shaping (PROTOCOL.md section 7) ----
+ *
+ * A live acceptor (own thread) with shape http, tls or printable: a connector
+ * with the same shape gets a session; a valid shaped flight gets a reply that
+ * starts with the shaped reply prefix; everything else gets exactly the
+ * standard probe reaction (no byte, FIN at D, never a reset, same timing):
+ * a valid but unshaped flight, the shaped prefix followed by garbage, the
+ * prefix of another mode, a prefix announcing the wrong flight length, the
+ * prefix alone, a shaped flight made for another server key, random bytes. */
+
+enum {
+    S_CONTROL,
+    S_UNSHAPED,
+    S_GARBAGE,
+    S_OTHER,
+    S_BADLEN,
+    S_PREFIXONLY,
+    S_WRONGKEY,
+    S_RANDOM,
+    S_NCLASS
+};
+static const char *sname[S_NCLASS] = {"control", "unshaped",    "prefix+garbage", "other-shape",
+                                      "bad-len", "prefix-only", "wrong-key",      "random"};
+
+/* prefix (of shape sh, announcing flight length fl_announce) || f[0..fn) */
+static size_t shaped(uint8_t *out, uint8_t sh, size_t fl_announce, const uint8_t *f, size_t fn)
+{
+    size_t pn = 0;
+    assert_int_equal(
+        um_shape_prefix((um_shape_t)sh, UM_SHAPE_C2S, fl_announce, out, UM_SHAPE_PREFIX_MAX, &pn),
+        0);
+    memcpy(out + pn, f, fn);
+    return pn + fn;
+}
+
+static void run_shaped_probes(uint8_t shape)
+{
+    ctx_t c;
+    uint8_t f[UM_FLIGHT_MAX], tmp[UM_SHAPE_PREFIX_MAX + UM_FLIGHT_MAX];
+    memset(&c, 0, sizeof(c));
+    c.p = calloc(128, sizeof(probe_t));
+    assert_int_equal(uv_loop_init(&c.loop), 0);
+    static srv_thread_t srv; /* shared with the server thread */
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = base_cfg();
+    srv.cfg.shape = shape;
+    uv_sem_init(&srv.ready, 0);
+    assert_int_equal(uv_thread_create(&srv.tid, srv_main, &srv), 0);
+    uv_sem_wait(&srv.ready);
+    assert_true(srv.port > 0);
+    uv_ip4_addr("127.0.0.1", srv.port, &c.addr);
+
+    uint8_t other = shape == UM_SHAPE_TLS ? UM_SHAPE_HTTP : UM_SHAPE_TLS;
+    for (int i = 0; i < 10; i++) {
+        size_t fn = flight(f, ci, sp), n;
+        add(&c, S_CONTROL, tmp, shaped(tmp, shape, fn, f, fn));
+        fn = flight(f, ci, sp);
+        add(&c, S_UNSHAPED, f, fn);
+        randombytes_buf(f, fn);
+        add(&c, S_GARBAGE, tmp, shaped(tmp, shape, fn, f, fn));
+        fn = flight(f, ci, sp);
+        add(&c, S_OTHER, tmp, shaped(tmp, other, fn, f, fn));
+        fn = flight(f, ci, sp);
+        if (shape == UM_SHAPE_PRINTABLE) { /* announces no length: truncate the run */
+            n = shaped(tmp, shape, fn, f, fn);
+            size_t pn = n - fn;
+            memmove(tmp + pn - 2, tmp + pn - 1, fn + 1); /* one character less */
+            tmp[0] = '\n';                               /* ... and a run of length 0 */
+            add(&c, S_BADLEN, tmp, n - 1);
+        } else {
+            add(&c, S_BADLEN, tmp, shaped(tmp, shape, fn + 1 + (size_t)(i & 1) * 100, f, fn));
+        }
+        n = shaped(tmp, shape, fn, f, 0);
+        add(&c, S_PREFIXONLY, tmp, n);
+        fn = flight(f, ci, xp); /* made for another server */
+        add(&c, S_WRONGKEY, tmp, shaped(tmp, shape, fn, f, fn));
+        n = 1 + randombytes_uniform(1500);
+        randombytes_buf(tmp, n);
+        add(&c, S_RANDOM, tmp, n);
+    }
+    for (size_t i = c.n - 1; i > 0; i--) { /* no class at a different moment */
+        size_t j = randombytes_uniform((uint32_t)(i + 1));
+        probe_t t = c.p[i];
+        c.p[i] = c.p[j];
+        c.p[j] = t;
+    }
+    run_phase(&c, 0);
+
+    double sum[S_NCLASS] = {0}, all = 0;
+    int cnt[S_NCLASS] = {0}, nall = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        probe_t *p = &c.p[i];
+        if (p->kind == S_CONTROL) {
+            assert_true(p->got >= UM_HS_MSG2_MIN + UM_MASK_OVERHEAD);
+            if (shape == UM_SHAPE_HTTP) assert_memory_equal(p->first, "HTTP/1.1 200 OK\r\n", 16);
+            if (shape == UM_SHAPE_TLS) {
+                static const uint8_t sh[] = {0x16, 0x03, 0x03};
+                assert_memory_equal(p->first, sh, 3);
+                assert_int_equal(p->first[5], 0x02); /* ServerHello */
+            }
+            for (int k = 0; shape == UM_SHAPE_PRINTABLE && k < 16; k++)
+                assert_true(p->first[k] > 0x20 && p->first[k] < 0x7f);
+            continue;
+        }
+        double d = (double)(p->t1 - p->t0);
+        if (p->got != 0 || p->end != 1 || !(d >= DMIN && d <= DMAX + 1500))
+            printf("shape %d probe %s len %zu: got %zu end %d after %.0f ms\n", shape,
+                   sname[p->kind], p->len, p->got, p->end, d);
+        assert_int_equal(p->got, 0);
+        assert_int_equal(p->end, 1); /* EOF (FIN), never a reset */
+        assert_true(d >= DMIN && d <= DMAX + 1500);
+        sum[p->kind] += d;
+        cnt[p->kind]++;
+        all += d;
+        nall++;
+    }
+    double mean = all / nall;
+    printf("shape %d: mean close time %.1f ms over %d probes\n", shape, mean, nall);
+    for (int k = S_UNSHAPED; k < S_NCLASS; k++) {
+        double m = sum[k] / cnt[k];
+        printf("  %-14s n=%2d mean %.1f ms\n", sname[k], cnt[k], m);
+        assert_true(dabs(m - mean) < 115.0 * 5 / dsqrt(cnt[k]) + 30);
+    }
+    uv_async_send(&srv.stop);
+    uv_thread_join(&srv.tid);
+    um_keyset_unref(srv.cfg.keys);
+    assert_true(srv.loop_closed);
+    assert_int_equal(srv.sessions, 10);
+    assert_int_equal(srv.stats.established, 10);
+    assert_int_equal(srv.stats.accepted, c.n);
+    /* Refused at once or undecided until D (prefix-only): never established. */
+    assert_true(srv.stats.probes <= c.n - 10 && srv.stats.probes >= c.n - 10 - 20);
+    assert_int_equal(srv.stats.preauth, 0);
+    assert_int_equal(uv_loop_close(&c.loop), 0);
+    for (size_t i = 0; i < c.n; i++)
+        free(c.p[i].data);
+    free(c.p);
+}
+
+static void test_shaped_http(void **st)
+{
+    run_connector_session(UM_SHAPE_HTTP);
+    run_shaped_probes(UM_SHAPE_HTTP);
+    run_fallback(UM_SHAPE_HTTP); /* a real GET is spliced to the fallback at once */
+}
+
+static void test_shaped_tls(void **st)
+{
+    run_connector_session(UM_SHAPE_TLS);
+    run_shaped_probes(UM_SHAPE_TLS);
+}
+
+static void test_shaped_printable(void **st)
+{
+    run_connector_session(UM_SHAPE_PRINTABLE);
+    run_shaped_probes(UM_SHAPE_PRINTABLE);
+}
+
 int main(void)
 {
     if (um_crypto_init() != 0) return 1;
@@ -675,6 +854,9 @@ int main(void)
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_probes),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_shaped_http),
+        cmocka_unit_test(test_shaped_tls),
+        cmocka_unit_test(test_shaped_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

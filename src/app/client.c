@@ -1,0 +1,380 @@
+/* The client engine behind 'umbra client': keeps one session up to a server
+ * (reconnecting at once, then with backoff and jitter), and serves the local
+ * SOCKS5 and HTTP proxies and -L forwards through it. Opens made while no
+ * session is up wait, within a bound, for the next one; streams of a session
+ * that dies are reset. Events go out as JSON lines (--events). */
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "app/cli.h"
+#include "app/config.h"
+#include "app/events.h"
+#include "app/run.h"
+#include "app/tunnel.h"
+#include "exit/resolver.h"
+#include "proxy/server.h"
+#include "session/connector.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define WAIT_MS        10000 /* how long a request waits for a session */
+#define MAX_WAITING    4096
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define HS_TIMEOUT_MS  10000
+#define RESOLVE_MS     5000
+#define STATS_EVERY_MS 30000
+#define MAX_PROXIES    (2 + UM_CFG_MAX_FORWARDS)
+
+typedef struct {
+    uv_loop_t *loop;
+    const um_config_t *cfg;
+    um_events_t ev;
+    um_hub_t *hub;
+    um_tunnel_t *t;
+    um_connector_t *conn; /* a handshake in progress */
+    um_resolver_t *resolver;
+    um_resolve_t *rq;
+    um_proxy_t *px[MAX_PROXIES];
+    size_t n_px;
+    uv_timer_t retry, stats;
+    uv_signal_t sig_term, sig_int;
+    uint32_t attempt;    /* consecutive failures */
+    size_t server, addr; /* which server and address to try next */
+    char cur[UM_ADDR_STRLEN];
+    uint64_t t_start, up_since;
+    bool stopping, retry_on;
+    uint64_t sessions_up;
+} cli_t;
+
+static void connect_next(cli_t *c);
+
+static const um_peer_server_t *cur_server(const cli_t *c)
+{
+    return &c->cfg->servers[c->server % c->cfg->n_servers];
+}
+
+/* Moves to the next address, and past the last one to the next server. */
+static void advance(cli_t *c)
+{
+    const um_peer_server_t *s = cur_server(c);
+    if (++c->addr >= s->n_addrs) {
+        c->addr = 0;
+        c->server = (c->server + 1) % c->cfg->n_servers;
+    }
+}
+
+static void on_retry(uv_timer_t *h)
+{
+    cli_t *c = h->data;
+    c->retry_on = false;
+    connect_next(c);
+}
+
+static void schedule_retry(cli_t *c)
+{
+    if (c->stopping || c->retry_on || c->conn || c->rq || c->t) return;
+    uint64_t d = 0;
+    if (c->attempt > 0) {
+        /* Exponential, capped, with jitter in [50%, 100%] of the step. */
+        uint64_t step = BACKOFF_MIN_MS << (c->attempt > 10 ? 10 : c->attempt - 1);
+        if (step > BACKOFF_MAX_MS) step = BACKOFF_MAX_MS;
+        d = step / 2 + randombytes_uniform((uint32_t)(step / 2 + 1));
+    }
+    c->retry_on = true;
+    uv_timer_start(&c->retry, on_retry, d, 0);
+}
+
+/* A request is waiting and nothing is under way: try now, not at the end of
+ * a backoff step (a restarted server is then found within one round trip). */
+static void on_demand(cli_t *c)
+{
+    if (c->t || c->conn || c->rq || c->stopping) return;
+    if (c->retry_on) {
+        uv_timer_stop(&c->retry);
+        c->retry_on = false;
+    }
+    connect_next(c);
+}
+
+static void on_goaway(um_tunnel_t *t, void *ud)
+{
+    cli_t *c = ud;
+    if (c->t != t) return;
+    /* Open the next session now; the old one's streams finish, then it closes. */
+    UM_INFO("server %s is going away; opening a new session", c->cur);
+    c->t = NULL;
+    um_hub_set_tunnel(c->hub, NULL);
+    um_tunnel_close(t, true, 30000);
+    on_demand(c);
+}
+
+static void on_down(um_tunnel_t *t, int err, void *ud)
+{
+    cli_t *c = ud;
+    um_tunnel_stats_t st;
+    um_tunnel_stats(t, &st);
+    if (c->t != t) {
+        /* An old session that was draining after a GOAWAY. */
+        UM_DEBUG("previous session closed: %s", um_strerror(err));
+        return;
+    }
+    const char *why = err == UM_EPIPE ? "closed" : um_strerror(err);
+    UM_WARN("session to %s down: %s", c->cur, why);
+    um_ev_begin(&c->ev, "session_down");
+    um_ev_str(&c->ev, "address", c->cur);
+    um_ev_str(&c->ev, "reason", why);
+    um_ev_int(&c->ev, "bytes_in", (int64_t)st.bytes_in);
+    um_ev_int(&c->ev, "bytes_out", (int64_t)st.bytes_out);
+    um_ev_end(&c->ev);
+    c->t = NULL;
+    um_hub_set_tunnel(c->hub, NULL);
+    /* Reconnect at once after a session that lived; back off after one the
+     * server ended right away (limits, a restart loop). */
+    if (um_now_ms() - c->up_since < 2000)
+        c->attempt++;
+    else
+        c->attempt = 0;
+    schedule_retry(c);
+}
+
+static const um_tunnel_cbs_t tunnel_cbs = {.on_goaway = on_goaway, .on_down = on_down};
+
+static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t *conn, void *ud)
+{
+    cli_t *c = ud;
+    (void)cn;
+    c->conn = NULL;
+    if (status != 0) {
+        um_log_limited(&(um_ratelimit_t){0}, 1, 1000, UM_LOG_WARN, "cannot reach %s: %s", c->cur,
+                       um_strerror(status));
+        um_ev_begin(&c->ev, "error");
+        um_ev_str(&c->ev, "what", "connect");
+        um_ev_str(&c->ev, "address", c->cur);
+        um_ev_str(&c->ev, "reason", um_strerror(status));
+        um_ev_end(&c->ev);
+        c->attempt++;
+        advance(c);
+        schedule_retry(c);
+        return;
+    }
+    um_mux_config_t mc;
+    um_mux_config_default(&mc);
+    mc.ping_interval_ms = c->cfg->keepalive_s * 1000;
+    mc.ping_timeout_ms = c->cfg->keepalive_s * 3000;
+    um_tunnel_t *t;
+    if (um_tunnel_new(c->loop, s, conn, UM_MUX_CLIENT, &mc, &tunnel_cbs, c, &t) != 0) {
+        um_sess_free(s);
+        um_tcp_close(conn);
+        c->attempt++;
+        schedule_retry(c);
+        return;
+    }
+    uint64_t ms = um_now_ms() - c->t_start;
+    c->t = t;
+    c->up_since = um_now_ms();
+    c->sessions_up++;
+    um_hub_set_tunnel(c->hub, t);
+    UM_INFO("session up to %s (%s) in %llu ms", c->cur, cur_server(c)->name,
+            (unsigned long long)ms);
+    um_ev_begin(&c->ev, "session_up");
+    um_ev_str(&c->ev, "server", cur_server(c)->name);
+    um_ev_str(&c->ev, "address", c->cur);
+    um_ev_int(&c->ev, "rtt_ms", (int64_t)ms);
+    um_ev_end(&c->ev);
+}
+
+static void start_handshake(cli_t *c, const um_addr_t *ip)
+{
+    const um_peer_server_t *s = cur_server(c);
+    um_connector_cfg_t cc;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&cc, 0, sizeof(cc));
+    memcpy(cc.client_priv, c->cfg->private_key, 32);
+    memcpy(cc.server_pub, s->public_key, 32);
+    cc.offer_aes = -1;
+    cc.timeout_ms = HS_TIMEOUT_MS;
+    const um_transport_cfg_t *tr = um_config_transport(c->cfg, s->transport);
+    if (tr) cc.shape = tr->shape;
+    if (tr && tr->padding == UM_CFG_PAD_RANDOM) {
+        cc.sess.pad.mode = UM_PAD_RANDOM;
+        cc.sess.pad.max = 255;
+    }
+    um_addr_to_sockaddr(ip, &ss, &len);
+    int r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_connected, c, &c->conn);
+    sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
+    if (r != 0) {
+        c->conn = NULL;
+        c->attempt++;
+        advance(c);
+        schedule_retry(c);
+    }
+}
+
+static void on_resolved(void *arg, int status, const um_addr_t *addrs, size_t n)
+{
+    cli_t *c = arg;
+    c->rq = NULL;
+    if (status != 0 || n == 0) {
+        UM_WARN("cannot resolve %s: %s", c->cur, um_strerror(status ? status : UM_ENOENT));
+        c->attempt++;
+        advance(c);
+        schedule_retry(c);
+        return;
+    }
+    /* Alternate between the answers from one attempt to the next. */
+    start_handshake(c, &addrs[c->attempt % n]);
+}
+
+static void connect_next(cli_t *c)
+{
+    if (c->stopping || c->t || c->conn || c->rq) return;
+    const um_peer_server_t *s = cur_server(c);
+    const um_addr_t *a = &s->addrs[c->addr % s->n_addrs];
+    um_addr_format(a, c->cur, sizeof(c->cur));
+    c->t_start = um_now_ms();
+    if (a->type != UM_ADDR_DOMAIN) {
+        start_handshake(c, a);
+        return;
+    }
+    if (um_resolver_query(c->resolver, a->u.domain, a->port, on_resolved, c, &c->rq) != 0) {
+        c->rq = NULL;
+        c->attempt++;
+        advance(c);
+        schedule_retry(c);
+    }
+}
+
+/* The hub tells us when an open has to wait. */
+static void on_wait(void *ud)
+{
+    on_demand(ud);
+}
+
+static void on_stats(uv_timer_t *h)
+{
+    cli_t *c = h->data;
+    if (!c->t) return;
+    um_tunnel_stats_t st;
+    um_tunnel_stats(c->t, &st);
+    um_ev_begin(&c->ev, "stats");
+    um_ev_int(&c->ev, "bytes_in", (int64_t)st.bytes_in);
+    um_ev_int(&c->ev, "bytes_out", (int64_t)st.bytes_out);
+    um_ev_int(&c->ev, "streams_open", (int64_t)st.streams_open);
+    um_ev_int(&c->ev, "rtt_ms", um_tunnel_rtt(c->t));
+    um_ev_end(&c->ev);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    cli_t *c = h->data;
+    (void)signum;
+    if (c->stopping) return;
+    c->stopping = true;
+    UM_INFO("stopping");
+    uv_stop(c->loop);
+}
+
+static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const um_addr_t *bind,
+                       const um_addr_t *fwd_dst)
+{
+    um_proxy_opts_t o;
+    char a[UM_ADDR_STRLEN], d[UM_ADDR_STRLEN];
+    memset(&o, 0, sizeof(o));
+    o.conn = um_hub_connector(c->hub);
+    if (kind == UM_PROXY_SOCKS5 && c->cfg->socks_user[0]) {
+        o.user = c->cfg->socks_user;
+        o.pass = c->cfg->socks_pass;
+    }
+    if (fwd_dst) o.forward_dst = *fwd_dst;
+    um_addr_format(bind, a, sizeof(a));
+    int r = um_proxy_new(c->loop, kind, bind, &o, &c->px[c->n_px]);
+    if (r != 0) {
+        um_cli_error("client", "cannot listen on %s for %s: %s", a, what, um_strerror(r));
+        return r;
+    }
+    c->n_px++;
+    um_addr_t got;
+    if (um_proxy_local_addr(c->px[c->n_px - 1], &got) == 0) um_addr_format(&got, a, sizeof(a));
+    if (fwd_dst) {
+        um_addr_format(fwd_dst, d, sizeof(d));
+        UM_INFO("forward %s -> %s", a, d);
+    } else {
+        UM_INFO("%s proxy on %s", what, a);
+    }
+    um_ev_begin(&c->ev, "listening");
+    um_ev_str(&c->ev, "kind", what);
+    um_ev_str(&c->ev, "address", a);
+    if (fwd_dst) um_ev_str(&c->ev, "target", d);
+    um_ev_end(&c->ev);
+    return 0;
+}
+
+int um_run_client(const um_config_t *cfg)
+{
+    cli_t *c = calloc(1, sizeof(*c));
+    int rc = UM_EXIT_RUNTIME;
+    if (!c) return UM_EXIT_RUNTIME;
+    um_log_level_t lv = UM_LOG_INFO;
+    um_log_level_parse(cfg->log_level, &lv);
+    um_log_set_level(lv);
+    c->loop = uv_default_loop();
+    c->cfg = cfg;
+    if (um_events_open(&c->ev, cfg->events) != 0) {
+        um_cli_error("client", "--events '%s': cannot open: %s", cfg->events, strerror(errno));
+        free(c);
+        return UM_EXIT_CONFIG;
+    }
+    if (um_hub_new(c->loop, WAIT_MS, MAX_WAITING, &c->hub) != 0 ||
+        um_resolver_new(c->loop, RESOLVE_MS, &c->resolver) != 0)
+        goto out;
+    um_hub_set_wait_cb(c->hub, on_wait, c);
+    if (cfg->has_socks && start_proxy(c, UM_PROXY_SOCKS5, "socks5", &cfg->socks, NULL) != 0)
+        goto out;
+    if (cfg->has_http && start_proxy(c, UM_PROXY_HTTP, "http", &cfg->http, NULL) != 0) goto out;
+    for (size_t i = 0; i < cfg->n_forwards; i++)
+        if (start_proxy(c, UM_PROXY_FORWARD, "forward", &cfg->forwards[i].listen,
+                        &cfg->forwards[i].target) != 0)
+            goto out;
+    uv_timer_init(c->loop, &c->retry);
+    uv_timer_init(c->loop, &c->stats);
+    c->retry.data = c->stats.data = c;
+    uv_timer_start(&c->stats, on_stats, STATS_EVERY_MS, STATS_EVERY_MS);
+    uv_signal_init(c->loop, &c->sig_term);
+    uv_signal_init(c->loop, &c->sig_int);
+    c->sig_term.data = c->sig_int.data = c;
+    uv_signal_start(&c->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&c->sig_int, on_signal, SIGINT);
+    UM_INFO("umbra %s client: %zu server(s)", UMBRA_VERSION, cfg->n_servers);
+    connect_next(c);
+    uv_run(c->loop, UV_RUN_DEFAULT);
+    rc = UM_EXIT_OK;
+out:
+    c->stopping = true;
+    for (size_t i = 0; i < c->n_px; i++)
+        um_proxy_free(c->px[i]);
+    if (c->conn) um_connector_cancel(c->conn);
+    if (c->rq) um_resolve_cancel(c->rq);
+    if (c->t) um_tunnel_close(c->t, false, 0);
+    uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks of the proxies' connections */
+    um_hub_free(c->hub);
+    um_resolver_free(c->resolver);
+    uv_walk(c->loop, close_walk, NULL);
+    uv_run(c->loop, UV_RUN_DEFAULT);
+    uv_loop_close(c->loop);
+    um_events_close(&c->ev);
+    free(c);
+    return rc;
+}

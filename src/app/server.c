@@ -1,0 +1,553 @@
+/* The server engine behind 'umbra server': acceptors on every listen
+ * address, one tunnel per authenticated session, streams relayed to their
+ * destinations through the direct connector (egress policy, async resolver,
+ * happy eyeballs), datagram associations relayed through UDP sockets.
+ * SIGTERM/SIGINT: stop accepting, let streams drain (bounded), exit.
+ * SIGHUP: reload the authorised clients without dropping sessions. */
+#include <netdb.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "app/cli.h"
+#include "app/config.h"
+#include "app/relay.h"
+#include "app/run.h"
+#include "app/tunnel.h"
+#include "crypto/keys.h"
+#include "exit/direct.h"
+#include "exit/policy.h"
+#include "session/acceptor.h"
+#include "session/keyset.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define DRAIN_MS        5000
+#define SWEEP_MS        1000
+#define ASSOC_IDLE_MS   120000
+#define MAX_ASSOCS      256
+#define DIAL_TIMEOUT_MS 10000
+
+typedef struct srv srv_t;
+typedef struct srv_sess srv_sess_t;
+
+typedef struct srv_relay {
+    srv_sess_t *ss;
+    um_relay_t *r;
+    uint32_t id;
+    um_conn_t *d; /* the destination side while dialing */
+    bool active;
+    um_addr_t dst;
+    struct srv_relay *prev, *next;
+} srv_relay_t;
+
+typedef struct srv_assoc {
+    srv_sess_t *ss;
+    uint32_t id;
+    um_assoc_t *d;
+    uint64_t last_ms;
+    struct srv_assoc *next;
+} srv_assoc_t;
+
+struct srv_sess {
+    srv_t *srv;
+    um_tunnel_t *t;
+    uint8_t client_key[32];
+    char name[UM_NAME_MAX + 1];
+    char fp[9];
+    srv_relay_t *relays;
+    srv_assoc_t *assocs;
+    size_t n_assocs;
+    uint64_t idle_since, last_bytes;
+    srv_sess_t *prev, *next;
+};
+
+struct srv {
+    uv_loop_t *loop;
+    um_config_t cfg; /* the running config (reloaded on SIGHUP) */
+    char path[UM_PATH_MAX];
+    um_acceptor_t *acc[UM_CFG_MAX_LISTEN];
+    size_t n_acc;
+    um_keyset_t *keys;
+    um_policy_t policy;
+    um_direct_t *direct;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t sweep;
+    srv_sess_t *sessions;
+    size_t n_sessions;
+    bool stopping;
+    uint64_t stop_deadline;
+    um_tunnel_cbs_t tcbs;
+};
+
+static const um_peer_client_t *find_client(const srv_t *s, const uint8_t key[32])
+{
+    for (size_t i = 0; i < s->cfg.n_clients; i++)
+        if (sodium_memcmp(s->cfg.clients[i].public_key, key, 32) == 0) return &s->cfg.clients[i];
+    return NULL;
+}
+
+static um_keyset_t *build_keys(const um_config_t *cfg)
+{
+    um_keyset_t *ks = um_keyset_new();
+    if (!ks) return NULL;
+    for (size_t i = 0; i < cfg->n_clients; i++)
+        if (um_keyset_add(ks, cfg->clients[i].public_key) != 0) {
+            um_keyset_unref(ks);
+            return NULL;
+        }
+    return ks;
+}
+
+/* ---- streams ---- */
+
+static void relay_unlink(srv_relay_t *sr)
+{
+    srv_sess_t *ss = sr->ss;
+    if (sr->prev)
+        sr->prev->next = sr->next;
+    else
+        ss->relays = sr->next;
+    if (sr->next) sr->next->prev = sr->prev;
+    free(sr);
+}
+
+static void relay_end(um_relay_t *r, uint64_t up, uint64_t down, void *ud)
+{
+    (void)r;
+    srv_relay_t *sr = ud;
+    char a[UM_ADDR_STRLEN];
+    if (um_log_get_level() >= UM_LOG_DEBUG) {
+        um_addr_format(&sr->dst, a, sizeof(a));
+        UM_DEBUG("stream %u of %s to %s closed: %llu bytes up, %llu down", sr->id, sr->ss->name, a,
+                 (unsigned long long)up, (unsigned long long)down);
+    }
+    relay_unlink(sr);
+}
+
+static void dial_done(um_relay_t *r, int side, int result, void *ud)
+{
+    srv_relay_t *sr = ud;
+    srv_sess_t *ss = sr->ss;
+    (void)side;
+    if (result == UM_CONN_OK) {
+        um_conn_t *m = NULL;
+        if (um_tunnel_accept(ss->t, sr->id, &um_relay_cbs_a, r, &m) == 0) {
+            sr->active = true;
+            um_relay_start(r, &um_hub_ops, m, &um_direct_ops, sr->d);
+            sr->d = NULL;
+            return;
+        }
+        result = UM_CONN_GENERAL_FAILURE;
+    }
+    if (um_log_get_level() >= UM_LOG_DEBUG) {
+        char a[UM_ADDR_STRLEN];
+        um_addr_format(&sr->dst, a, sizeof(a));
+        UM_DEBUG("stream %u of %s to %s: %s", sr->id, ss->name, a, um_conn_result_str(result));
+    }
+    um_tunnel_refuse(ss->t, sr->id, result);
+    um_direct_ops.close(sr->d);
+    um_relay_discard(r);
+    relay_unlink(sr);
+}
+
+static void on_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *ud)
+{
+    srv_sess_t *ss = ud;
+    srv_t *s = ss->srv;
+    srv_relay_t *sr = calloc(1, sizeof(*sr));
+    um_relay_t *r = sr ? um_relay_alloc(s->loop, dial_done, relay_end, sr) : NULL;
+    if (!r) {
+        free(sr);
+        um_tunnel_refuse(t, id, UM_CONN_GENERAL_FAILURE);
+        return;
+    }
+    sr->ss = ss;
+    sr->r = r;
+    sr->id = id;
+    sr->dst = *dst;
+    int rc = um_direct_ops.open(s->direct, dst, NULL, 0, &um_relay_cbs_b, r, &sr->d);
+    if (rc != 0) {
+        um_relay_discard(r);
+        free(sr);
+        um_tunnel_refuse(t, id, UM_CONN_GENERAL_FAILURE);
+        return;
+    }
+    sr->next = ss->relays;
+    if (ss->relays) ss->relays->prev = sr;
+    ss->relays = sr;
+}
+
+/* ---- datagrams ---- */
+
+static void assoc_recv(void *arg, const um_addr_t *src, const uint8_t *p, size_t n)
+{
+    srv_assoc_t *a = arg;
+    a->last_ms = um_now_ms();
+    um_tunnel_dgram_send(a->ss->t, a->id, src, p, n);
+}
+
+static void assoc_free(srv_sess_t *ss, srv_assoc_t *a)
+{
+    for (srv_assoc_t **pp = &ss->assocs; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    um_direct_ops.assoc_close(a->d);
+    ss->n_assocs--;
+    free(a);
+}
+
+static void on_dgram(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, const uint8_t *p, size_t n,
+                     void *ud)
+{
+    srv_sess_t *ss = ud;
+    (void)t;
+    srv_assoc_t *a = ss->assocs;
+    while (a && a->id != id)
+        a = a->next;
+    if (!a) {
+        if (ss->n_assocs >= MAX_ASSOCS) return;
+        a = calloc(1, sizeof(*a));
+        if (!a) return;
+        a->ss = ss;
+        a->id = id;
+        if (um_direct_ops.assoc_open(ss->srv->direct, assoc_recv, a, &a->d) != 0) {
+            free(a);
+            return;
+        }
+        a->next = ss->assocs;
+        ss->assocs = a;
+        ss->n_assocs++;
+    }
+    a->last_ms = um_now_ms();
+    um_direct_ops.assoc_send(a->d, dst, p, n); /* dropped when refused: that is UDP */
+}
+
+static void on_assoc_closed(um_tunnel_t *t, uint32_t id, void *ud)
+{
+    srv_sess_t *ss = ud;
+    (void)t;
+    for (srv_assoc_t *a = ss->assocs; a; a = a->next)
+        if (a->id == id) {
+            assoc_free(ss, a);
+            return;
+        }
+}
+
+/* ---- sessions ---- */
+
+static void maybe_finish(srv_t *s);
+
+static void on_down(um_tunnel_t *t, int err, void *ud)
+{
+    srv_sess_t *ss = ud;
+    srv_t *s = ss->srv;
+    um_tunnel_stats_t st;
+    um_tunnel_stats(t, &st);
+    UM_INFO("session of %s (%s) down: %s; %llu bytes in, %llu out, %llu streams", ss->name, ss->fp,
+            err == UM_EPIPE ? "closed" : um_strerror(err), (unsigned long long)st.bytes_in,
+            (unsigned long long)st.bytes_out, (unsigned long long)st.streams_opened);
+    /* Streams still dialing have no tunnel to answer to any more. */
+    while (ss->relays) {
+        srv_relay_t *sr = ss->relays;
+        if (sr->active) {
+            um_relay_abort(sr->r); /* unlinks itself through relay_end */
+            continue;
+        }
+        um_direct_ops.close(sr->d);
+        um_relay_discard(sr->r);
+        relay_unlink(sr);
+    }
+    while (ss->assocs)
+        assoc_free(ss, ss->assocs);
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        s->sessions = ss->next;
+    if (ss->next) ss->next->prev = ss->prev;
+    s->n_sessions--;
+    sodium_memzero(ss->client_key, sizeof(ss->client_key));
+    free(ss);
+    maybe_finish(s);
+}
+
+static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
+                       const uint8_t client_static[32], void *ud)
+{
+    srv_t *s = ud;
+    (void)acc;
+    const um_peer_client_t *pc = find_client(s, client_static);
+    char fp[9];
+    um_log_fingerprint(client_static, fp);
+    uint32_t max_sessions =
+        pc && pc->max_sessions ? pc->max_sessions : s->cfg.max_sessions_per_client;
+    size_t have = 0;
+    for (srv_sess_t *o = s->sessions; o; o = o->next)
+        if (sodium_memcmp(o->client_key, client_static, 32) == 0) have++;
+    if (s->stopping || have >= max_sessions) {
+        UM_WARN("session of %s (%s) refused: %s", pc ? pc->name : "?", fp,
+                s->stopping ? "shutting down" : "too many sessions for this client");
+        um_sess_free(sess);
+        um_tcp_close(conn);
+        return;
+    }
+    srv_sess_t *ss = calloc(1, sizeof(*ss));
+    if (!ss) {
+        um_sess_free(sess);
+        um_tcp_close(conn);
+        return;
+    }
+    ss->srv = s;
+    memcpy(ss->client_key, client_static, 32);
+    snprintf(ss->name, sizeof(ss->name), "%s", pc ? pc->name : "(removed client)");
+    memcpy(ss->fp, fp, sizeof(fp));
+    ss->idle_since = um_now_ms();
+    um_mux_config_t mc;
+    um_mux_config_default(&mc);
+    mc.max_streams = pc && pc->max_streams ? pc->max_streams : s->cfg.max_streams;
+    mc.ping_interval_ms = 15000;
+    mc.ping_timeout_ms = 60000;
+    if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
+        um_sess_free(sess);
+        um_tcp_close(conn);
+        free(ss);
+        return;
+    }
+    ss->next = s->sessions;
+    if (s->sessions) s->sessions->prev = ss;
+    s->sessions = ss;
+    s->n_sessions++;
+    UM_INFO("session of %s (%s) up", ss->name, fp);
+}
+
+/* ---- signals, sweeping, shutdown ---- */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void maybe_finish(srv_t *s)
+{
+    if (!s->stopping || s->n_sessions > 0) return;
+    UM_INFO("all sessions closed; exiting");
+    uv_stop(s->loop);
+}
+
+static void stop(srv_t *s)
+{
+    if (s->stopping) {
+        UM_WARN("second signal: exiting now");
+        uv_stop(s->loop);
+        return;
+    }
+    s->stopping = true;
+    s->stop_deadline = um_now_ms() + DRAIN_MS + 1000;
+    UM_INFO("stopping: no new sessions; %zu session(s) draining (up to %d ms)", s->n_sessions,
+            DRAIN_MS);
+    for (size_t i = 0; i < s->n_acc; i++)
+        um_acceptor_close(s->acc[i]);
+    s->n_acc = 0;
+    for (srv_sess_t *ss = s->sessions, *nx; ss; ss = nx) {
+        nx = ss->next;
+        um_tunnel_close(ss->t, true, DRAIN_MS);
+    }
+    maybe_finish(s);
+}
+
+static void reload(srv_t *s)
+{
+    um_config_t nc;
+    char err[UM_ERR_MAX];
+    um_config_init(&nc);
+    if (um_config_load(&nc, s->path, err, sizeof(err)) != 0 || nc.role != UM_ROLE_SERVER) {
+        UM_ERR("reload failed, keeping the current clients: %s",
+               nc.role != UM_ROLE_SERVER && !err[0] ? "not a server config" : err);
+        um_config_free(&nc);
+        return;
+    }
+    um_keyset_t *ks = build_keys(&nc);
+    if (!ks) {
+        UM_ERR("reload failed: out of memory");
+        um_config_free(&nc);
+        return;
+    }
+    for (size_t i = 0; i < s->n_acc; i++)
+        um_acceptor_set_keys(s->acc[i], ks);
+    um_keyset_unref(s->keys);
+    s->keys = ks;
+    /* Only the client list (and per-client limits) change on reload. */
+    um_peer_client_t *old = s->cfg.clients;
+    s->cfg.clients = nc.clients;
+    s->cfg.n_clients = nc.n_clients;
+    s->cfg.cap_clients = nc.cap_clients;
+    nc.clients = old;
+    um_config_free(&nc);
+    UM_INFO("reloaded %s: %zu authorised client(s); %zu session(s) kept", s->path, s->cfg.n_clients,
+            s->n_sessions);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    srv_t *s = h->data;
+    if (signum == SIGHUP)
+        reload(s);
+    else
+        stop(s);
+}
+
+static void on_sweep(uv_timer_t *h)
+{
+    srv_t *s = h->data;
+    uint64_t now = um_now_ms();
+    if (s->stopping && now >= s->stop_deadline) {
+        UM_WARN("drain time is over; exiting");
+        uv_stop(s->loop);
+        return;
+    }
+    for (srv_sess_t *ss = s->sessions, *nx; ss; ss = nx) {
+        nx = ss->next;
+        for (srv_assoc_t *a = ss->assocs, *an; a; a = an) {
+            an = a->next;
+            if (now - a->last_ms > ASSOC_IDLE_MS) assoc_free(ss, a);
+        }
+        um_tunnel_stats_t st;
+        um_tunnel_stats(ss->t, &st);
+        uint64_t bytes = st.bytes_in + st.bytes_out;
+        if (st.streams_open > 0 || ss->n_assocs > 0 || bytes != ss->last_bytes) {
+            ss->idle_since = now;
+            ss->last_bytes = bytes;
+        } else if (now - ss->idle_since > (uint64_t)s->cfg.idle_timeout_s * 1000) {
+            UM_INFO("session of %s idle for %u s: closing", ss->name, s->cfg.idle_timeout_s);
+            um_tunnel_close(ss->t, true, DRAIN_MS);
+            ss->idle_since = now;
+        }
+    }
+}
+
+static int resolve_fallback(const um_addr_t *a, struct sockaddr_storage *ss)
+{
+    socklen_t len;
+    if (a->type != UM_ADDR_DOMAIN) return um_addr_to_sockaddr(a, ss, &len);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", a->port);
+    if (getaddrinfo(a->u.domain, port, &hints, &res) != 0 || !res) return UM_ENOENT;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int um_run_server(const um_config_t *cfg)
+{
+    srv_t *s = calloc(1, sizeof(*s));
+    int rc = UM_EXIT_RUNTIME;
+    char a[UM_ADDR_STRLEN];
+    if (!s) return UM_EXIT_RUNTIME;
+    um_log_level_t lv = UM_LOG_INFO;
+    um_log_level_parse(cfg->log_level, &lv);
+    um_log_set_level(lv);
+    s->loop = uv_default_loop();
+    s->cfg = *cfg;
+    /* Own copy of the client list, so SIGHUP can replace it. */
+    s->cfg.clients = NULL;
+    s->cfg.n_clients = s->cfg.cap_clients = 0;
+    if (cfg->n_clients) {
+        s->cfg.clients = malloc(cfg->n_clients * sizeof(*cfg->clients));
+        if (!s->cfg.clients) goto out;
+        memcpy(s->cfg.clients, cfg->clients, cfg->n_clients * sizeof(*cfg->clients));
+        s->cfg.n_clients = s->cfg.cap_clients = cfg->n_clients;
+    }
+    snprintf(s->path, sizeof(s->path), "%s", cfg->path);
+    s->tcbs = (um_tunnel_cbs_t){.on_opened = on_opened,
+                                .on_dgram = on_dgram,
+                                .on_assoc_closed = on_assoc_closed,
+                                .on_down = on_down};
+    um_policy_init(&s->policy);
+    for (size_t i = 0; i < cfg->n_allow; i++)
+        um_policy_allow(&s->policy, &cfg->allow[i]);
+    if (um_direct_new(s->loop, &s->policy, DIAL_TIMEOUT_MS, &s->direct) != 0) {
+        um_cli_error("server", "cannot start the resolver");
+        goto out;
+    }
+    s->keys = build_keys(cfg);
+    if (!s->keys) goto out;
+    um_acceptor_cfg_t ac;
+    memset(&ac, 0, sizeof(ac));
+    memcpy(ac.server_priv, cfg->private_key, 32);
+    ac.keys = s->keys;
+    ac.skew_s = cfg->clock_skew_s;
+    ac.replay_entries = cfg->replay_cache;
+    ac.probe_min_ms = cfg->probe_delay_min_ms;
+    ac.probe_max_ms = cfg->probe_delay_max_ms;
+    if (cfg->has_fallback) {
+        if (resolve_fallback(&cfg->fallback, &ac.fallback) != 0) {
+            um_addr_format(&cfg->fallback, a, sizeof(a));
+            um_cli_error("server", "%s: fallback '%s': cannot resolve", cfg->path, a);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+        ac.has_fallback = 1;
+    }
+    const um_transport_cfg_t *tr = um_config_transport(cfg, cfg->transport);
+    if (tr) ac.shape = tr->shape;
+    if (tr && tr->padding == UM_CFG_PAD_RANDOM) {
+        ac.sess.pad.mode = UM_PAD_RANDOM;
+        ac.sess.pad.max = 255;
+    }
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        um_addr_to_sockaddr(&cfg->listen[i], &ss, &len);
+        um_addr_format(&cfg->listen[i], a, sizeof(a));
+        int r =
+            um_acceptor_new(s->loop, (struct sockaddr *)&ss, &ac, on_session, s, &s->acc[s->n_acc]);
+        if (r != 0) {
+            um_cli_error("server", "cannot listen on %s: %s", a, um_strerror(r));
+            sodium_memzero(ac.server_priv, sizeof(ac.server_priv));
+            goto out;
+        }
+        s->n_acc++;
+        UM_INFO("listening on %s (tcp transport)", a);
+    }
+    sodium_memzero(ac.server_priv, sizeof(ac.server_priv));
+    uv_signal_init(s->loop, &s->sig_term);
+    uv_signal_init(s->loop, &s->sig_int);
+    uv_signal_init(s->loop, &s->sig_hup);
+    s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+    uv_timer_init(s->loop, &s->sweep);
+    s->sweep.data = s;
+    uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    char fp[9];
+    uint8_t pub[32];
+    um_key_public(pub, cfg->private_key);
+    um_log_fingerprint(pub, fp);
+    UM_INFO("umbra %s server up: key %s, %zu authorised client(s), %zu egress allow rule(s)",
+            UMBRA_VERSION, fp, cfg->n_clients, cfg->n_allow);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    rc = UM_EXIT_OK;
+out:
+    /* Tear down whatever is left, then let libuv run the close callbacks. */
+    for (size_t i = 0; i < s->n_acc; i++)
+        um_acceptor_close(s->acc[i]);
+    while (s->sessions)
+        um_tunnel_close(s->sessions->t, false, 0);
+    um_direct_free(s->direct);
+    uv_walk(s->loop, close_walk, NULL);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(s->loop);
+    um_keyset_unref(s->keys);
+    um_policy_close(&s->policy);
+    sodium_memzero(s->cfg.private_key, sizeof(s->cfg.private_key));
+    free(s->cfg.clients);
+    free(s);
+    return rc;
+}

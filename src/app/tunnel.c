@@ -1,0 +1,1041 @@
+/* Tunnel glue: session + mux over one TCP connection, and mux streams as
+ * um_conn_t. See tunnel.h for the picture and the rules. */
+#include "app/tunnel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define SCRATCH_CAP    (64u * 1024u)
+#define OUT_CAP        (64u * 1024u + UM_REC_WIRE_MAX)
+#define MUX_OUT_CAP    (64u * 1024u)
+#define TCP_HIGH       (1u << 20) /* stop sealing records above this many queued bytes */
+#define TCP_WQ_MAX     (2u << 20)
+#define PEND_MAX       (16u << 20) /* hard bound on bytes a stream holds above the mux */
+#define DELIVER_BUDGET (256u * 1024u)
+#define TICK_MS        500
+
+enum { C_WAITING, C_OPENING, C_OPEN, C_DEAD };
+
+/* A mux stream seen as a um_conn_t. Lifetime: one reference for the user
+ * (dropped by close()), one per callback in progress, one while the tunnel
+ * still lists it. Freed when the last one goes. */
+struct um_conn {
+    um_tunnel_t *t; /* NULL while waiting, or once the tunnel is gone */
+    um_hub_t *hub;
+    uint32_t id;
+    int state;
+    int refs;
+    const um_conn_cbs_t *cbs;
+    void *arg;
+    um_addr_t dst;
+    um_buf_t pend; /* written, not yet taken by the mux (early data while waiting) */
+    uint64_t deadline_ms;
+    bool reading, closed, listed, shut_wanted, shut_sent, eof_delivered, above_high, ready;
+    struct um_conn *hnext;  /* hash chain */
+    struct um_conn *wnext;  /* hub waiting list */
+    struct um_conn *rnext;  /* tunnel ready list */
+    struct um_conn *hinext; /* tunnel list of streams above high water */
+};
+
+struct um_assoc {
+    um_tunnel_t *t;
+    uint32_t id;
+    um_assoc_recv_cb cb;
+    void *arg;
+    struct um_assoc *next;
+};
+
+struct um_tunnel {
+    uv_loop_t *loop;
+    um_sess_t *sess;
+    um_tcp_t *tcp;
+    um_mux_t *mux;
+    uv_idle_t idle;
+    uv_timer_t timer;
+    int handles; /* open libuv handles; freed at zero once down */
+    const um_tunnel_cbs_t *cbs;
+    void *ud;
+    um_hub_t *hub; /* the hub whose current tunnel this is, if any */
+    struct um_conn **tab;
+    size_t tab_cap, tab_n;
+    struct um_conn *ready;
+    struct um_conn *high; /* streams waiting for their drain signal */
+    struct um_assoc *assocs;
+    uint8_t *scratch, *out, *mo;
+    size_t mo_len, mo_off;
+    uint8_t *hold; /* TCP bytes the session could not take yet */
+    size_t hold_len;
+    int fatal;
+    bool down, idle_on, graceful, goaway_in, in_pump, finishing;
+    uint64_t drain_deadline;
+    um_tunnel_stats_t st;
+};
+
+struct um_hub {
+    uv_loop_t *loop;
+    um_tunnel_t *t;
+    uv_timer_t timer;
+    bool timer_on;
+    struct um_conn *wait_head, *wait_tail;
+    size_t n_wait;
+    uint32_t wait_ms, max_waiting;
+    void (*wait_cb)(void *ud);
+    void *wait_ud;
+    bool wait_signal; /* an open started waiting since the last tick */
+};
+
+static void schedule(um_tunnel_t *t);
+static void die(um_tunnel_t *t, int err);
+
+/* ---- result codes ---- */
+
+int um_tunnel_result_to_conn(int mux_code)
+{
+    switch (mux_code) {
+    case UM_MUX_OK: return UM_CONN_OK;
+    case UM_MUX_ERR_NOT_ALLOWED: return UM_CONN_NOT_ALLOWED;
+    case UM_MUX_ERR_NET_UNREACH: return UM_CONN_NET_UNREACHABLE;
+    case UM_MUX_ERR_HOST_UNREACH: return UM_CONN_HOST_UNREACHABLE;
+    case UM_MUX_ERR_REFUSED: return UM_CONN_REFUSED;
+    case UM_MUX_ERR_TIMEDOUT: return UM_CONN_TIMED_OUT;
+    case UM_MUX_ERR_HOST_NOT_FOUND: return UM_CONN_HOST_NOT_FOUND;
+    default: return UM_CONN_GENERAL_FAILURE;
+    }
+}
+
+uint8_t um_tunnel_result_to_mux(int r)
+{
+    switch (r) {
+    case UM_CONN_OK: return UM_MUX_OK;
+    case UM_CONN_NOT_ALLOWED: return UM_MUX_ERR_NOT_ALLOWED;
+    case UM_CONN_NET_UNREACHABLE: return UM_MUX_ERR_NET_UNREACH;
+    case UM_CONN_HOST_UNREACHABLE: return UM_MUX_ERR_HOST_UNREACH;
+    case UM_CONN_REFUSED: return UM_MUX_ERR_REFUSED;
+    case UM_CONN_TIMED_OUT: return UM_MUX_ERR_TIMEDOUT;
+    case UM_CONN_HOST_NOT_FOUND: return UM_MUX_ERR_HOST_NOT_FOUND;
+    default: return UM_MUX_ERR_GENERAL;
+    }
+}
+
+/* ---- conn lifetime ---- */
+
+static void conn_unref(struct um_conn *c)
+{
+    if (--c->refs > 0) return;
+    um_buf_free(&c->pend);
+    free(c);
+}
+
+static struct um_conn *conn_new(const um_conn_cbs_t *cbs, void *arg)
+{
+    struct um_conn *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->cbs = cbs;
+    c->arg = arg;
+    c->refs = 1; /* the user's */
+    c->reading = true;
+    um_buf_init(&c->pend, PEND_MAX);
+    return c;
+}
+
+/* ---- id table ---- */
+
+static size_t slot(const um_tunnel_t *t, uint32_t id)
+{
+    return (id * 2654435761u) & (t->tab_cap - 1);
+}
+
+static struct um_conn *lookup(const um_tunnel_t *t, uint32_t id)
+{
+    for (struct um_conn *c = t->tab[slot(t, id)]; c; c = c->hnext)
+        if (c->id == id) return c;
+    return NULL;
+}
+
+static int table_add(um_tunnel_t *t, struct um_conn *c)
+{
+    if (t->tab_n + 1 > t->tab_cap) {
+        size_t ncap = t->tab_cap * 2;
+        struct um_conn **nt = calloc(ncap, sizeof(*nt));
+        if (!nt) return UM_ENOMEM;
+        struct um_conn **old = t->tab;
+        size_t ocap = t->tab_cap;
+        t->tab = nt;
+        t->tab_cap = ncap;
+        for (size_t i = 0; i < ocap; i++)
+            for (struct um_conn *e = old[i], *nx; e; e = nx) {
+                nx = e->hnext;
+                size_t s = slot(t, e->id);
+                e->hnext = t->tab[s];
+                t->tab[s] = e;
+            }
+        free(old);
+    }
+    size_t s = slot(t, c->id);
+    c->hnext = t->tab[s];
+    t->tab[s] = c;
+    t->tab_n++;
+    c->listed = true;
+    c->refs++;
+    return 0;
+}
+
+static void table_del(um_tunnel_t *t, struct um_conn *c)
+{
+    if (!c->listed) return;
+    for (struct um_conn **pp = &t->tab[slot(t, c->id)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == c) {
+            *pp = c->hnext;
+            break;
+        }
+    /* Drop it from the ready list too. */
+    for (struct um_conn **pp = &t->ready; *pp; pp = &(*pp)->rnext)
+        if (*pp == c) {
+            *pp = c->rnext;
+            break;
+        }
+    c->ready = false;
+    if (c->above_high) {
+        for (struct um_conn **pp = &t->high; *pp; pp = &(*pp)->hinext)
+            if (*pp == c) {
+                *pp = c->hinext;
+                break;
+            }
+        c->above_high = false;
+    }
+    c->listed = false;
+    t->tab_n--;
+    conn_unref(c);
+}
+
+static void mark_ready(um_tunnel_t *t, struct um_conn *c)
+{
+    if (c->ready || !c->listed) return;
+    c->ready = true;
+    c->rnext = t->ready;
+    t->ready = c;
+    schedule(t);
+}
+
+/* ---- streams: data towards the user ---- */
+
+static size_t conn_queued(struct um_conn *c)
+{
+    size_t q = um_buf_len(&c->pend);
+    um_mux_stream_info_t info;
+    if (c->t && c->state == C_OPEN && um_mux_stream_info(c->t->mux, c->id, &info) == 0)
+        q += info.tx_buffered;
+    return q;
+}
+
+/* Hands received bytes to the user while it reads, within a budget. */
+static void deliver(um_tunnel_t *t, struct um_conn *c)
+{
+    size_t budget = DELIVER_BUDGET;
+    c->refs++;
+    while (!c->closed && c->t == t && c->state == C_OPEN && c->reading && budget > 0) {
+        const uint8_t *p;
+        size_t n;
+        int r = um_mux_stream_peek(t->mux, c->id, &p, &n);
+        if (r == UM_EAGAIN) break;
+        if (r == UM_EPIPE) {
+            if (!c->eof_delivered) {
+                c->eof_delivered = true;
+                if (c->cbs->on_eof) c->cbs->on_eof(c->arg);
+            }
+            break;
+        }
+        if (r < 0 || n == 0) break;
+        if (n > budget) n = budget;
+        if (c->cbs->on_data) c->cbs->on_data(c->arg, p, n);
+        if (c->t == t && c->listed) um_mux_stream_consume(t->mux, c->id, n);
+        budget -= n;
+    }
+    if (budget == 0 && !c->closed && c->t == t) mark_ready(t, c);
+    conn_unref(c);
+}
+
+/* Moves bytes the mux refused earlier into it; sends a deferred FIN. */
+static void flush_pend(um_tunnel_t *t, struct um_conn *c)
+{
+    if (c->state != C_OPEN || c->t != t) return;
+    while (um_buf_len(&c->pend) > 0) {
+        const uint8_t *p;
+        size_t n = um_buf_peek(&c->pend, &p), acc = 0;
+        if (um_mux_stream_write(t->mux, c->id, p, n, &acc) != 0 || acc == 0) break;
+        um_buf_consume(&c->pend, acc);
+    }
+    if (c->shut_wanted && !c->shut_sent && um_buf_len(&c->pend) == 0) {
+        c->shut_sent = true;
+        um_mux_stream_shutdown(t->mux, c->id);
+    }
+    schedule(t);
+}
+
+/* A stream leaves the tunnel's view (reset, refused, or the user is done
+ * with it and it has nothing left to send). */
+static void conn_gone(um_tunnel_t *t, struct um_conn *c)
+{
+    c->state = C_DEAD;
+    c->t = NULL;
+    table_del(t, c); /* may drop the last reference: c is not touched after */
+}
+
+static void conn_fail(um_tunnel_t *t, struct um_conn *c, int was_opening, int result, int err)
+{
+    c->refs++;
+    conn_gone(t, c);
+    if (!c->closed) {
+        if (was_opening) {
+            if (c->cbs->on_open) c->cbs->on_open(c->arg, result);
+        } else if (c->cbs->on_error) {
+            c->cbs->on_error(c->arg, err);
+        }
+    }
+    conn_unref(c);
+}
+
+/* ---- the pump ---- */
+
+static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
+{
+    struct um_conn *c;
+    switch (ev->type) {
+    case UM_MUX_EV_OPENED:
+        if (t->cbs->on_opened)
+            t->cbs->on_opened(t, ev->id, &ev->addr, t->ud);
+        else
+            um_mux_stream_accept(t->mux, ev->id, UM_MUX_ERR_NOT_ALLOWED);
+        break;
+    case UM_MUX_EV_OPEN_RESULT:
+        c = lookup(t, ev->id);
+        if (!c) break;
+        if (ev->code == UM_MUX_OK) {
+            c->state = C_OPEN;
+            flush_pend(t, c);
+            if (!c->closed) {
+                c->refs++;
+                if (c->cbs->on_open) c->cbs->on_open(c->arg, UM_CONN_OK);
+                if (!c->closed && c->t == t) mark_ready(t, c);
+                conn_unref(c);
+            }
+        } else {
+            conn_fail(t, c, 1, um_tunnel_result_to_conn(ev->code), 0);
+        }
+        break;
+    case UM_MUX_EV_READABLE:
+    case UM_MUX_EV_FIN:
+        c = lookup(t, ev->id);
+        if (c) mark_ready(t, c);
+        break;
+    case UM_MUX_EV_WRITABLE:
+        c = lookup(t, ev->id);
+        if (c) flush_pend(t, c);
+        break;
+    case UM_MUX_EV_RESET:
+        c = lookup(t, ev->id);
+        if (c) conn_fail(t, c, c->state == C_OPENING, UM_CONN_REFUSED, UM_EPIPE);
+        break;
+    case UM_MUX_EV_DGRAM:
+        if (t->cbs->on_dgram) {
+            t->cbs->on_dgram(t, ev->id, &ev->addr, ev->data, ev->len, t->ud);
+        } else {
+            for (struct um_assoc *a = t->assocs; a; a = a->next)
+                if (a->id == ev->id && a->cb) {
+                    a->cb(a->arg, &ev->addr, ev->data, ev->len);
+                    break;
+                }
+        }
+        break;
+    case UM_MUX_EV_ASSOC_CLOSED:
+        if (t->cbs->on_assoc_closed) t->cbs->on_assoc_closed(t, ev->id, t->ud);
+        break;
+    case UM_MUX_EV_PONG:
+        if (t->cbs->on_rtt) t->cbs->on_rtt(t, um_mux_rtt_ms(t->mux), t->ud);
+        break;
+    case UM_MUX_EV_GOAWAY:
+        t->goaway_in = true;
+        if (t->hub && t->hub->t == t) t->hub->t = NULL; /* new opens wait for the next one */
+        if (t->cbs->on_goaway) t->cbs->on_goaway(t, t->ud);
+        break;
+    case UM_MUX_EV_ERROR:
+        if (!t->fatal) t->fatal = ev->code ? ev->code : UM_EPROTO;
+        break;
+    }
+}
+
+/* The drain signal: streams that went above high water hear when they are
+ * back at low water. Only the flagged streams are looked at. */
+static void check_drain(um_tunnel_t *t)
+{
+    struct um_conn **pp = &t->high;
+    while (*pp && !t->down) {
+        struct um_conn *c = *pp;
+        if (c->closed || conn_queued(c) > UM_CONN_LOW_WATER) {
+            pp = &c->hinext;
+            continue;
+        }
+        *pp = c->hinext;
+        c->above_high = false;
+        c->refs++;
+        if (c->cbs->on_drain) c->cbs->on_drain(c->arg);
+        conn_unref(c);
+        pp = &t->high; /* the callback may have changed the list */
+    }
+}
+
+static void outbound(um_tunnel_t *t)
+{
+    for (int round = 0; round < 256 && !t->down; round++) {
+        if (um_tcp_write_queued(t->tcp) >= TCP_HIGH) return; /* the drain callback resumes */
+        if (um_sess_want_pull(t->sess)) {
+            size_t outn = 0;
+            int r = um_sess_pull(t->sess, t->out, OUT_CAP, &outn);
+            if (r < 0) {
+                t->fatal = r;
+                return;
+            }
+            if (outn) {
+                r = um_tcp_write(t->tcp, t->out, outn);
+                if (r < 0) {
+                    t->fatal = r;
+                    return;
+                }
+                t->st.bytes_out += outn;
+                continue;
+            }
+        }
+        if (t->mo_off < t->mo_len) {
+            int r = um_sess_write(t->sess, t->mo + t->mo_off, t->mo_len - t->mo_off);
+            if (r == UM_ENOSPC) return; /* until acknowledgements free room */
+            if (r < 0) {
+                t->fatal = r;
+                return;
+            }
+            t->mo_off += (size_t)r;
+            continue;
+        }
+        if (um_mux_want_pull(t->mux)) {
+            t->mo_len = um_mux_pull(t->mux, t->mo, MUX_OUT_CAP);
+            t->mo_off = 0;
+            if (t->mo_len) continue;
+        }
+        return;
+    }
+    schedule(t); /* more to do: next loop iteration */
+}
+
+static void feed_hold(um_tunnel_t *t)
+{
+    if (!t->hold_len) return;
+    size_t used = 0;
+    int r = um_sess_feed(t->sess, t->hold, t->hold_len, &used);
+    if (r < 0) {
+        t->fatal = r;
+        return;
+    }
+    memmove(t->hold, t->hold + used, t->hold_len - used);
+    t->hold_len -= used;
+    if (t->hold_len == 0 && !t->finishing) um_tcp_read_start(t->tcp);
+}
+
+static void pump(um_tunnel_t *t)
+{
+    if (t->down || t->in_pump) return;
+    t->in_pump = true;
+    for (int round = 0; round < 8 && !t->down && !t->fatal; round++) {
+        bool progress = false;
+        /* Plaintext from the session into the mux. */
+        for (int i = 0; i < 64; i++) {
+            size_t n = um_sess_read(t->sess, t->scratch, SCRATCH_CAP);
+            if (!n) break;
+            progress = true;
+            int r = um_mux_feed(t->mux, t->scratch, n);
+            if (r < 0 && !t->fatal) t->fatal = r;
+        }
+        feed_hold(t);
+        um_mux_event_t ev;
+        for (int i = 0; i < 4096 && um_mux_poll(t->mux, &ev); i++) {
+            progress = true;
+            handle_event(t, &ev);
+            if (t->down) goto out;
+        }
+        while (t->ready && !t->down) {
+            struct um_conn *c = t->ready;
+            t->ready = c->rnext;
+            c->ready = false;
+            progress = true;
+            deliver(t, c);
+        }
+        if (t->down) goto out;
+        outbound(t);
+        if (t->high) check_drain(t);
+        if (!progress && um_sess_readable(t->sess) == 0) break;
+    }
+    if (!t->down && (um_sess_readable(t->sess) || t->ready)) schedule(t);
+    if (t->fatal && !t->down) {
+        /* Send what the mux queued (its GOAWAY), then end. */
+        if (t->mux) {
+            t->mo_len = um_mux_pull(t->mux, t->mo, MUX_OUT_CAP);
+            if (t->mo_len) um_sess_write(t->sess, t->mo, t->mo_len);
+            size_t outn = 0;
+            if (um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
+                um_tcp_write(t->tcp, t->out, outn);
+        }
+        die(t, t->fatal);
+    } else if (!t->down && t->graceful && !t->finishing && um_mux_done(t->mux) &&
+               !um_sess_want_pull(t->sess)) {
+        t->finishing = true;
+        um_tcp_shutdown(t->tcp); /* FIN after the queued records; die on EOF or timer */
+    }
+out:
+    t->in_pump = false;
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    um_tunnel_t *t = h->data;
+    uv_idle_stop(h);
+    t->idle_on = false;
+    pump(t);
+}
+
+static void schedule(um_tunnel_t *t)
+{
+    if (t->down || t->idle_on) return;
+    t->idle_on = true;
+    uv_idle_start(&t->idle, on_idle);
+}
+
+static void on_tcp_read(um_tcp_t *tcp, const uint8_t *p, size_t n, int status, void *ud)
+{
+    um_tunnel_t *t = ud;
+    if (t->down) return;
+    if (status != 0) {
+        if (t->finishing) {
+            die(t, UM_EPIPE);
+            return;
+        }
+        int r = um_mux_feed_eof(t->mux);
+        t->fatal = r ? r : UM_EPIPE;
+        pump(t);
+        if (!t->down) die(t, t->fatal);
+        return;
+    }
+    t->st.bytes_in += n;
+    size_t used = 0;
+    int r = um_sess_feed(t->sess, p, n, &used);
+    if (r < 0) {
+        t->fatal = r;
+    } else if (used < n) {
+        /* The session's read queue is full: keep the rest, stop reading. */
+        memcpy(t->hold, p + used, n - used);
+        t->hold_len = n - used;
+        um_tcp_read_stop(tcp);
+    }
+    pump(t);
+}
+
+static void on_tcp_drain(um_tcp_t *tcp, int status, void *ud)
+{
+    (void)tcp;
+    (void)status;
+    pump(ud);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    um_tunnel_t *t = h->data;
+    if (t->down) return;
+    uint64_t now = um_now_ms();
+    if (t->finishing && now >= t->drain_deadline) {
+        die(t, UM_EPIPE);
+        return;
+    }
+    if (t->graceful && !t->finishing && now >= t->drain_deadline) {
+        die(t, UM_ETIMEDOUT);
+        return;
+    }
+    int r = um_mux_tick(t->mux, now);
+    if (r == UM_ETIMEDOUT) {
+        die(t, UM_ETIMEDOUT);
+        return;
+    }
+    pump(t);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    um_tunnel_t *t = h->data;
+    if (--t->handles > 0) return;
+    free(t->tab);
+    free(t->scratch);
+    free(t->out);
+    free(t->mo);
+    free(t->hold);
+    free(t);
+}
+
+static void die(um_tunnel_t *t, int err)
+{
+    if (t->down) return;
+    t->down = true;
+    if (t->hub && t->hub->t == t) t->hub->t = NULL;
+    /* Every stream learns its fate; callbacks may close any of them. */
+    size_t n = 0;
+    struct um_conn **all = calloc(t->tab_n ? t->tab_n : 1, sizeof(*all));
+    for (size_t i = 0; all && i < t->tab_cap; i++)
+        for (struct um_conn *c = t->tab[i]; c; c = c->hnext) {
+            c->refs++;
+            all[n++] = c;
+        }
+    for (size_t i = 0; i < n; i++) {
+        struct um_conn *c = all[i];
+        int opening = c->state == C_OPENING;
+        if (c->listed) conn_fail(t, c, opening, UM_CONN_GENERAL_FAILURE, UM_EPIPE);
+    }
+    for (size_t i = 0; i < n; i++)
+        conn_unref(all[i]);
+    free(all);
+    for (struct um_assoc *a = t->assocs; a; a = a->next)
+        a->t = NULL;
+    t->assocs = NULL;
+    if (t->cbs->on_down) t->cbs->on_down(t, err, t->ud);
+    um_tcp_close(t->tcp);
+    t->tcp = NULL;
+    um_mux_free(t->mux);
+    t->mux = NULL;
+    um_sess_free(t->sess);
+    t->sess = NULL;
+    uv_close((uv_handle_t *)&t->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&t->timer, on_handle_closed);
+}
+
+int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t role,
+                  const um_mux_config_t *mcfg, const um_tunnel_cbs_t *cbs, void *ud,
+                  um_tunnel_t **out)
+{
+    um_tunnel_t *t = calloc(1, sizeof(*t));
+    if (!t) return UM_ENOMEM;
+    t->loop = loop;
+    t->cbs = cbs;
+    t->ud = ud;
+    t->tab_cap = 64;
+    t->tab = calloc(t->tab_cap, sizeof(*t->tab));
+    t->scratch = malloc(SCRATCH_CAP);
+    t->out = malloc(OUT_CAP);
+    t->mo = malloc(MUX_OUT_CAP);
+    t->hold = malloc(SCRATCH_CAP);
+    t->mux = um_mux_new(role, mcfg);
+    if (!t->tab || !t->scratch || !t->out || !t->mo || !t->hold || !t->mux) {
+        um_mux_free(t->mux);
+        free(t->tab);
+        free(t->scratch);
+        free(t->out);
+        free(t->mo);
+        free(t->hold);
+        free(t);
+        return UM_ENOMEM;
+    }
+    t->sess = sess;
+    t->tcp = tcp;
+    uv_idle_init(loop, &t->idle);
+    uv_timer_init(loop, &t->timer);
+    t->idle.data = t->timer.data = t;
+    t->handles = 2;
+    um_tcp_set_wq_max(tcp, TCP_WQ_MAX);
+    um_tcp_set_read_cb(tcp, on_tcp_read, t);
+    um_tcp_set_drain_cb(tcp, on_tcp_drain, t);
+    um_tcp_read_start(tcp);
+    uv_timer_start(&t->timer, on_timer, TICK_MS, TICK_MS);
+    um_mux_tick(t->mux, um_now_ms());
+    schedule(t); /* the session may already hold bytes that came with the handshake */
+    *out = t;
+    return 0;
+}
+
+void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms)
+{
+    if (t->down) return;
+    if (!graceful) {
+        die(t, UM_EPIPE);
+        return;
+    }
+    if (t->graceful) return;
+    t->graceful = true;
+    t->drain_deadline = um_now_ms() + drain_ms;
+    if (t->hub && t->hub->t == t) t->hub->t = NULL;
+    um_mux_goaway(t->mux, UM_MUX_GOAWAY_NORMAL);
+    schedule(t);
+}
+
+uint32_t um_tunnel_rtt(const um_tunnel_t *t)
+{
+    return t->mux ? um_mux_rtt_ms(t->mux) : 0;
+}
+
+void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st)
+{
+    *st = t->st;
+    st->streams_open = t->tab_n;
+}
+
+bool um_tunnel_is_down(const um_tunnel_t *t)
+{
+    return t->down;
+}
+
+int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void *arg,
+                     um_conn_t **out)
+{
+    if (t->down) return UM_EPIPE;
+    struct um_conn *c = conn_new(cbs, arg);
+    if (!c) return UM_ENOMEM;
+    c->t = t;
+    c->id = id;
+    c->state = C_OPEN;
+    int r = um_mux_stream_accept(t->mux, id, UM_MUX_OK);
+    if (r == 0) r = table_add(t, c);
+    if (r != 0) {
+        um_mux_stream_reset(t->mux, id, UM_MUX_RST_INTERNAL);
+        conn_unref(c);
+        return r;
+    }
+    t->st.streams_opened++;
+    mark_ready(t, c); /* early data may be waiting */
+    *out = c;
+    return 0;
+}
+
+void um_tunnel_refuse(um_tunnel_t *t, uint32_t id, int result)
+{
+    if (t->down) return;
+    um_mux_stream_accept(t->mux, id, um_tunnel_result_to_mux(result));
+    schedule(t);
+}
+
+int um_tunnel_dgram_send(um_tunnel_t *t, uint32_t assoc, const um_addr_t *src, const uint8_t *p,
+                         size_t n)
+{
+    if (t->down) return UM_EPIPE;
+    int r = um_mux_dgram_send(t->mux, assoc, src, p, n);
+    schedule(t);
+    return r;
+}
+
+/* ---- the conn operations (client opens through a hub; server accepts) ---- */
+
+static int start_open(um_tunnel_t *t, struct um_conn *c)
+{
+    uint32_t id;
+    int r = um_mux_stream_open(t->mux, &c->dst, &id);
+    if (r != 0) return r;
+    c->id = id;
+    c->t = t;
+    c->state = C_OPENING;
+    if ((r = table_add(t, c)) != 0) {
+        um_mux_stream_reset(t->mux, id, UM_MUX_RST_INTERNAL);
+        c->t = NULL;
+        return r;
+    }
+    t->st.streams_opened++;
+    /* Early data rides with the OPEN (0-RTT): the mux takes it before the
+     * result comes back. */
+    while (um_buf_len(&c->pend) > 0) {
+        const uint8_t *p;
+        size_t n = um_buf_peek(&c->pend, &p), acc = 0;
+        if (um_mux_stream_write(t->mux, id, p, n, &acc) != 0 || acc == 0) break;
+        um_buf_consume(&c->pend, acc);
+    }
+    schedule(t);
+    return 0;
+}
+
+static void hub_arm(um_hub_t *h);
+static void hub_tick(uv_timer_t *tm);
+
+static int op_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t n,
+                   const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
+{
+    um_hub_t *h = ctx;
+    struct um_conn *c = conn_new(cbs, arg);
+    if (!c) return UM_ENOMEM;
+    c->hub = h;
+    c->dst = *dst;
+    if (n && um_buf_append(&c->pend, early, n) != 0) {
+        conn_unref(c);
+        return UM_ENOMEM;
+    }
+    um_tunnel_t *t = h->t;
+    if (t && !t->down && !t->goaway_in) {
+        int r = start_open(t, c);
+        if (r == 0) {
+            *out = c;
+            return 0;
+        }
+        if (r != UM_ELIMIT && r != UM_ENOSPC) {
+            conn_unref(c);
+            return r;
+        }
+    }
+    /* No usable tunnel: wait, within bounds, for the next one. */
+    if (h->n_wait >= h->max_waiting) {
+        conn_unref(c);
+        return UM_ENOSPC;
+    }
+    c->state = C_WAITING;
+    c->deadline_ms = um_now_ms() + h->wait_ms;
+    c->refs++; /* the waiting list's */
+    if (h->wait_tail)
+        h->wait_tail->wnext = c;
+    else
+        h->wait_head = c;
+    h->wait_tail = c;
+    h->n_wait++;
+    h->wait_signal = true;
+    hub_arm(h);
+    uv_timer_start(&h->timer, hub_tick, 0, 100); /* tell the owner on the next turn */
+    *out = c;
+    return 0;
+}
+
+static int op_write(um_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->closed || c->state == C_DEAD || !c->t) return c->state == C_DEAD ? UM_EPIPE : UM_EAGAIN;
+    if (c->state != C_OPEN) return UM_EAGAIN;
+    if (c->shut_wanted) return UM_EPIPE;
+    um_tunnel_t *t = c->t;
+    size_t acc = 0;
+    if (um_buf_len(&c->pend) == 0) {
+        int r = um_mux_stream_write(t->mux, c->id, p, n, &acc);
+        if (r != 0 && r != UM_EAGAIN && r != UM_ENOSPC) return r;
+    }
+    if (acc < n && um_buf_append(&c->pend, p + acc, n - acc) != 0) return UM_ENOSPC;
+    if (!c->above_high && conn_queued(c) > UM_CONN_HIGH_WATER) {
+        c->above_high = true;
+        c->hinext = t->high;
+        t->high = c;
+    }
+    schedule(t);
+    return 0;
+}
+
+static size_t op_queued(um_conn_t *c)
+{
+    return conn_queued(c);
+}
+
+static int op_read_start(um_conn_t *c)
+{
+    c->reading = true;
+    if (c->t && c->state == C_OPEN) mark_ready(c->t, c);
+    return 0;
+}
+
+static int op_read_stop(um_conn_t *c)
+{
+    c->reading = false;
+    return 0;
+}
+
+static int op_shutdown(um_conn_t *c)
+{
+    if (c->state == C_DEAD || c->closed) return UM_EPIPE;
+    c->shut_wanted = true;
+    if (c->t && c->state == C_OPEN) flush_pend(c->t, c);
+    return 0;
+}
+
+static void op_close(um_conn_t *c)
+{
+    if (c->closed) return;
+    c->closed = true;
+    um_hub_t *h = c->hub;
+    if (c->state == C_WAITING && h) {
+        /* Unlink from the waiting list. */
+        for (struct um_conn **pp = &h->wait_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->wnext)
+            if (*pp == c) {
+                *pp = c->wnext;
+                if (h->wait_tail == c) h->wait_tail = prev;
+                h->n_wait--;
+                c->refs--; /* the list's reference; the user's is dropped below */
+                break;
+            }
+    } else if (c->t && c->listed) {
+        um_tunnel_t *t = c->t;
+        /* A stream the user finished in both directions keeps nothing to send
+         * once its FIN is out; otherwise closing is an abort. */
+        if (!(c->shut_sent && c->eof_delivered && um_buf_len(&c->pend) == 0))
+            um_mux_stream_reset(t->mux, c->id, UM_MUX_RST_CANCEL);
+        schedule(t);
+        c->state = C_DEAD;
+        conn_gone(t, c); /* the user's reference keeps c alive here */
+    }
+    c->state = C_DEAD;
+    conn_unref(c);
+}
+
+/* Datagram associations (client). */
+static int op_assoc_open(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t **out)
+{
+    um_hub_t *h = ctx;
+    um_tunnel_t *t = h->t;
+    if (!t || t->down) return UM_EAGAIN;
+    struct um_assoc *a = calloc(1, sizeof(*a));
+    if (!a) return UM_ENOMEM;
+    int r = um_mux_assoc_open(t->mux, &a->id);
+    if (r != 0) {
+        free(a);
+        return r;
+    }
+    a->t = t;
+    a->cb = cb;
+    a->arg = arg;
+    a->next = t->assocs;
+    t->assocs = a;
+    *out = a;
+    return 0;
+}
+
+static int op_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
+{
+    if (!a->t || a->t->down) return UM_EPIPE;
+    int r = um_mux_dgram_send(a->t->mux, a->id, dst, p, n);
+    schedule(a->t);
+    return r;
+}
+
+static void op_assoc_close(um_assoc_t *a)
+{
+    um_tunnel_t *t = a->t;
+    if (t && !t->down) {
+        um_mux_assoc_close(t->mux, a->id);
+        for (struct um_assoc **pp = &t->assocs; *pp; pp = &(*pp)->next)
+            if (*pp == a) {
+                *pp = a->next;
+                break;
+            }
+        schedule(t);
+    }
+    free(a);
+}
+
+const um_conn_ops_t um_hub_ops = {
+    .name = "tunnel",
+    .open = op_open,
+    .write = op_write,
+    .queued = op_queued,
+    .read_start = op_read_start,
+    .read_stop = op_read_stop,
+    .shutdown = op_shutdown,
+    .close = op_close,
+    .assoc_open = op_assoc_open,
+    .assoc_send = op_assoc_send,
+    .assoc_close = op_assoc_close,
+};
+
+/* ---- hub ---- */
+
+static void hub_tick(uv_timer_t *tm)
+{
+    um_hub_t *h = tm->data;
+    uint64_t now = um_now_ms();
+    if (h->wait_signal) {
+        h->wait_signal = false;
+        if (h->wait_cb && h->wait_head) h->wait_cb(h->wait_ud);
+    }
+    struct um_conn **pp = &h->wait_head, *prev = NULL;
+    while (*pp) {
+        struct um_conn *c = *pp;
+        if (now < c->deadline_ms) {
+            prev = c;
+            pp = &c->wnext;
+            continue;
+        }
+        *pp = c->wnext;
+        if (h->wait_tail == c) h->wait_tail = prev;
+        h->n_wait--;
+        c->state = C_DEAD;
+        if (!c->closed && c->cbs->on_open) c->cbs->on_open(c->arg, UM_CONN_GENERAL_FAILURE);
+        conn_unref(c); /* the waiting list's reference */
+    }
+    if (!h->wait_head && h->timer_on) {
+        uv_timer_stop(&h->timer);
+        h->timer_on = false;
+    }
+}
+
+static void hub_arm(um_hub_t *h)
+{
+    if (h->timer_on) return;
+    h->timer_on = true;
+    uv_timer_start(&h->timer, hub_tick, 100, 100);
+}
+
+int um_hub_new(uv_loop_t *loop, uint32_t wait_ms, uint32_t max_waiting, um_hub_t **out)
+{
+    um_hub_t *h = calloc(1, sizeof(*h));
+    if (!h) return UM_ENOMEM;
+    h->loop = loop;
+    h->wait_ms = wait_ms;
+    h->max_waiting = max_waiting;
+    uv_timer_init(loop, &h->timer);
+    h->timer.data = h;
+    *out = h;
+    return 0;
+}
+
+static void hub_closed(uv_handle_t *hd)
+{
+    free(hd->data);
+}
+
+void um_hub_free(um_hub_t *h)
+{
+    if (!h) return;
+    while (h->wait_head) {
+        struct um_conn *c = h->wait_head;
+        h->wait_head = c->wnext;
+        conn_unref(c);
+    }
+    uv_close((uv_handle_t *)&h->timer, hub_closed);
+}
+
+void um_hub_set_tunnel(um_hub_t *h, um_tunnel_t *t)
+{
+    h->t = t;
+    if (!t) return;
+    t->hub = h;
+    /* Waiting opens start now, in order. */
+    while (h->wait_head) {
+        struct um_conn *c = h->wait_head;
+        h->wait_head = c->wnext;
+        if (!h->wait_head) h->wait_tail = NULL;
+        h->n_wait--;
+        c->wnext = NULL;
+        if (!c->closed && start_open(t, c) != 0) {
+            c->state = C_DEAD;
+            if (c->cbs->on_open) c->cbs->on_open(c->arg, UM_CONN_GENERAL_FAILURE);
+        }
+        conn_unref(c); /* the waiting list's reference */
+    }
+    /* Streams over high water are checked for drain on every hub tick. */
+    hub_arm(h);
+}
+
+void um_hub_set_wait_cb(um_hub_t *h, void (*cb)(void *ud), void *ud)
+{
+    h->wait_cb = cb;
+    h->wait_ud = ud;
+}
+
+um_conn_provider_t um_hub_connector(um_hub_t *h)
+{
+    um_conn_provider_t c = {&um_hub_ops, h};
+    return c;
+}

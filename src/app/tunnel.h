@@ -1,0 +1,94 @@
+/* A tunnel: one established session (over one TCP connection) carrying one
+ * multiplexer, plus the libuv glue that pumps bytes between them:
+ *
+ *   tcp ──feed──► session ──read──► mux ──events──► streams (um_conn_t)
+ *   tcp ◄─write── session ◄─write── mux ◄──pull──── streams
+ *
+ * Streams of the mux are offered to the rest of the program as um_conn_t
+ * (src/proxy/conn.h), so the proxies on the client and the egress relay on
+ * the server use the same interface as the direct connector.
+ *
+ * Every callback runs from a libuv callback (tcp read, timer, idle), never
+ * from inside a call the user made. Ownership: um_tunnel_new takes ownership
+ * of the session and the TCP connection; the tunnel frees itself after
+ * on_down has returned (or after um_tunnel_close). */
+#ifndef UM_APP_TUNNEL_H
+#define UM_APP_TUNNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "mux/mux.h"
+#include "proxy/conn.h"
+#include "session/session.h"
+#include "transport/tcp.h"
+#include "util/addr.h"
+
+typedef struct um_tunnel um_tunnel_t;
+
+typedef struct {
+    /* Server: the peer opened stream `id` to `dst`. Answer with
+     * um_tunnel_accept() (now or later) or um_tunnel_refuse(). */
+    void (*on_opened)(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *ud);
+    /* Server: a datagram on association `assoc` for `dst`. */
+    void (*on_dgram)(um_tunnel_t *t, uint32_t assoc, const um_addr_t *dst, const uint8_t *p,
+                     size_t n, void *ud);
+    void (*on_assoc_closed)(um_tunnel_t *t, uint32_t assoc, void *ud);
+    /* A keepalive answer: smoothed RTT in ms. */
+    void (*on_rtt)(um_tunnel_t *t, uint32_t rtt_ms, void *ud);
+    /* The peer sent GOAWAY: open streams finish, new ones belong elsewhere. */
+    void (*on_goaway)(um_tunnel_t *t, void *ud);
+    /* The tunnel is over (err: why; UM_EPIPE for an orderly end). Streams have
+     * already been told. The tunnel is freed after this returns. */
+    void (*on_down)(um_tunnel_t *t, int err, void *ud);
+} um_tunnel_cbs_t;
+
+typedef struct {
+    uint64_t bytes_in, bytes_out; /* wire bytes on the TCP connection */
+    uint64_t streams_opened;
+    size_t streams_open;
+} um_tunnel_stats_t;
+
+/* cbs is borrowed for the tunnel's lifetime. mcfg may be NULL (defaults). */
+int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t role,
+                  const um_mux_config_t *mcfg, const um_tunnel_cbs_t *cbs, void *ud,
+                  um_tunnel_t **out);
+/* Graceful: GOAWAY, let open streams finish, then close (bounded by
+ * drain_ms). Not graceful: everything ends now. on_down follows, later. */
+void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms);
+uint32_t um_tunnel_rtt(const um_tunnel_t *t);
+void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st);
+bool um_tunnel_is_down(const um_tunnel_t *t);
+
+/* Server: wrap the peer-opened stream `id` as a um_conn_t and answer it
+ * "connected"; cbs/arg as for um_conn_ops_t.open (on_open is not called). */
+int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void *arg,
+                     um_conn_t **out);
+/* Server: answer the peer-opened stream `id` with a failure (um_conn_result_t). */
+void um_tunnel_refuse(um_tunnel_t *t, uint32_t id, int result);
+/* Server: send a datagram back on association `assoc`, from `src`. */
+int um_tunnel_dgram_send(um_tunnel_t *t, uint32_t assoc, const um_addr_t *src, const uint8_t *p,
+                         size_t n);
+
+/* Client: open streams and associations over whichever tunnel is current.
+ * A hub outlives tunnels: opens made while no tunnel is up wait (bounded in
+ * time and count) for the next one; streams of a tunnel that goes down get
+ * on_error. The hub's um_conn_provider_t is what the proxies use. */
+typedef struct um_hub um_hub_t;
+
+int um_hub_new(uv_loop_t *loop, uint32_t wait_ms, uint32_t max_waiting, um_hub_t **out);
+/* Every stream must have been closed first. */
+void um_hub_free(um_hub_t *h);
+/* The tunnel new opens go to (NULL: none). Waiting opens start on it. */
+void um_hub_set_tunnel(um_hub_t *h, um_tunnel_t *t);
+um_conn_provider_t um_hub_connector(um_hub_t *h);
+/* cb runs (deferred) whenever an open has to wait for a tunnel. */
+void um_hub_set_wait_cb(um_hub_t *h, void (*cb)(void *ud), void *ud);
+extern const um_conn_ops_t um_hub_ops;
+
+/* Mapping between the mux's open results and um_conn_result_t. */
+int um_tunnel_result_to_conn(int mux_code);
+uint8_t um_tunnel_result_to_mux(int conn_result);
+
+#endif

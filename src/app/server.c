@@ -309,6 +309,7 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     um_mux_config_t mc;
     um_mux_config_default(&mc);
     mc.max_streams = pc && pc->max_streams ? pc->max_streams : s->cfg.max_streams;
+    mc.max_pending_opens = mc.max_streams; /* a browser opens many at once; dials are async */
     mc.ping_interval_ms = 15000;
     mc.ping_timeout_ms = 60000;
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {

@@ -20,7 +20,7 @@
 
 #include "crypto/aead.h"
 
-#define UM_REC_HDR_WIRE  18    /* encrypted length field */
+#define UM_REC_HDR_WIRE  2     /* masked length field */
 #define UM_REC_BODY_MAX  16448 /* 16 KiB of data + room for the body fields */
 #define UM_REC_OVERHEAD  (UM_REC_HDR_WIRE + UM_AEAD_TAGLEN)
 #define UM_REC_WIRE_MAX  (UM_REC_OVERHEAD + UM_REC_BODY_MAX)

@@ -1,0 +1,403 @@
+# shellcheck shell=bash
+# Shared helpers of the tunnel_*.sh integration tests. Source it, then:
+#
+#   tl_netns "$0" "$@"     re-run the script in a private network namespace
+#                          (only "lo" in it: nothing can leave the machine,
+#                          and ports never clash with other tests)
+#   tl_init NAME           work dir, cleanup trap, counters, sizes
+#   tl_nginx               nginx on 127.0.0.1 (+ a python body sink for /upload)
+#   tl_tunnel_up [ARGS]    umbra server (fresh keys, fast probe delays,
+#                          --allow 127.0.0.1/32 ARGS) + umbra client with
+#                          SOCKS5 and HTTP proxies; waits for session_up
+#   ok / bad / expect_eq   record results;  tl_finish  prints "N passed, M
+#                          failed" and exits 0 or 1
+#
+# Environment: UMBRA (binary), UMBRA_SRC, UMBRA_BUILD, UMBRA_SANITIZE=1 in
+# the ASan build (sizes and time bounds scale), UMBRA_TEST_MIB (override
+# the bulk size), UMBRA_NO_NETNS=1 (stay in the caller's namespace),
+# UMBRA_KEEP=1 (keep the work dir), UMBRA_TUNNEL_DIRECT=PATH (harness
+# self-test: run the checks against tests/proxy_driver, a plain local
+# SOCKS5/HTTP proxy, instead of an umbra client and server).
+
+# ---------------------------------------------------------------- namespace
+
+# tl_netns SCRIPT ARGS...: when possible, exec SCRIPT again inside a new
+# network namespace whose loopback is up. Returns (staying here) when that is
+# not possible or not wanted; TL_NETNS tells which happened.
+tl_netns() {
+    TL_NETNS=0
+    if [ -n "${UMBRA_IN_NETNS:-}" ]; then
+        TL_NETNS=1
+        return 0
+    fi
+    [ -n "${UMBRA_NO_NETNS:-}" ] && return 0
+    command -v unshare >/dev/null 2>&1 || return 0
+    command -v ip >/dev/null 2>&1 || return 0
+    local flags=-n
+    [ "$(id -u)" = 0 ] || flags=-rn
+    unshare $flags true 2>/dev/null || return 0
+    export UMBRA_IN_NETNS=1
+    exec unshare $flags bash -c 'ip link set lo up || exit 1; exec bash "$@"' tl-netns "$@"
+}
+
+# ---------------------------------------------------------------- setup
+
+tl_init() { # NAME
+    TL_NAME=$1
+    SRC=${UMBRA_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+    BUILD=${UMBRA_BUILD:-$SRC/build}
+    UMBRA=${UMBRA:-$BUILD/umbra}
+    PY=/usr/bin/python3
+    HELPER=$SRC/tests/integration/tunnel_helper.py
+    DIRECT=${UMBRA_TUNNEL_DIRECT:-}
+    case "${UMBRA_SANITIZE:-0}" in 1 | ON | on | TRUE | true | yes) SAN=1 ;; *) SAN=0 ;; esac
+    # Time bounds are multiplied by TM (sanitizers make everything 3-5x slower).
+    if [ $SAN = 1 ]; then TM=3; else TM=1; fi
+    PASS=0
+    FAIL=0
+    TL_PIDS=()
+    SERVER_PID=""
+    CLIENT_PID=""
+    NGINX_PID=""
+    WORK=$(mktemp -d "/tmp/umbra-$TL_NAME.XXXXXX")
+    # CTest kills a test at 600 s: long steps check tl_budget first.
+    TL_DEADLINE=$(($(date +%s) + ${UMBRA_TEST_BUDGET:-540}))
+    trap tl_cleanup EXIT
+    [ -x "$PY" ] || tl_skip "/usr/bin/python3 not installed (scripts/deps.sh)"
+    if [ -n "${TL_NO_UMBRA:-}" ]; then
+        :
+    elif [ -n "$DIRECT" ]; then
+        [ -x "$DIRECT" ] || tl_skip "UMBRA_TUNNEL_DIRECT=$DIRECT is not an executable"
+        echo "# harness self-test: plain proxy $DIRECT instead of umbra"
+    else
+        [ -x "$UMBRA" ] || tl_skip "umbra binary '$UMBRA' not built"
+    fi
+    echo "# $TL_NAME: work dir $WORK, network namespace: $([ "$TL_NETNS" = 1 ] && echo private || echo "none (host's)"), sanitizer build: $SAN"
+    # Freed memory held in ASan's quarantine would look like growth.
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16:malloc_context_size=10"
+}
+
+tl_skip() {
+    echo "SKIP: $*"
+    exit 77
+}
+
+tl_need() { # command... (each must be on PATH, else skip)
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || tl_skip "$c not installed (run scripts/deps.sh)"
+    done
+}
+
+tl_cleanup() {
+    local rc=$? p
+    for p in "${TL_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 30); do
+        local alive=0
+        for p in "${TL_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${TL_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null || true
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+        local f
+        for f in "$WORK"/server*.log "$WORK"/client*.log "$WORK"/nginx.err; do
+            [ -s "$f" ] || continue
+            echo "--- last lines of $f"
+            tail -n 25 "$f"
+        done
+    fi
+    if [ -n "${UMBRA_KEEP:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
+}
+
+# ---------------------------------------------------------------- results
+
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok   $*"
+}
+bad() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL $*"
+}
+expect_eq() { # NAME GOT WANT
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi
+}
+tl_finish() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" = 0 ] && exit 0
+    exit 1
+}
+
+# ---------------------------------------------------------------- small tools
+
+# tl_budget SECS: true when SECS more seconds fit in the test's time budget;
+# otherwise records a failure naming the step ($2) and returns false.
+tl_budget() {
+    [ $(($(date +%s) + $1)) -le "$TL_DEADLINE" ] && return 0
+    bad "${2:-step}: skipped, the test's time budget is used up"
+    return 1
+}
+tl_now_ms() { echo $(($(date +%s%N) / 1000000)); }
+tl_sha() { sha256sum "$1" | cut -d' ' -f1; }
+tl_free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# tl_listening PORT: is a TCP socket listening on PORT (any address)? Reads
+# /proc/net/tcp{,6}, so it never connects (a connection to the umbra server
+# would be a probe).
+tl_listening() {
+    local hex
+    hex=$(printf ':%04X' "$1")
+    awk -v p="$hex" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+tl_wait_listen() { # PORT SECS [PID]: 0 when listening in time (and PID alive)
+    local end=$(($(tl_now_ms) + $2 * 1000))
+    while [ "$(tl_now_ms)" -lt $end ]; do
+        tl_listening "$1" && return 0
+        [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && return 1
+        sleep 0.05
+    done
+    return 1
+}
+tl_wait_file() { # FILE SECS
+    local end=$(($(tl_now_ms) + $2 * 1000))
+    while [ "$(tl_now_ms)" -lt $end ]; do
+        [ -s "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+tl_bg() { # LOGFILE command...: start in the background, remembered for cleanup; sets BG_PID
+    local log=$1
+    shift
+    "$@" >>"$log" 2>&1 &
+    BG_PID=$!
+    TL_PIDS+=("$BG_PID")
+}
+tl_fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+tl_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# tl_stop NAME PID SECS: SIGTERM, wait up to SECS, then expect exit status 0
+# (a graceful stop; in the ASan build a leak report makes the status non-zero).
+tl_stop() {
+    local name=$1 pid=$2 secs=$3 rc
+    [ -n "$pid" ] || return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null
+        bad "$name had exited before SIGTERM (status $?)"
+        return 1
+    fi
+    kill -TERM "$pid" 2>/dev/null
+    local end=$(($(tl_now_ms) + secs * 1000))
+    while kill -0 "$pid" 2>/dev/null && [ "$(tl_now_ms)" -lt $end ]; do sleep 0.05; done
+    if kill -0 "$pid" 2>/dev/null; then
+        bad "$name did not exit within $secs s of SIGTERM"
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 1
+    fi
+    wait "$pid" 2>/dev/null
+    rc=$?
+    expect_eq "$name exits with status 0 on SIGTERM" "$rc" 0
+}
+
+# ---------------------------------------------------------------- nginx
+
+# tl_nginx: generated content in $WORK/www (small = "small-ok\n", plus the
+# page of tunnel_chromium.sh); nginx on 127.0.0.1:$NGINX_PORT and
+# [::1]:$NGINX_PORT; /upload is proxied, unbuffered, to a python sink that
+# reads the whole body and answers with its sha256. Access log:
+# $WORK/nginx.access ("$request $status $body_bytes_sent $http_user_agent").
+tl_nginx() {
+    tl_need nginx
+    mkdir -p "$WORK/www" "$WORK/nginx/tmp"
+    printf 'small-ok\n' >"$WORK/www/small"
+    tl_bg "$WORK/sink.log" "$PY" "$HELPER" sink "$WORK/sink.port"
+    tl_wait_file "$WORK/sink.port" 10 || { bad "python sink did not start"; tl_finish; }
+    SINK_PORT=$(awk '/^sink/ { print $2 }' "$WORK/sink.port")
+    NGINX_PORT=$(tl_free_port)
+    local six=""
+    [ -e /proc/net/if_inet6 ] && six="listen [::1]:$NGINX_PORT;"
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+# generated by tests/integration/lib.sh
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx.err warn;
+events { worker_connections 4096; }
+http {
+    types { text/html html; application/javascript js; image/png png; }
+    default_type application/octet-stream;
+    log_format t '\$request \$status \$body_bytes_sent "\$http_user_agent"';
+    access_log $WORK/nginx.access t;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    sendfile on;
+    keepalive_requests 100000;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        $six
+        server_name _;
+        root $WORK/www;
+        client_max_body_size 0;
+        location /upload {
+            proxy_pass http://127.0.0.1:$SINK_PORT;
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+            proxy_send_timeout 300s;
+        }
+    }
+}
+EOF
+    tl_bg "$WORK/nginx.err" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx.err"
+    NGINX_PID=$BG_PID
+    tl_wait_listen "$NGINX_PORT" 10 "$NGINX_PID" || {
+        bad "nginx did not start"
+        cat "$WORK/nginx.err"
+        tl_finish
+    }
+}
+
+# ---------------------------------------------------------------- umbra
+
+# tl_server_init [CONF] [NAME]: a fresh server config on a free port with fast
+# probe delays, one client; sets SPORT and LINK.
+tl_server_init() {
+    local conf=${1:-$WORK/server.conf} name=${2:-laptop}
+    SPORT=$(tl_free_port)
+    "$UMBRA" server init -c "$conf" --listen "127.0.0.1:$SPORT" >"$WORK/init.out" 2>&1 ||
+        { bad "umbra server init: $(cat "$WORK/init.out")"; tl_finish; }
+    sed -i '/^\[server\]/a probe-delay-min = 200\nprobe-delay-max = 400' "$conf"
+    LINK=$("$UMBRA" server add-client -c "$conf" "$name" --no-qr 2>"$WORK/add.err") ||
+        { bad "umbra server add-client: $(cat "$WORK/add.err")"; tl_finish; }
+}
+
+# tl_server_start [ARGS]: runs the server of $WORK/server.conf (egress allowed
+# to 127.0.0.1/32 only, plus ARGS) and waits until it listens; sets SERVER_PID.
+tl_server_start() {
+    tl_bg "$WORK/server.log" "$UMBRA" server -c "$WORK/server.conf" --allow 127.0.0.1/32 "$@"
+    SERVER_PID=$BG_PID
+    tl_wait_listen "$SPORT" $((10 * TM)) "$SERVER_PID" || { bad "umbra server did not start listening on $SPORT"; return 1; }
+}
+
+# tl_client_start LINK [LOGNAME] [ARGS]: umbra client with SOCKS5 on
+# $SOCKS and HTTP on $HTTP, events in $EVENTS; waits for the proxies.
+tl_client_start() {
+    local link=$1 log=${2:-client}
+    shift 2 2>/dev/null || shift
+    SOCKS=$(tl_free_port)
+    HTTP=$(tl_free_port)
+    EVENTS=$WORK/$log.events
+    tl_bg "$WORK/$log.log" "$UMBRA" client --link "$link" --socks "127.0.0.1:$SOCKS" \
+        --http "127.0.0.1:$HTTP" --events "$EVENTS" "$@"
+    CLIENT_PID=$BG_PID
+    tl_wait_listen "$SOCKS" $((10 * TM)) "$CLIENT_PID" && tl_wait_listen "$HTTP" $((5 * TM)) "$CLIENT_PID" ||
+        { bad "umbra client did not start its proxies"; return 1; }
+}
+
+tl_wait_session() { # N SECS: wait for the N-th session_up event
+    "$PY" "$HELPER" wait-event "$EVENTS" session_up "$1" "$2"
+}
+
+# tl_tunnel_up [SERVER ARGS]: server + client + first session, or (harness
+# self-test) the plain proxy driver. Sets SOCKS, HTTP, CLIENT_PID and, with
+# umbra, SPORT, LINK, SERVER_PID, EVENTS.
+tl_tunnel_up() {
+    if [ -n "$DIRECT" ]; then
+        rm -f "$WORK/driver.ports"
+        tl_bg "$WORK/client.log" "$DIRECT" "$WORK/driver.ports" --allow 127.0.0.1/32 "$@"
+        CLIENT_PID=$BG_PID
+        local i
+        for i in $(seq 100); do grep -q ready "$WORK/driver.ports" 2>/dev/null && break; sleep 0.1; done
+        grep -q ready "$WORK/driver.ports" 2>/dev/null || { bad "proxy driver did not start"; tl_finish; }
+        SOCKS=$(awk '/^socks/ { print $2 }' "$WORK/driver.ports")
+        HTTP=$(awk '/^http/ { print $2 }' "$WORK/driver.ports")
+        return 0
+    fi
+    tl_server_init
+    tl_server_start "$@" || tl_finish
+    tl_client_start "$LINK" client || tl_finish
+    local t0
+    t0=$(tl_now_ms)
+    if out=$(tl_wait_session 1 $((15 * TM))); then
+        ok "session up in $(($(tl_now_ms) - t0)) ms"
+    else
+        bad "session: $out"
+        tl_finish
+    fi
+}
+
+# tl_need_umbra WHY: skip in the harness self-test, where there is no umbra.
+tl_need_umbra() {
+    [ -z "$DIRECT" ] || tl_skip "$* needs the umbra server and client (harness self-test mode)"
+}
+
+# tl_tunnel_down: graceful stops, checked.
+tl_tunnel_down() {
+    tl_stop "client" "$CLIENT_PID" $((5 * TM))
+    CLIENT_PID=""
+    [ -n "$SERVER_PID" ] && tl_stop "server" "$SERVER_PID" $((10 * TM))
+    SERVER_PID=""
+}
+
+# The bulk size in MiB: 100, 16 under sanitizers, or $UMBRA_TEST_MIB.
+tl_bulk_mib() {
+    if [ -n "${UMBRA_TEST_MIB:-}" ]; then
+        echo "$UMBRA_TEST_MIB"
+    elif [ "$SAN" = 1 ]; then
+        echo 16
+    else
+        echo 100
+    fi
+}
+
+# ---------------------------------------------------------------- self-test
+
+# Run directly (CTest registers every tests/integration/*.sh), this file
+# checks its own fixtures, with no umbra involved: the namespace, port
+# helpers, nginx serving a file and passing an upload body to the sink, the
+# event waiter, and graceful-stop detection.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -u
+    tl_netns "$0" "$@"
+    TL_NO_UMBRA=1 tl_init lib_selftest
+    tl_need curl nginx
+    tl_nginx
+    tl_listening "$NGINX_PORT" && ok "tl_listening sees nginx on $NGINX_PORT" || bad "tl_listening misses nginx"
+    p=$(tl_free_port)
+    tl_listening "$p" && bad "tl_listening sees a free port $p" || ok "tl_listening: free port $p not listening"
+    head -c 3000000 /dev/urandom >"$WORK/www/blob"
+    want=$(tl_sha "$WORK/www/blob")
+    got=$(curl -sS --max-time 20 "http://127.0.0.1:$NGINX_PORT/blob" | sha256sum | cut -d' ' -f1)
+    expect_eq "nginx serves a generated file" "$got" "$want"
+    got=$(curl -sS --max-time 20 -X POST -T "$WORK/www/blob" "http://127.0.0.1:$NGINX_PORT/upload/x")
+    expect_eq "nginx streams an upload to the sink, which hashes it" "$got" "$want"
+    got=$(curl -sS --max-time 20 -H 'Transfer-Encoding: chunked' --data-binary "@$WORK/www/blob" "http://127.0.0.1:$NGINX_PORT/upload/y")
+    expect_eq "chunked upload hashed by the sink" "$got" "$want"
+    grep -q '^GET /blob HTTP/1.1 200 3000000 "curl' "$WORK/nginx.access" && ok "access log format" || bad "access log: $(cat "$WORK/nginx.access")"
+    EVENTS=$WORK/ev
+    (sleep 0.3; echo '{"event":"session_up","rtt_ms":1}' >>"$EVENTS") &
+    tl_wait_session 1 5 >/dev/null && ok "event waiter sees session_up" || bad "event waiter"
+    tl_wait_session 2 0.3 >/dev/null && bad "event waiter counts wrong" || ok "event waiter counts events"
+    [ -z "$(tl_rss_kib $$)" ] && bad "tl_rss_kib" || ok "tl_rss_kib $$: $(tl_rss_kib $$) KiB, $(tl_fd_count $$) fds"
+    tl_stop "nginx" "$NGINX_PID" 5
+    f0=$FAIL
+    sleep 30 &
+    tl_stop "sleep" $! 2 >/dev/null
+    if [ "$FAIL" = $((f0 + 1)) ]; then
+        FAIL=$f0
+        ok "tl_stop reports a non-zero exit status"
+    else
+        bad "tl_stop missed a non-zero exit status"
+    fi
+    tl_finish
+fi

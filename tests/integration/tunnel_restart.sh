@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The server dies (SIGKILL) mid-transfer and comes back on the same port: the
+# transfer in flight must end (its stream reset, no hang), the client must
+# report the session down, reconnect, and a new request must succeed within
+# 2 s of the server listening again (measured; 4 s in the sanitizer build).
+# Two rounds: about 1 s and about 3 s of downtime (the second exercises the
+# reconnect backoff).
+#
+#   curl ──► umbra client SOCKS5 :S ══ tcp ══► umbra server :SPORT ──► nginx :N
+#                                               (killed, restarted)
+set -u
+. "$(dirname "$0")/lib.sh"
+tl_netns "$0" "$@"
+tl_init tunnel_restart
+tl_need_umbra "killing and restarting the server"
+tl_need curl nginx
+tl_nginx
+# Large enough that kernel socket buffers and flow-control windows cannot hold it all
+head -c $((64 * 1024 * 1024)) /dev/urandom >"$WORK/www/blob"
+tl_tunnel_up
+
+LIMIT_MS=2000
+[ "$SAN" = 1 ] && LIMIT_MS=4000
+SOX=(--socks5-hostname "127.0.0.1:$SOCKS")
+got=$(curl -sS --max-time $((20 * TM)) "${SOX[@]}" "http://localhost:$NGINX_PORT/small" 2>&1)
+expect_eq "request before the restart" "$got" small-ok
+
+for round in 1 2; do
+    down_s=$((round == 1 ? 1 : 3))
+    # A slow download in flight when the server dies.
+    curl -s --max-time $((60 * TM)) --limit-rate 1M "${SOX[@]}" "http://localhost:$NGINX_PORT/blob" \
+        -o "$WORK/inflight" &
+    CURL_PID=$!
+    TL_PIDS+=("$CURL_PID")
+    sleep 1
+    n_up=$("$PY" "$HELPER" count-event "$EVENTS" session_up)
+    n_down=$("$PY" "$HELPER" count-event "$EVENTS" session_down)
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null
+    t_kill=$(tl_now_ms)
+    # The stream of the dead session must be reset promptly, not left hanging.
+    end=$((t_kill + 10000 * TM))
+    while kill -0 "$CURL_PID" 2>/dev/null && [ "$(tl_now_ms)" -lt $end ]; do sleep 0.05; done
+    if kill -0 "$CURL_PID" 2>/dev/null; then
+        bad "round $round: the download in flight still hangs $((10 * TM)) s after the server died"
+        kill "$CURL_PID" 2>/dev/null
+        wait "$CURL_PID" 2>/dev/null
+    else
+        wait "$CURL_PID"
+        rc=$?
+        size=$(stat -c %s "$WORK/inflight" 2>/dev/null || echo 0)
+        if [ $rc != 0 ] && [ "$size" -lt $((64 * 1024 * 1024)) ]; then
+            ok "round $round: download in flight ended $(($(tl_now_ms) - t_kill)) ms after the kill (curl exit $rc, $size bytes)"
+        else
+            bad "round $round: download in flight: curl exit $rc with $size bytes (want an error)"
+        fi
+    fi
+    if "$PY" "$HELPER" wait-event "$EVENTS" session_down $((n_down + 1)) $((5 * TM)) >/dev/null; then
+        ok "round $round: session_down event"
+    else
+        bad "round $round: no session_down event"
+    fi
+    kill -0 "$CLIENT_PID" 2>/dev/null && ok "round $round: client alive with the server gone" || bad "client died"
+
+    sleep "$down_s"
+    tl_server_start || tl_finish
+    t_back=$(tl_now_ms)
+    # Requests from the moment the server listens again, until one succeeds.
+    deadline=$((t_back + LIMIT_MS))
+    okay=0
+    tries=0
+    while :; do
+        now=$(tl_now_ms)
+        left=$((deadline - now))
+        [ $left -le 0 ] && break
+        tries=$((tries + 1))
+        got=$(curl -s --max-time "$(awk -v l=$left 'BEGIN { printf "%.2f", l / 1000 }')" "${SOX[@]}" \
+            "http://localhost:$NGINX_PORT/small" 2>/dev/null)
+        if [ "$got" = small-ok ]; then
+            okay=1
+            break
+        fi
+        sleep 0.05
+    done
+    took=$(($(tl_now_ms) - t_back))
+    if [ $okay = 1 ] && [ $took -le $LIMIT_MS ]; then
+        ok "round $round (server down ${down_s} s): new request succeeded $took ms after the server was back ($tries tries, bound $LIMIT_MS ms)"
+    else
+        bad "round $round (server down ${down_s} s): no successful request within $LIMIT_MS ms of the server being back ($tries tries)"
+    fi
+    if "$PY" "$HELPER" wait-event "$EVENTS" session_up $((n_up + 1)) $((5 * TM)) >/dev/null; then
+        ok "round $round: session_up event for the new session"
+    else
+        bad "round $round: no new session_up event"
+    fi
+done
+
+# Bulk still intact over the new session.
+got=$(curl -sS --max-time $((60 * TM)) --speed-limit 1024 --speed-time $((15 * TM)) "${SOX[@]}" "http://localhost:$NGINX_PORT/blob" | sha256sum | cut -d' ' -f1)
+expect_eq "64 MiB download over the new session, sha256" "$got" "$(tl_sha "$WORK/www/blob")"
+tl_tunnel_down
+tl_finish

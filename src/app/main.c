@@ -1,5 +1,6 @@
 /* umbra: one binary, dispatching through a table of subcommands. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,6 +77,8 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A peer that closes first must give an error return, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
     if (um_crypto_init() != 0) {
         fprintf(stderr, "umbra: cannot initialise libsodium\n");
         return UM_EXIT_RUNTIME;

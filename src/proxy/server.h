@@ -18,7 +18,7 @@
 typedef enum { UM_PROXY_SOCKS5 = 1, UM_PROXY_HTTP, UM_PROXY_FORWARD } um_proxy_kind_t;
 
 typedef struct {
-    um_conn_provider_t conn;           /* borrowed; must outlive the listener */
+    um_conn_provider_t conn;       /* borrowed; must outlive the listener */
     uint32_t handshake_timeout_ms; /* request must be complete within (0: 10000) */
     uint32_t idle_timeout_ms;      /* HTTP keep-alive between requests (0: 60000) */
     uint32_t max_conns;            /* concurrent client connections (0: 1024) */

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SIGHUP reloads the server's authorised clients without dropping sessions:
+#   1. client "laptop" has a session; "phone" (not yet authorised) gets none;
+#   2. "phone" is added to server.conf, SIGHUP: phone's session comes up, and
+#      laptop's session is the same one (no new session_up) and still works;
+#   3. "laptop" is removed from server.conf, SIGHUP: laptop's open session
+#      keeps working, but a new connection with laptop's key is refused.
+#
+#   curl ─► umbra client (laptop) ══╗
+#   curl ─► umbra client (phone)  ══╬══► umbra server ──► nginx 127.0.0.1
+set -u
+. "$(dirname "$0")/lib.sh"
+tl_netns "$0" "$@"
+tl_init tunnel_reload
+tl_nginx
+tl_tunnel_up
+LAPTOP_EVENTS=$EVENTS
+LAPTOP_SOCKS=$SOCKS
+LAPTOP_LINK=$LINK
+LAPTOP_PID=$CLIENT_PID
+
+get() { # SOCKS-PORT
+    curl -sS --max-time $((10 * TM)) --socks5-hostname "127.0.0.1:$1" "http://localhost:$NGINX_PORT/small" 2>&1
+}
+expect_eq "laptop request" "$(get "$LAPTOP_SOCKS")" small-ok
+
+# phone gets a key from add-client, then is hidden again until the reload step.
+cp "$WORK/server.conf" "$WORK/server.conf.orig"
+PHONE_LINK=$("$UMBRA" server add-client -c "$WORK/server.conf" phone --no-qr 2>/dev/null)
+# Hide phone again until the reload step: keep only the original file.
+cp "$WORK/server.conf" "$WORK/server.conf.with-phone"
+cp "$WORK/server.conf.orig" "$WORK/server.conf"
+tl_client_start "$PHONE_LINK" phone
+PHONE_SOCKS=$SOCKS
+PHONE_EVENTS=$EVENTS
+if "$PY" "$HELPER" wait-event "$PHONE_EVENTS" session_up 1 $((2 * TM)) >/dev/null 2>&1; then
+    bad "phone got a session before it was authorised"
+else
+    ok "unauthorised phone: no session"
+fi
+
+# Authorise phone and reload.
+cp "$WORK/server.conf.with-phone" "$WORK/server.conf"
+kill -HUP "$SERVER_PID"
+if "$PY" "$HELPER" wait-event "$PHONE_EVENTS" session_up 1 $((10 * TM)) >/dev/null 2>&1; then
+    ok "phone's session is up after SIGHUP"
+else
+    bad "phone got no session after SIGHUP"
+fi
+expect_eq "phone request" "$(get "$PHONE_SOCKS")" small-ok
+expect_eq "laptop request after the reload" "$(get "$LAPTOP_SOCKS")" small-ok
+n=$("$PY" "$HELPER" count-event "$LAPTOP_EVENTS" session_up)
+expect_eq "laptop kept its session (session_up events)" "$n" 1
+grep -q "reloaded .*2 authorised client" "$WORK/server.log" && ok "server logged the reload" ||
+    bad "no reload line in the server log"
+
+# Remove laptop and reload: its session stays, a new one is refused.
+awk 'BEGIN{skip=0} /^\[client "laptop"\]/{skip=1; next} /^\[/{skip=0} !skip' \
+    "$WORK/server.conf.with-phone" >"$WORK/server.conf"
+kill -HUP "$SERVER_PID"
+sleep 0.3
+expect_eq "laptop's open session still serves after its key was removed" "$(get "$LAPTOP_SOCKS")" small-ok
+tl_client_start "$LAPTOP_LINK" laptop2
+if "$PY" "$HELPER" wait-event "$EVENTS" session_up 1 $((2 * TM)) >/dev/null 2>&1; then
+    bad "a removed key got a new session"
+else
+    ok "a new session with the removed key is refused"
+fi
+
+# A broken config on reload keeps the running client list.
+echo "bogus line" >>"$WORK/server.conf"
+kill -HUP "$SERVER_PID"
+sleep 0.3
+grep -q "reload failed" "$WORK/server.log" && ok "a bad config on reload is reported" ||
+    bad "no error for a bad config on reload"
+expect_eq "phone still served after a failed reload" "$(get "$PHONE_SOCKS")" small-ok
+
+kill -0 "$SERVER_PID" 2>/dev/null && ok "server alive" || bad "server died"
+tl_tunnel_down
+tl_finish

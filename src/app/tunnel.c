@@ -66,8 +66,7 @@ struct um_tunnel {
     struct um_conn *ready;
     struct um_conn *high; /* streams waiting for their drain signal */
     struct um_assoc *assocs;
-    uint8_t *scratch, *out, *mo;
-    size_t mo_len, mo_off;
+    uint8_t *out;
     uint8_t *hold; /* TCP bytes the session could not take yet */
     size_t hold_len;
     int fatal;
@@ -389,43 +388,46 @@ static void check_drain(um_tunnel_t *t)
     }
 }
 
+/* Moves mux frames straight into the session's send queue (no copy between),
+ * at most `limit` bytes. Returns how many. */
+static size_t fill_session(um_tunnel_t *t, size_t limit)
+{
+    size_t filled = 0;
+    while (filled < limit && um_mux_want_pull(t->mux)) {
+        size_t room = 0;
+        uint8_t *p = um_sess_write_reserve(t->sess, MUX_OUT_CAP, &room);
+        if (!p) break; /* until acknowledgements free room */
+        size_t n = um_mux_pull(t->mux, p, room);
+        um_sess_write_commit(t->sess, n);
+        if (!n) break;
+        filled += n;
+    }
+    return filled;
+}
+
+/* mux → session → TCP, in batches: up to 64 KiB of frames become a few
+ * records that leave in one write. */
 static void outbound(um_tunnel_t *t)
 {
-    for (int round = 0; round < 256 && !t->down; round++) {
+    for (int round = 0; round < 64 && !t->down; round++) {
         if (um_tcp_write_queued(t->tcp) >= TCP_HIGH) return; /* the drain callback resumes */
-        if (um_sess_want_pull(t->sess)) {
-            size_t outn = 0;
-            int r = um_sess_pull(t->sess, t->out, OUT_CAP, &outn);
+        size_t filled = fill_session(t, MUX_OUT_CAP);
+        if (!um_sess_want_pull(t->sess)) return;
+        size_t outn = 0;
+        int r = um_sess_pull(t->sess, t->out, OUT_CAP, &outn);
+        if (r < 0) {
+            t->fatal = r;
+            return;
+        }
+        if (outn) {
+            r = um_tcp_write(t->tcp, t->out, outn);
             if (r < 0) {
                 t->fatal = r;
                 return;
             }
-            if (outn) {
-                r = um_tcp_write(t->tcp, t->out, outn);
-                if (r < 0) {
-                    t->fatal = r;
-                    return;
-                }
-                t->st.bytes_out += outn;
-                continue;
-            }
+            t->st.bytes_out += outn;
         }
-        if (t->mo_off < t->mo_len) {
-            int r = um_sess_write(t->sess, t->mo + t->mo_off, t->mo_len - t->mo_off);
-            if (r == UM_ENOSPC) return; /* until acknowledgements free room */
-            if (r < 0) {
-                t->fatal = r;
-                return;
-            }
-            t->mo_off += (size_t)r;
-            continue;
-        }
-        if (um_mux_want_pull(t->mux)) {
-            t->mo_len = um_mux_pull(t->mux, t->mo, MUX_OUT_CAP);
-            t->mo_off = 0;
-            if (t->mo_len) continue;
-        }
-        return;
+        if (!outn && !filled) return;
     }
     schedule(t); /* more to do: next loop iteration */
 }
@@ -450,12 +452,14 @@ static void pump(um_tunnel_t *t)
     t->in_pump = true;
     for (int round = 0; round < 8 && !t->down && !t->fatal; round++) {
         bool progress = false;
-        /* Plaintext from the session into the mux. */
+        /* Plaintext from the session into the mux, without a copy between. */
         for (int i = 0; i < 64; i++) {
-            size_t n = um_sess_read(t->sess, t->scratch, SCRATCH_CAP);
+            const uint8_t *p;
+            size_t n = um_sess_peek(t->sess, &p);
             if (!n) break;
             progress = true;
-            int r = um_mux_feed(t->mux, t->scratch, n);
+            int r = um_mux_feed(t->mux, p, n);
+            um_sess_consume(t->sess, n);
             if (r < 0 && !t->fatal) t->fatal = r;
         }
         feed_hold(t);
@@ -481,8 +485,7 @@ static void pump(um_tunnel_t *t)
     if (t->fatal && !t->down) {
         /* Send what the mux queued (its GOAWAY), then end. */
         if (t->mux) {
-            t->mo_len = um_mux_pull(t->mux, t->mo, MUX_OUT_CAP);
-            if (t->mo_len) um_sess_write(t->sess, t->mo, t->mo_len);
+            fill_session(t, MUX_OUT_CAP);
             size_t outn = 0;
             if (um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
                 um_tcp_write(t->tcp, t->out, outn);
@@ -574,9 +577,7 @@ static void on_handle_closed(uv_handle_t *h)
     um_tunnel_t *t = h->data;
     if (--t->handles > 0) return;
     free(t->tab);
-    free(t->scratch);
     free(t->out);
-    free(t->mo);
     free(t->hold);
     free(t);
 }
@@ -627,17 +628,13 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t
     t->ud = ud;
     t->tab_cap = 64;
     t->tab = calloc(t->tab_cap, sizeof(*t->tab));
-    t->scratch = malloc(SCRATCH_CAP);
     t->out = malloc(OUT_CAP);
-    t->mo = malloc(MUX_OUT_CAP);
     t->hold = malloc(SCRATCH_CAP);
     t->mux = um_mux_new(role, mcfg);
-    if (!t->tab || !t->scratch || !t->out || !t->mo || !t->hold || !t->mux) {
+    if (!t->tab || !t->out || !t->hold || !t->mux) {
         um_mux_free(t->mux);
         free(t->tab);
-        free(t->scratch);
         free(t->out);
-        free(t->mo);
         free(t->hold);
         free(t);
         return UM_ENOMEM;

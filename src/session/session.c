@@ -23,9 +23,19 @@ struct um_sess {
     um_buf_t inb; /* a partial record (or a few) from the wire */
     uint64_t tx_acked, tx_sent, tx_queued, rx_next, ack_sent;
     uint64_t key_bytes, key_ms; /* bytes sealed under the current tx key; when it began */
-    bool ack_pending;
+    bool ack_pending;           /* an ACK record must go out */
+    uint64_t unacked_since;     /* when rx_next first passed ack_sent (0: it has not) */
+    uint8_t rnd[256];           /* random bytes for padding lengths, refilled in bulk */
+    size_t rnd_used;
     uint8_t body[UM_REC_BODY_MAX]; /* record body scratch (plaintext) */
 };
+
+/* Acknowledgements are delayed (like TCP's): one goes out once this much has
+ * arrived unacknowledged, or ACK_DELAY_MS after the first unacknowledged byte,
+ * and every DATA record carries one anyway. The peer keeps up to tx_max
+ * unacknowledged bytes, far above this, so it never stalls on us. */
+#define ACK_EVERY    (64u * 1024u)
+#define ACK_DELAY_MS 20u
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -76,6 +86,7 @@ um_sess_t *um_sess_new(const um_sess_keys_t *keys, const um_sess_cfg_t *cfg)
     if (!keys || (keys->alg != UM_AEAD_CHACHA20_POLY1305 && keys->alg != UM_AEAD_AES256_GCM))
         return NULL;
     um_sess_t *s = calloc(1, sizeof(*s));
+    if (s) s->rnd_used = sizeof(s->rnd); /* the pool is filled on first use */
     if (!s) return NULL;
     if (cfg) s->cfg = *cfg;
     if (!s->cfg.tx_max) s->cfg.tx_max = 4u << 20;
@@ -147,7 +158,10 @@ static int apply(um_sess_t *s, const uint8_t *b, size_t n)
             int r = um_buf_append(&s->rxq, b + ACK_FIELDS + DATA_FIELDS + skip, dlen - skip);
             if (r) return r;
             s->rx_next += dlen - skip;
-            s->ack_pending = true;
+            if (s->rx_next - s->ack_sent >= ACK_EVERY)
+                s->ack_pending = true;
+            else if (!s->unacked_since)
+                s->unacked_since = now_ms(s) | 1;
             s->events |= UM_SESS_EV_READABLE;
         }
     } else if (type == UM_REC_T_REKEY) {
@@ -197,7 +211,6 @@ int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed)
             used += c;
         }
         r = apply(s, s->body, bn);
-        sodium_memzero(s->body, bn);
         if (r) break;
     }
     *consumed = used;
@@ -209,16 +222,59 @@ size_t um_sess_read(um_sess_t *s, uint8_t *out, size_t cap)
     return s ? um_buf_read(&s->rxq, out, cap) : 0;
 }
 
+size_t um_sess_peek(const um_sess_t *s, const uint8_t **p)
+{
+    if (!s) return 0;
+    return um_buf_peek(&s->rxq, p);
+}
+
+void um_sess_consume(um_sess_t *s, size_t n)
+{
+    if (s && n <= um_buf_len(&s->rxq)) um_buf_consume(&s->rxq, n);
+}
+
+uint8_t *um_sess_write_reserve(um_sess_t *s, size_t want, size_t *room)
+{
+    *room = 0;
+    if (!s || s->err) return NULL;
+    size_t space = um_buf_space(&s->txq);
+    if (space > want) space = want;
+    if (space == 0) return NULL;
+    uint8_t *p = um_buf_reserve(&s->txq, space);
+    if (p) *room = space;
+    return p;
+}
+
+void um_sess_write_commit(um_sess_t *s, size_t n)
+{
+    um_buf_commit(&s->txq, n);
+    s->tx_queued += n;
+}
+
 size_t um_sess_readable(const um_sess_t *s)
 {
     return s ? um_buf_len(&s->rxq) : 0;
 }
 
-static size_t pad_for(const um_sess_t *s, size_t body)
+/* 16 random bits from the pool (one getrandom per 128 draws, not per record).
+ * The modulo bias is below 2^-8 for max <= 255 and does not matter: padding
+ * lengths are not secrets, they only need to vary. */
+static uint32_t rand16(um_sess_t *s)
+{
+    if (s->rnd_used + 2 > sizeof(s->rnd)) {
+        randombytes_buf(s->rnd, sizeof(s->rnd));
+        s->rnd_used = 0;
+    }
+    uint32_t v = ((uint32_t)s->rnd[s->rnd_used] << 8) | s->rnd[s->rnd_used + 1];
+    s->rnd_used += 2;
+    return v;
+}
+
+static size_t pad_for(um_sess_t *s, size_t body)
 {
     size_t room = UM_REC_BODY_MAX - body, pad = 0;
     switch (s->cfg.pad.mode) {
-    case UM_PAD_RANDOM: pad = s->cfg.pad.max ? randombytes_uniform(s->cfg.pad.max + 1u) : 0; break;
+    case UM_PAD_RANDOM: pad = s->cfg.pad.max ? rand16(s) % (s->cfg.pad.max + 1u) : 0; break;
     case UM_PAD_BLOCK: {
         size_t blk = s->cfg.pad.block < 64 ? 64 : s->cfg.pad.block;
         size_t wire = body + UM_REC_OVERHEAD;
@@ -254,18 +310,25 @@ static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
     memset(s->body + n, 0, pad);
     n += pad;
     int r = um_rec_seal(&s->tx, s->body, n, out, UM_REC_WIRE_MAX, outn);
-    sodium_memzero(s->body, n);
     if (r) return r;
     s->tx_sent += dlen;
     s->ack_sent = s->rx_next;
     s->ack_pending = false;
+    s->unacked_since = 0;
     s->key_bytes += *outn;
     return 0;
 }
 
+/* A delayed acknowledgement whose time has come. */
+static bool ack_due(const um_sess_t *s)
+{
+    return s->ack_pending ||
+           (s->unacked_since && now_ms(s) - (s->unacked_since & ~(uint64_t)1) >= ACK_DELAY_MS);
+}
+
 bool um_sess_want_pull(const um_sess_t *s)
 {
-    return s && !s->err && (s->tx_queued > s->tx_sent || s->ack_pending);
+    return s && !s->err && (s->tx_queued > s->tx_sent || ack_due(s));
 }
 
 int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn)

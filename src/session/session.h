@@ -83,6 +83,15 @@ int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed);
 /* Copies up to cap bytes of received plaintext out. */
 size_t um_sess_read(um_sess_t *s, uint8_t *out, size_t cap);
 size_t um_sess_readable(const um_sess_t *s);
+/* Zero-copy read: a borrowed view of all received plaintext (valid until the
+ * next call on s), then consume what was used. */
+size_t um_sess_peek(const um_sess_t *s, const uint8_t **p);
+void um_sess_consume(um_sess_t *s, size_t n);
+/* Zero-copy write: room for up to `want` bytes at the tail of the send queue
+ * (borrowed until the next call on s; *room bytes, NULL when full), then
+ * commit what was written. */
+uint8_t *um_sess_write_reserve(um_sess_t *s, size_t want, size_t *room);
+void um_sess_write_commit(um_sess_t *s, size_t n);
 /* Produces wire bytes (whole records) into out; *outn == 0 when there is
  * nothing to send. cap should be >= UM_REC_WIRE_MAX. */
 int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn);

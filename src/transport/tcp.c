@@ -197,6 +197,19 @@ int um_tcp_write(um_tcp_t *t, const uint8_t *p, size_t n)
         t->want_drain = 1;
         return UM_ENOSPC;
     }
+    if (t->wq == 0) {
+        /* Nothing queued: try the socket first; only what it does not take
+         * now is copied and queued. */
+        uv_buf_t b0 = uv_buf_init((char *)p, (unsigned)n);
+        int w0 = uv_try_write((uv_stream_t *)&t->h, &b0, 1);
+        if (w0 == (int)n) return 0;
+        if (w0 > 0) {
+            p += w0;
+            n -= (size_t)w0;
+        } else if (w0 != UV_EAGAIN) {
+            return w0;
+        }
+    }
     wreq_t *w = malloc(sizeof(*w) + n);
     if (!w) return UM_ENOMEM;
     memcpy(w->data, p, n);

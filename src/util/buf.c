@@ -25,13 +25,16 @@ void um_buf_wipe(um_buf_t *b)
     um_buf_free(b);
 }
 
-/* Makes room for n more bytes at the tail: compacts first, grows second. */
+/* Makes room for n more bytes at the tail. Compaction moves the queued bytes
+ * to the front only when at least as many bytes were consumed since (so each
+ * byte is moved at most once per byte consumed: amortised O(1)); otherwise the
+ * storage grows, up to twice max. The queue itself never passes max. */
 static int make_room(um_buf_t *b, size_t n)
 {
     size_t len = b->tail - b->head;
     if (n > b->max - len) return UM_ENOSPC;
     if (b->cap - b->tail >= n) return 0;
-    if (b->head > 0 && b->cap - len >= n) {
+    if (b->head > 0 && b->cap - len >= n && (b->head >= len || b->cap >= 2 * b->max)) {
         memmove(b->data, b->data + b->head, len);
         b->head = 0;
         b->tail = len;
@@ -40,7 +43,8 @@ static int make_room(um_buf_t *b, size_t n)
     size_t want = len + n, cap = b->cap ? b->cap : 256;
     while (cap < want)
         cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-    if (cap > b->max && b->max >= want) cap = b->max;
+    size_t limit = b->max > SIZE_MAX / 2 ? b->max : 2 * b->max;
+    if (cap > limit) cap = limit > want ? limit : want;
     uint8_t *p = malloc(cap);
     if (!p) return UM_ENOMEM;
     if (len) memcpy(p, b->data + b->head, len);

@@ -7,7 +7,8 @@
  *
  * The queue never holds more than `max` bytes: um_buf_append() refuses (and
  * appends nothing) when that would be exceeded, so a producer must check
- * um_buf_space() or handle UM_ENOSPC: that is the backpressure signal. */
+ * um_buf_space() or handle UM_ENOSPC: that is the backpressure signal.
+ * Storage may reach twice max, so that compaction stays amortised O(1). */
 #ifndef UM_UTIL_BUF_H
 #define UM_UTIL_BUF_H
 

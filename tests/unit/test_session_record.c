@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto/aead.h"
 #include "crypto/keys.h"
@@ -143,7 +144,14 @@ static void test_session_roundtrip_both(void **st)
             pump(B, A); /* acks */
         }
         assert_memory_equal(src, dst, N);
+        /* The last acknowledgement is delayed (at most ACK_DELAY_MS, 20 ms). */
         um_sess_offsets_t o;
+        for (int i = 0; i < 100; i++) {
+            pump(B, A);
+            um_sess_offsets(A, &o);
+            if (o.tx_acked == N) break;
+            usleep(2000);
+        }
         um_sess_offsets(A, &o);
         assert_int_equal(o.tx_acked, N);
         assert_int_equal(o.tx_sent, N);
@@ -407,6 +415,49 @@ static void test_rx_backpressure(void **st)
     um_sess_free(B);
 }
 
+/* Acknowledgements are delayed: none for a little data until 20 ms have
+ * passed, one at once after 64 KiB, and every DATA record carries one. */
+static void test_delayed_ack(void **st)
+{
+    um_sess_keys_t ka, kb;
+    mkkeys(&ka, &kb, UM_AEAD_CHACHA20_POLY1305);
+    um_sess_cfg_t cfg = {.now_ms = fake_clock};
+    fake_ms = 1000;
+    um_sess_t *A = um_sess_new(&ka, &cfg), *B = um_sess_new(&kb, &cfg);
+    assert_non_null(A);
+    assert_non_null(B);
+    static uint8_t buf[128 * 1024];
+    um_sess_offsets_t o;
+    /* 1 KiB: B holds its acknowledgement until the delay is over. */
+    assert_int_equal(um_sess_write(A, buf, 1024), 1024);
+    pump(A, B);
+    assert_false(um_sess_want_pull(B));
+    fake_ms += 19;
+    assert_false(um_sess_want_pull(B));
+    fake_ms += 1;
+    assert_true(um_sess_want_pull(B));
+    pump(B, A);
+    um_sess_offsets(A, &o);
+    assert_int_equal(o.tx_acked, 1024);
+    /* 64 KiB at once: acknowledged without waiting. */
+    assert_int_equal(um_sess_write(A, buf, 64 * 1024), 64 * 1024);
+    pump(A, B);
+    assert_true(um_sess_want_pull(B));
+    pump(B, A);
+    um_sess_offsets(A, &o);
+    assert_int_equal(o.tx_acked, 1024 + 64 * 1024);
+    /* Data from B carries the acknowledgement of what B received. */
+    assert_int_equal(um_sess_write(A, buf, 100), 100);
+    pump(A, B);
+    assert_int_equal(um_sess_write(B, buf, 10), 10);
+    pump(B, A);
+    um_sess_offsets(A, &o);
+    assert_int_equal(o.tx_acked, 1024 + 64 * 1024 + 100);
+    assert_false(um_sess_want_pull(B));
+    um_sess_free(A);
+    um_sess_free(B);
+}
+
 int main(void)
 {
     if (um_crypto_init() != 0) return 1;
@@ -419,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_counter_exhaustion),
         cmocka_unit_test(test_acks_bounded_resume),
         cmocka_unit_test(test_rx_backpressure),
+        cmocka_unit_test(test_delayed_ack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -381,8 +381,9 @@ static void model_check(const um_buf_t *b, const model_t *m)
     assert_content(b, m->d, m->len);
     assert_true(b->head <= b->tail);
     assert_true(b->tail <= b->cap);
-    /* the storage is bounded by max as well */
-    assert_true(b->cap <= (m->max > 256 ? m->max : 256));
+    /* the storage is bounded too */
+    /* Storage may reach twice max (amortised compaction, buf.h). */
+    assert_true(b->cap <= (2 * m->max > 256 ? 2 * m->max : 256));
 }
 
 static void run_model(size_t max, unsigned steps, uint64_t seed)

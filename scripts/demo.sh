@@ -47,6 +47,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/n
 trap cleanup EXIT
 (cd www && exec /usr/bin/python3 -m http.server $WP --bind 127.0.0.1 >/dev/null 2>&1) & pids+=($!)
 "$U" server -c tunnel.conf --allow 127.0.0.1/32 >server.log 2>&1 & pids+=($!)
+for _ in $(seq 100); do grep -q "server up" server.log 2>/dev/null && break; sleep 0.05; done
 "$U" client --link "$tlink" --socks 127.0.0.1:$SOCKS --http 127.0.0.1:$HTTP --events events.json \
     >client.log 2>&1 & pids+=($!)
 for _ in $(seq 100); do grep -q session_up events.json 2>/dev/null && break; sleep 0.05; done

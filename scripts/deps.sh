@@ -9,7 +9,7 @@ BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
        libqrencode-dev libc-ares-dev"
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light python3 python3-dissononce
       chromium valgrind util-linux
-      iproute2 procps"
+      iproute2 procps iperf3"
 
 want="$BUILD $TEST"
 missing=()

@@ -12,9 +12,11 @@
 
 #include "app/cli.h"
 #include "app/config.h"
+#include "app/control.h"
 #include "app/events.h"
 #include "app/run.h"
 #include "app/tunnel.h"
+#include "app/vpn.h"
 #include "exit/resolver.h"
 #include "proxy/server.h"
 #include "session/connector.h"
@@ -41,6 +43,7 @@ typedef struct {
     um_resolver_t *resolver;
     um_resolve_t *rq;
     um_proxy_t *px[MAX_PROXIES];
+    um_vpn_t *vpn; /* VPN mode (--tun), else NULL */
     size_t n_px;
     uv_timer_t retry, stats;
     uv_signal_t sig_term, sig_int;
@@ -50,6 +53,8 @@ typedef struct {
     uint64_t t_start, up_since;
     bool stopping, retry_on;
     uint64_t sessions_up;
+    um_control_t *ctl;
+    char listening[512];
 } cli_t;
 
 static void connect_next(cli_t *c);
@@ -271,6 +276,35 @@ static void on_stats(uv_timer_t *h)
     um_ev_end(&c->ev);
 }
 
+/* The report 'umbra status' prints. */
+static size_t report(char *out, size_t cap, void *ud)
+{
+    cli_t *c = ud;
+    int n;
+    if (c->t) {
+        um_tunnel_stats_t st;
+        um_tunnel_stats(c->t, &st);
+        n = snprintf(out, cap,
+                     "state:        up\nserver:       %s (%s)\nuptime:       %llu s\n"
+                     "rtt:          %u ms\nstreams open: %zu\nbytes in:     %llu\n"
+                     "bytes out:    %llu\n",
+                     cur_server(c)->name, c->cur,
+                     (unsigned long long)((um_now_ms() - c->up_since) / 1000), um_tunnel_rtt(c->t),
+                     st.streams_open, (unsigned long long)st.bytes_in,
+                     (unsigned long long)st.bytes_out);
+    } else {
+        n = snprintf(out, cap,
+                     "state:        connecting (%u failed attempts)\nserver:       %s (%s)\n",
+                     c->attempt, cur_server(c)->name, c->cur[0] ? c->cur : "-");
+    }
+    if (n < 0) return 0;
+    size_t used = (size_t)n < cap ? (size_t)n : cap - 1;
+    n = snprintf(out + used, cap - used, "sessions:     %llu since start\nlistening:   %s\n",
+                 (unsigned long long)c->sessions_up, c->listening);
+    if (n > 0) used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    return used;
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -314,6 +348,9 @@ static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const u
     } else {
         UM_INFO("%s proxy on %s", what, a);
     }
+    size_t ll = strlen(c->listening);
+    snprintf(c->listening + ll, sizeof(c->listening) - ll, " %s %s%s%s", what, a,
+             fwd_dst ? "->" : "", fwd_dst ? d : "");
     um_ev_begin(&c->ev, "listening");
     um_ev_str(&c->ev, "kind", what);
     um_ev_str(&c->ev, "address", a);
@@ -348,6 +385,11 @@ int um_run_client(const um_config_t *cfg)
         if (start_proxy(c, UM_PROXY_FORWARD, "forward", &cfg->forwards[i].listen,
                         &cfg->forwards[i].target) != 0)
             goto out;
+    /* VPN mode: device and routes, after the proxies, before the first connect. */
+    if (cfg->tun && um_vpn_start(c->loop, cfg, um_hub_connector(c->hub), &c->vpn) != 0) {
+        um_cli_error("client", "cannot start VPN mode (see the log above)");
+        goto out;
+    }
     uv_timer_init(c->loop, &c->retry);
     uv_timer_init(c->loop, &c->stats);
     c->retry.data = c->stats.data = c;
@@ -357,14 +399,31 @@ int um_run_client(const um_config_t *cfg)
     c->sig_term.data = c->sig_int.data = c;
     uv_signal_start(&c->sig_term, on_signal, SIGTERM);
     uv_signal_start(&c->sig_int, on_signal, SIGINT);
+    if (strcmp(cfg->control, "off") != 0) {
+        char path[108];
+        if (cfg->control[0])
+            snprintf(path, sizeof(path), "%s", cfg->control);
+        else
+            um_control_default_path(path, sizeof(path));
+        int r = um_control_start(c->loop, path, report, c, &c->ctl);
+        if (r == UM_EEXIST)
+            UM_WARN("another umbra client answers on %s; this one has no control socket", path);
+        else if (r != 0)
+            UM_WARN("no control socket at %s: %s", path, um_strerror(r));
+        else
+            UM_DEBUG("control socket %s", path);
+    }
     UM_INFO("umbra %s client: %zu server(s)", UMBRA_VERSION, cfg->n_servers);
     connect_next(c);
     uv_run(c->loop, UV_RUN_DEFAULT);
     rc = UM_EXIT_OK;
 out:
     c->stopping = true;
+    um_control_stop(c->ctl);
     for (size_t i = 0; i < c->n_px; i++)
         um_proxy_free(c->px[i]);
+    um_vpn_stop(c->vpn); /* routes removed, flows reset, streams closed */
+    c->vpn = NULL;
     if (c->conn) um_connector_cancel(c->conn);
     if (c->rq) um_resolve_cancel(c->rq);
     if (c->t) um_tunnel_close(c->t, false, 0);

@@ -19,7 +19,15 @@ const char um_usage_client[] =
     "  -L [BIND:]PORT:HOST:HOSTPORT\n"
     "                       forward a local port to HOST:HOSTPORT through the tunnel\n"
     "                       (repeatable; BIND defaults to 127.0.0.1)\n"
+    "  --tun                VPN mode: capture every application's traffic through a TUN\n"
+    "                       device and route everything but the server through the tunnel\n"
+    "                       (needs CAP_NET_ADMIN; proxies are only started when asked for)\n"
+    "  --tun-name NAME      name of the TUN device (implies --tun; default: kernel's choice)\n"
+    "  --tun-fd FD          VPN mode on a TUN descriptor a parent process opened and\n"
+    "                       configured (address, routes), as Android's VpnService does\n"
     "  --events FILE|-      write JSON-line events to FILE, or '-' for standard output\n"
+    "  --control PATH|off   control socket read by 'umbra status' (default\n"
+    "                       $XDG_RUNTIME_DIR/umbra.sock or /tmp/umbra-<uid>.sock)\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -42,13 +50,15 @@ int um_cmd_client(int argc, char **argv)
         {"link", required_argument, NULL, 'k'},   {"config", required_argument, NULL, 'c'},
         {"socks", required_argument, NULL, 's'},  {"http", required_argument, NULL, 'h'},
         {"events", required_argument, NULL, 'e'}, {"log-level", required_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 'K'},        {NULL, 0, NULL, 0},
+        {"check", no_argument, NULL, 'K'},        {"control", required_argument, NULL, 'C'},
+        {"tun", no_argument, NULL, 'T'},          {"tun-name", required_argument, NULL, 'N'},
+        {"tun-fd", required_argument, NULL, 'F'}, {NULL, 0, NULL, 0},
     };
     const char *link = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
-               *level = NULL;
+               *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
-    int c, check = 0;
+    int c, check = 0, tun = 0;
     while ((c = getopt_long(argc, argv, "c:L:", opts, NULL)) != -1) {
         switch (c) {
         case 'k': link = optarg; break;
@@ -58,6 +68,10 @@ int um_cmd_client(int argc, char **argv)
         case 'e': events = optarg; break;
         case 'v': level = optarg; break;
         case 'K': check = 1; break;
+        case 'T': tun = 1; break;
+        case 'N': tun_name = optarg; break;
+        case 'F': tun_fd = optarg; break;
+        case 'C': control = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -124,10 +138,37 @@ int um_cmd_client(int argc, char **argv)
         }
         cfg.n_forwards++;
     }
+    if (tun_name && !um_tun_name_valid(tun_name)) {
+        um_cli_error("client", "--tun-name '%s': expected 1 to 15 letters, digits, '-', '_' or '.'",
+                     tun_name);
+        rc = UM_EXIT_USAGE;
+        goto out;
+    }
+    if (tun_fd) {
+        uint32_t fd;
+        if (um_parse_u32(&fd, tun_fd, 0, 1u << 20) != 0) {
+            um_cli_error("client", "--tun-fd '%s': expected a file descriptor number", tun_fd);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
+        cfg.tun_fd = (int)fd;
+    }
+    if (tun_name) snprintf(cfg.tun_name, sizeof(cfg.tun_name), "%s", tun_name);
+    if (tun || tun_name || tun_fd) cfg.tun = true;
     if (events) snprintf(cfg.events, sizeof(cfg.events), "%s", events);
+    if (control) {
+        if (!*control || strlen(control) >= 108) {
+            um_cli_error("client", "--control: expected a socket path (under 108 characters) or "
+                                   "'off'");
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
+        snprintf(cfg.control, sizeof(cfg.control), "%s", control);
+    }
     if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
-    /* Defaults when nothing is asked for: both proxies on loopback. */
-    if (!cfg.has_socks && !cfg.has_http && cfg.n_forwards == 0) {
+    /* Defaults when nothing is asked for: both proxies on loopback (not in
+     * VPN mode, which needs no proxy). */
+    if (!cfg.tun && !cfg.has_socks && !cfg.has_http && cfg.n_forwards == 0) {
         um_addr_parse(&cfg.socks, "127.0.0.1:1080", 14, 0, NULL, 0);
         um_addr_parse(&cfg.http, "127.0.0.1:8118", 14, 0, NULL, 0);
         cfg.has_socks = cfg.has_http = true;
@@ -143,7 +184,17 @@ int um_cmd_client(int argc, char **argv)
             um_addr_format(&cfg.http, a, sizeof(a));
             printf(", http %s", a);
         }
-        printf(", %zu forward(s)\n", cfg.n_forwards);
+        printf(", %zu forward(s)", cfg.n_forwards);
+        if (cfg.tun) {
+            char a4[64];
+            um_cidr_format(&cfg.tun_addr4, a4, sizeof(a4));
+            if (cfg.tun_fd >= 0)
+                printf(", tun fd %d", cfg.tun_fd);
+            else
+                printf(", tun %s %s mtu %u", cfg.tun_name[0] ? cfg.tun_name : "(auto)", a4,
+                       (unsigned)cfg.tun_mtu);
+        }
+        printf("\n");
         goto out;
     }
     rc = um_run_client(&cfg);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "app/cli.h"
+#include "app/control.h"
 
 const char um_usage_status[] =
     "usage: umbra status [--socket PATH]\n\n"
@@ -35,11 +36,7 @@ int um_cmd_status(int argc, char **argv)
         return UM_EXIT_USAGE;
     }
     if (!path) {
-        const char *rt = getenv("XDG_RUNTIME_DIR");
-        if (rt && *rt)
-            snprintf(def, sizeof(def), "%s/umbra.sock", rt);
-        else
-            snprintf(def, sizeof(def), "/tmp/umbra-%u.sock", (unsigned)getuid());
+        um_control_default_path(def, sizeof(def));
         path = def;
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

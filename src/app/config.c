@@ -44,6 +44,17 @@ typedef struct {
     int err_line;
 } parser_t;
 
+/* An interface address with its prefix, host bits kept ("10.233.0.1/30"),
+ * unlike a policy prefix. */
+static int parse_ifaddr(um_cidr_t *cd, const char *v, char *why, size_t whylen)
+{
+    if (um_cidr_parse(cd, v, strlen(v), why, whylen) != 0 || !strchr(v, '/')) return UM_EINVAL;
+    um_addr_t a;
+    if (um_addr_parse_host(&a, v, (size_t)(strchr(v, '/') - v), why, whylen) != 0) return UM_EINVAL;
+    memcpy(cd->addr, a.type == UM_ADDR_IPV4 ? a.u.v4 : a.u.v6, a.type == UM_ADDR_IPV4 ? 4 : 16);
+    return 0;
+}
+
 void um_config_init(um_config_t *c)
 {
     memset(c, 0, sizeof(*c));
@@ -56,6 +67,13 @@ void um_config_init(um_config_t *c)
     c->max_streams = 1024;
     c->idle_timeout_s = 300;
     c->keepalive_s = 15;
+    parse_ifaddr(&c->tun_addr4, "10.233.0.1/30", NULL, 0);
+    parse_ifaddr(&c->tun_addr6, "fd75:6d62:7261::1/64", NULL, 0);
+    c->has_tun_addr6 = true;
+    c->tun_mtu = 1500;
+    c->tun_dns = true;
+    c->tun_routes = true;
+    c->tun_fd = -1;
 }
 
 void um_config_free(um_config_t *c)
@@ -479,6 +497,19 @@ static void key_server(parser_t *p, const char *name, const char *v)
     }
 }
 
+bool um_tun_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 15 || !strcmp(s, ".") || !strcmp(s, "..")) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
 static void key_client(parser_t *p, const char *name, const char *v)
 {
     um_config_t *c = p->c;
@@ -509,8 +540,49 @@ static void key_client(parser_t *p, const char *name, const char *v)
             perr(p, "key 'events': expected a file name or '-' for standard output");
         else
             snprintf(c->events, sizeof(c->events), "%s", v);
+    } else if (key_is(name, "control")) {
+        if (!*v || strlen(v) >= 108)
+            perr(p, "key 'control': expected a socket path (under 108 characters) or 'off'");
+        else
+            snprintf(c->control, sizeof(c->control), "%s", v);
     } else if (key_is(name, "keepalive")) {
         parse_num_key(p, name, v, &c->keepalive_s, 1, 3600);
+    } else if (key_is(name, "tun") || key_is(name, "tun-dns") || key_is(name, "tun-routes")) {
+        bool on = !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true");
+        if (!on && strcmp(v, "off") && strcmp(v, "no") && strcmp(v, "false"))
+            perr(p, "key '%s': '%s': expected on or off", name, v);
+        else if (key_is(name, "tun"))
+            c->tun = on;
+        else if (key_is(name, "tun-dns"))
+            c->tun_dns = on;
+        else
+            c->tun_routes = on;
+    } else if (key_is(name, "tun-name")) {
+        if (um_tun_name_valid(v))
+            snprintf(c->tun_name, sizeof(c->tun_name), "%s", v);
+        else
+            perr(p,
+                 "key 'tun-name': '%s': expected an interface name of 1 to 15 letters, "
+                 "digits, '-', '_' or '.'",
+                 v);
+    } else if (key_is(name, "tun-address") || key_is(name, "tun-address6")) {
+        bool six = key_is(name, "tun-address6");
+        um_cidr_t cd;
+        if (six && !strcmp(v, "none")) {
+            c->has_tun_addr6 = false;
+        } else if (parse_ifaddr(&cd, v, why, sizeof(why)) != 0 ||
+                   cd.family != (six ? UM_ADDR_IPV6 : UM_ADDR_IPV4) || cd.bits > (six ? 126 : 30) ||
+                   cd.bits < 8) {
+            perr(p, "key '%s': '%s': expected an %s address with its prefix, like %s", name, v,
+                 six ? "IPv6" : "IPv4", six ? "fd75:6d62:7261::1/64 (or none)" : "10.233.0.1/30");
+        } else if (six) {
+            c->tun_addr6 = cd;
+            c->has_tun_addr6 = true;
+        } else {
+            c->tun_addr4 = cd;
+        }
+    } else if (key_is(name, "tun-mtu")) {
+        parse_num_key(p, name, v, &c->tun_mtu, 1280, 65535);
     } else {
         perr(p, "unknown key '%s' in [client]", name);
     }

@@ -116,7 +116,17 @@ typedef struct {
     um_forward_t forwards[UM_CFG_MAX_FORWARDS];
     size_t n_forwards;
     char events[UM_PATH_MAX];
+    char control[UM_PATH_MAX]; /* "" = default path, "off" = none */
     uint32_t keepalive_s;
+    /* [client] VPN mode (src/app/vpn.h, docs/CONFIG.md) */
+    bool tun;                       /* tun = on */
+    char tun_name[16];              /* tun-name ("" = kernel's choice) */
+    um_cidr_t tun_addr4, tun_addr6; /* tun-address, tun-address6 */
+    bool has_tun_addr6;             /* false with tun-address6 = none */
+    uint32_t tun_mtu;               /* tun-mtu */
+    bool tun_dns;                   /* tun-dns = on: resolvers routed through the TUN */
+    bool tun_routes;                /* tun-routes = on: everything through the TUN */
+    int tun_fd;                     /* --tun-fd (command line only); -1 = open a device */
 
     /* Named sections. */
     um_peer_client_t *clients; /* owned array */
@@ -147,6 +157,8 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen);
 int um_parse_forward(um_forward_t *f, const char *s, char *err, size_t errlen);
 int um_parse_u32(uint32_t *out, const char *s, uint32_t min, uint32_t max);
 bool um_name_valid(const char *s);
+/* A network interface name (tun-name, --tun-name): 1..15 of [A-Za-z0-9._-]. */
+bool um_tun_name_valid(const char *s);
 int um_shape_parse(const char *s, uint8_t *out);
 int um_cfg_pad_parse(const char *s, uint8_t *out);
 const char *um_shape_name(uint8_t shape);

@@ -373,7 +373,7 @@ static void put(wr_t *w, const void *s, size_t n)
         w->bad = true;
         return;
     }
-    memcpy(w->p + w->len, s, n);
+    if (n) memcpy(w->p + w->len, s, n); /* s may be NULL for an empty field */
     w->len += n;
 }
 

@@ -297,8 +297,9 @@ tl_client_start() {
     SOCKS=$(tl_free_port)
     HTTP=$(tl_free_port)
     EVENTS=$WORK/$log.events
+    CONTROL=$WORK/$log.sock
     tl_bg "$WORK/$log.log" "$UMBRA" client --link "$link" --socks "127.0.0.1:$SOCKS" \
-        --http "127.0.0.1:$HTTP" --events "$EVENTS" "$@"
+        --http "127.0.0.1:$HTTP" --events "$EVENTS" --control "$CONTROL" "$@"
     CLIENT_PID=$BG_PID
     tl_wait_listen "$SOCKS" $((10 * TM)) "$CLIENT_PID" && tl_wait_listen "$HTTP" $((5 * TM)) "$CLIENT_PID" ||
         { bad "umbra client did not start its proxies"; return 1; }

@@ -18,11 +18,18 @@ LAPTOP_EVENTS=$EVENTS
 LAPTOP_SOCKS=$SOCKS
 LAPTOP_LINK=$LINK
 LAPTOP_PID=$CLIENT_PID
+LAPTOP_CONTROL=$CONTROL
 
 get() { # SOCKS-PORT
     curl -sS --max-time $((10 * TM)) --socks5-hostname "127.0.0.1:$1" "http://localhost:$NGINX_PORT/small" 2>&1
 }
 expect_eq "laptop request" "$(get "$LAPTOP_SOCKS")" small-ok
+
+# umbra status reads the client's control socket (mode 0600).
+st=$("$UMBRA" status --socket "$LAPTOP_CONTROL" 2>&1)
+grep -q "^state: *up" <<<"$st" && grep -q "bytes in:" <<<"$st" && ok "umbra status: session up" ||
+    bad "umbra status: $st"
+expect_eq "control socket mode" "$(stat -c %a "$LAPTOP_CONTROL")" 600
 
 # phone gets a key from add-client, then is hidden again until the reload step.
 cp "$WORK/server.conf" "$WORK/server.conf.orig"
@@ -66,6 +73,10 @@ if "$PY" "$HELPER" wait-event "$EVENTS" session_up 1 $((2 * TM)) >/dev/null 2>&1
 else
     ok "a new session with the removed key is refused"
 fi
+
+st=$("$UMBRA" status --socket "$CONTROL" 2>&1)
+grep -q "^state: *connecting" <<<"$st" && ok "umbra status of a refused client: connecting" ||
+    bad "umbra status of a refused client: $st"
 
 # A broken config on reload keeps the running client list.
 echo "bogus line" >>"$WORK/server.conf"

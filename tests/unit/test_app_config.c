@@ -177,6 +177,16 @@ static const struct {
      "public-key = " PUB1 "\n",
      {"socks-user and socks-password go together"}},
     {"[client]\nprivate-key = " PRIV "\nlog-level = loud\n", {"t.conf:3:", "key 'log-level'"}},
+    {"[client]\nprivate-key = " PRIV "\ntun = maybe\n", {"t.conf:3:", "key 'tun'", "on or off"}},
+    {"[client]\nprivate-key = " PRIV "\ntun-name = this-name-is-too-long\n",
+     {"t.conf:3:", "key 'tun-name'"}},
+    {"[client]\nprivate-key = " PRIV "\ntun-address = 10.0.0.1\n",
+     {"t.conf:3:", "key 'tun-address'", "with its prefix"}},
+    {"[client]\nprivate-key = " PRIV "\ntun-address = fd00::1/64\n",
+     {"t.conf:3:", "key 'tun-address'", "IPv4"}},
+    {"[client]\nprivate-key = " PRIV "\ntun-address6 = 10.0.0.1/24\n",
+     {"t.conf:3:", "key 'tun-address6'"}},
+    {"[client]\nprivate-key = " PRIV "\ntun-mtu = 500\n", {"t.conf:3:", "key 'tun-mtu'"}},
     {"[client]\nprivate-key = " PRIV "\nevents = "
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
      "a"
@@ -201,6 +211,43 @@ static void test_bad_table(void **state)
         assert_null(strstr(err, PRIV));
         um_config_free(&c);
     }
+}
+
+static void test_client_tun_keys(void **state)
+{
+    (void)state;
+    const char *text = "[client]\n"
+                       "private-key = " PRIV "\n"
+                       "tun = on\n"
+                       "tun-name = umbra0\n"
+                       "tun-address = 10.9.8.7/24\n"
+                       "tun-address6 = none\n"
+                       "tun-mtu = 9000\n"
+                       "tun-dns = off\n"
+                       "control = /run/umbra.sock\n"
+                       "[server \"v\"]\n"
+                       "address = 192.0.2.1:443\n"
+                       "public-key = " PUB1 "\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    assert_int_equal(parse(&c, text, err), 0);
+    assert_true(c.tun);
+    assert_string_equal(c.tun_name, "umbra0");
+    /* An interface address keeps its host part (unlike an allow rule). */
+    assert_int_equal(c.tun_addr4.bits, 24);
+    assert_int_equal(c.tun_addr4.addr[3], 7);
+    assert_false(c.has_tun_addr6);
+    assert_int_equal(c.tun_mtu, 9000);
+    assert_false(c.tun_dns);
+    assert_true(c.tun_routes);
+    assert_string_equal(c.control, "/run/umbra.sock");
+    um_config_free(&c);
+    /* Defaults. */
+    um_config_init(&c);
+    assert_int_equal(c.tun_addr4.addr[3], 1);
+    assert_int_equal(c.tun_addr4.bits, 30);
+    assert_true(c.has_tun_addr6);
+    um_config_free(&c);
 }
 
 static void test_nul_byte(void **state)
@@ -290,9 +337,10 @@ int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_server_ok), cmocka_unit_test(test_client_ok),
-        cmocka_unit_test(test_bad_table), cmocka_unit_test(test_nul_byte),
-        cmocka_unit_test(test_key_file),  cmocka_unit_test(test_forward_parse),
+        cmocka_unit_test(test_server_ok),       cmocka_unit_test(test_client_ok),
+        cmocka_unit_test(test_bad_table),       cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_key_file),        cmocka_unit_test(test_forward_parse),
+        cmocka_unit_test(test_client_tun_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,8 +97,8 @@ log() { echo "peers: $*" >&2; }
 command -v curl >/dev/null || { log "needs curl"; exit 1; }
 
 # The peers come from Debian; install them when missing, as make's targets do.
-if ! "$SRC/scripts/bench-deps.sh" --check >/dev/null 2>&1; then
-  "$SRC/scripts/bench-deps.sh" || log "could not install every peer; missing ones are reported n/a"
+if ! "$SRC/scripts/deps.sh" --bench --check >/dev/null 2>&1; then
+  "$SRC/scripts/deps.sh" --bench || log "could not install every peer; missing ones are reported n/a"
 fi
 
 # 1000 held connections need descriptors in the proxies and the load client.

@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
 # Installs the Debian packages umbra needs, by name, only when missing.
 # Idempotent: a second run installs nothing and says so.
-#   scripts/deps.sh            build + test dependencies
-#   scripts/deps.sh --check    exit 1 (and list them) when something is missing
+#   scripts/deps.sh              build + test dependencies
+#   scripts/deps.sh --bench      the peers bench/peers.sh measures umbra against
+#   scripts/deps.sh --check ...  exit 1 (and list them) when something is missing
 set -euo pipefail
 
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
        libqrencode-dev libc-ares-dev"
+# Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
+# integration tests (curl, nginx, chromium, iperf3, Debian's python3 with
+# dissononce as a Noise peer); valgrind; network namespaces (iproute2,
+# util-linux's unshare).
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light python3 python3-dissononce
-      chromium valgrind util-linux
-      iproute2 procps iperf3"
+      chromium valgrind util-linux iperf3 iproute2 procps"
+# Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
+BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
+       python3"
 
+check=0
 want="$BUILD $TEST"
+for a in "$@"; do
+  case "$a" in
+  --check) check=1 ;;
+  --bench) want="$BENCH" ;;
+  *) echo "usage: scripts/deps.sh [--check] [--bench]" >&2; exit 2 ;;
+  esac
+done
+
 missing=()
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 
-if [ "${1:-}" = "--check" ]; then
+if [ $check = 1 ]; then
   if [ ${#missing[@]} -gt 0 ]; then echo "missing: ${missing[*]}"; exit 1; fi
   exit 0
 fi
@@ -36,6 +52,17 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Packaged services (nginx, sshd, ss-server) must not start on install and
+# take ports: tests and benchmarks run their own instances on loopback.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  made_policy=1
+fi
+cleanup() { if [ "$made_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
+trap cleanup EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 echo "deps: done"

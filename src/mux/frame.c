@@ -1,39 +1,10 @@
 /* Multiplexer frame codec (docs/PROTOCOL.md section 6). */
 #include "mux/frame.h"
+#include "util/bytes.h"
 
 #include <string.h>
 
 #include "util/err.h"
-
-static uint16_t ld16(const uint8_t *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-static uint32_t ld32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t ld64(const uint8_t *p)
-{
-    return (uint64_t)ld32(p) << 32 | ld32(p + 4);
-}
-static void st16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static void st32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-static void st64(uint8_t *p, uint64_t v)
-{
-    st32(p, (uint32_t)(v >> 32));
-    st32(p + 4, (uint32_t)v);
-}
 
 static int known_type(uint8_t t)
 {
@@ -43,7 +14,7 @@ static int known_type(uint8_t t)
 int um_mux_frame_peek(const uint8_t *p, size_t n, size_t *total)
 {
     if (n < UM_MUX_HDR) return UM_EAGAIN;
-    uint16_t len = ld16(p + 2);
+    uint16_t len = um_ld16(p + 2);
     if (len > UM_MUX_FRAME_MAX) return UM_EPROTO;
     if (!known_type(p[0]) && !(p[0] & UM_MUX_TYPE_IGNORABLE)) return UM_EPROTO;
     *total = UM_MUX_HDR + (size_t)len;
@@ -80,7 +51,7 @@ static int addr_decode(const uint8_t *p, size_t n, um_addr_t *a, size_t *used)
     default: return UM_EPROTO;
     }
     a->type = p[0];
-    a->port = ld16(p + k);
+    a->port = um_ld16(p + k);
     if (a->port == 0) return UM_EPROTO;
     *used = k + 2;
     return 0;
@@ -123,7 +94,7 @@ static size_t addr_encode(const um_addr_t *a, uint8_t *p)
         k = 2 + (size_t)a->domain_len;
         break;
     }
-    st16(p + k, a->port);
+    um_st16(p + k, a->port);
     return k + 2;
 }
 
@@ -136,8 +107,8 @@ int um_mux_frame_decode(const uint8_t *p, size_t n, um_mux_frame_t *f, size_t *u
     memset(f, 0, sizeof(*f));
     f->type = p[0];
     f->flags = p[1];
-    f->length = ld16(p + 2);
-    f->id = ld32(p + 4);
+    f->length = um_ld16(p + 2);
+    f->id = um_ld32(p + 4);
     const uint8_t *q = p + UM_MUX_HDR;
     size_t len = f->length, k;
     uint8_t allowed_flags = 0;
@@ -168,18 +139,18 @@ int um_mux_frame_decode(const uint8_t *p, size_t n, um_mux_frame_t *f, size_t *u
         break;
     case UM_MUX_WINDOW:
         if (len != 4) return UM_EPROTO;
-        f->value = ld32(q);
+        f->value = um_ld32(q);
         if (f->value == 0 || f->value > UM_MUX_WINDOW_LIMIT) return UM_EPROTO;
         break;
     case UM_MUX_PING:
     case UM_MUX_PONG:
         if (f->id != 0 || len != 12) return UM_EPROTO;
-        f->value = ld32(q);
-        f->ts = ld64(q + 4);
+        f->value = um_ld32(q);
+        f->ts = um_ld64(q + 4);
         break;
     case UM_MUX_GOAWAY:
         if (f->id != 0 || len != 5) return UM_EPROTO;
-        f->value = ld32(q);
+        f->value = um_ld32(q);
         f->code = q[4];
         break;
     case UM_MUX_PADDING:
@@ -252,22 +223,22 @@ int um_mux_frame_encode(const um_mux_frame_t *f, uint8_t *out, size_t cap, size_
         id = 0;
     out[0] = f->type;
     out[1] = flags;
-    st16(out + 2, (uint16_t)len);
-    st32(out + 4, id);
+    um_st16(out + 2, (uint16_t)len);
+    um_st32(out + 4, id);
     uint8_t *q = out + UM_MUX_HDR;
     switch (f->type) {
     case UM_MUX_OPEN:
     case UM_MUX_DATAGRAM: q += addr_encode(&f->addr, q); break;
     case UM_MUX_OPEN_RESULT:
     case UM_MUX_RST: q[0] = f->code; break;
-    case UM_MUX_WINDOW: st32(q, f->value); break;
+    case UM_MUX_WINDOW: um_st32(q, f->value); break;
     case UM_MUX_PING:
     case UM_MUX_PONG:
-        st32(q, f->value);
-        st64(q + 4, f->ts);
+        um_st32(q, f->value);
+        um_st64(q + 4, f->ts);
         break;
     case UM_MUX_GOAWAY:
-        st32(q, f->value);
+        um_st32(q, f->value);
         q[4] = f->code;
         break;
     default: break;

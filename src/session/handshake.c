@@ -1,6 +1,7 @@
 #include "session/handshake.h"
 
 #include <sodium.h>
+#include "util/bytes.h"
 #include <string.h>
 
 #include "crypto/aead.h"
@@ -9,20 +10,6 @@
 void um_sess_keys_wipe(um_sess_keys_t *k)
 {
     if (k) sodium_memzero(k, sizeof(*k));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 /* sid = BLAKE2b-128(key = h, "umbra/1 session id"). */
@@ -102,7 +89,7 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
         goto out;
     }
     uint8_t flags = pl[1];
-    uint64_t ts = get64(pl + 2);
+    uint64_t ts = um_ld64(pl + 2);
     if (ts + srv->skew_s < now_s || ts > now_s + srv->skew_s) {
         r = UM_EREPLAY;
         goto out;
@@ -114,7 +101,7 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
         }
         keys->resume_requested = 1;
         memcpy(keys->resume_sid, pl + 10, UM_SID_LEN);
-        keys->resume_offset = get64(pl + 10 + UM_SID_LEN);
+        keys->resume_offset = um_ld64(pl + 10 + UM_SID_LEN);
     }
     /* Last check, so only authenticated, in-window flights fill the filter. */
     if ((r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0) goto out;
@@ -161,10 +148,10 @@ int um_hs_client_start(um_hs_client_t *c, const uint8_t *prologue, size_t prolen
     pl[0] = UM_HS_VERSION;
     pl[1] = (uint8_t)((opts && opts->aes_hw ? UM_HS_F_AES : 0) |
                       (opts && opts->resume_sid ? UM_HS_F_RESUME : 0));
-    put64(pl + 2, now_s);
+    um_st64(pl + 2, now_s);
     if (opts && opts->resume_sid) {
         memcpy(pl + 10, opts->resume_sid, UM_SID_LEN);
-        put64(pl + 10 + UM_SID_LEN, opts->resume_offset);
+        um_st64(pl + 10 + UM_SID_LEN, opts->resume_offset);
     }
     r = um_noise_write_msg1(&c->nz, pl, pn, out, cap, outn);
     sodium_memzero(pl, pn);

@@ -1,6 +1,7 @@
 #include "session/session.h"
 
 #include <sodium.h>
+#include "util/bytes.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,20 +37,6 @@ struct um_sess {
  * unacknowledged bytes, far above this, so it never stalls on us. */
 #define ACK_EVERY    (64u * 1024u)
 #define ACK_DELAY_MS 20u
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static uint64_t now_ms(const um_sess_t *s)
 {
@@ -138,7 +125,7 @@ static int apply(um_sess_t *s, const uint8_t *b, size_t n)
 {
     if (n < ACK_FIELDS) return UM_EPROTO;
     uint8_t type = b[0];
-    uint64_t ack = get64(b + 1);
+    uint64_t ack = um_ld64(b + 1);
     if (type != UM_REC_T_DATA && type != UM_REC_T_ACK && type != UM_REC_T_REKEY) return UM_EPROTO;
     if (ack < s->tx_acked || ack > s->tx_sent) return UM_EPROTO;
     if (ack > s->tx_acked) {
@@ -148,7 +135,7 @@ static int apply(um_sess_t *s, const uint8_t *b, size_t n)
     }
     if (type == UM_REC_T_DATA) {
         if (n < ACK_FIELDS + DATA_FIELDS) return UM_EPROTO;
-        uint64_t off = get64(b + ACK_FIELDS);
+        uint64_t off = um_ld64(b + ACK_FIELDS);
         size_t dlen = ((size_t)b[ACK_FIELDS + 8] << 8) | b[ACK_FIELDS + 9];
         if (dlen == 0 || dlen > UM_SESS_DATA_MAX || ACK_FIELDS + DATA_FIELDS + dlen > n)
             return UM_EPROTO;
@@ -292,14 +279,14 @@ static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
 {
     size_t n = ACK_FIELDS, dlen = 0;
     s->body[0] = type;
-    put64(s->body + 1, s->rx_next);
+    um_st64(s->body + 1, s->rx_next);
     if (type == UM_REC_T_DATA) {
         const uint8_t *q;
         um_buf_peek(&s->txq, &q);
         size_t at = (size_t)(s->tx_sent - s->tx_acked);
         dlen = (size_t)(s->tx_queued - s->tx_sent);
         if (dlen > UM_SESS_DATA_MAX) dlen = UM_SESS_DATA_MAX;
-        put64(s->body + n, s->tx_sent);
+        um_st64(s->body + n, s->tx_sent);
         s->body[n + 8] = (uint8_t)(dlen >> 8);
         s->body[n + 9] = (uint8_t)dlen;
         n += DATA_FIELDS;

@@ -1,30 +1,10 @@
 /* IPv4 / IPv6 / TCP / UDP / ICMP parsing and building (see ip.h). */
 #include "tun/ip.h"
+#include "util/bytes.h"
 
 #include <string.h>
 
 #include "util/err.h"
-
-static uint16_t ld16(const uint8_t *p)
-{
-    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
-}
-static uint32_t ld32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static void st16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static void st32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 const char *um_ip_drop_name(um_ip_drop_t why)
 {
@@ -71,10 +51,10 @@ uint32_t um_ip_pseudo_sum(uint8_t version, const uint8_t *src, const uint8_t *ds
     if (version == 4) {
         tail[0] = 0;
         tail[1] = proto;
-        st16(tail + 2, (uint16_t)l4_len);
+        um_st16(tail + 2, (uint16_t)l4_len);
         return um_ip_csum_add(s, tail, 4);
     }
-    st32(tail, (uint32_t)l4_len);
+    um_st32(tail, (uint32_t)l4_len);
     tail[4] = tail[5] = tail[6] = 0;
     tail[7] = proto;
     return um_ip_csum_add(s, tail, 8);
@@ -98,7 +78,7 @@ static um_ip_drop_t parse_tcp_opts(um_tcp_hdr_t *t, const uint8_t *o, size_t n, 
         switch (kind) {
         case 2:
             if (len != 4) return UM_IP_DROP_HDR;
-            if (syn) t->mss = ld16(v);
+            if (syn) t->mss = um_ld16(v);
             break;
         case 3:
             if (len != 3) return UM_IP_DROP_HDR;
@@ -111,8 +91,8 @@ static um_ip_drop_t parse_tcp_opts(um_tcp_hdr_t *t, const uint8_t *o, size_t n, 
         case 8:
             if (len != 10) return UM_IP_DROP_HDR;
             t->has_ts = true;
-            t->ts_val = ld32(v);
-            t->ts_ecr = ld32(v + 4);
+            t->ts_val = um_ld32(v);
+            t->ts_ecr = um_ld32(v + 4);
             break;
         default: break; /* SACK blocks and unknown options are skipped */
         }
@@ -135,13 +115,13 @@ static um_ip_drop_t parse_l4(um_ip_pkt_t *out, const uint8_t *p)
         sum = um_ip_pseudo_sum(out->version, out->src, out->dst, UM_IPPROTO_TCP, n);
         if (um_ip_csum_fold(um_ip_csum_add(sum, l4, n)) != 0) return UM_IP_DROP_CSUM;
         um_tcp_hdr_t *t = &out->tcp;
-        out->sport = ld16(l4);
-        out->dport = ld16(l4 + 2);
-        t->seq = ld32(l4 + 4);
-        t->ack = ld32(l4 + 8);
+        out->sport = um_ld16(l4);
+        out->dport = um_ld16(l4 + 2);
+        t->seq = um_ld32(l4 + 4);
+        t->ack = um_ld32(l4 + 8);
         t->flags = l4[13] & 0x3f;
-        t->window = ld16(l4 + 14);
-        t->urg = ld16(l4 + 18);
+        t->window = um_ld16(l4 + 14);
+        t->urg = um_ld16(l4 + 18);
         t->wscale = UM_TCP_WSCALE_NONE;
         um_ip_drop_t r =
             parse_tcp_opts(t, l4 + UM_TCP_HDR, doff - UM_TCP_HDR, (t->flags & UM_TCP_SYN) != 0);
@@ -152,18 +132,18 @@ static um_ip_drop_t parse_l4(um_ip_pkt_t *out, const uint8_t *p)
     }
     case UM_IPPROTO_UDP: {
         if (n < UM_UDP_HDR) return UM_IP_DROP_TRUNC;
-        size_t ulen = ld16(l4 + 4);
+        size_t ulen = um_ld16(l4 + 4);
         if (ulen < UM_UDP_HDR) return UM_IP_DROP_HDR;
         if (ulen > n) return UM_IP_DROP_TRUNC;
-        uint16_t ck = ld16(l4 + 6);
+        uint16_t ck = um_ld16(l4 + 6);
         if (ck == 0) {
             if (out->version == 6) return UM_IP_DROP_CSUM; /* mandatory in IPv6 */
         } else {
             sum = um_ip_pseudo_sum(out->version, out->src, out->dst, UM_IPPROTO_UDP, ulen);
             if (um_ip_csum_fold(um_ip_csum_add(sum, l4, ulen)) != 0) return UM_IP_DROP_CSUM;
         }
-        out->sport = ld16(l4);
-        out->dport = ld16(l4 + 2);
+        out->sport = um_ld16(l4);
+        out->dport = um_ld16(l4 + 2);
         out->l4_len = ulen;
         out->payload_off = out->l4_off + UM_UDP_HDR;
         out->payload_len = ulen - UM_UDP_HDR;
@@ -191,7 +171,7 @@ static um_ip_drop_t parse_v4(um_ip_pkt_t *out, const uint8_t *p, size_t n)
     if (n < UM_IPV4_HDR) return UM_IP_DROP_TRUNC;
     size_t ihl = (size_t)(p[0] & 0x0f) * 4;
     if (ihl < UM_IPV4_HDR) return UM_IP_DROP_HDR;
-    size_t tot = ld16(p + 2);
+    size_t tot = um_ld16(p + 2);
     if (tot < ihl) return UM_IP_DROP_HDR;
     if (tot > n || ihl > n) return UM_IP_DROP_TRUNC;
     if (um_ip_csum_fold(um_ip_csum_add(0, p, ihl)) != 0) return UM_IP_DROP_CSUM;
@@ -200,7 +180,7 @@ static um_ip_drop_t parse_v4(um_ip_pkt_t *out, const uint8_t *p, size_t n)
     out->proto = p[9];
     memcpy(out->src, p + 12, 4);
     memcpy(out->dst, p + 16, 4);
-    uint16_t frag = ld16(p + 6);
+    uint16_t frag = um_ld16(p + 6);
     if ((frag & 0x2000) || (frag & 0x1fff)) return UM_IP_DROP_FRAG; /* MF or offset */
     out->total_len = tot;
     out->l4_off = ihl;
@@ -211,7 +191,7 @@ static um_ip_drop_t parse_v4(um_ip_pkt_t *out, const uint8_t *p, size_t n)
 static um_ip_drop_t parse_v6(um_ip_pkt_t *out, const uint8_t *p, size_t n)
 {
     if (n < UM_IPV6_HDR) return UM_IP_DROP_TRUNC;
-    size_t plen = ld16(p + 4);
+    size_t plen = um_ld16(p + 4);
     if (plen > n - UM_IPV6_HDR) return UM_IP_DROP_TRUNC;
     if (plen == 0) return UM_IP_DROP_HDR; /* jumbograms are not for a TUN */
     out->tos = (uint8_t)((p[0] & 0x0f) << 4 | p[1] >> 4);
@@ -279,7 +259,7 @@ static size_t write_tcp_opts(uint8_t *o, const um_tcp_hdr_t *h)
     if (h->mss) {
         o[i++] = 2;
         o[i++] = 4;
-        st16(o + i, h->mss);
+        um_st16(o + i, h->mss);
         i += 2;
     }
     if (h->wscale != UM_TCP_WSCALE_NONE) {
@@ -299,8 +279,8 @@ static size_t write_tcp_opts(uint8_t *o, const um_tcp_hdr_t *h)
         o[i++] = 1;
         o[i++] = 8;
         o[i++] = 10;
-        st32(o + i, h->ts_val);
-        st32(o + i + 4, h->ts_ecr);
+        um_st32(o + i, h->ts_val);
+        um_st32(o + i + 4, h->ts_ecr);
         i += 8;
     }
     return i;
@@ -337,20 +317,20 @@ int um_ip_build(const um_ip_pkt_t *h, const uint8_t *payload, size_t plen, uint8
     if (h->version == 4) {
         ip[0] = 0x45;
         ip[1] = h->tos;
-        st16(ip + 2, (uint16_t)tot);
-        st16(ip + 4, 0);      /* id: DF packets need none (RFC 6864) */
-        st16(ip + 6, 0x4000); /* DF */
+        um_st16(ip + 2, (uint16_t)tot);
+        um_st16(ip + 4, 0);      /* id: DF packets need none (RFC 6864) */
+        um_st16(ip + 6, 0x4000); /* DF */
         ip[8] = h->ttl;
         ip[9] = h->proto;
-        st16(ip + 10, 0);
+        um_st16(ip + 10, 0);
         memcpy(ip + 12, h->src, 4);
         memcpy(ip + 16, h->dst, 4);
-        st16(ip + 10, um_ip_csum_fold(um_ip_csum_add(0, ip, UM_IPV4_HDR)));
+        um_st16(ip + 10, um_ip_csum_fold(um_ip_csum_add(0, ip, UM_IPV4_HDR)));
     } else {
         ip[0] = (uint8_t)(0x60 | h->tos >> 4);
         ip[1] = (uint8_t)(h->tos << 4);
         ip[2] = ip[3] = 0;
-        st16(ip + 4, (uint16_t)l4len);
+        um_st16(ip + 4, (uint16_t)l4len);
         ip[6] = h->proto;
         ip[7] = h->ttl;
         memcpy(ip + 8, h->src, 16);
@@ -361,29 +341,29 @@ int um_ip_build(const um_ip_pkt_t *h, const uint8_t *payload, size_t plen, uint8
     size_t ck_off;
     switch (h->proto) {
     case UM_IPPROTO_TCP:
-        st16(l4, h->sport);
-        st16(l4 + 2, h->dport);
-        st32(l4 + 4, h->tcp.seq);
-        st32(l4 + 8, h->tcp.ack);
+        um_st16(l4, h->sport);
+        um_st16(l4 + 2, h->dport);
+        um_st32(l4 + 4, h->tcp.seq);
+        um_st32(l4 + 8, h->tcp.ack);
         l4[12] = (uint8_t)((l4h / 4) << 4);
         l4[13] = h->tcp.flags & 0x3f;
-        st16(l4 + 14, h->tcp.window);
-        st16(l4 + 16, 0);
-        st16(l4 + 18, h->tcp.urg);
+        um_st16(l4 + 14, h->tcp.window);
+        um_st16(l4 + 16, 0);
+        um_st16(l4 + 18, h->tcp.urg);
         write_tcp_opts(l4 + UM_TCP_HDR, &h->tcp);
         ck_off = 16;
         break;
     case UM_IPPROTO_UDP:
-        st16(l4, h->sport);
-        st16(l4 + 2, h->dport);
-        st16(l4 + 4, (uint16_t)l4len);
-        st16(l4 + 6, 0);
+        um_st16(l4, h->sport);
+        um_st16(l4 + 2, h->dport);
+        um_st16(l4 + 4, (uint16_t)l4len);
+        um_st16(l4 + 6, 0);
         ck_off = 6;
         break;
     default: /* ICMP, ICMPv6 */
         l4[0] = h->icmp.type;
         l4[1] = h->icmp.code;
-        st16(l4 + 2, 0);
+        um_st16(l4 + 2, 0);
         memcpy(l4 + 4, h->icmp.rest, 4);
         ck_off = 2;
         break;
@@ -393,6 +373,6 @@ int um_ip_build(const um_ip_pkt_t *h, const uint8_t *payload, size_t plen, uint8
                        : um_ip_pseudo_sum(h->version, h->src, h->dst, h->proto, l4len);
     uint16_t ck = um_ip_csum_fold(um_ip_csum_add(sum, l4, l4len));
     if (h->proto == UM_IPPROTO_UDP && ck == 0) ck = 0xffff; /* 0 means "none" */
-    st16(l4 + ck_off, ck);
+    um_st16(l4 + ck_off, ck);
     return (int)tot;
 }

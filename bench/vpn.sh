@@ -27,7 +27,7 @@ REQS=${VPN_BENCH_REQS:-200}
     vn_services >/dev/null
     head -c $((MIB * 1024 * 1024)) /dev/zero >"$WORK/www/blob"
     vn_server >/dev/null
-    vn_client client --socks 127.0.0.1:1080 >/dev/null || { echo "vpn bench: client did not start"; tail "$WORK/client.log"; exit 1; }
+    vn_client client --socks 127.0.0.1:1080 ${VPN_BENCH_ARGS:-} >/dev/null || { echo "vpn bench: client did not start"; tail "$WORK/client.log"; exit 1; }
     cpu() { # PID: utime+stime in clock ticks
         awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
     }

@@ -23,6 +23,7 @@ const char um_usage_client[] =
     "                       device and route everything but the server through the tunnel\n"
     "                       (needs CAP_NET_ADMIN; proxies are only started when asked for)\n"
     "  --tun-name NAME      name of the TUN device (implies --tun; default: kernel's choice)\n"
+    "  --tun-mtu N          MTU of the TUN device (1280..65535; see docs/CONFIG.md)\n"
     "  --tun-fd FD          VPN mode on a TUN descriptor a parent process opened and\n"
     "                       configured (address, routes), as Android's VpnService does\n"
     "  --events FILE|-      write JSON-line events to FILE, or '-' for standard output\n"
@@ -47,15 +48,22 @@ static int set_addr(const char *opt, const char *v, um_addr_t *a, bool *has)
 int um_cmd_client(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"link", required_argument, NULL, 'k'},   {"config", required_argument, NULL, 'c'},
-        {"socks", required_argument, NULL, 's'},  {"http", required_argument, NULL, 'h'},
-        {"events", required_argument, NULL, 'e'}, {"log-level", required_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 'K'},        {"control", required_argument, NULL, 'C'},
-        {"tun", no_argument, NULL, 'T'},          {"tun-name", required_argument, NULL, 'N'},
-        {"tun-fd", required_argument, NULL, 'F'}, {NULL, 0, NULL, 0},
+        {"link", required_argument, NULL, 'k'},
+        {"config", required_argument, NULL, 'c'},
+        {"socks", required_argument, NULL, 's'},
+        {"http", required_argument, NULL, 'h'},
+        {"events", required_argument, NULL, 'e'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'K'},
+        {"control", required_argument, NULL, 'C'},
+        {"tun", no_argument, NULL, 'T'},
+        {"tun-name", required_argument, NULL, 'N'},
+        {"tun-fd", required_argument, NULL, 'F'},
+        {"tun-mtu", required_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0},
     };
     const char *link = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
-               *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL;
+               *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
     int c, check = 0, tun = 0;
@@ -71,6 +79,7 @@ int um_cmd_client(int argc, char **argv)
         case 'T': tun = 1; break;
         case 'N': tun_name = optarg; break;
         case 'F': tun_fd = optarg; break;
+        case 'M': tun_mtu = optarg; break;
         case 'C': control = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
@@ -154,6 +163,11 @@ int um_cmd_client(int argc, char **argv)
         cfg.tun_fd = (int)fd;
     }
     if (tun_name) snprintf(cfg.tun_name, sizeof(cfg.tun_name), "%s", tun_name);
+    if (tun_mtu && um_parse_u32(&cfg.tun_mtu, tun_mtu, 1280, 65535) != 0) {
+        um_cli_error("client", "--tun-mtu '%s': expected a number from 1280 to 65535", tun_mtu);
+        rc = UM_EXIT_USAGE;
+        goto out;
+    }
     if (tun || tun_name || tun_fd) cfg.tun = true;
     if (events) snprintf(cfg.events, sizeof(cfg.events), "%s", events);
     if (control) {

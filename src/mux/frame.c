@@ -1,9 +1,9 @@
 /* Multiplexer frame codec (docs/PROTOCOL.md section 6). */
 #include "mux/frame.h"
-#include "util/bytes.h"
 
 #include <string.h>
 
+#include "util/bytes.h"
 #include "util/err.h"
 
 static int known_type(uint8_t t)

@@ -1,10 +1,10 @@
 #include "session/handshake.h"
 
 #include <sodium.h>
-#include "util/bytes.h"
 #include <string.h>
 
 #include "crypto/aead.h"
+#include "util/bytes.h"
 #include "util/err.h"
 
 void um_sess_keys_wipe(um_sess_keys_t *k)

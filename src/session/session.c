@@ -1,10 +1,10 @@
 #include "session/session.h"
 
 #include <sodium.h>
-#include "util/bytes.h"
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bytes.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"

@@ -1,9 +1,9 @@
 /* IPv4 / IPv6 / TCP / UDP / ICMP parsing and building (see ip.h). */
 #include "tun/ip.h"
-#include "util/bytes.h"
 
 #include <string.h>
 
+#include "util/bytes.h"
 #include "util/err.h"
 
 const char *um_ip_drop_name(um_ip_drop_t why)
@@ -22,10 +22,19 @@ const char *um_ip_drop_name(um_ip_drop_t why)
 
 uint32_t um_ip_csum_add(uint32_t sum, const uint8_t *p, size_t n)
 {
-    /* Sum 16-bit words in a 64-bit accumulator, fold at the end: no overflow
-     * for any packet size we can see (n <= 65535). */
+    /* RFC 1071: the ones' complement sum of 16-bit words equals, modulo
+     * 0xffff, the sum of 32-bit big-endian words (hi * 65536 + lo == hi + lo
+     * mod 0xffff), so eight bytes are added per step in a 64-bit accumulator
+     * and folded at the end. No overflow for any n below 2^32. */
     uint64_t s = sum;
     size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t a, b;
+        memcpy(&a, p + i, 4);
+        memcpy(&b, p + i + 4, 4);
+        s += __builtin_bswap32(a);
+        s += __builtin_bswap32(b);
+    }
     for (; i + 1 < n; i += 2)
         s += (uint32_t)p[i] << 8 | p[i + 1];
     if (i < n) s += (uint32_t)p[i] << 8;

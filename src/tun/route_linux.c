@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tun/netlink.h"
 #include "util/err.h"
 
 #define NL_BUF 8192
@@ -19,39 +20,15 @@ typedef union {
     char buf[512];
 } nl_req_t;
 
-static int errno_code(int e)
-{
-    switch (e) {
-    case EPERM:
-    case EACCES: return UM_EACCES;
-    case ENOENT:
-    case ESRCH: return UM_ENOENT;
-    case EEXIST: return UM_EEXIST;
-    case EINVAL: return UM_EINVAL;
-    default: return -e;
-    }
-}
-
 static size_t alen(const um_addr_t *a)
 {
     return a->type == UM_ADDR_IPV4 ? 4 : 16;
 }
 
-static void add_attr(struct nlmsghdr *nh, size_t cap, unsigned short type, const void *data,
-                     size_t len)
-{
-    size_t off = NLMSG_ALIGN(nh->nlmsg_len);
-    if (off + RTA_SPACE(len) > cap) return; /* fixed sizes: cannot happen */
-    struct rtattr *rta = (struct rtattr *)((char *)nh + off);
-    rta->rta_type = type;
-    rta->rta_len = (unsigned short)RTA_LENGTH(len);
-    memcpy(RTA_DATA(rta), data, len);
-    nh->nlmsg_len = (uint32_t)(off + RTA_SPACE(len));
-}
-
 /* Reads one rtmsg answer into out (for RTM_GETROUTE). */
-static int parse_route(const struct nlmsghdr *h, um_route_t *out)
+static int parse_route(const struct nlmsghdr *h, void *arg)
 {
+    um_route_t *out = arg;
     if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg))) return UM_EPROTO;
     const struct rtmsg *rtm = NLMSG_DATA(h);
     size_t want = rtm->rtm_family == AF_INET ? 4 : 16;
@@ -76,54 +53,6 @@ static int parse_route(const struct nlmsghdr *h, um_route_t *out)
     return 0;
 }
 
-/* Sends one request and waits (bounded) for its answer: the acknowledgement,
- * or for RTM_GETROUTE the route (parsed into got). */
-static int nl_talk(struct nlmsghdr *nh, um_route_t *got)
-{
-    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (s < 0) return errno_code(errno);
-    struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    struct sockaddr_nl sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.nl_family = AF_NETLINK;
-    int r = UM_EPROTO;
-    nh->nlmsg_seq = 1;
-    if (sendto(s, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        r = errno_code(errno);
-        goto out;
-    }
-    union {
-        struct nlmsghdr h;
-        char buf[NL_BUF];
-    } resp;
-    for (int tries = 0; tries < 16; tries++) {
-        ssize_t n = recv(s, resp.buf, sizeof(resp.buf), 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            r = errno_code(errno);
-            goto out;
-        }
-        size_t left = (size_t)n;
-        for (struct nlmsghdr *h = &resp.h; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-            if (h->nlmsg_seq != nh->nlmsg_seq) continue;
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) goto out;
-                const struct nlmsgerr *e = NLMSG_DATA(h);
-                r = e->error ? errno_code(-e->error) : 0;
-                goto out;
-            }
-            if (h->nlmsg_type == RTM_NEWROUTE && got) {
-                r = parse_route(h, got);
-                goto out;
-            }
-        }
-    }
-out:
-    close(s);
-    return r;
-}
-
 static bool ip_ok(const um_addr_t *a)
 {
     return a && (a->type == UM_ADDR_IPV4 || a->type == UM_ADDR_IPV6);
@@ -140,12 +69,12 @@ int um_route_get(const um_addr_t *ip, um_route_t *out)
     struct rtmsg *rtm = NLMSG_DATA(&req.h);
     rtm->rtm_family = ip->type == UM_ADDR_IPV4 ? AF_INET : AF_INET6;
     rtm->rtm_dst_len = (unsigned char)(alen(ip) * 8);
-    add_attr(&req.h, sizeof(req), RTA_DST, ip->u.v6, alen(ip));
+    um_nl_add_attr(&req.h, sizeof(req), RTA_DST, ip->u.v6, alen(ip));
     memset(out, 0, sizeof(*out));
     out->dst = *ip;
     out->dst.port = 0;
     out->prefix = (unsigned)alen(ip) * 8;
-    int r = nl_talk(&req.h, out);
+    int r = um_nl_talk(&req.h, RTM_NEWROUTE, parse_route, out);
     if (r == -ENETUNREACH || r == -EHOSTUNREACH) r = UM_ENOENT;
     return r;
 }
@@ -171,14 +100,14 @@ static int route_msg(const um_route_t *r, int type, int flags)
     uint32_t table = r->table ? r->table : RT_TABLE_MAIN;
     if (table > 255) {
         rtm->rtm_table = RT_TABLE_UNSPEC;
-        add_attr(&req.h, sizeof(req), RTA_TABLE, &table, sizeof(table));
+        um_nl_add_attr(&req.h, sizeof(req), RTA_TABLE, &table, sizeof(table));
     } else {
         rtm->rtm_table = (unsigned char)table;
     }
-    add_attr(&req.h, sizeof(req), RTA_DST, r->dst.u.v6, alen(&r->dst));
-    if (r->has_gw) add_attr(&req.h, sizeof(req), RTA_GATEWAY, r->gw.u.v6, alen(&r->gw));
-    if (r->oif > 0) add_attr(&req.h, sizeof(req), RTA_OIF, &r->oif, sizeof(r->oif));
-    return nl_talk(&req.h, NULL);
+    um_nl_add_attr(&req.h, sizeof(req), RTA_DST, r->dst.u.v6, alen(&r->dst));
+    if (r->has_gw) um_nl_add_attr(&req.h, sizeof(req), RTA_GATEWAY, r->gw.u.v6, alen(&r->gw));
+    if (r->oif > 0) um_nl_add_attr(&req.h, sizeof(req), RTA_OIF, &r->oif, sizeof(r->oif));
+    return um_nl_talk(&req.h, 0, NULL, NULL);
 }
 
 int um_route_add(const um_route_t *r)

@@ -15,29 +15,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tun/netlink.h"
 #include "util/err.h"
-
-static int errno_code(int e)
-{
-    switch (e) {
-    case EPERM:
-    case EACCES: return UM_EACCES;
-    case ENOENT:
-    case ENODEV: return UM_ENOENT;
-    case EEXIST: return UM_EEXIST;
-    case EAGAIN: return UM_EAGAIN;
-    case EINVAL: return UM_EINVAL;
-    default: return -e;
-    }
-}
 
 /* An ioctl on a throwaway datagram socket (interface ioctls need one). */
 static int if_ioctl(unsigned long req, struct ifreq *ifr)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return errno_code(errno);
-    int r = ioctl(s, req, ifr) < 0 ? errno_code(errno) : 0;
+    if (s < 0) return um_nl_errno(errno);
+    int r = ioctl(s, req, ifr) < 0 ? um_nl_errno(errno) : 0;
     close(s);
     return r;
 }
@@ -59,9 +46,9 @@ static int learn(um_tundev_t *d, const char *name)
 static int set_nonblock_cloexec(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno_code(errno);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return um_nl_errno(errno);
     int fdfl = fcntl(fd, F_GETFD);
-    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return errno_code(errno);
+    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return um_nl_errno(errno);
     return 0;
 }
 
@@ -71,13 +58,13 @@ int um_tundev_open(um_tundev_t *d, const char *name)
     d->fd = -1;
     if (name && strlen(name) >= IFNAMSIZ) return UM_EINVAL;
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return errno_code(errno);
+    if (fd < 0) return um_nl_errno(errno);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
     if (name && *name) memcpy(ifr.ifr_name, name, strlen(name));
     int r = 0;
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) r = errno_code(errno);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) r = um_nl_errno(errno);
     if (!r) {
         char got[IFNAMSIZ + 1];
         memcpy(got, ifr.ifr_name, IFNAMSIZ);
@@ -153,64 +140,6 @@ int um_tundev_up(um_tundev_t *d)
     return if_ioctl(SIOCSIFFLAGS, &ifr);
 }
 
-static void add_attr(struct nlmsghdr *nh, size_t cap, unsigned short type, const void *data,
-                     size_t len)
-{
-    size_t off = NLMSG_ALIGN(nh->nlmsg_len);
-    struct rtattr *rta = (struct rtattr *)((char *)nh + off);
-    if (off + RTA_SPACE(len) > cap) return; /* cannot happen with our fixed sizes */
-    rta->rta_type = type;
-    rta->rta_len = (unsigned short)RTA_LENGTH(len);
-    memcpy(RTA_DATA(rta), data, len);
-    nh->nlmsg_len = (uint32_t)(off + RTA_SPACE(len));
-}
-
-/* Sends one request and waits for its acknowledgement. */
-static int nl_request(struct nlmsghdr *nh)
-{
-    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (s < 0) return errno_code(errno);
-    struct sockaddr_nl sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.nl_family = AF_NETLINK;
-    int r = 0;
-    nh->nlmsg_seq = 1;
-    if (sendto(s, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        r = errno_code(errno);
-        goto out;
-    }
-    /* The answer to a request with NLM_F_ACK is one NLMSG_ERROR message. */
-    union {
-        struct nlmsghdr h;
-        char buf[4096];
-    } resp;
-    for (int tries = 0; tries < 16; tries++) {
-        ssize_t n = recv(s, resp.buf, sizeof(resp.buf), 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            r = errno_code(errno);
-            goto out;
-        }
-        size_t left = (size_t)n;
-        for (struct nlmsghdr *h = &resp.h; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-            if (h->nlmsg_seq != nh->nlmsg_seq) continue;
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
-                    r = UM_EPROTO;
-                    goto out;
-                }
-                const struct nlmsgerr *e = NLMSG_DATA(h);
-                r = e->error ? errno_code(-e->error) : 0;
-                goto out;
-            }
-        }
-    }
-    r = UM_EPROTO;
-out:
-    close(s);
-    return r;
-}
-
 int um_tundev_add_addr(um_tundev_t *d, const um_addr_t *ip, unsigned prefix_len)
 {
     if (d->fd < 0 || !ip) return UM_EINVAL;
@@ -232,9 +161,9 @@ int um_tundev_add_addr(um_tundev_t *d, const um_addr_t *ip, unsigned prefix_len)
     ifa->ifa_scope = RT_SCOPE_UNIVERSE;
     ifa->ifa_flags = v4 ? 0 : IFA_F_NODAD;
     size_t alen = v4 ? 4 : 16;
-    add_attr(&req.h, sizeof(req), IFA_LOCAL, ip->u.v6, alen);
-    add_attr(&req.h, sizeof(req), IFA_ADDRESS, ip->u.v6, alen);
-    return nl_request(&req.h);
+    um_nl_add_attr(&req.h, sizeof(req), IFA_LOCAL, ip->u.v6, alen);
+    um_nl_add_attr(&req.h, sizeof(req), IFA_ADDRESS, ip->u.v6, alen);
+    return um_nl_talk(&req.h, 0, NULL, NULL);
 }
 
 ssize_t um_tundev_read(um_tundev_t *d, uint8_t *buf, size_t cap)
@@ -244,7 +173,7 @@ ssize_t um_tundev_read(um_tundev_t *d, uint8_t *buf, size_t cap)
         ssize_t n = read(d->fd, buf, cap);
         if (n >= 0) return n;
         if (errno == EINTR) continue;
-        return errno == EWOULDBLOCK ? UM_EAGAIN : errno_code(errno);
+        return errno == EWOULDBLOCK ? UM_EAGAIN : um_nl_errno(errno);
     }
 }
 
@@ -255,6 +184,6 @@ int um_tundev_write(um_tundev_t *d, const uint8_t *p, size_t n)
         ssize_t w = write(d->fd, p, n);
         if (w >= 0) return (size_t)w == n ? 0 : UM_EIO;
         if (errno == EINTR) continue;
-        return errno == EWOULDBLOCK ? UM_EAGAIN : errno_code(errno);
+        return errno == EWOULDBLOCK ? UM_EAGAIN : um_nl_errno(errno);
     }
 }

@@ -428,13 +428,17 @@ static void rto_reset(um_ptcp_t *t, flow_t *f)
 
 static void rtt_sample(um_ptcp_t *t, flow_t *f, uint64_t now)
 {
-    uint32_t r = (uint32_t)(now - f->rtt_start);
+    /* The caller's clock may be read before the moment a segment was stamped
+     * (one "now" for a batch of packets): such a sample counts as 0, and no
+     * sample counts as more than a minute, so the sums below cannot overflow. */
+    uint64_t d = now > f->rtt_start ? now - f->rtt_start : 0;
+    uint32_t r = d > 60000 ? 60000 : (uint32_t)d;
     if (f->srtt8 == 0) {
         f->srtt8 = r * 8 + 1; /* +1: remember that we have a sample */
         f->rttvar4 = r * 2;
     } else {
-        int32_t delta = (int32_t)r - (int32_t)(f->srtt8 >> 3);
-        f->srtt8 = (uint32_t)((int32_t)f->srtt8 + delta);
+        int64_t delta = (int64_t)r - (int64_t)(f->srtt8 >> 3);
+        f->srtt8 = (uint32_t)((int64_t)f->srtt8 + delta);
         uint32_t ad = (uint32_t)(delta < 0 ? -delta : delta);
         f->rttvar4 = f->rttvar4 - (f->rttvar4 >> 2) + ad;
     }
@@ -844,7 +848,8 @@ static void flow_timers(um_ptcp_t *t, flow_t *f, uint64_t now)
         }
         f->close_at = 0;
     }
-    if (now - f->last_act >= t->cfg.idle_timeout_ms && f->state != UM_PTCP_TIME_WAIT) {
+    if (now > f->last_act && now - f->last_act >= t->cfg.idle_timeout_ms &&
+        f->state != UM_PTCP_TIME_WAIT) {
         kill_flow(t, f, UM_ETIMEDOUT, true);
         return;
     }

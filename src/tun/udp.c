@@ -194,7 +194,7 @@ void um_tunudp_tick(um_tunudp_t *u, uint64_t now)
 {
     for (uint32_t i = 0; u && i < u->cfg.max_flows; i++) {
         uflow_t *f = &u->flows[i];
-        if (f->id && now - f->last_act >= timeout_of(u, f)) {
+        if (f->id && now > f->last_act && now - f->last_act >= timeout_of(u, f)) {
             u->st.flows_expired++;
             expire(u, f);
         }

@@ -480,6 +480,33 @@ static void test_data_both_ways(void **state)
     assert_int_equal(um_ptcp_stats(H->t)->bytes_out, 10000);
 }
 
+/* The glue reads its clock once per batch of packets, so an ACK can arrive
+ * "before" the data it acknowledges was stamped: the RTT sample must not wrap
+ * (UBSan caught a signed overflow here under load) and the idle timer must
+ * not fire on such a clock. */
+static void test_clock_behind_stamp(void **state)
+{
+    make(NULL, 4);
+    uint32_t id = establish();
+    uint8_t data[1000], got[1000];
+    memset(data, 7, sizeof(data));
+    for (int i = 0; i < 50; i++) {
+        /* stamped 500 ms "later" than the ACK that follows */
+        assert_int_equal(um_ptcp_send(H->t, id, data, sizeof(data), H->now + 500), 1000);
+        assert_int_equal(app_take(got, sizeof(got), NULL), 1000);
+        app_send(0, NULL, 0);
+        H->now += 1;
+    }
+    /* one huge gap, then normal samples */
+    assert_int_equal(um_ptcp_send(H->t, id, data, sizeof(data), H->now), 1000);
+    H->now += 4000000000ull;
+    assert_int_equal(app_take(got, sizeof(got), NULL), 1000);
+    app_send(0, NULL, 0);
+    assert_int_equal(um_ptcp_state(H->t, id), UM_PTCP_ESTABLISHED);
+    assert_int_equal(H->resets, 0);
+    assert_int_equal(um_ptcp_stats(H->t)->buffered, 0);
+}
+
 static void test_delayed_ack(void **state)
 {
     um_ptcp_config_t c = {.delack_ms = 40};
@@ -1037,6 +1064,7 @@ int main(void)
         cmocka_unit_test_teardown(test_synack_retransmit_and_give_up, teardown),
         cmocka_unit_test_teardown(test_refuse_and_abort_pending, teardown),
         cmocka_unit_test_teardown(test_data_both_ways, teardown),
+        cmocka_unit_test_teardown(test_clock_behind_stamp, teardown),
         cmocka_unit_test_teardown(test_delayed_ack, teardown),
         cmocka_unit_test_teardown(test_window_follows_credit, teardown),
         cmocka_unit_test_teardown(test_out_of_order, teardown),

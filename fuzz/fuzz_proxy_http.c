@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
         rc = um_http_response_parse(p, n, head, s);
         if (rc == 0) {
             if (s->head_len > n || s->status < 100 || s->status > 999) abort();
-            size_t cap = s->head_len + 64;
+            size_t cap = UM_HTTP_RESPONSE_REWRITE_CAP(s->head_len, s->nheaders);
             uint8_t *out = malloc(cap);
             size_t k = um_http_response_rewrite(s, p, true, out, cap);
             if (k == 0) abort();

@@ -22,6 +22,9 @@
 
 #define UM_HTTP_HEAD_MAX    16384 /* request or response head, CRLFCRLF included */
 #define UM_HTTP_HEADERS_MAX 64
+/* Room a rewritten response head needs: each header line may grow by two
+ * bytes (": " and CRLF normalised), plus the status line and Connection. */
+#define UM_HTTP_RESPONSE_REWRITE_CAP(head_len, nheaders) ((head_len) + 2 * (nheaders) + 64)
 
 typedef struct {
     const char *name;

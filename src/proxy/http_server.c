@@ -81,7 +81,7 @@ static void resp_head(pc_t *c)
                 pc_close(c);
             return;
         }
-        uint8_t *out = malloc(res.head_len + 64);
+        uint8_t *out = malloc(UM_HTTP_RESPONSE_REWRITE_CAP(res.head_len, res.nheaders));
         if (!out) {
             pc_close(c);
             return;
@@ -98,7 +98,8 @@ static void resp_head(pc_t *c)
         }
         bool final = res.status >= 200;
         if (final) c->resp_keep = c->req_keep && res.framing != UM_HTTP_BODY_EOF && !c->client_eof;
-        size_t k = um_http_response_rewrite(&res, p, c->resp_keep, out, res.head_len + 64);
+        size_t k = um_http_response_rewrite(
+            &res, p, c->resp_keep, out, UM_HTTP_RESPONSE_REWRITE_CAP(res.head_len, res.nheaders));
         int w = k ? pc_write(c, out, k) : UM_ENOSPC;
         free(out);
         if (w != 0) {

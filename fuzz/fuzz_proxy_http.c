@@ -59,8 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
             size_t k = um_http_response_rewrite(s, p, true, out, cap);
             if (k == 0) abort();
             um_http_response_t *s2 = malloc(sizeof(*s2));
-            if (um_http_response_parse(out, k, head, s2) != 0 || s2->status != s->status ||
-                (s->status != 101 && s2->framing != s->framing))
+            /* The rewrite adds a Connection header: at our own parser's header
+             * limit it has one more than that parser takes (clients have no
+             * such limit), so the re-parse property holds below the limit. */
+            if (s->nheaders < UM_HTTP_HEADERS_MAX &&
+                (um_http_response_parse(out, k, head, s2) != 0 || s2->status != s->status ||
+                 (s->status != 101 && s2->framing != s->framing)))
                 abort();
             free(s2);
             free(out);

@@ -9,6 +9,7 @@
 #include <ini.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,27 @@ static bool set_role(parser_t *p, um_role_t role)
     return true;
 }
 
+/* Checks a new [kind "name"] against the n entries of an array (stride bytes
+ * each, the name and the line at the given offsets) and against the limit. */
+static bool check_new_section(parser_t *p, const char *kind, const char *name, const void *arr,
+                              size_t n, size_t stride, size_t name_off, size_t line_off, size_t max)
+{
+    for (size_t k = 0; k < n; k++) {
+        const char *e = (const char *)arr + k * stride;
+        if (strcmp(e + name_off, name) == 0) {
+            int line;
+            memcpy(&line, e + line_off, sizeof(line));
+            perr(p, "duplicate section [%s \"%s\"] (first at line %d)", kind, name, line);
+            return false;
+        }
+    }
+    if (n >= max) {
+        perr(p, "too many [%s] sections (at most %zu)", kind, max);
+        return false;
+    }
+    return true;
+}
+
 /* Parses the text between '[' and ']'. */
 static void on_section(parser_t *p, const char *s, size_t n)
 {
@@ -291,17 +313,11 @@ static void on_section(parser_t *p, const char *s, size_t n)
         if (!set_role(p, UM_ROLE_CLIENT)) return;
         p->sec = SEC_CLIENT;
     } else if (strcmp(word, "client") == 0) {
-        if (!set_role(p, UM_ROLE_SERVER)) return;
-        for (size_t k = 0; k < c->n_clients; k++)
-            if (strcmp(c->clients[k].name, name) == 0) {
-                perr(p, "duplicate section [client \"%s\"] (first at line %d)", name,
-                     c->clients[k].line);
-                return;
-            }
-        if (c->n_clients == UM_CFG_MAX_CLIENTS) {
-            perr(p, "too many [client] sections (at most %d)", UM_CFG_MAX_CLIENTS);
+        if (!set_role(p, UM_ROLE_SERVER) ||
+            !check_new_section(p, "client", name, c->clients, c->n_clients, sizeof(*c->clients),
+                               offsetof(um_peer_client_t, name), offsetof(um_peer_client_t, line),
+                               UM_CFG_MAX_CLIENTS))
             return;
-        }
         if (c->n_clients == c->cap_clients) {
             size_t cap = c->cap_clients ? c->cap_clients * 2 : 16;
             um_peer_client_t *nc = realloc(c->clients, cap * sizeof(*nc));
@@ -319,17 +335,11 @@ static void on_section(parser_t *p, const char *s, size_t n)
         p->sec_index = c->n_clients++;
         p->sec = SEC_PEER_CLIENT;
     } else if (strcmp(word, "server") == 0) {
-        if (!set_role(p, UM_ROLE_CLIENT)) return;
-        for (size_t k = 0; k < c->n_servers; k++)
-            if (strcmp(c->servers[k].name, name) == 0) {
-                perr(p, "duplicate section [server \"%s\"] (first at line %d)", name,
-                     c->servers[k].line);
-                return;
-            }
-        if (c->n_servers == UM_CFG_MAX_SERVERS) {
-            perr(p, "too many [server] sections (at most %d)", UM_CFG_MAX_SERVERS);
+        if (!set_role(p, UM_ROLE_CLIENT) ||
+            !check_new_section(p, "server", name, c->servers, c->n_servers, sizeof(*c->servers),
+                               offsetof(um_peer_server_t, name), offsetof(um_peer_server_t, line),
+                               UM_CFG_MAX_SERVERS))
             return;
-        }
         um_peer_server_t *ps = &c->servers[c->n_servers];
         memset(ps, 0, sizeof(*ps));
         snprintf(ps->name, sizeof(ps->name), "%s", name);
@@ -338,14 +348,10 @@ static void on_section(parser_t *p, const char *s, size_t n)
         p->sec_index = c->n_servers++;
         p->sec = SEC_PEER_SERVER;
     } else if (strcmp(word, "transport") == 0 && named) {
-        if (find_transport(c, name) >= 0) {
-            perr(p, "duplicate section [transport \"%s\"]", name);
+        if (!check_new_section(p, "transport", name, c->transports, c->n_transports,
+                               sizeof(*c->transports), offsetof(um_transport_cfg_t, name),
+                               offsetof(um_transport_cfg_t, line), UM_CFG_MAX_TRANSPORTS))
             return;
-        }
-        if (c->n_transports == UM_CFG_MAX_TRANSPORTS) {
-            perr(p, "too many [transport] sections (at most %d)", UM_CFG_MAX_TRANSPORTS);
-            return;
-        }
         um_transport_cfg_t *t = &c->transports[c->n_transports];
         memset(t, 0, sizeof(*t));
         snprintf(t->name, sizeof(t->name), "%s", name);

@@ -446,7 +446,9 @@ int um_proxy_new(uv_loop_t *loop, um_proxy_kind_t kind, const um_addr_t *bind,
     uv_tcp_init(loop, &px->listener);
     px->listener.data = px;
     px->refs = 2; /* ourselves + the listener handle */
-    int rc = uv_tcp_bind(&px->listener, (const struct sockaddr *)&ss, 0);
+    /* IPv6 only on an IPv6 address, so 0.0.0.0:P and [::]:P can coexist. */
+    int rc = uv_tcp_bind(&px->listener, (const struct sockaddr *)&ss,
+                         ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&px->listener, 256, on_connection);
     if (rc != 0) {
         char a[UM_ADDR_STRLEN];

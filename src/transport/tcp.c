@@ -78,7 +78,10 @@ int um_tcp_listen(uv_loop_t *loop, const struct sockaddr *sa, int backlog, um_tc
     l->h.data = l;
     l->cb = cb;
     l->ud = ud;
-    if ((r = uv_tcp_bind(&l->h, sa, 0)) != 0 ||
+    /* An IPv6 listener takes IPv6 only, so 0.0.0.0:P and [::]:P can both be
+     * listed (as most servers expect). */
+    unsigned flags = sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+    if ((r = uv_tcp_bind(&l->h, sa, flags)) != 0 ||
         (r = uv_listen((uv_stream_t *)&l->h, backlog > 0 ? backlog : 511, on_conn)) != 0) {
         uv_close((uv_handle_t *)&l->h, free_cb);
         return r;

@@ -207,6 +207,7 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
     cc.timeout_ms = HS_TIMEOUT_MS;
     const um_transport_cfg_t *tr = um_config_transport(c->cfg, s->transport);
     if (tr) cc.shape = tr->shape;
+    cc.sess.tx_max = UM_TUNNEL_SESS_TX_MAX;
     if (tr && tr->padding == UM_CFG_PAD_RANDOM) {
         cc.sess.pad.mode = UM_PAD_RANDOM;
         cc.sess.pad.max = 255;

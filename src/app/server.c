@@ -497,6 +497,7 @@ int um_run_server(const um_config_t *cfg)
     }
     const um_transport_cfg_t *tr = um_config_transport(cfg, cfg->transport);
     if (tr) ac.shape = tr->shape;
+    ac.sess.tx_max = UM_TUNNEL_SESS_TX_MAX;
     if (tr && tr->padding == UM_CFG_PAD_RANDOM) {
         ac.sess.pad.mode = UM_PAD_RANDOM;
         ac.sess.pad.max = 255;

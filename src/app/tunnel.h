@@ -27,6 +27,10 @@
 
 typedef struct um_tunnel um_tunnel_t;
 
+/* Unacknowledged bytes a session may have in flight: it bounds throughput to
+ * this much per round trip (16 MiB: 530 Mbit/s at 250 ms). */
+#define UM_TUNNEL_SESS_TX_MAX (16u << 20)
+
 typedef struct {
     /* Server: the peer opened stream `id` to `dst`. Answer with
      * um_tunnel_accept() (now or later) or um_tunnel_refuse(). */

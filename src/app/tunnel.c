@@ -532,14 +532,19 @@ static void on_tcp_read(um_tcp_t *tcp, const uint8_t *p, size_t n, int status, v
     }
     t->st.bytes_in += n;
     size_t used = 0;
-    int r = um_sess_feed(t->sess, p, n, &used);
+    int r = t->hold_len ? 0 : um_sess_feed(t->sess, p, n, &used);
     if (r < 0) {
         t->fatal = r;
     } else if (used < n) {
-        /* The session's read queue is full: keep the rest, stop reading. */
-        memcpy(t->hold, p + used, n - used);
-        t->hold_len = n - used;
-        um_tcp_read_stop(tcp);
+        /* The session's read queue is full: keep the rest (behind anything
+         * already held), stop reading until the pump has fed it. */
+        if (n - used > SCRATCH_CAP - t->hold_len) {
+            t->fatal = UM_ENOSPC; /* cannot happen: reads stop while bytes are held */
+        } else {
+            memcpy(t->hold + t->hold_len, p + used, n - used);
+            t->hold_len += n - used;
+            um_tcp_read_stop(tcp);
+        }
     }
     pump(t);
 }

@@ -17,6 +17,7 @@
 
 #include "crypto/keys.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define LINE_MAX_CHARS 190 /* below libinih's 200-byte line buffer */
 
@@ -438,8 +439,8 @@ static bool own_key(parser_t *p, const char *name, const char *v)
         return true;
     }
     if (key_is(name, "log-level")) {
-        if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") && strcmp(v, "debug") &&
-            strcmp(v, "trace"))
+        um_log_level_t lv;
+        if (um_log_level_parse(v, &lv) != 0)
             perr(p, "key 'log-level': '%s': expected error, warn, info, debug or trace", v);
         else
             snprintf(c->log_level, sizeof(c->log_level), "%s", v);
@@ -505,15 +506,8 @@ static void key_server(parser_t *p, const char *name, const char *v)
 
 bool um_tun_name_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 15 || !strcmp(s, ".") || !strcmp(s, "..")) return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.'))
-            return false;
-    }
-    return true;
+    /* A section name's characters, but at most IFNAMSIZ - 1 of them. */
+    return strlen(s) <= 15 && um_name_valid(s) && strcmp(s, ".") && strcmp(s, "..");
 }
 
 static void key_client(parser_t *p, const char *name, const char *v)

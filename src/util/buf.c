@@ -12,16 +12,28 @@ void um_buf_init(um_buf_t *b, size_t max)
     b->max = max;
 }
 
+/* Every byte that ever held data (the first `dirty` bytes of the storage) is
+ * zeroed before the storage goes back to the allocator: any queue may hold
+ * plaintext (session, stream and proxy buffers do). The cost is bounded by
+ * the bytes written, so it stays amortised O(1) per byte. */
+static void release(uint8_t *data, size_t dirty)
+{
+    if (!data) return;
+    if (dirty) sodium_memzero(data, dirty);
+    free(data);
+}
+
 void um_buf_free(um_buf_t *b)
 {
-    free(b->data);
+    release(b->data, b->dirty);
     b->data = NULL;
-    b->cap = b->head = b->tail = 0;
+    b->cap = b->head = b->tail = b->dirty = 0;
 }
 
 void um_buf_wipe(um_buf_t *b)
 {
     if (b->data) sodium_memzero(b->data, b->cap);
+    b->dirty = 0;
     um_buf_free(b);
 }
 
@@ -48,11 +60,11 @@ static int make_room(um_buf_t *b, size_t n)
     uint8_t *p = malloc(cap);
     if (!p) return UM_ENOMEM;
     if (len) memcpy(p, b->data + b->head, len);
-    free(b->data);
+    release(b->data, b->dirty);
     b->data = p;
     b->cap = cap;
     b->head = 0;
-    b->tail = len;
+    b->tail = b->dirty = len;
     return 0;
 }
 
@@ -63,6 +75,7 @@ int um_buf_append(um_buf_t *b, const void *p, size_t n)
     if (r) return r;
     memcpy(b->data + b->tail, p, n);
     b->tail += n;
+    if (b->tail > b->dirty) b->dirty = b->tail;
     return 0;
 }
 
@@ -75,6 +88,7 @@ uint8_t *um_buf_reserve(um_buf_t *b, size_t n)
 void um_buf_commit(um_buf_t *b, size_t n)
 {
     b->tail += n;
+    if (b->tail > b->dirty) b->dirty = b->tail;
 }
 
 size_t um_buf_peek(const um_buf_t *b, const uint8_t **p)

@@ -1,7 +1,9 @@
 /* um_buf_t: one bounded byte queue for every socket, stream and record.
  *
- * Ownership: the buffer owns its storage; um_buf_free() releases it (and
- * um_buf_wipe() zeroes it first, for buffers that held plaintext or keys).
+ * Ownership: the buffer owns its storage; um_buf_free() releases it. Any
+ * queue may hold plaintext, so storage is never handed back to the allocator
+ * unwiped: growth and um_buf_free() zero every byte that ever held data, and
+ * um_buf_wipe() zeroes the whole allocation (for buffers that held keys).
  * Pointers from um_buf_peek()/um_buf_reserve() are borrowed and stay valid
  * only until the next call that changes the buffer.
  *
@@ -21,11 +23,12 @@ typedef struct {
     size_t head;   /* first unread byte */
     size_t tail;   /* one past the last byte */
     size_t max;    /* hard bound on queued bytes */
+    size_t dirty;  /* storage bytes [0, dirty) have held data: wiped on release */
 } um_buf_t;
 
 void um_buf_init(um_buf_t *b, size_t max);
-void um_buf_free(um_buf_t *b); /* releases storage; the buffer may be re-used */
-void um_buf_wipe(um_buf_t *b); /* zero the storage, then release it */
+void um_buf_free(um_buf_t *b); /* wipes what held data, releases; may be re-used */
+void um_buf_wipe(um_buf_t *b); /* zero all the storage, then release it */
 
 static inline size_t um_buf_len(const um_buf_t *b)
 {

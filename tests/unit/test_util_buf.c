@@ -510,6 +510,48 @@ static void test_wipe_zeroes_then_frees(void **state)
     assert_null(e.data);
 }
 
+/* Storage outgrown by a bigger queue, and storage released by um_buf_free(),
+ * is zeroed first wherever it held data: session and stream queues hold
+ * plaintext, which must not linger in freed heap memory. */
+static void test_growth_and_free_wipe_old_storage(void **state)
+{
+    um_buf_t b;
+    um_buf_init(&b, 1 << 20);
+    uint8_t secret[200];
+    fill_pattern(secret, sizeof(secret), 7);
+    assert_int_equal(um_buf_append(&b, secret, sizeof(secret)), 0);
+    const uint8_t *old = b.data;
+    size_t old_cap = b.cap;
+    assert_true(old_cap < 4096);
+    uint8_t big[4096];
+    fill_pattern(big, sizeof(big), 9);
+    g_zero_calls = 0;
+    g_zero_ptr = NULL;
+    assert_int_equal(um_buf_append(&b, big, sizeof(big)), 0); /* must grow */
+    assert_true(b.data != old || b.cap != old_cap);
+    assert_int_equal(g_zero_calls, 1);
+    assert_ptr_equal(g_zero_ptr, old);
+    assert_int_equal(g_zero_len, sizeof(secret)); /* every byte that held data */
+
+    const uint8_t *cur = b.data;
+    size_t used = um_buf_len(&b);
+    um_buf_consume(&b, used); /* empty again: bytes stay in storage */
+    g_zero_calls = 0;
+    um_buf_free(&b);
+    assert_int_equal(g_zero_calls, 1);
+    assert_ptr_equal(g_zero_ptr, cur);
+    assert_int_equal(g_zero_len, used);
+    assert_null(b.data);
+
+    /* a buffer that never held a byte is released without a wipe */
+    um_buf_t e;
+    um_buf_init(&e, 10);
+    assert_non_null(um_buf_reserve(&e, 4));
+    g_zero_calls = 0;
+    um_buf_free(&e);
+    assert_int_equal(g_zero_calls, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_max_never_partial), cmocka_unit_test(test_compaction_preserves),
         cmocka_unit_test(test_growth_preserves),  cmocka_unit_test(test_steady_state_no_growth),
         cmocka_unit_test(test_model_random),      cmocka_unit_test(test_wipe_zeroes_then_frees),
+        cmocka_unit_test(test_growth_and_free_wipe_old_storage),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

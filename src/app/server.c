@@ -364,11 +364,13 @@ static void stop(srv_t *s)
 static void reload(srv_t *s)
 {
     um_config_t nc;
-    char err[UM_ERR_MAX];
+    char err[UM_ERR_MAX] = "";
     um_config_init(&nc);
-    if (um_config_load(&nc, s->path, err, sizeof(err)) != 0 || nc.role != UM_ROLE_SERVER) {
+    int r = um_config_load(&nc, s->path, err, sizeof(err));
+    if (r != 0 || nc.role != UM_ROLE_SERVER) {
+        /* A file that loads but holds a client config leaves err untouched. */
         UM_ERR("reload failed, keeping the current clients: %s",
-               nc.role != UM_ROLE_SERVER && !err[0] ? "not a server config" : err);
+               r != 0 ? err : "not a server config");
         um_config_free(&nc);
         return;
     }

@@ -81,7 +81,7 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
     um_sess_keys_t keys;
 
     if (status < 0) {
-        finish(c, status == UM_EPIPE ? UM_EPIPE : status, NULL);
+        finish(c, status, NULL);
         return;
     }
     /* Keep at most one (shaped) flight; records the server sent right after

@@ -88,8 +88,8 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
         r = UM_EPROTO;
         goto out;
     }
-    uint8_t flags = pl[1];
-    uint64_t ts = um_ld64(pl + 2);
+    uint8_t flags = pl[UM_HS_P1_OFF_FLAGS];
+    uint64_t ts = um_ld64(pl + UM_HS_P1_OFF_TS);
     if (ts + srv->skew_s < now_s || ts > now_s + srv->skew_s) {
         r = UM_EREPLAY;
         goto out;
@@ -100,8 +100,8 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
             goto out;
         }
         keys->resume_requested = 1;
-        memcpy(keys->resume_sid, pl + 10, UM_SID_LEN);
-        keys->resume_offset = um_ld64(pl + 10 + UM_SID_LEN);
+        memcpy(keys->resume_sid, pl + UM_HS_P1_OFF_SID, UM_SID_LEN);
+        keys->resume_offset = um_ld64(pl + UM_HS_P1_OFF_RESOFF);
     }
     /* Last check, so only authenticated, in-window flights fill the filter. */
     if ((r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0) goto out;
@@ -146,12 +146,12 @@ int um_hs_client_start(um_hs_client_t *c, const uint8_t *prologue, size_t prolen
     size_t pn = msg_len - UM_NOISE_MSG1_OVERHEAD;
     memset(pl, 0, pn);
     pl[0] = UM_HS_VERSION;
-    pl[1] = (uint8_t)((opts && opts->aes_hw ? UM_HS_F_AES : 0) |
-                      (opts && opts->resume_sid ? UM_HS_F_RESUME : 0));
-    um_st64(pl + 2, now_s);
+    pl[UM_HS_P1_OFF_FLAGS] = (uint8_t)((opts && opts->aes_hw ? UM_HS_F_AES : 0) |
+                                       (opts && opts->resume_sid ? UM_HS_F_RESUME : 0));
+    um_st64(pl + UM_HS_P1_OFF_TS, now_s);
     if (opts && opts->resume_sid) {
-        memcpy(pl + 10, opts->resume_sid, UM_SID_LEN);
-        um_st64(pl + 10 + UM_SID_LEN, opts->resume_offset);
+        memcpy(pl + UM_HS_P1_OFF_SID, opts->resume_sid, UM_SID_LEN);
+        um_st64(pl + UM_HS_P1_OFF_RESOFF, opts->resume_offset);
     }
     r = um_noise_write_msg1(&c->nz, pl, pn, out, cap, outn);
     sodium_memzero(pl, pn);

@@ -20,12 +20,17 @@
 #define UM_HS_PROLOGUE_TCP "umbra/1 tcp"
 #define UM_HS_VERSION      1
 #define UM_HS_P1_MIN       10 /* version, flags, timestamp */
-#define UM_HS_P2_MIN       3  /* version, cipher, flags */
-#define UM_HS_MSG1_MIN     (UM_NOISE_MSG1_OVERHEAD + UM_HS_P1_MIN)
-#define UM_HS_MSG2_MIN     (UM_NOISE_MSG2_OVERHEAD + UM_HS_P2_MIN)
-#define UM_HS_SKEW_DEFAULT 120
-#define UM_SID_LEN         16
-#define UM_HS_MSG_MAX      4096 /* largest handshake message accepted or written */
+/* Offsets in the client's payload (docs/PROTOCOL.md 3.2). */
+#define UM_HS_P1_OFF_FLAGS  1
+#define UM_HS_P1_OFF_TS     2
+#define UM_HS_P1_OFF_SID    UM_HS_P1_MIN            /* only with RESUME */
+#define UM_HS_P1_OFF_RESOFF (UM_HS_P1_OFF_SID + UM_SID_LEN) /* only with RESUME */
+#define UM_HS_P2_MIN        3                       /* version, cipher, flags */
+#define UM_HS_MSG1_MIN      (UM_NOISE_MSG1_OVERHEAD + UM_HS_P1_MIN)
+#define UM_HS_MSG2_MIN      (UM_NOISE_MSG2_OVERHEAD + UM_HS_P2_MIN)
+#define UM_HS_SKEW_DEFAULT  120
+#define UM_SID_LEN          16
+#define UM_HS_MSG_MAX       4096 /* largest handshake message accepted or written */
 
 enum { UM_HS_F_AES = 1u << 0, UM_HS_F_RESUME = 1u << 1 };
 

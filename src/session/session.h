@@ -3,7 +3,7 @@
  * (um_sess_feed), pulls wire bytes out (um_sess_pull), writes plaintext in
  * (um_sess_write) and reads plaintext out (um_sess_read).
  *
- * Reliability groundwork for resumption (DESIGN.md principle 7): every data
+ * Reliability groundwork for resumption (docs/PROTOCOL.md 3.6): every data
  * byte has a session offset; every record carries the cumulative offset this
  * side has received (ack); sent data stays in a bounded buffer until acked, so
  * after a reconnection (um_sess_resume) it can be sent again from the peer's

@@ -26,11 +26,12 @@ int um_mask_seal(const uint8_t server_pub[32], int dir, const uint8_t *msg, size
     if (n > UM_FLIGHT_MSG_MAX) return UM_EMSGSIZE;
     if (cap < n + UM_MASK_OVERHEAD) return UM_ENOSPC;
     randombytes_buf(out, UM_MASK_SALT_LEN);
-    out[16] = (uint8_t)(n >> 8);
-    out[17] = (uint8_t)n;
+    out[UM_MASK_SALT_LEN] = (uint8_t)(n >> 8);
+    out[UM_MASK_SALT_LEN + 1] = (uint8_t)n;
     memmove(out + UM_MASK_OVERHEAD, msg, n);
     mask_key(k, server_pub, dir, out);
-    crypto_stream_chacha20_ietf_xor(out + 16, out + 16, n + 2, zero_nonce, k);
+    crypto_stream_chacha20_ietf_xor(out + UM_MASK_SALT_LEN, out + UM_MASK_SALT_LEN, n + 2,
+                                    zero_nonce, k);
     sodium_memzero(k, sizeof(k));
     *outn = n + UM_MASK_OVERHEAD;
     return 0;

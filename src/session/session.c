@@ -306,6 +306,26 @@ static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
     return 0;
 }
 
+int um_sess_pull_filler(um_sess_t *s, size_t wire_len, uint8_t *out, size_t cap, size_t *outn)
+{
+    if (!s || !out || !outn) return UM_EINVAL;
+    *outn = 0;
+    if (s->err) return s->err;
+    if (wire_len < UM_SESS_FILLER_MIN || wire_len > UM_REC_WIRE_MAX) return UM_EINVAL;
+    if (cap < wire_len) return UM_ENOSPC;
+    size_t n = wire_len - UM_REC_OVERHEAD;
+    memset(s->body, 0, n);
+    s->body[0] = UM_REC_T_ACK;
+    um_st64(s->body + 1, s->rx_next);
+    int r = um_rec_seal(&s->tx, s->body, n, out, cap, outn);
+    if (r) return die(s, r);
+    s->ack_sent = s->rx_next;
+    s->ack_pending = false;
+    s->unacked_since = 0;
+    s->key_bytes += *outn;
+    return 0;
+}
+
 /* A delayed acknowledgement whose time has come. */
 static bool ack_due(const um_sess_t *s)
 {

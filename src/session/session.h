@@ -96,6 +96,12 @@ void um_sess_write_commit(um_sess_t *s, size_t n);
  * nothing to send. cap should be >= UM_REC_WIRE_MAX. */
 int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn);
 bool um_sess_want_pull(const um_sess_t *s);
+/* Seals one record of exactly wire_len bytes that carries no data (an ACK,
+ * zero-padded): transports use it to give their first flights the sizes of
+ * what they imitate (PROTOCOL.md 4.2). wire_len in [UM_SESS_FILLER_MIN,
+ * UM_REC_WIRE_MAX]; UM_EINVAL outside, UM_ENOSPC when cap < wire_len. */
+#define UM_SESS_FILLER_MIN (UM_REC_OVERHEAD + 9)
+int um_sess_pull_filler(um_sess_t *s, size_t wire_len, uint8_t *out, size_t cap, size_t *outn);
 /* Returns and clears the pending UM_SESS_EV_* bits. */
 unsigned um_sess_events(um_sess_t *s);
 int um_sess_error(const um_sess_t *s);

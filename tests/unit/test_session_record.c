@@ -117,6 +117,39 @@ static void test_record_roundtrip(void **st)
     }
 }
 
+/* Filler records: exactly the size asked for, no data, accepted by the peer
+ * in the middle of a data stream (they carry an ack like any record). */
+static void test_filler_records(void **st)
+{
+    um_sess_keys_t ka, kb;
+    mkkeys(&ka, &kb, UM_AEAD_CHACHA20_POLY1305);
+    um_sess_t *A = um_sess_new(&ka, NULL), *B = um_sess_new(&kb, NULL);
+    assert_non_null(A);
+    assert_non_null(B);
+    uint8_t wire[UM_REC_WIRE_MAX];
+    size_t wn = 0, used = 0;
+    assert_int_equal(um_sess_pull_filler(A, UM_SESS_FILLER_MIN - 1, wire, sizeof(wire), &wn),
+                     UM_EINVAL);
+    assert_int_equal(um_sess_pull_filler(A, UM_REC_WIRE_MAX + 1, wire, sizeof(wire), &wn),
+                     UM_EINVAL);
+    assert_int_equal(um_sess_pull_filler(A, 100, wire, 99, &wn), UM_ENOSPC);
+    assert_int_equal(um_sess_write(A, (const uint8_t *)"abc", 3), 3);
+    size_t sizes[] = {UM_SESS_FILLER_MIN, 53, 281, 4096, UM_REC_WIRE_MAX};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        assert_int_equal(um_sess_pull_filler(A, sizes[i], wire, sizeof(wire), &wn), 0);
+        assert_int_equal(wn, sizes[i]);
+        assert_int_equal(um_sess_feed(B, wire, wn, &used), 0);
+        assert_int_equal(used, wn);
+        assert_int_equal(um_sess_readable(B), 0);
+    }
+    pump(A, B); /* the data queued before the fillers still arrives */
+    uint8_t tmp[8];
+    assert_int_equal(um_sess_read(B, tmp, sizeof(tmp)), 3);
+    assert_memory_equal(tmp, "abc", 3);
+    um_sess_free(A);
+    um_sess_free(B);
+}
+
 static void test_session_roundtrip_both(void **st)
 {
     int algs[2] = {UM_AEAD_CHACHA20_POLY1305, UM_AEAD_AES256_GCM};
@@ -464,6 +497,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_roundtrip),
         cmocka_unit_test(test_session_roundtrip_both),
+        cmocka_unit_test(test_filler_records),
         cmocka_unit_test(test_session_tamper_truncate),
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_rekey_under_traffic),

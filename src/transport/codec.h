@@ -41,6 +41,12 @@ typedef struct {
 } um_codec_state_t;
 
 typedef struct um_codec um_codec_t;
+typedef struct um_carrier um_carrier_t;
+
+/* Seals one session record of exactly `size` wire bytes that carries no
+ * data (um_sess_pull_filler): how a codec gives its flights the sizes of
+ * what the transport imitates without knowing the session layer. */
+typedef int (*um_codec_filler_fn)(void *ud, size_t size, uint8_t *out, size_t cap, size_t *outn);
 
 typedef struct {
     const char *name;     /* "tcp", "tls" */
@@ -59,8 +65,21 @@ typedef struct {
     int (*open_flight)(const um_codec_t *c, um_codec_state_t *st, const uint8_t *p, size_t n,
                        uint8_t *msg1, size_t cap, size_t *msgn, size_t *consumed);
     size_t (*msg2_len)(const um_codec_t *c, const um_codec_state_t *st);
+    /* The reply, and whatever filler records follow it in the same flight
+     * (fill may be NULL for codecs that use none). */
     int (*seal_reply)(const um_codec_t *c, um_codec_state_t *st, const uint8_t *msg2, size_t n,
-                      uint8_t *out, size_t cap, size_t *outn);
+                      um_codec_filler_fn fill, void *fill_ud, uint8_t *out, size_t cap,
+                      size_t *outn);
+
+    /* Optional (NULL: nothing). Client, after open_reply: bytes to send
+     * before the session's own records (a TLS client's CCS and Finished). */
+    int (*client_finish)(const um_codec_t *c, um_codec_state_t *st, um_codec_filler_fn fill,
+                         void *fill_ud, uint8_t *out, size_t cap, size_t *outn);
+    /* Optional (NULL: the connection's carrier as it is). Either side, once
+     * the flights are done: the carrier the session runs on, layered over
+     * `inner` (which it then owns: closing the result closes inner). */
+    int (*wrap)(const um_codec_t *c, const um_codec_state_t *st, int server_side,
+                um_carrier_t *inner, um_carrier_t **out);
 } um_codec_ops_t;
 
 struct um_codec {

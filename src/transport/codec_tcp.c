@@ -71,9 +71,12 @@ static int tcp_seal_flight(const um_codec_t *c, um_codec_state_t *st, const uint
 }
 
 static int tcp_seal_reply(const um_codec_t *c, um_codec_state_t *st, const uint8_t *msg2, size_t n,
-                          uint8_t *out, size_t cap, size_t *outn)
+                          um_codec_filler_fn fill, void *fill_ud, uint8_t *out, size_t cap,
+                          size_t *outn)
 {
     (void)st;
+    (void)fill;
+    (void)fill_ud;
     return seal(tcp_of(c), UM_MASK_S2C, msg2, n, out, cap, outn);
 }
 

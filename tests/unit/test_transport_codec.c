@@ -48,6 +48,8 @@ static void test_init_rejects(void **state)
     assert_string_equal(c.base.ops->name, "tcp");
     assert_string_equal(c.base.ops->prologue, "umbra/1 tcp");
     assert_int_equal(c.base.ops->unauth, UM_UNAUTH_SILENCE);
+    assert_null(c.base.ops->client_finish); /* nothing after the reply */
+    assert_null(c.base.ops->wrap);          /* records go straight onto TCP */
 }
 
 /* Lengths the codec asks for stay in the documented ranges. */
@@ -83,7 +85,7 @@ static void roundtrip(uint8_t shape, int reply)
         size_t n = reply ? o->msg2_len(&c.base, &st) : o->msg1_len(&c.base);
         randombytes_buf(msg, n);
         size_t wn = 0, gn = 0, used = 0;
-        int r = reply ? o->seal_reply(&c.base, &st, msg, n, wire, sizeof(wire), &wn)
+        int r = reply ? o->seal_reply(&c.base, &st, msg, n, NULL, NULL, wire, sizeof(wire), &wn)
                       : o->seal_flight(&c.base, &st, msg, n, wire, sizeof(wire), &wn);
         assert_int_equal(r, 0);
         assert_true(wn <= (reply ? c.base.reply_max : c.base.flight_max));

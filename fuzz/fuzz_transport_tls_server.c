@@ -19,7 +19,7 @@ static void deframe_all(const uint8_t *p, size_t n, size_t cut, uint8_t *out, si
                         int *res)
 {
     um_tls_deframer_t d;
-    um_tls_deframer_init(&d);
+    um_tls_deframer_init(&d, (int)(n & 1)); /* with and without a leading CCS */
     size_t got = 0;
     int r = 0;
     const uint8_t *parts[2] = {p, p + cut};

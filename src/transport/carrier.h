@@ -20,10 +20,11 @@
  *     of the bound after a refusal or after the queue passed half of it;
  *   - shutdown sends the transport's orderly end after the queued bytes;
  *   - close releases everything; no callback runs after it returns;
- *   - unread hands back bytes that were read from the wire on the carrier's
- *     behalf (those that followed a first flight in the same read): they are
- *     delivered, before anything the wire brings later, at the next
- *     read_start (or at once, deferred, when reading is already on).
+ *   - absorb takes bytes that were read from the wire on the carrier's
+ *     behalf (those that followed a first flight in the same read) and
+ *     returns the stream bytes they carry, as a read would have delivered
+ *     them (identity for tcp; TLS records taken apart for tls). Synchronous:
+ *     no callback runs.
  *
  * A carrier over an unreliable transport (datagram flag) is wrapped by the
  * reliability layer before a session sees it; the session always gets a
@@ -57,7 +58,8 @@ typedef struct {
     int (*read_stop)(um_carrier_t *c);
     int (*shutdown)(um_carrier_t *c);
     void (*close)(um_carrier_t *c);
-    int (*unread)(um_carrier_t *c, const uint8_t *p, size_t n); /* copies p */
+    /* out must hold n bytes (stream bytes are never more than wire bytes). */
+    int (*absorb)(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, size_t *outn);
 } um_carrier_ops_t;
 
 struct um_carrier {
@@ -97,9 +99,11 @@ static inline void um_carrier_close(um_carrier_t *c) /* NULL is a no-op */
 {
     if (c) c->ops->close(c);
 }
-static inline int um_carrier_unread(um_carrier_t *c, const uint8_t *p, size_t n)
+static inline int um_carrier_absorb(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out,
+                                    size_t *outn)
 {
-    return n ? c->ops->unread(c, p, n) : 0;
+    *outn = 0;
+    return n ? c->ops->absorb(c, p, n, out, outn) : 0;
 }
 static inline const char *um_carrier_name(const um_carrier_t *c)
 {

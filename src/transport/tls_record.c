@@ -48,9 +48,10 @@ int um_tls_rec_frame(const uint8_t *p, size_t n, uint8_t *out, size_t cap, size_
     return 0;
 }
 
-void um_tls_deframer_init(um_tls_deframer_t *d)
+void um_tls_deframer_init(um_tls_deframer_t *d, int allow_ccs)
 {
     memset(d, 0, sizeof(*d));
+    d->ccs_ok = allow_ccs;
 }
 
 int um_tls_deframe(um_tls_deframer_t *d, const uint8_t **p, size_t *n, const uint8_t **span,
@@ -58,6 +59,13 @@ int um_tls_deframe(um_tls_deframer_t *d, const uint8_t **p, size_t *n, const uin
 {
     if (d->err) return d->err;
     while (*n) {
+        if (d->in_ccs) { /* its one byte must be 01; it is no stream byte */
+            if (**p != 1) return d->err = UM_EPROTO;
+            (*p)++;
+            (*n)--;
+            d->in_ccs = 0;
+            continue;
+        }
         if (d->left) {
             size_t take = *n < d->left ? *n : d->left;
             *span = *p;
@@ -77,9 +85,14 @@ int um_tls_deframe(um_tls_deframer_t *d, const uint8_t **p, size_t *n, const uin
         uint8_t type = 0;
         size_t len = 0;
         d->hdr_have = 0;
-        if (um_tls_rec_header(d->hdr, UM_TLS_REC_HDR, &type, &len) != 0 ||
-            type != UM_TLS_CT_APPDATA)
-            return d->err = UM_EPROTO;
+        if (um_tls_rec_header(d->hdr, UM_TLS_REC_HDR, &type, &len) != 0) return d->err = UM_EPROTO;
+        if (type == UM_TLS_CT_CCS && d->ccs_ok && len == 1) {
+            d->ccs_ok = 0;
+            d->in_ccs = 1;
+            continue;
+        }
+        if (type != UM_TLS_CT_APPDATA) return d->err = UM_EPROTO;
+        d->ccs_ok = 0;
         d->left = len;
     }
     return 0;

@@ -48,10 +48,15 @@ typedef struct {
     uint8_t hdr[UM_TLS_REC_HDR];
     size_t hdr_have; /* header bytes collected so far */
     size_t left;     /* payload bytes of the current record still to come */
+    int ccs_ok;      /* one ChangeCipherSpec may still come (and is dropped) */
+    int in_ccs;      /* the current record is that ChangeCipherSpec */
     int err;
 } um_tls_deframer_t;
 
-void um_tls_deframer_init(um_tls_deframer_t *d);
+/* allow_ccs: the peer may send one ChangeCipherSpec record before its first
+ * application_data record (a TLS 1.3 client in middlebox compatibility mode
+ * does, after the server's flight). */
+void um_tls_deframer_init(um_tls_deframer_t *d, int allow_ccs);
 /* Takes bytes from *p (advancing *p and *n) and returns
  *   1          a payload span in *span[0..*spann) (borrowed from the input);
  *   0          the input is used up (no span);

@@ -209,7 +209,7 @@ static void test_frame_deframe(void **state)
     }
     for (int round = 0; round < 20; round++) {
         um_tls_deframer_t d;
-        um_tls_deframer_init(&d);
+        um_tls_deframer_init(&d, 0);
         size_t at = 0, got = 0;
         while (at < wn) {
             size_t chunk = 1 + randombytes_uniform(round < 10 ? 7 : 40000);
@@ -230,12 +230,45 @@ static void test_frame_deframe(void **state)
     }
     /* An alert (or any non-application_data record) ends it, for good. */
     um_tls_deframer_t d;
-    um_tls_deframer_init(&d);
+    um_tls_deframer_init(&d, 0);
     static const uint8_t alert[] = {0x15, 3, 3, 0, 2, 2, 0};
     const uint8_t *p = alert, *span;
     size_t n = sizeof(alert), sn;
     assert_int_equal(um_tls_deframe(&d, &p, &n, &span, &sn), UM_EPROTO);
     p = wire, n = wn;
+    assert_int_equal(um_tls_deframe(&d, &p, &n, &span, &sn), UM_EPROTO);
+    /* One leading ChangeCipherSpec is dropped where allowed; not twice, not
+     * after application data, not where it is not allowed. */
+    static const uint8_t ccs_app[] = {0x14, 3, 3, 0, 1, 1, 0x17, 3, 3, 0, 2, 'h', 'i'};
+    for (int allow = 0; allow < 2; allow++) {
+        for (size_t cut = 0; cut <= sizeof(ccs_app); cut++) {
+            um_tls_deframer_init(&d, allow);
+            uint8_t got[4];
+            size_t gn = 0;
+            int r = 0;
+            const uint8_t *parts[2] = {ccs_app, ccs_app + cut};
+            size_t lens[2] = {cut, sizeof(ccs_app) - cut};
+            for (int i = 0; i < 2 && r >= 0; i++) {
+                p = parts[i], n = lens[i];
+                while ((r = um_tls_deframe(&d, &p, &n, &span, &sn)) == 1) {
+                    memcpy(got + gn, span, sn);
+                    gn += sn;
+                }
+            }
+            if (allow) {
+                assert_int_equal(r, 0);
+                assert_int_equal(gn, 2);
+                assert_memory_equal(got, "hi", 2);
+                p = ccs_app, n = 6; /* a second CCS */
+                assert_int_equal(um_tls_deframe(&d, &p, &n, &span, &sn), UM_EPROTO);
+            } else {
+                assert_int_equal(r, UM_EPROTO);
+            }
+        }
+    }
+    static const uint8_t bad_ccs[] = {0x14, 3, 3, 0, 1, 2};
+    um_tls_deframer_init(&d, 1);
+    p = bad_ccs, n = sizeof(bad_ccs);
     assert_int_equal(um_tls_deframe(&d, &p, &n, &span, &sn), UM_EPROTO);
     /* Oversized and empty records are refused by the header parser. */
     uint8_t h[5];

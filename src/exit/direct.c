@@ -102,6 +102,7 @@ static void conn_written(uv_write_t *req, int status)
 
 static int conn_queue(um_conn_t *c, const uint8_t *p, size_t n)
 {
+    if (n == 0) return 0;
     wreq_t *w = malloc(sizeof(*w) + n);
     if (!w) return UM_ENOMEM;
     w->c = c;
@@ -372,7 +373,7 @@ static int send_ip(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t
     }
     udp_send_t *s = malloc(sizeof(*s) + n);
     if (!s) return UM_ENOMEM;
-    memcpy(s->data, p, n);
+    if (n) memcpy(s->data, p, n); /* an empty datagram may come with p == NULL */
     uv_buf_t b = uv_buf_init((char *)s->data, (unsigned)n);
     if (uv_udp_send(&s->req, &a->udp[fam], &b, 1, (const struct sockaddr *)&ss, udp_sent) != 0) {
         free(s);
@@ -397,7 +398,8 @@ static void udp_resolved(void *arg, int status, const um_addr_t *addrs, size_t n
 
 static int d_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
 {
-    if (!a || a->closed || !dst || n > UDP_DATAGRAM_MAX || dst->port == 0) return UM_EINVAL;
+    if (!a || a->closed || !dst || (n && !p) || n > UDP_DATAGRAM_MAX || dst->port == 0)
+        return UM_EINVAL;
     if (dst->type != UM_ADDR_DOMAIN) return send_ip(a, dst, p, n);
     size_t slot = 0;
     while (slot < UDP_RESOLVE_MAX && a->pending[slot])
@@ -408,7 +410,7 @@ static int d_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, s
     pu->a = a;
     pu->slot = slot;
     pu->n = n;
-    memcpy(pu->data, p, n);
+    if (n) memcpy(pu->data, p, n);
     char host[UM_DOMAIN_MAX + 1];
     memcpy(host, dst->u.domain, dst->domain_len);
     host[dst->domain_len] = '\0';

@@ -17,6 +17,7 @@
 #include "app/tunnel.h"
 #include "crypto/keys.h"
 #include "exit/direct.h"
+#include "exit/hostaddr.h"
 #include "exit/policy.h"
 #include "session/acceptor.h"
 #include "session/keyset.h"
@@ -72,6 +73,7 @@ struct srv {
     size_t n_acc;
     um_keyset_t *keys;
     um_policy_t policy;
+    um_hostaddr_t *hostaddr; /* keeps the host's own addresses in policy */
     um_direct_t *direct;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t sweep;
@@ -472,6 +474,10 @@ int um_run_server(const um_config_t *cfg)
     um_policy_init(&s->policy);
     for (size_t i = 0; i < cfg->n_allow; i++)
         um_policy_allow(&s->policy, &cfg->allow[i]);
+    if (um_hostaddr_new(s->loop, &s->policy, &s->hostaddr) != 0) {
+        um_cli_error("server", "cannot read this host's addresses (egress policy)");
+        goto out;
+    }
     if (um_direct_new(s->loop, &s->policy, DIAL_TIMEOUT_MS, &s->direct) != 0) {
         um_cli_error("server", "cannot start the resolver");
         goto out;
@@ -543,6 +549,7 @@ out:
     while (s->sessions)
         um_tunnel_close(s->sessions->t, false, 0);
     um_direct_free(s->direct);
+    um_hostaddr_free(s->hostaddr);
     uv_walk(s->loop, close_walk, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
     uv_loop_close(s->loop);

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "app/cli.h"
 #include "crypto/keys.h"
@@ -75,8 +76,21 @@ static int cmd_help(int argc, char **argv)
     return UM_EXIT_OK;
 }
 
+/* Every stream and pre-auth connection is a descriptor, and the usual soft
+ * limit of 1024 is far below what the hard limit allows: raise it, so that
+ * one client's dials cannot starve the others (the dial budgets in
+ * src/exit/direct.c are sized from the result, logged there at debug). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl); /* failure keeps the old limit: not fatal */
+}
+
 int main(int argc, char **argv)
 {
+    raise_nofile();
     /* A peer that closes first must give an error return, not kill us. */
     signal(SIGPIPE, SIG_IGN);
     if (um_crypto_init() != 0) {

@@ -17,6 +17,7 @@
 #include "app/tunnel.h"
 #include "crypto/keys.h"
 #include "exit/direct.h"
+#include "exit/hostaddr.h"
 #include "exit/policy.h"
 #include "session/acceptor.h"
 #include "session/keyset.h"
@@ -57,6 +58,7 @@ struct srv_sess {
     uint8_t client_key[32];
     char name[UM_NAME_MAX + 1];
     char fp[9];
+    um_direct_t *egress; /* this client's connector (shared by its sessions) */
     srv_relay_t *relays;
     srv_assoc_t *assocs;
     size_t n_assocs;
@@ -72,6 +74,7 @@ struct srv {
     size_t n_acc;
     um_keyset_t *keys;
     um_policy_t policy;
+    um_hostaddr_t *hostaddr; /* keeps the host's own addresses in policy */
     um_direct_t *direct;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t sweep;
@@ -168,7 +171,7 @@ static void on_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *u
     sr->r = r;
     sr->id = id;
     sr->dst = *dst;
-    int rc = um_direct_ops.open(s->direct, dst, NULL, 0, &um_relay_cbs_b, r, &sr->d);
+    int rc = um_direct_ops.open(ss->egress, dst, NULL, 0, &um_relay_cbs_b, r, &sr->d);
     if (rc != 0) {
         um_relay_discard(r);
         free(sr);
@@ -215,7 +218,7 @@ static void on_dgram(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, const ui
         if (!a) return;
         a->ss = ss;
         a->id = id;
-        if (um_direct_ops.assoc_open(ss->srv->direct, assoc_recv, a, &a->d) != 0) {
+        if (um_direct_ops.assoc_open(ss->egress, assoc_recv, a, &a->d) != 0) {
             free(a);
             return;
         }
@@ -264,6 +267,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     }
     while (ss->assocs)
         assoc_free(ss, ss->assocs);
+    um_direct_free(ss->egress);
     if (ss->prev)
         ss->prev->next = ss->next;
     else
@@ -286,8 +290,12 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     uint32_t max_sessions =
         pc && pc->max_sessions ? pc->max_sessions : s->cfg.max_sessions_per_client;
     size_t have = 0;
+    srv_sess_t *sib = NULL;
     for (srv_sess_t *o = s->sessions; o; o = o->next)
-        if (sodium_memcmp(o->client_key, client_static, 32) == 0) have++;
+        if (sodium_memcmp(o->client_key, client_static, 32) == 0) {
+            have++;
+            sib = o;
+        }
     if (s->stopping || have >= max_sessions) {
         UM_WARN("session of %s (%s) refused: %s", pc ? pc->name : "?", fp,
                 s->stopping ? "shutting down" : "too many sessions for this client");
@@ -296,6 +304,11 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
         return;
     }
     srv_sess_t *ss = calloc(1, sizeof(*ss));
+    if (ss && sib) ss->egress = um_direct_ref(sib->egress);
+    if (ss && !sib && um_direct_client_new(s->direct, &ss->egress) != 0) {
+        free(ss);
+        ss = NULL;
+    }
     if (!ss) {
         um_sess_free(sess);
         um_tcp_close(conn);
@@ -315,6 +328,7 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
         um_sess_free(sess);
         um_tcp_close(conn);
+        um_direct_free(ss->egress);
         free(ss);
         return;
     }
@@ -474,6 +488,10 @@ int um_run_server(const um_config_t *cfg)
     um_policy_init(&s->policy);
     for (size_t i = 0; i < cfg->n_allow; i++)
         um_policy_allow(&s->policy, &cfg->allow[i]);
+    if (um_hostaddr_new(s->loop, &s->policy, &s->hostaddr) != 0) {
+        um_cli_error("server", "cannot read this host's addresses (egress policy)");
+        goto out;
+    }
     if (um_direct_new(s->loop, &s->policy, DIAL_TIMEOUT_MS, &s->direct) != 0) {
         um_cli_error("server", "cannot start the resolver");
         goto out;
@@ -545,6 +563,7 @@ out:
     while (s->sessions)
         um_tunnel_close(s->sessions->t, false, 0);
     um_direct_free(s->direct);
+    um_hostaddr_free(s->hostaddr);
     uv_walk(s->loop, close_walk, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
     uv_loop_close(s->loop);

@@ -26,6 +26,7 @@ struct um_dial {
     um_addr_t addrs[UM_RESOLVE_MAX_ADDRS];
     size_t n, next_idx;
     attempt_t *attempts; /* live (not yet closed) attempts */
+    uint32_t n_attempts; /* in flight, counted in the quotas' sockets */
     uv_timer_t stagger;
     uv_timer_t deadline;
     int refs; /* 1 for the dial itself + open handles + attempts */
@@ -75,11 +76,30 @@ int um_dial_result_from_uv(int e)
     }
 }
 
+/* The socket budget: uv_close releases the descriptor at once, so an
+ * attempt gives its share back as soon as it is detached. */
+static void sockets_add(um_dial_t *d, int k)
+{
+    d->n_attempts += (uint32_t)k;
+    for (int i = 0; i < 2; i++)
+        if (d->cfg.quota[i]) d->cfg.quota[i]->sockets += (uint32_t)k;
+}
+
+static bool sockets_left(const um_dial_t *d)
+{
+    for (int i = 0; i < 2; i++) {
+        const um_dial_quota_t *q = d->cfg.quota[i];
+        if (q && q->max_sockets && q->sockets >= q->max_sockets) return false;
+    }
+    return true;
+}
+
 static void detach_attempt(um_dial_t *d, attempt_t *a)
 {
     for (attempt_t **pp = &d->attempts; *pp; pp = &(*pp)->next)
         if (*pp == a) {
             *pp = a->next;
+            sockets_add(d, -1);
             return;
         }
 }
@@ -96,6 +116,8 @@ static void finish(um_dial_t *d)
 {
     if (d->finished) return;
     d->finished = true;
+    for (int i = 0; i < 2; i++)
+        if (d->cfg.quota[i]) d->cfg.quota[i]->dials--;
     if (d->query) {
         um_resolve_cancel(d->query);
         d->query = NULL;
@@ -147,10 +169,19 @@ static void on_stagger(uv_timer_t *t)
     start_next(t->data);
 }
 
-/* Starts attempts until one is in flight; fails when none are left. */
+/* Starts attempts until one is in flight; fails when none are left. Past the
+ * dial's own cap it waits for an attempt to end; without a socket in the
+ * quotas it tries again after the stagger interval. */
 static void start_next(um_dial_t *d)
 {
+    uint32_t stagger = d->cfg.stagger_ms ? d->cfg.stagger_ms : 250;
+    uint32_t cap = d->cfg.max_attempts ? d->cfg.max_attempts : 4;
     while (d->next_idx < d->n) {
+        if (d->n_attempts >= cap) return; /* on_connect calls us when one fails */
+        if (!sockets_left(d)) {
+            uv_timer_start(&d->stagger, on_stagger, stagger, 0);
+            return;
+        }
         const um_addr_t *dst = &d->addrs[d->next_idx++];
         struct sockaddr_storage ss;
         socklen_t sl;
@@ -170,14 +201,14 @@ static void start_next(um_dial_t *d)
         d->refs++;
         a->next = d->attempts;
         d->attempts = a;
+        sockets_add(d, 1);
         int rc = uv_tcp_connect(&a->req, tcp, (const struct sockaddr *)&ss, on_connect);
         if (rc != 0) {
             d->last_error = um_dial_result_from_uv(rc);
             close_attempt(d, a);
             continue;
         }
-        if (d->next_idx < d->n)
-            uv_timer_start(&d->stagger, on_stagger, d->cfg.stagger_ms ? d->cfg.stagger_ms : 250, 0);
+        if (d->next_idx < d->n) uv_timer_start(&d->stagger, on_stagger, stagger, 0);
         return;
     }
     if (!d->attempts) fail(d, d->last_error ? d->last_error : UM_CONN_GENERAL_FAILURE);
@@ -240,8 +271,14 @@ int um_dial_start(const um_dialer_t *cfg, const um_addr_t *dst, um_dial_cb cb, v
     if (!cfg || !cfg->loop || !cfg->resolver || !dst || !cb || dst->port == 0) return UM_EINVAL;
     if (dst->type != UM_ADDR_IPV4 && dst->type != UM_ADDR_IPV6 && dst->type != UM_ADDR_DOMAIN)
         return UM_EINVAL;
+    for (int i = 0; i < 2; i++) {
+        const um_dial_quota_t *q = cfg->quota[i];
+        if (q && q->max_dials && q->dials >= q->max_dials) return UM_EAGAIN;
+    }
     um_dial_t *d = calloc(1, sizeof(*d));
     if (!d) return UM_ENOMEM;
+    for (int i = 0; i < 2; i++)
+        if (cfg->quota[i]) cfg->quota[i]->dials++;
     d->cfg = *cfg;
     d->dst = *dst;
     d->cb = cb;
@@ -274,6 +311,8 @@ int um_dial_start(const um_dialer_t *cfg, const um_addr_t *dst, um_dial_cb cb, v
     if (rc != 0) {
         d->cb = NULL;
         d->finished = true;
+        for (int i = 0; i < 2; i++)
+            if (cfg->quota[i]) cfg->quota[i]->dials--;
         uv_close((uv_handle_t *)&d->stagger, on_timer_closed);
         uv_close((uv_handle_t *)&d->deadline, on_timer_closed);
         dial_unref(d);

@@ -14,12 +14,23 @@
 #include "proxy/conn.h" /* um_conn_result_t: the result codes are the tunnel's */
 #include "util/addr.h"
 
+/* A budget shared by many dials (the whole server, or one client): dials in
+ * progress, and connection attempts in flight, each one a descriptor that a
+ * black-holed address holds until the dial's timeout. */
+typedef struct {
+    uint32_t max_dials;      /* 0: no cap */
+    uint32_t max_sockets;    /* 0: no cap */
+    uint32_t dials, sockets; /* in use (maintained by the dials) */
+} um_dial_quota_t;
+
 typedef struct {
     uv_loop_t *loop;
     um_resolver_t *resolver;   /* borrowed */
     const um_policy_t *policy; /* borrowed; NULL refuses every non-public address */
     uint32_t timeout_ms;       /* whole dial, resolution included (0: 10000) */
     uint32_t stagger_ms;       /* 0: 250 */
+    uint32_t max_attempts;     /* attempts of one dial in flight at once (0: 4) */
+    um_dial_quota_t *quota[2]; /* borrowed, may be NULL: e.g. global and per client */
 } um_dialer_t;
 
 typedef struct um_dial um_dial_t;
@@ -31,7 +42,10 @@ typedef struct um_dial um_dial_t;
 typedef void (*um_dial_cb)(void *arg, int result, uv_tcp_t *tcp);
 
 /* dst: IP or domain with port (copied). *out (optional) is valid until the
- * callback or um_dial_cancel. Returns 0 or UM_EINVAL/UM_ENOMEM (no callback). */
+ * callback or um_dial_cancel. Returns 0 or UM_EINVAL/UM_ENOMEM, or UM_EAGAIN
+ * when a quota has no dial left (no callback then). An attempt that a quota
+ * has no socket for waits (retried every stagger interval) until the
+ * timeout. The quotas must outlive the dial until its callback or cancel. */
 int um_dial_start(const um_dialer_t *d, const um_addr_t *dst, um_dial_cb cb, void *arg,
                   um_dial_t **out);
 /* The callback will not be called. */

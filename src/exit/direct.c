@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "exit/dial.h"
 #include "util/err.h"
@@ -16,10 +17,25 @@
 #define UDP_PEERS_MAX    64         /* destinations whose replies we pass back */
 #define UDP_DATAGRAM_MAX 65535
 
+/* Dial budgets (audit: a name with 16 black-holed addresses held 16
+ * descriptors per stream for 10 s). One dial keeps at most DIAL_ATTEMPTS
+ * attempts in flight; a client at most CLIENT_DIALS dials and CLIENT_SOCKETS
+ * attempts; the whole connector GLOBAL_DIALS dials and GLOBAL_SOCKETS
+ * attempts, the latter also at most a quarter of the descriptor limit. */
+#define DIAL_ATTEMPTS  4
+#define CLIENT_DIALS   256
+#define CLIENT_SOCKETS 256
+#define GLOBAL_DIALS   4096
+#define GLOBAL_SOCKETS 4096
+
 struct um_direct {
     uv_loop_t *loop;
-    um_resolver_t *resolver;
+    um_resolver_t *resolver; /* owned by the root, borrowed by clients */
     um_dialer_t dialer;
+    um_direct_t *root;     /* NULL for the root itself */
+    um_dial_quota_t quota; /* global for the root, the client's otherwise */
+    int refs;              /* clients: sessions sharing this one */
+    int clients;           /* root: clients still open */
 };
 
 struct um_conn {
@@ -102,6 +118,7 @@ static void conn_written(uv_write_t *req, int status)
 
 static int conn_queue(um_conn_t *c, const uint8_t *p, size_t n)
 {
+    if (n == 0) return 0;
     wreq_t *w = malloc(sizeof(*w) + n);
     if (!w) return UM_ENOMEM;
     w->c = c;
@@ -372,7 +389,7 @@ static int send_ip(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t
     }
     udp_send_t *s = malloc(sizeof(*s) + n);
     if (!s) return UM_ENOMEM;
-    memcpy(s->data, p, n);
+    if (n) memcpy(s->data, p, n); /* an empty datagram may come with p == NULL */
     uv_buf_t b = uv_buf_init((char *)s->data, (unsigned)n);
     if (uv_udp_send(&s->req, &a->udp[fam], &b, 1, (const struct sockaddr *)&ss, udp_sent) != 0) {
         free(s);
@@ -397,7 +414,8 @@ static void udp_resolved(void *arg, int status, const um_addr_t *addrs, size_t n
 
 static int d_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
 {
-    if (!a || a->closed || !dst || n > UDP_DATAGRAM_MAX || dst->port == 0) return UM_EINVAL;
+    if (!a || a->closed || !dst || (n && !p) || n > UDP_DATAGRAM_MAX || dst->port == 0)
+        return UM_EINVAL;
     if (dst->type != UM_ADDR_DOMAIN) return send_ip(a, dst, p, n);
     size_t slot = 0;
     while (slot < UDP_RESOLVE_MAX && a->pending[slot])
@@ -408,7 +426,7 @@ static int d_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, s
     pu->a = a;
     pu->slot = slot;
     pu->n = n;
-    memcpy(pu->data, p, n);
+    if (n) memcpy(pu->data, p, n);
     char host[UM_DOMAIN_MAX + 1];
     memcpy(host, dst->u.domain, dst->domain_len);
     host[dst->domain_len] = '\0';
@@ -452,11 +470,25 @@ const um_conn_ops_t um_direct_ops = {
     .assoc_close = d_assoc_close,
 };
 
+static uint32_t global_sockets(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return GLOBAL_SOCKETS;
+    uint64_t q = (uint64_t)rl.rlim_cur / 4;
+    UM_DEBUG("egress: descriptor limit %llu; at most %llu connection attempts in flight",
+             (unsigned long long)rl.rlim_cur,
+             (unsigned long long)(q < GLOBAL_SOCKETS ? (q ? q : 1) : GLOBAL_SOCKETS));
+    return q < GLOBAL_SOCKETS ? (q ? (uint32_t)q : 1) : GLOBAL_SOCKETS;
+}
+
 int um_direct_new(uv_loop_t *loop, const um_policy_t *policy, uint32_t connect_timeout_ms,
                   um_direct_t **out)
 {
     um_direct_t *d = calloc(1, sizeof(*d));
     if (!d) return UM_ENOMEM;
+    d->refs = 1;
+    d->quota.max_dials = GLOBAL_DIALS;
+    d->quota.max_sockets = global_sockets();
     int rc = um_resolver_new(loop, connect_timeout_ms ? connect_timeout_ms / 2 : 0, &d->resolver);
     if (rc != 0) {
         free(d);
@@ -467,15 +499,51 @@ int um_direct_new(uv_loop_t *loop, const um_policy_t *policy, uint32_t connect_t
     d->dialer.resolver = d->resolver;
     d->dialer.policy = policy;
     d->dialer.timeout_ms = connect_timeout_ms;
+    d->dialer.max_attempts = DIAL_ATTEMPTS;
+    d->dialer.quota[0] = &d->quota;
     *out = d;
     return 0;
 }
 
+int um_direct_client_new(um_direct_t *root, um_direct_t **out)
+{
+    if (!root || root->root || !out) return UM_EINVAL;
+    um_direct_t *c = calloc(1, sizeof(*c));
+    if (!c) return UM_ENOMEM;
+    *c = *root;
+    c->root = root;
+    c->refs = 1;
+    c->clients = 0;
+    c->quota = (um_dial_quota_t){.max_dials = CLIENT_DIALS, .max_sockets = CLIENT_SOCKETS};
+    c->dialer.quota[0] = &root->quota;
+    c->dialer.quota[1] = &c->quota;
+    root->clients++;
+    *out = c;
+    return 0;
+}
+
+um_direct_t *um_direct_ref(um_direct_t *d)
+{
+    if (d) d->refs++;
+    return d;
+}
+
 void um_direct_free(um_direct_t *d)
 {
-    if (!d) return;
+    if (!d || --d->refs > 0) return;
+    if (d->root) {
+        d->root->clients--;
+        free(d);
+        return;
+    }
+    if (d->clients) UM_WARN("egress: connector freed with %d client(s) open", d->clients);
     um_resolver_free(d->resolver);
     free(d);
+}
+
+void um_direct_quota(const um_direct_t *d, um_dial_quota_t *out)
+{
+    *out = d->quota;
 }
 
 um_conn_provider_t um_direct_connector(um_direct_t *d)

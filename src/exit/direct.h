@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "exit/dial.h"
 #include "exit/policy.h"
 #include "proxy/conn.h"
 
@@ -20,9 +21,18 @@ extern const um_conn_ops_t um_direct_ops;
  * means 10000. The connector owns a resolver. */
 int um_direct_new(uv_loop_t *loop, const um_policy_t *policy, uint32_t connect_timeout_ms,
                   um_direct_t **out);
-/* Every stream and association must have been closed first. Handles are
- * released in their close callbacks. NULL is a no-op. */
+/* A connector for one client: the root's resolver, policy and global dial
+ * budget, plus a budget of its own (concurrent dials and connection
+ * attempts; see direct.c). Free it (every reference) before the root. */
+int um_direct_client_new(um_direct_t *root, um_direct_t **out);
+/* Another reference (a second session of the same client); returns d. */
+um_direct_t *um_direct_ref(um_direct_t *d);
+/* Drops a reference; the last one frees. Every stream and association of
+ * this connector must have been closed first. Handles are released in their
+ * close callbacks. NULL is a no-op. */
 void um_direct_free(um_direct_t *d);
+/* The connector's budget in use: global for the root, the client's else. */
+void um_direct_quota(const um_direct_t *d, um_dial_quota_t *out);
 
 /* Convenience: { &um_direct_ops, d }. */
 um_conn_provider_t um_direct_connector(um_direct_t *d);

@@ -108,6 +108,7 @@ const char *um_ip_class_name(um_ip_class_t c)
     case UM_IP_METADATA: return "cloud metadata";
     case UM_IP_DOCUMENTATION: return "documentation";
     case UM_IP_RESERVED: return "reserved";
+    case UM_IP_HOST: return "this host's own address";
     case UM_IP_NOT_IP: return "not an IP address";
     }
     return "unknown";
@@ -121,6 +122,7 @@ void um_policy_init(um_policy_t *p)
 void um_policy_close(um_policy_t *p)
 {
     free(p->allow);
+    free(p->host);
     memset(p, 0, sizeof(*p));
 }
 
@@ -145,17 +147,57 @@ int um_policy_allow_str(um_policy_t *p, const char *s, char *err, size_t errlen)
     return r ? r : um_policy_allow(p, &c);
 }
 
+/* An address that embeds an IPv4 one is judged by that IPv4 address alone:
+ * "--allow ::/0" must not open ::ffff:127.0.0.1. *v4 is scratch space. */
+static const um_addr_t *judged(const um_addr_t *a, um_addr_t *v4)
+{
+    const uint8_t *e = a->type == UM_ADDR_IPV6 ? embedded4(a->u.v6) : NULL;
+    if (!e) return a;
+    memset(v4, 0, sizeof(*v4));
+    v4->type = UM_ADDR_IPV4;
+    memcpy(v4->u.v4, e, 4);
+    return v4;
+}
+
 static bool allowed(const um_policy_t *p, const um_addr_t *a)
 {
     if (!p) return false;
-    um_addr_t v4 = {.type = UM_ADDR_IPV4};
-    const uint8_t *e = a->type == UM_ADDR_IPV6 ? embedded4(a->u.v6) : NULL;
-    if (e) memcpy(v4.u.v4, e, 4);
-    /* An address that embeds an IPv4 one is judged by that IPv4 address
-     * alone: "--allow ::/0" must not open ::ffff:127.0.0.1. */
-    const um_addr_t *x = e ? &v4 : a;
+    um_addr_t v4;
+    const um_addr_t *x = judged(a, &v4);
     for (size_t i = 0; i < p->n; i++)
         if (um_cidr_match(&p->allow[i], x)) return true;
+    return false;
+}
+
+int um_policy_set_host(um_policy_t *p, const um_addr_t *addrs, size_t n)
+{
+    if (n > RULES_MAX) return UM_ENOSPC;
+    um_cidr_t *v = n ? calloc(n, sizeof(*v)) : NULL;
+    if (n && !v) return UM_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (addrs[i].type != UM_ADDR_IPV4 && addrs[i].type != UM_ADDR_IPV6) continue;
+        um_addr_t v4;
+        const um_addr_t *x = judged(&addrs[i], &v4);
+        v[k].family = x->type;
+        v[k].bits = x->type == UM_ADDR_IPV4 ? 32 : 128;
+        memcpy(v[k].addr, x->type == UM_ADDR_IPV4 ? x->u.v4 : x->u.v6,
+               x->type == UM_ADDR_IPV4 ? 4 : 16);
+        k++;
+    }
+    free(p->host);
+    p->host = v;
+    p->n_host = k;
+    return 0;
+}
+
+bool um_policy_is_host(const um_policy_t *p, const um_addr_t *a)
+{
+    if (!p || (a->type != UM_ADDR_IPV4 && a->type != UM_ADDR_IPV6)) return false;
+    um_addr_t v4;
+    const um_addr_t *x = judged(a, &v4);
+    for (size_t i = 0; i < p->n_host; i++)
+        if (um_cidr_match(&p->host[i], x)) return true;
     return false;
 }
 
@@ -164,6 +206,11 @@ int um_policy_check(const um_policy_t *p, const um_addr_t *a, um_ip_class_t *cls
     um_ip_class_t c = um_policy_classify(a);
     if (cls) *cls = c;
     if (c == UM_IP_NOT_IP) return UM_EACCES;
-    if (c == UM_IP_PUBLIC || allowed(p, a)) return 0;
-    return UM_EACCES;
+    if (allowed(p, a)) return 0;
+    if (c != UM_IP_PUBLIC) return UM_EACCES;
+    if (um_policy_is_host(p, a)) {
+        if (cls) *cls = UM_IP_HOST;
+        return UM_EACCES;
+    }
+    return 0;
 }

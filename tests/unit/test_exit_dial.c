@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cmocka.h>
@@ -259,6 +260,131 @@ static void test_dial(void **state)
     um_policy_close(&pol);
 }
 
+/* --- dial budgets ------------------------------------------------------------ */
+
+/* A listener on 127.0.0.1 and ::1 (one port) whose accept queue is full and
+ * never drained: further SYNs are dropped, so connects to it hang, like a
+ * black-holed address, without leaving loopback. */
+static int hang_fd[2] = {-1, -1}, hang_fill[4] = {-1, -1, -1, -1};
+static uint16_t hang_port;
+
+static void hang_start(void)
+{
+    struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    hang_fd[0] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(hang_fd[0], (struct sockaddr *)&s4, sizeof(s4)), 0);
+    socklen_t l = sizeof(s4);
+    getsockname(hang_fd[0], (struct sockaddr *)&s4, &l);
+    hang_port = ntohs(s4.sin_port);
+    assert_int_equal(listen(hang_fd[0], 0), 0);
+    struct sockaddr_in6 s6 = {
+        .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT, .sin6_port = htons(hang_port)};
+    hang_fd[1] = socket(AF_INET6, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(hang_fd[1], IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(hang_fd[1], (struct sockaddr *)&s6, sizeof(s6)) != 0 || listen(hang_fd[1], 0) != 0) {
+        close(hang_fd[1]);
+        hang_fd[1] = -1;
+    }
+    /* Fill both queues (backlog 0 holds one connection; two to be sure). */
+    for (int i = 0; i < 4; i++) {
+        int fam = i < 2 ? AF_INET : AF_INET6;
+        if (fam == AF_INET6 && hang_fd[1] < 0) continue;
+        hang_fill[i] = socket(fam, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (fam == AF_INET)
+            connect(hang_fill[i], (struct sockaddr *)&s4, sizeof(s4));
+        else
+            connect(hang_fill[i], (struct sockaddr *)&s6, sizeof(s6));
+    }
+    usleep(100 * 1000);
+}
+
+static void hang_stop(void)
+{
+    for (int i = 0; i < 4; i++)
+        if (hang_fill[i] >= 0) close(hang_fill[i]);
+    for (int i = 0; i < 2; i++)
+        if (hang_fd[i] >= 0) close(hang_fd[i]);
+}
+
+typedef struct {
+    uv_timer_t t;
+    um_dial_quota_t *q[2];
+    uint32_t max_sockets[2];
+} watch_t;
+
+static void on_watch(uv_timer_t *t)
+{
+    watch_t *w = (watch_t *)t;
+    for (int i = 0; i < 2; i++)
+        if (w->q[i] && w->q[i]->sockets > w->max_sockets[i]) w->max_sockets[i] = w->q[i]->sockets;
+}
+
+static void test_dial_caps(void **state)
+{
+    uv_loop_init(&loop);
+    echo_start();
+    hang_start();
+    um_resolver_t *rs;
+    assert_int_equal(um_resolver_new(&loop, 2000, &rs), 0);
+    um_policy_t pol;
+    um_policy_init(&pol);
+    assert_int_equal(um_policy_allow_str(&pol, "127.0.0.1/32", NULL, 0), 0);
+    assert_int_equal(um_policy_allow_str(&pol, "::1/128", NULL, 0), 0);
+    um_dial_quota_t global = {.max_dials = 3, .max_sockets = 2}, client = {.max_dials = 2};
+    um_dialer_t cfg = {.loop = &loop,
+                       .resolver = rs,
+                       .policy = &pol,
+                       .timeout_ms = 900,
+                       .stagger_ms = 20,
+                       .max_attempts = 1,
+                       .quota = {&global, &client}};
+    watch_t w = {.q = {&global, &client}};
+    uv_timer_init(&loop, &w.t);
+    uv_timer_start(&w.t, on_watch, 5, 5);
+    /* Two dials to a name with two hanging addresses, one attempt each in
+     * flight at most; the client's third dial is refused at once. */
+    char h[64], e[64];
+    snprintf(h, sizeof(h), "localhost:%u", hang_port);
+    snprintf(e, sizeof(e), "127.0.0.1:%u", echo_port);
+    um_addr_t ha, ea;
+    um_addr_parse(&ha, h, strlen(h), 0, NULL, 0);
+    um_addr_parse(&ea, e, strlen(e), 0, NULL, 0);
+    dial_res_t r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    assert_int_equal(um_dial_start(&cfg, &ha, on_dial, &r1, NULL), 0);
+    assert_int_equal(um_dial_start(&cfg, &ha, on_dial, &r2, NULL), 0);
+    assert_int_equal(um_dial_start(&cfg, &ea, on_dial, &r3, NULL), UM_EAGAIN);
+    assert_int_equal(client.dials, 2);
+    assert_int_equal(global.dials, 2);
+    /* Another client (no client quota): the global dial cap lets one more
+     * in, but both global sockets are held by the hanging dials, so it waits
+     * and times out although its destination listens. */
+    um_dialer_t other = cfg;
+    other.quota[1] = NULL;
+    assert_int_equal(um_dial_start(&other, &ea, on_dial, &r4, NULL), 0);
+    assert_int_equal(um_dial_start(&other, &ea, on_dial, &r3, NULL), UM_EAGAIN);
+    while (r1.calls + r2.calls + r4.calls < 3)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(r1.result, UM_CONN_TIMED_OUT);
+    assert_int_equal(r2.result, UM_CONN_TIMED_OUT);
+    assert_int_equal(r4.result, UM_CONN_TIMED_OUT);
+    assert_int_equal(r3.calls, 0);
+    assert_int_equal(w.max_sockets[1], 2); /* one per dial: max_attempts */
+    assert_int_equal(w.max_sockets[0], 2); /* the global cap */
+    assert_int_equal(global.dials + global.sockets + client.dials + client.sockets, 0);
+    /* With the budget free again, the same dial succeeds. */
+    uv_tcp_t *t = NULL;
+    assert_int_equal(dial_once(&other, e, &t), UM_CONN_OK);
+    um_dial_tcp_close(t);
+    assert_int_equal(global.sockets, 0);
+    uv_close((uv_handle_t *)&w.t, NULL);
+    um_resolver_free(rs);
+    echo_stop();
+    run_and_close();
+    hang_stop();
+    um_policy_close(&pol);
+}
+
 /* --- direct connector --------------------------------------------------------- */
 
 typedef struct {
@@ -302,7 +428,7 @@ static void dc_drain(void *arg) {}
 static const um_conn_cbs_t dc_cbs = {dc_open, dc_data, dc_eof, dc_error, dc_drain};
 
 typedef struct {
-    int n;
+    int n, empty;
     char got[64];
     um_addr_t src;
 } dg_t;
@@ -312,6 +438,10 @@ static void on_dgram(void *arg, const um_addr_t *src, const uint8_t *p, size_t n
     dg_t *g = arg;
     g->n++;
     g->src = *src;
+    if (n == 0) {
+        g->empty++;
+        return;
+    }
     memcpy(g->got, p, n < 63 ? n : 63);
 }
 
@@ -329,7 +459,7 @@ static void ue_sent(uv_udp_send_t *r, int st)
 static void ue_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sockaddr *sa,
                     unsigned f)
 {
-    if (n <= 0 || !sa) return;
+    if (n < 0 || !sa) return; /* n == 0 with an address: an empty datagram, echoed */
     uv_udp_send_t *r = malloc(sizeof(*r));
     uv_buf_t wb = uv_buf_init(b->base, (unsigned)n); /* sent before the next recv */
     uv_udp_send(r, u, &wb, 1, sa, ue_sent);
@@ -405,6 +535,20 @@ static void test_direct(void **state)
     assert_int_equal(g.n, 1);
     assert_string_equal(g.got, "dgram");
     assert_int_equal(g.src.port, uport);
+    /* Zero-length datagrams, with no buffer at all (the tunnel passes NULL
+     * for an empty payload), to a literal and to a name: both sent, both
+     * echoed. (memcpy(dst, NULL, 0) here used to abort the UBSan build.) */
+    snprintf(s, sizeof(s), "127.0.0.1:%u", uport);
+    um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
+    assert_int_equal(cn.ops->assoc_send(as, &dst, NULL, 0), 0);
+    assert_int_equal(cn.ops->assoc_send(as, &dst, NULL, 1), UM_EINVAL);
+    snprintf(s, sizeof(s), "localhost:%u", uport);
+    um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
+    assert_int_equal(cn.ops->assoc_send(as, &dst, NULL, 0), 0);
+    for (int i = 0; i < 4000 && g.empty < 2; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(g.empty, 2);
+    assert_int_equal(g.n, 3);
     cn.ops->assoc_close(as);
     uv_close((uv_handle_t *)&uecho, NULL);
 
@@ -420,6 +564,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolver),
         cmocka_unit_test(test_dial),
+        cmocka_unit_test(test_dial_caps),
         cmocka_unit_test(test_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

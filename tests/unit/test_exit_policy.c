@@ -123,11 +123,57 @@ static void test_allow(void **state)
     um_policy_close(&p);
 }
 
+/* The host's own addresses: refused though public, by every embedded form,
+ * unless an allow rule covers them; the set is replaced, not appended. */
+static void test_host(void **state)
+{
+    um_policy_t p;
+    um_policy_init(&p);
+    um_addr_t h4 = ip("9.9.9.9"), h6 = ip("2a00:1450::1"), other = ip("9.9.9.10");
+    um_addr_t m = ip("::ffff:9.9.9.9"), n64 = ip("64:ff9b::909:909"), s64 = ip("2002:909:909::1");
+    um_addr_t dom, lo = ip("127.0.0.1");
+    assert_int_equal(um_addr_parse_host(&dom, "example.org", 9, NULL, 0), 0);
+    assert_int_equal(um_policy_check(&p, &h4, NULL), 0); /* not known yet */
+    um_addr_t set[] = {h4, h6, dom, lo};
+    set[0].port = 443; /* ports play no part */
+    assert_int_equal(um_policy_set_host(&p, set, 4), 0);
+    assert_int_equal(p.n_host, 3); /* the name is skipped */
+    um_ip_class_t c;
+    assert_int_equal(um_policy_check(&p, &h4, &c), UM_EACCES);
+    assert_int_equal(c, UM_IP_HOST);
+    assert_string_equal(um_ip_class_name(c), "this host's own address");
+    assert_int_equal(um_policy_check(&p, &h6, &c), UM_EACCES);
+    assert_int_equal(c, UM_IP_HOST);
+    assert_int_equal(um_policy_check(&p, &m, &c), UM_EACCES);
+    assert_int_equal(um_policy_check(&p, &n64, NULL), UM_EACCES);
+    assert_int_equal(um_policy_check(&p, &s64, NULL), UM_EACCES);
+    assert_int_equal(um_policy_check(&p, &other, NULL), 0);
+    assert_int_equal(um_policy_check(&p, &lo, &c), UM_EACCES);
+    assert_int_equal(c, UM_IP_LOOPBACK); /* the more specific class is kept */
+    assert_true(um_policy_is_host(&p, &h4));
+    assert_false(um_policy_is_host(&p, &dom));
+    assert_false(um_policy_is_host(NULL, &h4));
+    assert_int_equal(um_policy_check(NULL, &h4, NULL), 0); /* no policy, no host set */
+    /* A host address stored in mapped form matches its IPv4 address. */
+    um_addr_t set2[] = {ip("::ffff:9.9.9.10")};
+    assert_int_equal(um_policy_set_host(&p, set2, 1), 0);
+    assert_int_equal(um_policy_check(&p, &other, &c), UM_EACCES);
+    assert_int_equal(c, UM_IP_HOST);
+    assert_int_equal(um_policy_check(&p, &h4, NULL), 0); /* replaced, no longer ours */
+    /* An allow rule permits an own address, like any refused class. */
+    assert_int_equal(um_policy_allow_str(&p, "9.9.9.10/32", NULL, 0), 0);
+    assert_int_equal(um_policy_check(&p, &other, NULL), 0);
+    assert_int_equal(um_policy_set_host(&p, NULL, 0), 0);
+    assert_int_equal(p.n_host, 0);
+    um_policy_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_allow),
+        cmocka_unit_test(test_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -146,4 +146,67 @@ const um_tls_ext_t *um_tls_hello_ext(const um_tls_hello_t *h, uint16_t type);
  * Never reads past the end of the hello's last record. */
 int um_tls_hello_parse(const uint8_t *p, size_t n, um_tls_hello_t *out);
 
+/* ---- The builder: a browser's ClientHello around umbra's bytes ---- */
+
+/* Whose hello to copy: Debian's Chromium 156 or Firefox ESR 153, as captured
+ * in tests/data/tls/ (docs/internals/tls-hello.md lists every field). */
+typedef enum {
+    UM_TLS_FP_CHROMIUM = 0,
+    UM_TLS_FP_FIREFOX = 1,
+} um_tls_fp_t;
+#define UM_TLS_FP_MAX UM_TLS_FP_FIREFOX
+
+#define UM_TLS_BUILD_MAX   2560 /* a built hello (records included) never exceeds this */
+#define UM_TLS_ECH_ENC_LEN 32
+
+/* Fills out[0..n) with random bytes; the builder's only source of randomness
+ * (NULL means libsodium's randombytes_buf). Deterministic ones make tests
+ * reproducible. */
+typedef void (*um_tls_rng_cb)(void *ctx, uint8_t *out, size_t n);
+
+/* The bytes a hello carries for umbra, in fields a real browser fills with
+ * random bytes. The capacity of one hello is 32 + 32 + 32 + ech_payload_len
+ * bytes (plus the x25519 share, passed apart): ech_payload_len must be one of
+ * the fingerprint's GREASE ECH payload lengths (um_tls_fp_ech_len()), and all
+ * bytes must look uniformly random to keep the hello a browser's. */
+typedef struct {
+    uint8_t random[32];                  /* ClientHello.random */
+    uint8_t session_id[32];              /* legacy_session_id */
+    uint8_t ech_enc[UM_TLS_ECH_ENC_LEN]; /* GREASE ECH enc */
+    const uint8_t *ech_payload;          /* GREASE ECH payload, borrowed */
+    size_t ech_payload_len;
+} um_tls_slots_t;
+
+/* "chromium" / "firefox"; NULL for an unknown value. */
+const char *um_tls_fp_name(um_tls_fp_t fp);
+
+/* A GREASE ECH payload length drawn as the browser draws it (Chromium: one of
+ * 144, 176, 208, 240 uniformly; Firefox: always 239); 0 for an unknown fp. */
+size_t um_tls_fp_ech_len(um_tls_fp_t fp, um_tls_rng_cb rng, void *rng_ctx);
+
+/* 1 when len is a GREASE ECH payload length fp sends. */
+int um_tls_fp_ech_len_ok(um_tls_fp_t fp, size_t len);
+
+/* Writes a ClientHello in the shape of fp to out[0..*outn): one TLS record,
+ * server_name sni (1..253 bytes of [A-Za-z0-9.-], borrowed), x25519_pub (32
+ * bytes, borrowed) as the X25519 key share (Firefox: also as the x25519 part
+ * of its X25519MLKEM768 share, as Firefox does), the slots (borrowed) in
+ * their fields, and everything else a browser randomises (GREASE values,
+ * extension order for Chromium, the ML-KEM-768 key, Chromium's second x25519
+ * key, Firefox's P-256 key, the ECH config id and AEAD) drawn from rng.
+ * UM_EINVAL: bad fp, sni, NULL argument or an ECH payload length fp never
+ * sends; UM_ENOSPC: cap too small (UM_TLS_BUILD_MAX always fits); UM_EIO:
+ * the rng gave too few usable bytes (ML-KEM rejection sampling). */
+int um_tls_hello_build(um_tls_fp_t fp, const char *sni, const uint8_t x25519_pub[32],
+                       const um_tls_slots_t *slots, um_tls_rng_cb rng, void *rng_ctx, uint8_t *out,
+                       size_t cap, size_t *outn);
+
+/* The server side: takes the slots and the x25519 share back out of a
+ * parsed hello h. out->ech_payload points into h (borrowed from h).
+ * UM_EPROTO when h lacks one of them in the built shape (a session id of 32
+ * bytes, an outer ECH extension with a 32-byte enc and a payload length one of
+ * the fingerprints sends, exactly one 32-byte X25519 share). Whether the
+ * bytes authenticate is for the caller to check. */
+int um_tls_hello_slots(const um_tls_hello_t *h, um_tls_slots_t *out, uint8_t x25519_pub[32]);
+
 #endif

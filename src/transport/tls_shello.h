@@ -15,11 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define UM_TLS_GROUP_X25519         0x001d
-#define UM_TLS_GROUP_X25519MLKEM768 0x11ec
-#define UM_TLS_MLKEM768_CT_LEN      1088 /* server share: ciphertext || x25519 */
-#define UM_TLS_SH_MAX               1600 /* a ServerHello record we accept or keep */
-#define UM_TLS_COVER_RECS           8    /* encrypted flight records remembered */
+#include "transport/tls_hello.h" /* group codepoints */
+
+#define UM_TLS_MLKEM768_CT_LEN 1088 /* server share: ciphertext || x25519 */
+#define UM_TLS_SH_MAX          1600 /* a ServerHello record we accept or keep */
+#define UM_TLS_COVER_RECS      8    /* encrypted flight records remembered */
 
 /* A parsed ServerHello (spans borrowed from the input). */
 typedef struct {

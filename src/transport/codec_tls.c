@@ -30,6 +30,20 @@ typedef struct {
 _Static_assert(sizeof(srv_state_t) <= UM_CODEC_STATE_MAX, "codec state");
 _Static_assert(sizeof(cli_state_t) <= UM_CODEC_STATE_MAX, "codec state");
 
+void um_tls_grease_ech_enc(um_tls_fp_t fp, uint8_t enc[32])
+{
+    if (fp == UM_TLS_FP_CHROMIUM) {
+        /* Chromium's is a fresh X25519 public key (on the curve, top bit
+         * clear): a random string would be told apart within a few hellos. */
+        uint8_t sk[32];
+        randombytes_buf(sk, sizeof(sk));
+        crypto_scalarmult_base(enc, sk);
+        sodium_memzero(sk, sizeof(sk));
+    } else {
+        randombytes_buf(enc, 32); /* Firefox's is 32 random bytes */
+    }
+}
+
 static const um_codec_tls_t *tls_of(const um_codec_t *c)
 {
     return (const um_codec_tls_t *)c;
@@ -65,13 +79,7 @@ static int tls_seal_flight(const um_codec_t *c, um_codec_state_t *st, const uint
     um_tls_slots_t sl;
     memcpy(sl.random, msg1 + NOISE_E, 32);
     memcpy(sl.session_id, msg1 + NOISE_E + 32, 32);
-    /* The GREASE ECH enc of a browser is a fresh X25519 public key: so is
-     * ours (it carries nothing, a random string would not be a curve point
-     * as often as a real key is). */
-    uint8_t sk[32];
-    randombytes_buf(sk, sizeof(sk));
-    crypto_scalarmult_base(sl.ech_enc, sk);
-    sodium_memzero(sk, sizeof(sk));
+    um_tls_grease_ech_enc(t->fp, sl.ech_enc);
     sl.ech_payload = msg1 + NOISE_E + 64;
     sl.ech_payload_len = n - NOISE_E - 64;
     memcpy(cs->sid, sl.session_id, 32);

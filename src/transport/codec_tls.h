@@ -40,6 +40,10 @@ int um_codec_tls_init(um_codec_tls_t *c, um_tls_fp_t fp, const char *sni);
 /* Server: the profile learned from the cover for hellos of fingerprint fp. */
 void um_codec_tls_set_cover(um_codec_tls_t *c, um_tls_fp_t fp, const um_tls_cover_t *cv);
 
+/* The GREASE ECH enc the browser fp would send (it carries nothing of ours:
+ * see docs/internals/tls-hello.md). */
+void um_tls_grease_ech_enc(um_tls_fp_t fp, uint8_t enc[32]);
+
 /* Length of Noise message 2 that rides in a first record of rec0 payload
  * bytes, or 0 when rec0 cannot carry one (both sides compute it). */
 size_t um_tls_msg2_rest_len(size_t rec0);

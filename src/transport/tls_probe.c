@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "transport/codec_tls.h"
 #include "transport/tcp.h"
 #include "util/err.h"
 
@@ -87,9 +88,8 @@ static void on_connect(um_tcp_t *t, int status, void *ud)
     size_t hn = 0;
     randombytes_buf(sk, sizeof(sk));
     crypto_scalarmult_base(x, sk);
-    randombytes_buf(sk, sizeof(sk));
-    crypto_scalarmult_base(sl.ech_enc, sk);
     sodium_memzero(sk, sizeof(sk));
+    um_tls_grease_ech_enc(p->fp, sl.ech_enc);
     randombytes_buf(sl.random, sizeof(sl.random));
     randombytes_buf(sl.session_id, sizeof(sl.session_id));
     sl.ech_payload_len = um_tls_fp_ech_len(p->fp, NULL, NULL);

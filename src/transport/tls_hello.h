@@ -167,8 +167,11 @@ typedef void (*um_tls_rng_cb)(void *ctx, uint8_t *out, size_t n);
 /* The bytes a hello carries for umbra, in fields a real browser fills with
  * random bytes. The capacity of one hello is 32 + 32 + 32 + ech_payload_len
  * bytes (plus the x25519 share, passed apart): ech_payload_len must be one of
- * the fingerprint's GREASE ECH payload lengths (um_tls_fp_ech_len()), and all
- * bytes must look uniformly random to keep the hello a browser's. */
+ * the fingerprint's GREASE ECH payload lengths (um_tls_fp_ech_len()), and the
+ * bytes must look uniformly random to keep the hello a browser's, except
+ * ech_enc for Chromium: Chromium's GREASE enc is an X25519 public key (a point
+ * on curve25519, unlike half of all random strings), so the caller must put
+ * one there. Not checked here. */
 typedef struct {
     uint8_t random[32];                  /* ClientHello.random */
     uint8_t session_id[32];              /* legacy_session_id */

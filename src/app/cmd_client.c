@@ -37,7 +37,8 @@ const char um_usage_client[] =
     "                       configured (address, routes), as Android's VpnService does\n"
     "  --events FILE|-      write JSON-line events to FILE, or '-' for standard output\n"
     "  --control PATH|off   control socket read by 'umbra status' (default\n"
-    "                       $XDG_RUNTIME_DIR/umbra.sock or /tmp/umbra-<uid>.sock)\n"
+    "                       $XDG_RUNTIME_DIR/umbra/umbra.sock or\n"
+    "                       ${TMPDIR:-/tmp}/umbra-<uid>/umbra.sock, in a 0700 directory)\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -116,6 +117,42 @@ static int read_link_file(const char *path, char *out, size_t cap)
         return -1;
     }
     return 0;
+}
+
+/* Loopback: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. */
+static bool is_loopback(const um_addr_t *a)
+{
+    static const uint8_t one[16] = {[15] = 1}, mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (a->type == UM_ADDR_IPV4) return a->u.v4[0] == 127;
+    return a->type == UM_ADDR_IPV6 && (memcmp(a->u.v6, one, 16) == 0 ||
+                                       (memcmp(a->u.v6, mapped, 12) == 0 && a->u.v6[12] == 127));
+}
+
+static bool is_wildcard(const um_addr_t *a)
+{
+    static const uint8_t zero[16];
+    return (a->type == UM_ADDR_IPV4 && memcmp(a->u.v4, zero, 4) == 0) ||
+           (a->type == UM_ADDR_IPV6 && memcmp(a->u.v6, zero, 16) == 0);
+}
+
+/* A proxy on a wildcard or other non-loopback address serves whoever can
+ * reach it: say so, and louder when no password guards it. */
+static void warn_exposed(const char *what, const um_addr_t *a, bool has_creds)
+{
+    if (is_loopback(a)) return;
+    char s[UM_ADDR_STRLEN];
+    um_addr_format(a, s, sizeof(s));
+    if (is_wildcard(a))
+        fprintf(stderr,
+                "umbra: warning: the %s listens on %s: every address of this host, "
+                "reachable from its networks\n",
+                what, s);
+    if (!has_creds)
+        fprintf(stderr, "umbra: warning: the %s on %s is not on loopback and %s\n", what, s,
+                strcmp(what, "forward") == 0
+                    ? "has no password: anyone who reaches it uses the tunnel"
+                    : "has no password: set socks-user and socks-password (they guard the SOCKS5 "
+                      "and HTTP proxies) or anyone who reaches it uses the tunnel");
 }
 
 int um_cmd_client(int argc, char **argv)
@@ -283,6 +320,11 @@ int um_cmd_client(int argc, char **argv)
         um_addr_parse(&cfg.http, "127.0.0.1:8118", 14, 0, NULL, 0);
         cfg.has_socks = cfg.has_http = true;
     }
+    bool creds = cfg.socks_user[0] != 0;
+    if (cfg.has_socks) warn_exposed("SOCKS5 proxy", &cfg.socks, creds);
+    if (cfg.has_http) warn_exposed("HTTP proxy", &cfg.http, creds);
+    for (size_t i = 0; i < cfg.n_forwards; i++)
+        warn_exposed("forward", &cfg.forwards[i].listen, false);
     if (check) {
         char a[UM_ADDR_STRLEN];
         printf("%s: valid client config: %zu server(s)", cfg.path, cfg.n_servers);

@@ -2,10 +2,12 @@
  * (semantics: CONNECT, hop-by-hop fields, status codes). */
 #include "proxy/http.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "util/b64.h"
 #include "util/err.h"
 
 static bool is_tchar(uint8_t c)
@@ -621,4 +623,32 @@ size_t um_http_connect_ok_build(char *out, size_t cap)
     if (cap < sizeof(ok)) return 0;
     memcpy(out, ok, sizeof(ok));
     return sizeof(ok) - 1;
+}
+
+bool um_http_proxy_auth_ok(const um_http_request_t *req, const char *user, const char *pass)
+{
+    const um_http_header_t *h =
+        um_http_header_find(req->headers, req->nheaders, "Proxy-Authorization");
+    if (!h || h->value_len < 6 || strncasecmp(h->value, "Basic", 5) != 0 ||
+        (h->value[5] != ' ' && h->value[5] != '\t'))
+        return false;
+    const char *v = h->value + 6;
+    size_t vn = h->value_len - 6;
+    while (vn && (*v == ' ' || *v == '\t'))
+        v++, vn--;
+    size_t ul = strlen(user), pl = strlen(pass);
+    uint8_t got[UM_HTTP_CRED_MAX * 2 + 1], want[sizeof(got)];
+    size_t gl = 0;
+    bool ok = ul <= UM_HTTP_CRED_MAX && pl <= UM_HTTP_CRED_MAX &&
+              um_b64_decode(got, sizeof(got), &gl, v, vn, UM_B64_STD) == 0;
+    if (ok) {
+        memcpy(want, user, ul);
+        want[ul] = ':';
+        memcpy(want + ul + 1, pass, pl);
+        /* Lengths may differ in time; the bytes are compared in constant time. */
+        ok = gl == ul + 1 + pl && sodium_memcmp(got, want, gl) == 0;
+    }
+    sodium_memzero(got, sizeof(got));
+    sodium_memzero(want, sizeof(want));
+    return ok;
 }

@@ -114,6 +114,12 @@ size_t um_http_error_build(char *out, size_t cap, int status, const char *detail
 size_t um_http_connect_ok_build(char *out, size_t cap);
 const char *um_http_reason(int status);
 
+#define UM_HTTP_CRED_MAX 255 /* user or password, as RFC 1929 */
+/* True when the request carries "Proxy-Authorization: Basic" (RFC 7617) with
+ * exactly user:pass. The credentials are compared in constant time and the
+ * decoded copy wiped. Pure. */
+bool um_http_proxy_auth_ok(const um_http_request_t *req, const char *user, const char *pass);
+
 /* Case-insensitive lookup of the first header with this name; NULL if none. */
 const um_http_header_t *um_http_header_find(const um_http_header_t *h, size_t n, const char *name);
 

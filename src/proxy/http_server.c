@@ -259,6 +259,12 @@ static void h_process(pc_t *c)
         h_error(c, r->status, r->why);
         return;
     }
+    /* The SOCKS5 credentials guard this port too (RFC 9110 11.7.1). */
+    if (px->user && !um_http_proxy_auth_ok(r, px->user, px->pass)) {
+        c->px->st.handshake_failed++;
+        h_error(c, 407, "proxy authentication required");
+        return;
+    }
     pc_read_stop(c);
     c->req_keep = r->keep_alive;
     c->req_is_head = r->is_head;

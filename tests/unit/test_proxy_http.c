@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "proxy/http.h"
 #include "util/err.h"
@@ -250,12 +251,64 @@ static void test_error_build(void **state)
     assert_int_equal(n, strlen("HTTP/1.1 200 Connection established\r\n\r\n"));
 }
 
+/* The SOCKS5 credentials guard the HTTP port: Proxy-Authorization: Basic. */
+static void test_proxy_auth(void **state)
+{
+    (void)state;
+    um_http_request_t *r = malloc(sizeof(*r));
+    static const struct {
+        const char *hdr; /* NULL: no header */
+        bool ok;
+    } cases[] = {
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjN0", true}, /* alice:s3cr3t */
+        {"proxy-authorization:   basic   YWxpY2U6czNjcjN0", true},
+        {NULL, false},
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjN1", false},     /* alice:s3cr3u */
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjN0eA==", false}, /* alice:s3cr3tx */
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjM=", false},     /* alice:s3cr3 */
+        {"Proxy-Authorization: Basic YWxpY2U=", false},             /* alice */
+        {"Proxy-Authorization: Bearer YWxpY2U6czNjcjN0", false},
+        {"Proxy-Authorization: BasicYWxpY2U6czNjcjN0", false},
+        {"Proxy-Authorization: Basic !!!!", false},
+        {"Proxy-Authorization: Basic", false},
+        {"Authorization: Basic YWxpY2U6czNjcjN0", false}, /* the origin's, not ours */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[256];
+        snprintf(req, sizeof(req), "GET http://h/ HTTP/1.1\r\nHost: h\r\n%s%s\r\n",
+                 cases[i].hdr ? cases[i].hdr : "", cases[i].hdr ? "\r\n" : "");
+        assert_int_equal(parse(req, r), 0);
+        if (um_http_proxy_auth_ok(r, "alice", "s3cr3t") != cases[i].ok) fail_msg("case %zu", i);
+    }
+    /* Longest credentials (255 + 255): accepted; beyond: refused without overflow. */
+    char user[256], pass[256], cred[600], b64[900], req[1200];
+    memset(user, 'u', 255), user[255] = 0;
+    memset(pass, 'p', 255), pass[255] = 0;
+    snprintf(cred, sizeof(cred), "%s:%s", user, pass);
+    sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)cred, strlen(cred),
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(req, sizeof(req), "GET http://h/ HTTP/1.1\r\nProxy-Authorization: Basic %s\r\n\r\n",
+             b64);
+    assert_int_equal(parse(req, r), 0);
+    assert_true(um_http_proxy_auth_ok(r, user, pass));
+    assert_false(um_http_proxy_auth_ok(r, user, "p"));
+    snprintf(cred, sizeof(cred), "%s:%sxx", user, pass);
+    sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)cred, strlen(cred),
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(req, sizeof(req), "GET http://h/ HTTP/1.1\r\nProxy-Authorization: Basic %s\r\n\r\n",
+             b64);
+    assert_int_equal(parse(req, r), 0);
+    assert_false(um_http_proxy_auth_ok(r, user, pass));
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect),   cmocka_unit_test(test_absolute),
-        cmocka_unit_test(test_malformed), cmocka_unit_test(test_response),
-        cmocka_unit_test(test_body),      cmocka_unit_test(test_error_build),
+        cmocka_unit_test(test_connect),    cmocka_unit_test(test_absolute),
+        cmocka_unit_test(test_malformed),  cmocka_unit_test(test_response),
+        cmocka_unit_test(test_body),       cmocka_unit_test(test_error_build),
+        cmocka_unit_test(test_proxy_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

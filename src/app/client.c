@@ -55,6 +55,7 @@ typedef struct {
     uint64_t sessions_up;
     um_control_t *ctl;
     char listening[512];
+    um_ratelimit_t rl_connect; /* "cannot reach" lines: state must persist across calls */
 } cli_t;
 
 static void connect_next(cli_t *c);
@@ -156,7 +157,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t 
     (void)cn;
     c->conn = NULL;
     if (status != 0) {
-        um_log_limited(&(um_ratelimit_t){0}, 1, 1000, UM_LOG_WARN, "cannot reach %s: %s", c->cur,
+        um_log_limited(&c->rl_connect, 1, 1000, UM_LOG_WARN, "cannot reach %s: %s", c->cur,
                        um_strerror(status));
         um_ev_begin(&c->ev, "error");
         um_ev_str(&c->ev, "what", "connect");

@@ -1,15 +1,29 @@
 /* HTTP request and response parsers, the rewriters and the body tracker on
  * arbitrary bytes. Properties: a parsed request's rewrite parses again as
  * a request for the same origin-form target (after re-adding the authority);
- * head_len never exceeds the input; body framing consumes at most its input
+ * head_len never exceeds the input; a rewritten request has exactly one Host
+ * line; a rewritten response never has Content-Length beside
+ * Transfer-Encoding; body framing consumes at most its input
  * and gives the same answer fed whole or byte by byte. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/http.h"
 #include "util/err.h"
+
+/* Header lines named `name` in a head written by a rewriter ("Name: " form). */
+static size_t count_field(const uint8_t *p, size_t n, const char *name)
+{
+    size_t c = 0, nl = strlen(name);
+    for (size_t i = 0; i + 2 + nl < n; i++)
+        if (p[i] == '\r' && p[i + 1] == '\n' &&
+            strncasecmp((const char *)p + i + 2, name, nl) == 0 && p[i + 2 + nl] == ':')
+            c++;
+    return c;
+}
 
 static void body_check(const uint8_t *p, size_t n, um_http_framing_t f, uint64_t len)
 {
@@ -46,6 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
             um_http_request_t *r2 = malloc(sizeof(*r2));
             if (um_http_request_parse(out, k, r2) != UM_EPROTO || r2->status != 400) abort();
             free(r2);
+            /* Exactly one Host, the one built from the URI. */
+            if (count_field(out, k, "host") != 1) abort();
         }
         free(out);
         body_check(p + r->head_len, n - r->head_len, r->framing, r->content_length);
@@ -58,6 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
             uint8_t *out = malloc(cap);
             size_t k = um_http_response_rewrite(s, p, true, out, cap);
             if (k == 0) abort();
+            /* Content-Length beside Transfer-Encoding is never passed on. */
+            if (s->close_after && s->status != 101 && count_field(out, k, "content-length") != 0)
+                abort();
             um_http_response_t *s2 = malloc(sizeof(*s2));
             /* The rewrite adds a Connection header: at our own parser's header
              * limit it has one more than that parser takes (clients have no

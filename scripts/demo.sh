@@ -28,7 +28,9 @@ run "$U" link "$link"
 
 step "Config checks"
 run "$U" server -c server.conf --check --allow 127.0.0.0/8
-run "$U" client --link "$link" --socks 127.0.0.1:1080 --http 127.0.0.1:8118 --check
+(umask 077; printf '%s\n' "$link" > laptop.link)
+printf '$ (umask 077; cat > laptop.link)   # the link, kept where only we can read it\n'
+run "$U" client --link-file laptop.link --socks 127.0.0.1:1080 --http 127.0.0.1:8118 --check
 printf '[server]\nprivate-key-file = demo.key\nlisen = 0.0.0.0:443\n' > typo.conf
 printf '$ umbra server -c typo.conf   # a typo is named with file, line and key\n'
 "$U" server -c typo.conf --check 2>&1 || echo "  (exit code $?: configuration error)"
@@ -46,9 +48,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 (cd www && exec /usr/bin/python3 -m http.server $WP --bind 127.0.0.1 >/dev/null 2>&1) & pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$WP/ && break; sleep 0.05; done
 "$U" server -c tunnel.conf --allow 127.0.0.1/32 >server.log 2>&1 & pids+=($!)
 for _ in $(seq 100); do grep -q "server up" server.log 2>/dev/null && break; sleep 0.05; done
-"$U" client --link "$tlink" --socks 127.0.0.1:$SOCKS --http 127.0.0.1:$HTTP --events events.json \
+(umask 077; printf '%s\n' "$tlink" > demo.link)
+"$U" client --link-file demo.link --socks 127.0.0.1:$SOCKS --http 127.0.0.1:$HTTP --events events.json \
     >client.log 2>&1 & pids+=($!)
 for _ in $(seq 100); do grep -q session_up events.json 2>/dev/null && break; sleep 0.05; done
 echo "server on 127.0.0.1:$SP, client SOCKS5 on :$SOCKS and HTTP proxy on :$HTTP, web server on :$WP"

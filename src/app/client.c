@@ -55,6 +55,7 @@ typedef struct {
     uint64_t sessions_up;
     um_control_t *ctl;
     char listening[512];
+    um_ratelimit_t rl_connect; /* "cannot reach" lines: state must persist across calls */
 } cli_t;
 
 static void connect_next(cli_t *c);
@@ -156,7 +157,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t 
     (void)cn;
     c->conn = NULL;
     if (status != 0) {
-        um_log_limited(&(um_ratelimit_t){0}, 1, 1000, UM_LOG_WARN, "cannot reach %s: %s", c->cur,
+        um_log_limited(&c->rl_connect, 1, 1000, UM_LOG_WARN, "cannot reach %s: %s", c->cur,
                        um_strerror(status));
         um_ev_begin(&c->ev, "error");
         um_ev_str(&c->ev, "what", "connect");
@@ -329,7 +330,7 @@ static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const u
     char a[UM_ADDR_STRLEN], d[UM_ADDR_STRLEN];
     memset(&o, 0, sizeof(o));
     o.conn = um_hub_connector(c->hub);
-    if (kind == UM_PROXY_SOCKS5 && c->cfg->socks_user[0]) {
+    if (kind != UM_PROXY_FORWARD && c->cfg->socks_user[0]) { /* SOCKS5 and HTTP */
         o.user = c->cfg->socks_user;
         o.pass = c->cfg->socks_pass;
     }
@@ -401,13 +402,16 @@ int um_run_client(const um_config_t *cfg)
     uv_signal_start(&c->sig_term, on_signal, SIGTERM);
     uv_signal_start(&c->sig_int, on_signal, SIGINT);
     if (strcmp(cfg->control, "off") != 0) {
-        char path[108];
+        char path[108], why[256] = "";
+        int r = 0;
         if (cfg->control[0])
             snprintf(path, sizeof(path), "%s", cfg->control);
         else
-            um_control_default_path(path, sizeof(path));
-        int r = um_control_start(c->loop, path, report, c, &c->ctl);
-        if (r == UM_EEXIST)
+            r = um_control_default_path(path, sizeof(path), true, why, sizeof(why));
+        if (r == 0) r = um_control_start(c->loop, path, report, c, &c->ctl);
+        if (!cfg->control[0] && r != 0 && r != UM_EEXIST && why[0])
+            UM_WARN("no control socket: %s", why);
+        else if (r == UM_EEXIST)
             UM_WARN("another umbra client answers on %s; this one has no control socket", path);
         else if (r != 0)
             UM_WARN("no control socket at %s: %s", path, um_strerror(r));

@@ -1,7 +1,13 @@
 /* umbra client: local SOCKS5/HTTP proxies and forwards over one session. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "app/cli.h"
 #include "app/config.h"
@@ -10,9 +16,12 @@
 #include "util/log.h"
 
 const char um_usage_client[] =
-    "usage: umbra client --link 'umbra://...' [options]\n"
+    "usage: umbra client --link-file FILE|- [options]\n"
     "       umbra client -c FILE [options]\n\n"
-    "  --link LINK          the share link from 'umbra server add-client'\n"
+    "  --link-file FILE|-   read the share link from 'umbra server add-client' from\n"
+    "                       FILE (mode 0600), or '-' for standard input\n"
+    "  --link LINK          the share link itself; other local users may glimpse it\n"
+    "                       in ps before it is scrubbed, so prefer --link-file\n"
     "  -c, --config FILE    a client config (see docs/CONFIG.md)\n"
     "  --socks ADDR         SOCKS5 proxy address (default 127.0.0.1:1080)\n"
     "  --http ADDR          HTTP proxy address (default 127.0.0.1:8118)\n"
@@ -28,7 +37,8 @@ const char um_usage_client[] =
     "                       configured (address, routes), as Android's VpnService does\n"
     "  --events FILE|-      write JSON-line events to FILE, or '-' for standard output\n"
     "  --control PATH|off   control socket read by 'umbra status' (default\n"
-    "                       $XDG_RUNTIME_DIR/umbra.sock or /tmp/umbra-<uid>.sock)\n"
+    "                       $XDG_RUNTIME_DIR/umbra/umbra.sock or\n"
+    "                       ${TMPDIR:-/tmp}/umbra-<uid>/umbra.sock, in a 0700 directory)\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -45,31 +55,141 @@ static int set_addr(const char *opt, const char *v, um_addr_t *a, bool *has)
     return 0;
 }
 
+/* Reads a share link from path ('-': standard input) into out, NUL-terminated,
+ * surrounding white space removed. Warns when the file is readable by group or
+ * others. 0, or -1 after printing why. */
+static int read_link_file(const char *path, char *out, size_t cap)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        um_cli_error("client", "--link-file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (!is_stdin && fstat(fd, &st) == 0) {
+        if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+            um_cli_error("client", "--link-file '%s': not a regular file", path);
+            close(fd);
+            return -1;
+        }
+        if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)))
+            fprintf(stderr, "umbra: warning: %s is readable by group or others (chmod 600 it)\n",
+                    path);
+    }
+    size_t n = 0;
+    int r = 0;
+    for (;;) {
+        if (n == cap - 1) { /* one more byte: is there more than fits? */
+            char extra;
+            ssize_t k = read(fd, &extra, 1);
+            if (k > 0 && extra != '\n' && extra != '\r' && extra != ' ' && extra != '\t') {
+                um_cli_error("client", "--link-file '%s': longer than %zu bytes", path, cap - 1);
+                r = -1;
+            }
+            break;
+        }
+        ssize_t k = read(fd, out + n, cap - 1 - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            um_cli_error("client", "--link-file '%s': %s", path, strerror(errno));
+            r = -1;
+            break;
+        }
+        if (k == 0) break;
+        n += (size_t)k;
+    }
+    if (!is_stdin) close(fd);
+    out[n] = 0;
+    if (r != 0) {
+        sodium_memzero(out, cap);
+        return -1;
+    }
+    size_t a = 0;
+    while (a < n && strchr(" \t\r\n", out[a]))
+        a++;
+    while (n > a && strchr(" \t\r\n", out[n - 1]))
+        n--;
+    memmove(out, out + a, n - a);
+    sodium_memzero(out + (n - a), cap - (n - a));
+    if (n == a) {
+        um_cli_error("client", "--link-file '%s': empty", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Loopback: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. */
+static bool is_loopback(const um_addr_t *a)
+{
+    static const uint8_t one[16] = {[15] = 1}, mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (a->type == UM_ADDR_IPV4) return a->u.v4[0] == 127;
+    return a->type == UM_ADDR_IPV6 && (memcmp(a->u.v6, one, 16) == 0 ||
+                                       (memcmp(a->u.v6, mapped, 12) == 0 && a->u.v6[12] == 127));
+}
+
+static bool is_wildcard(const um_addr_t *a)
+{
+    static const uint8_t zero[16];
+    return (a->type == UM_ADDR_IPV4 && memcmp(a->u.v4, zero, 4) == 0) ||
+           (a->type == UM_ADDR_IPV6 && memcmp(a->u.v6, zero, 16) == 0);
+}
+
+/* A proxy on a wildcard or other non-loopback address serves whoever can
+ * reach it: say so, and louder when no password guards it. */
+static void warn_exposed(const char *what, const um_addr_t *a, bool has_creds)
+{
+    if (is_loopback(a)) return;
+    char s[UM_ADDR_STRLEN];
+    um_addr_format(a, s, sizeof(s));
+    if (is_wildcard(a))
+        fprintf(stderr,
+                "umbra: warning: the %s listens on %s: every address of this host, "
+                "reachable from its networks\n",
+                what, s);
+    if (!has_creds)
+        fprintf(stderr, "umbra: warning: the %s on %s is not on loopback and %s\n", what, s,
+                strcmp(what, "forward") == 0
+                    ? "has no password: anyone who reaches it uses the tunnel"
+                    : "has no password: set socks-user and socks-password (they guard the SOCKS5 "
+                      "and HTTP proxies) or anyone who reaches it uses the tunnel");
+}
+
 int um_cmd_client(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"link", required_argument, NULL, 'k'},
-        {"config", required_argument, NULL, 'c'},
-        {"socks", required_argument, NULL, 's'},
-        {"http", required_argument, NULL, 'h'},
-        {"events", required_argument, NULL, 'e'},
-        {"log-level", required_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 'K'},
-        {"control", required_argument, NULL, 'C'},
-        {"tun", no_argument, NULL, 'T'},
-        {"tun-name", required_argument, NULL, 'N'},
-        {"tun-fd", required_argument, NULL, 'F'},
-        {"tun-mtu", required_argument, NULL, 'M'},
-        {NULL, 0, NULL, 0},
+        {"link", required_argument, NULL, 'k'},      {"link-file", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},    {"socks", required_argument, NULL, 's'},
+        {"http", required_argument, NULL, 'h'},      {"events", required_argument, NULL, 'e'},
+        {"log-level", required_argument, NULL, 'v'}, {"check", no_argument, NULL, 'K'},
+        {"control", required_argument, NULL, 'C'},   {"tun", no_argument, NULL, 'T'},
+        {"tun-name", required_argument, NULL, 'N'},  {"tun-fd", required_argument, NULL, 'F'},
+        {"tun-mtu", required_argument, NULL, 'M'},   {NULL, 0, NULL, 0},
     };
-    const char *link = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
+    const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
-    int c, check = 0, tun = 0;
+    int c, check = 0, tun = 0, n_link = 0;
+    bool link_long = false;
+    /* The link holds the client's private key: keep a copy, and scrub the
+     * argument in place so /proc/PID/cmdline (ps) stops showing it. */
+    char link[UM_LINK_MAX + 1];
+    link[0] = 0;
     while ((c = getopt_long(argc, argv, "c:L:", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': link = optarg; break;
+        case 'k': {
+            size_t len = strlen(optarg);
+            snprintf(link, sizeof(link), "%s", optarg);
+            link_long = len >= sizeof(link);
+            sodium_memzero(optarg, len);
+            n_link++;
+            break;
+        }
+        case 'l':
+            link_file = optarg;
+            n_link++;
+            break;
         case 'c': path = optarg; break;
         case 's': socks = optarg; break;
         case 'h': http = optarg; break;
@@ -95,12 +215,14 @@ int um_cmd_client(int argc, char **argv)
         um_cli_error("client", "unexpected argument '%s'", argv[optind]);
         return UM_EXIT_USAGE;
     }
-    if (!link == !path) {
-        um_cli_error("client", "needs exactly one of --link LINK or -c FILE");
+    if ((n_link != 0) == (path != NULL) || n_link > 1) {
+        sodium_memzero(link, sizeof(link));
+        um_cli_error("client", "needs exactly one of --link-file FILE, --link LINK or -c FILE");
         return UM_EXIT_USAGE;
     }
     um_log_level_t lv;
     if (level && um_log_level_parse(level, &lv) != 0) {
+        sodium_memzero(link, sizeof(link));
         um_cli_error("client", "--log-level '%s': expected error, warn, info, debug or trace",
                      level);
         return UM_EXIT_USAGE;
@@ -122,16 +244,27 @@ int um_cmd_client(int argc, char **argv)
             goto out;
         }
     } else {
-        um_link_t l;
-        if (um_link_decode(&l, link, strlen(link), err, sizeof(err)) != 0) {
-            um_cli_error("client", "--link: bad link: %s", err);
+        if (link_file && read_link_file(link_file, link, sizeof(link)) != 0) {
             rc = UM_EXIT_CONFIG;
             goto out;
         }
-        snprintf(cfg.path, sizeof(cfg.path), "--link");
+        if (link_long) {
+            um_cli_error("client", "--link: bad link: longer than %d bytes", UM_LINK_MAX);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+        um_link_t l;
+        const char *opt = link_file ? "--link-file" : "--link";
+        if (um_link_decode(&l, link, strlen(link), err, sizeof(err)) != 0) {
+            um_cli_error("client", "%s: bad link: %s", opt, err);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+        snprintf(cfg.path, sizeof(cfg.path), "%s", opt);
         um_config_from_link(&cfg, &l);
         um_link_wipe(&l);
     }
+    sodium_memzero(link, sizeof(link));
     if ((socks && set_addr("--socks", socks, &cfg.socks, &cfg.has_socks)) ||
         (http && set_addr("--http", http, &cfg.http, &cfg.has_http))) {
         rc = UM_EXIT_USAGE;
@@ -187,6 +320,11 @@ int um_cmd_client(int argc, char **argv)
         um_addr_parse(&cfg.http, "127.0.0.1:8118", 14, 0, NULL, 0);
         cfg.has_socks = cfg.has_http = true;
     }
+    bool creds = cfg.socks_user[0] != 0;
+    if (cfg.has_socks) warn_exposed("SOCKS5 proxy", &cfg.socks, creds);
+    if (cfg.has_http) warn_exposed("HTTP proxy", &cfg.http, creds);
+    for (size_t i = 0; i < cfg.n_forwards; i++)
+        warn_exposed("forward", &cfg.forwards[i].listen, false);
     if (check) {
         char a[UM_ADDR_STRLEN];
         printf("%s: valid client config: %zu server(s)", cfg.path, cfg.n_servers);
@@ -213,6 +351,7 @@ int um_cmd_client(int argc, char **argv)
     }
     rc = um_run_client(&cfg);
 out:
+    sodium_memzero(link, sizeof(link));
     um_config_free(&cfg);
     return rc;
 }

@@ -760,9 +760,7 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen)
                  c->role_line, c->role == UM_ROLE_SERVER ? "server" : "client");
         return UM_EINVAL;
     }
-    for (size_t i = 0; i < c->n_transports; i++) {
-        (void)i; /* every transport key has a default */
-    }
+    /* [transport] sections need no check here: every key has a default. */
     if (c->role == UM_ROLE_SERVER) {
         if (c->n_listen == 0) {
             snprintf(err, errlen,
@@ -860,8 +858,16 @@ int um_config_load(um_config_t *c, const char *path, char *err, size_t errlen)
             break;
         }
     }
+    struct stat st;
+    bool loose_file = fstat(fileno(fp), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO));
     fclose(fp);
     if (r == 0) r = um_config_parse(c, path, text, n, err, errlen);
+    /* An inline private-key is as secret as a key file (checked below). */
+    if (r == 0 && loose_file && c->has_private_key && !c->private_key_file[0])
+        fprintf(stderr,
+                "umbra: warning: %s holds a private key and is readable by group or others "
+                "(chmod 600 it)\n",
+                path);
     if (text) sodium_memzero(text, cap);
     free(text);
     if (r == 0 && c->private_key_file[0]) {

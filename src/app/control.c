@@ -26,13 +26,111 @@ typedef struct {
     char buf[REPORT_MAX];
 } peer_t;
 
-void um_control_default_path(char *out, size_t cap)
+/* 0 when path is a directory (not a symlink) owned by us with no access for
+ * group or others; UM_ENOENT when missing; UM_EACCES (why says) otherwise. */
+static int private_dir(const char *path, char *why, size_t whylen)
 {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return UM_ENOENT;
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        return UM_EACCES;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, whylen, "%s is not a directory (a symlink or file someone made?)", path);
+        return UM_EACCES;
+    }
+    if (st.st_uid != getuid()) {
+        snprintf(why, whylen, "%s belongs to uid %u, not to us (uid %u)", path, (unsigned)st.st_uid,
+                 (unsigned)getuid());
+        return UM_EACCES;
+    }
+    if (st.st_mode & 077) {
+        snprintf(why, whylen, "%s has mode %03o; it must be 0700", path,
+                 (unsigned)(st.st_mode & 0777));
+        return UM_EACCES;
+    }
+    return 0;
+}
+
+int um_control_default_path(char *out, size_t cap, bool create, char *why, size_t whylen)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     const char *rt = getenv("XDG_RUNTIME_DIR");
-    if (rt && *rt)
-        snprintf(out, cap, "%s/umbra.sock", rt);
-    else
-        snprintf(out, cap, "/tmp/umbra-%u.sock", (unsigned)getuid());
+    int n;
+    char tmp[8];
+    if (rt && rt[0] == '/' && strlen(rt) < sizeof(dir) - 8 && private_dir(rt, tmp, 0) == 0) {
+        n = snprintf(dir, sizeof(dir), "%s/umbra", rt);
+    } else {
+        const char *t = getenv("TMPDIR");
+        if (!t || t[0] != '/') t = "/tmp";
+        n = snprintf(dir, sizeof(dir), "%s/umbra-%u", t, (unsigned)getuid());
+    }
+    if (n < 0 || (size_t)n >= sizeof(dir) || (size_t)n + sizeof("/umbra.sock") > cap) {
+        snprintf(why, whylen, "control socket path too long");
+        return UM_ENOSPC;
+    }
+    int r = private_dir(dir, why, whylen);
+    if (r == UM_ENOENT && create) {
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            snprintf(why, whylen, "cannot create %s: %s", dir, strerror(errno));
+            return UM_EIO;
+        }
+        r = private_dir(dir, why, whylen); /* verified again: we may have lost a race */
+    }
+    if (r == UM_ENOENT) snprintf(why, whylen, "%s does not exist", dir);
+    if (r != 0) return r;
+    snprintf(out, cap, "%s/umbra.sock", dir);
+    return 0;
+}
+
+int um_control_peer_ok(int fd, unsigned *peer_uid)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof(cr)) {
+        *peer_uid = (unsigned)-1;
+        return UM_EACCES;
+    }
+    *peer_uid = (unsigned)cr.uid;
+    return cr.uid == getuid() ? 0 : UM_EACCES;
+}
+
+size_t um_control_sanitize(char *out, const char *in, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0, i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) { /* ASCII: C0 controls and DEL replaced */
+            out[o++] = (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ? '?' : (char)c;
+            i++;
+            continue;
+        }
+        /* UTF-8: copy a well-formed sequence that is not a C1 control
+         * (U+0080..U+009F); anything else is one '?' per byte. */
+        size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
+        bool good = len && i + len <= n;
+        for (size_t k = 1; good && k < len; k++)
+            good = (p[i + k] & 0xc0) == 0x80;
+        if (good && len == 2 && c == 0xc2 && p[i + 1] <= 0x9f) good = false; /* C1 */
+        if (good && len == 3 && c == 0xe0 && p[i + 1] < 0xa0) good = false;  /* overlong */
+        if (good && len == 3 && c == 0xed && p[i + 1] >= 0xa0) good = false; /* surrogate */
+        if (good && len == 4 && c == 0xf0 && p[i + 1] < 0x90) good = false;  /* overlong */
+        if (good && len == 4 && c == 0xf4 && p[i + 1] >= 0x90) good = false; /* > U+10FFFF */
+        if (!good) {
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(out + o, p + i, len);
+        o += len;
+        i += len;
+    }
+    return o;
 }
 
 static void peer_closed(uv_handle_t *h)
@@ -55,7 +153,11 @@ static void on_conn(uv_stream_t *server, int status)
     if (!p) return;
     uv_pipe_init(server->loop, &p->pipe, 0);
     p->pipe.data = p;
-    if (uv_accept(server, (uv_stream_t *)&p->pipe) != 0) {
+    uv_os_fd_t fd;
+    unsigned uid;
+    if (uv_accept(server, (uv_stream_t *)&p->pipe) != 0 ||
+        uv_fileno((uv_handle_t *)&p->pipe, &fd) != 0 ||
+        (um_control_peer_ok(fd, &uid) != 0 && uid != 0)) { /* ours, or root's */
         uv_close((uv_handle_t *)&p->pipe, peer_closed);
         return;
     }

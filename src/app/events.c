@@ -1,8 +1,10 @@
 #include "app/events.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/err.h"
 
@@ -14,8 +16,14 @@ int um_events_open(um_events_t *e, const char *path)
         e->f = stdout;
         return 0;
     }
-    e->f = fopen(path, "a");
-    if (!e->f) return UM_EIO;
+    /* Created 0600: events name servers, addresses and times of use. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) return UM_EIO;
+    e->f = fdopen(fd, "a");
+    if (!e->f) {
+        close(fd);
+        return UM_EIO;
+    }
     e->owned = 1;
     return 0;
 }

@@ -2,10 +2,12 @@
  * (semantics: CONNECT, hop-by-hop fields, status codes). */
 #include "proxy/http.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "util/b64.h"
 #include "util/err.h"
 
 static bool is_tchar(uint8_t c)
@@ -287,7 +289,11 @@ int um_http_request_parse(const uint8_t *p, size_t n, um_http_request_t *r)
     r->keep_alive = r->minor == 1;
     for (size_t k = 0; k < r->nheaders; k++) {
         const um_http_header_t *h = &r->headers[k];
-        if (ieq(h->name, h->name_len, "host")) r->has_host = true;
+        if (ieq(h->name, h->name_len, "host")) {
+            /* RFC 9112 3.2: more than one Host field line is a 400. */
+            if (r->has_host) return req_fail(r, 400, "duplicate Host header");
+            r->has_host = true;
+        }
         if (ieq(h->name, h->name_len, "connection") ||
             ieq(h->name, h->name_len, "proxy-connection")) {
             if (list_has(h->value, h->value_len, "close", 5))
@@ -340,6 +346,10 @@ int um_http_response_parse(const uint8_t *p, size_t n, bool head_request, um_htt
         r->framing = UM_HTTP_BODY_EOF;
     }
     if (chunked || te_other) r->content_length = 0;
+    /* RFC 9112 6.3 (3): Transfer-Encoding overrides Content-Length; an
+     * intermediary removes Content-Length before forwarding, and the message
+     * smells of smuggling: the client connection is closed after it. */
+    r->close_after = has_cl && (chunked || te_other);
     r->head_len = end;
     return 0;
 }
@@ -382,10 +392,13 @@ static void puts_(wr_t *w, const char *s)
     put(w, s, strlen(s));
 }
 
-static void put_headers(wr_t *w, const um_http_header_t *h, size_t n, bool strip)
+/* Copies the header lines, without hop-by-hop ones (strip) and without any
+ * named skip (NULL: none). */
+static void put_headers(wr_t *w, const um_http_header_t *h, size_t n, bool strip, const char *skip)
 {
     for (size_t i = 0; i < n; i++) {
         if (strip && is_hop(&h[i], h, n)) continue;
+        if (skip && ieq(h[i].name, h[i].name_len, skip)) continue;
         put(w, h[i].name, h[i].name_len);
         puts_(w, ": ");
         put(w, h[i].value, h[i].value_len);
@@ -401,7 +414,9 @@ size_t um_http_request_rewrite(const um_http_request_t *r, uint8_t *out, size_t 
     if (r->path_len == 0 || r->path[0] != '/') puts_(&w, "/");
     put(&w, r->path, r->path_len);
     puts_(&w, " HTTP/1.1\r\n");
-    if (!r->has_host) {
+    /* RFC 9112 3.2.2: a proxy ignores the Host it received with an
+     * absolute-form target and sends the target's host instead. */
+    {
         char a[UM_ADDR_STRLEN];
         um_addr_t d = r->dst;
         size_t n = um_addr_format(&d, a, sizeof(a));
@@ -411,7 +426,7 @@ size_t um_http_request_rewrite(const um_http_request_t *r, uint8_t *out, size_t 
         put(&w, a, n);
         puts_(&w, "\r\n");
     }
-    put_headers(&w, r->headers, r->nheaders, true);
+    put_headers(&w, r->headers, r->nheaders, true, "host");
     puts_(&w, "Connection: close\r\n\r\n");
     return w.bad ? 0 : w.len;
 }
@@ -434,9 +449,10 @@ size_t um_http_response_rewrite(const um_http_response_t *r, const uint8_t *head
         puts_(&w, " ");
     }
     puts_(&w, "\r\n");
-    put_headers(&w, r->headers, r->nheaders, true);
+    put_headers(&w, r->headers, r->nheaders, true, r->close_after ? "content-length" : NULL);
     if (r->status >= 200)
-        puts_(&w, keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+        puts_(&w, keep_alive && !r->close_after ? "Connection: keep-alive\r\n"
+                                                : "Connection: close\r\n");
     puts_(&w, "\r\n");
     return w.bad ? 0 : w.len;
 }
@@ -621,4 +637,32 @@ size_t um_http_connect_ok_build(char *out, size_t cap)
     if (cap < sizeof(ok)) return 0;
     memcpy(out, ok, sizeof(ok));
     return sizeof(ok) - 1;
+}
+
+bool um_http_proxy_auth_ok(const um_http_request_t *req, const char *user, const char *pass)
+{
+    const um_http_header_t *h =
+        um_http_header_find(req->headers, req->nheaders, "Proxy-Authorization");
+    if (!h || h->value_len < 6 || strncasecmp(h->value, "Basic", 5) != 0 ||
+        (h->value[5] != ' ' && h->value[5] != '\t'))
+        return false;
+    const char *v = h->value + 6;
+    size_t vn = h->value_len - 6;
+    while (vn && (*v == ' ' || *v == '\t'))
+        v++, vn--;
+    size_t ul = strlen(user), pl = strlen(pass);
+    uint8_t got[UM_HTTP_CRED_MAX * 2 + 1], want[sizeof(got)];
+    size_t gl = 0;
+    bool ok = ul <= UM_HTTP_CRED_MAX && pl <= UM_HTTP_CRED_MAX &&
+              um_b64_decode(got, sizeof(got), &gl, v, vn, UM_B64_STD) == 0;
+    if (ok) {
+        memcpy(want, user, ul);
+        want[ul] = ':';
+        memcpy(want + ul + 1, pass, pl);
+        /* Lengths may differ in time; the bytes are compared in constant time. */
+        ok = gl == ul + 1 + pl && sodium_memcmp(got, want, gl) == 0;
+    }
+    sodium_memzero(got, sizeof(got));
+    sodium_memzero(want, sizeof(want));
+    return ok;
 }

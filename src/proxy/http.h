@@ -70,6 +70,8 @@ typedef struct {
     const char *reason; /* status line text after the code */
     size_t reason_len;
     size_t head_len;
+    bool close_after; /* both Content-Length and Transfer-Encoding (RFC 9112 6.3):
+                       * the rewrite drops Content-Length, the connection ends */
 } um_http_response_t;
 
 int um_http_request_parse(const uint8_t *p, size_t n, um_http_request_t *req);
@@ -77,14 +79,16 @@ int um_http_request_parse(const uint8_t *p, size_t n, um_http_request_t *req);
 int um_http_response_parse(const uint8_t *p, size_t n, bool head_request, um_http_response_t *res);
 
 /* Writes the request head to forward to the origin: origin-form target,
- * HTTP/1.1, a Host header when the client sent none, hop-by-hop headers
+ * HTTP/1.1, a Host header built from the absolute URI (any Host the client
+ * sent is dropped, RFC 9112 3.2.2), hop-by-hop headers
  * removed (Connection, Proxy-Connection, Keep-Alive, Proxy-Authorization, TE,
  * Trailer, Upgrade and every header named in Connection), and
  * "Connection: close". Returns the length, or 0 when cap is too small;
  * UM_HTTP_HEAD_MAX + 512 is always enough. */
 size_t um_http_request_rewrite(const um_http_request_t *req, uint8_t *out, size_t cap);
 /* Writes the response head to relay to the client: hop-by-hop headers removed
- * and "Connection: keep-alive" or "Connection: close" added (1xx heads are
+ * (and Content-Length when close_after) and "Connection: keep-alive" or
+ * "Connection: close" (always close when close_after) added (1xx heads are
  * passed on without a Connection header; 101 verbatim). 0 when cap is short. */
 size_t um_http_response_rewrite(const um_http_response_t *res, const uint8_t *head, bool keep_alive,
                                 uint8_t *out, size_t cap);
@@ -113,6 +117,12 @@ size_t um_http_error_build(char *out, size_t cap, int status, const char *detail
 /* "HTTP/1.1 200 Connection established\r\n\r\n". */
 size_t um_http_connect_ok_build(char *out, size_t cap);
 const char *um_http_reason(int status);
+
+#define UM_HTTP_CRED_MAX 255 /* user or password, as RFC 1929 */
+/* True when the request carries "Proxy-Authorization: Basic" (RFC 7617) with
+ * exactly user:pass. The credentials are compared in constant time and the
+ * decoded copy wiped. Pure. */
+bool um_http_proxy_auth_ok(const um_http_request_t *req, const char *user, const char *pass);
 
 /* Case-insensitive lookup of the first header with this name; NULL if none. */
 const um_http_header_t *um_http_header_find(const um_http_header_t *h, size_t n, const char *name);

@@ -68,7 +68,9 @@ static void resp_body(pc_t *c, const uint8_t *p, size_t n)
 /* Response head bytes are collected in c->resp until complete. */
 static void resp_head(pc_t *c)
 {
-    for (int guard = 0; guard < 8 && c->r_state == R_HEAD && c->phase != PC_CLOSED; guard++) {
+    /* Every round consumes a whole head from the bounded buffer, so this ends;
+     * a fixed round limit would strand interim (1xx) heads already read. */
+    while (c->r_state == R_HEAD && c->phase != PC_CLOSED) {
         const uint8_t *p;
         size_t n = um_buf_peek(&c->resp, &p);
         um_http_response_t res;
@@ -97,7 +99,9 @@ static void resp_head(pc_t *c)
             return;
         }
         bool final = res.status >= 200;
-        if (final) c->resp_keep = c->req_keep && res.framing != UM_HTTP_BODY_EOF && !c->client_eof;
+        if (final)
+            c->resp_keep = c->req_keep && res.framing != UM_HTTP_BODY_EOF && !c->client_eof &&
+                           !res.close_after;
         size_t k = um_http_response_rewrite(
             &res, p, c->resp_keep, out, UM_HTTP_RESPONSE_REWRITE_CAP(res.head_len, res.nheaders));
         int w = k ? pc_write(c, out, k) : UM_ENOSPC;
@@ -173,21 +177,25 @@ static void h_on_data(void *arg, const uint8_t *p, size_t n)
     if (c->r_state != R_HEAD) return; /* after the response: ignore */
     /* Take what fits; a head longer than the buffer is refused, and what
      * follows a complete head goes on as body. */
-    size_t take = n < um_buf_space(&c->resp) ? n : um_buf_space(&c->resp);
-    if (um_buf_append(&c->resp, p, take) != 0) {
-        pc_close(c);
-        return;
-    }
-    resp_head(c);
-    if (take == n || c->phase == PC_CLOSED) return;
-    if (c->r_state == R_HEAD) {
-        if (!c->sent_any)
-            h_error(c, 502, "response head too large");
-        else
+    while (n && c->r_state == R_HEAD && c->h_state != H_TUNNEL && c->phase != PC_CLOSED) {
+        size_t take = n < um_buf_space(&c->resp) ? n : um_buf_space(&c->resp);
+        if (take == 0) { /* a single head fills the buffer */
+            if (!c->sent_any)
+                h_error(c, 502, "response head too large");
+            else
+                pc_close(c);
+            return;
+        }
+        if (um_buf_append(&c->resp, p, take) != 0) {
             pc_close(c);
-        return;
+            return;
+        }
+        resp_head(c); /* consumes every complete head (1xx ones included) */
+        p += take;
+        n -= take;
     }
-    if (c->r_state == R_BODY || c->h_state == H_TUNNEL) h_on_data(c, p + take, n - take);
+    if (n && c->phase != PC_CLOSED && (c->r_state == R_BODY || c->h_state == H_TUNNEL))
+        h_on_data(c, p, n);
 }
 
 static void h_on_eof(void *arg)
@@ -257,6 +265,12 @@ static void h_process(pc_t *c)
     if (rc != 0) {
         c->px->st.handshake_failed++;
         h_error(c, r->status, r->why);
+        return;
+    }
+    /* The SOCKS5 credentials guard this port too (RFC 9110 11.7.1). */
+    if (px->user && !um_http_proxy_auth_ok(r, px->user, px->pass)) {
+        c->px->st.handshake_failed++;
+        h_error(c, 407, "proxy authentication required");
         return;
     }
     pc_read_stop(c);

@@ -22,7 +22,8 @@ typedef struct {
     uint32_t handshake_timeout_ms; /* request must be complete within (0: 10000) */
     uint32_t idle_timeout_ms;      /* HTTP keep-alive between requests (0: 60000) */
     uint32_t max_conns;            /* concurrent client connections (0: 1024) */
-    const char *user, *pass;       /* SOCKS5 user/password; both or neither (copied) */
+    const char *user, *pass;       /* SOCKS5 (RFC 1929) or HTTP (Proxy-Authorization: Basic)
+                                    * user/password; both or neither (copied) */
     um_addr_t forward_dst;         /* UM_PROXY_FORWARD: where every connection goes */
 } um_proxy_opts_t;
 

@@ -78,9 +78,38 @@ has out "socks 127.0.0.1:1081"
 expect 1 "client needs --link or -c" -- "$U" client
 expect 1 "client rejects both --link and -c" -- "$U" client --link "$link" -c x.conf
 expect 2 "client rejects a bad link" -- "$U" client --link "umbra://x"
+# --link-file: a file, standard input, a warning for a loose file, errors
+(umask 077; printf '%s\n' "$link" > tight.link)
+expect 0 "client --link-file --check" -- "$U" client --link-file tight.link --check; has out "--link-file: valid client config: 1 server(s)"
+[ -s err ] && bad "warning for a 0600 link file: $(cat err)" || ok "no warning for a 0600 link file"
+expect 0 "client --link-file - --check" -- sh -c "printf '%s\n' '$link' | '$U' client --link-file - --check"; has out "valid client config: 1 server(s)"
+cp tight.link loose.link; chmod 644 loose.link
+expect 0 "client --link-file (0644) --check" -- "$U" client --link-file loose.link --check; has err "loose.link is readable by group or others"
+expect 2 "client --link-file: missing file" -- "$U" client --link-file nope.link; has err "--link-file 'nope.link'"
+: > empty.link
+expect 2 "client --link-file: empty file" -- "$U" client --link-file empty.link; has err "empty"
+printf 'umbra://x\n' > badl.link
+expect 2 "client --link-file: bad link" -- "$U" client --link-file badl.link; has err "--link-file: bad link"
+expect 1 "client rejects --link with --link-file" -- "$U" client --link "$link" --link-file tight.link
+expect 2 "client rejects an over-long --link" -- "$U" client --link "umbra://$(head -c 3000 /dev/zero | tr '\0' a)"; has err "longer than"
 expect 1 "client rejects a bad -L" -- "$U" client --link "$link" -L nonsense; has err "-L 'nonsense'"
 expect 1 "client rejects a bad --socks" -- "$U" client --link "$link" --socks 1.2.3.4; has err "--socks '1.2.3.4'"
 expect 2 "client rejects a server config" -- "$U" client -c s.conf; has err "is a server config"
+# proxies off loopback: warnings (credentials silence the second one)
+expect 0 "client on loopback: no warning" -- "$U" client --link-file tight.link --check
+[ -s err ] && bad "warning on loopback: $(cat err)" || ok "no warning for loopback proxies"
+expect 0 "client on a wildcard address" -- "$U" client --link-file tight.link --socks 0.0.0.0:1080 --http [::]:8118 -L 0.0.0.0:2222:h:22 --check
+has err "the SOCKS5 proxy listens on 0.0.0.0:1080: every address of this host"
+has err "the HTTP proxy listens on [::]:8118: every address of this host"
+has err "the forward listens on 0.0.0.0:2222"
+has err "the SOCKS5 proxy on 0.0.0.0:1080 is not on loopback and has no password"
+expect 0 "client on a non-loopback address" -- "$U" client --link-file tight.link --http 192.0.2.7:8118 --check
+has err "the HTTP proxy on 192.0.2.7:8118 is not on loopback and has no password"
+# an inline private key in a config others can read
+cp s.conf loose.conf; chmod 644 loose.conf
+expect 0 "0644 server config with an inline key" -- "$U" server -c loose.conf --check; has err "loose.conf holds a private key and is readable by group or others"
+expect 0 "0600 server config" -- "$U" server -c s.conf --check
+[ -s err ] && bad "warning for a 0600 config: $(cat err)" || ok "no warning for a 0600 config"
 
 # config errors name the file, line and key
 printf '[server]\nprivate-key-file = k.key\nlisen = 1.2.3.4:5\n' > bad.conf

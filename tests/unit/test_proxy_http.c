@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "proxy/http.h"
+#include "proxy/server.h"
 #include "util/err.h"
 
 static int parse(const char *s, um_http_request_t *r)
@@ -250,12 +252,397 @@ static void test_error_build(void **state)
     assert_int_equal(n, strlen("HTTP/1.1 200 Connection established\r\n\r\n"));
 }
 
+/* The SOCKS5 credentials guard the HTTP port: Proxy-Authorization: Basic. */
+static void test_proxy_auth(void **state)
+{
+    (void)state;
+    um_http_request_t *r = malloc(sizeof(*r));
+    static const struct {
+        const char *hdr; /* NULL: no header */
+        bool ok;
+    } cases[] = {
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjN0", true}, /* alice:s3cr3t */
+        {"proxy-authorization:   basic   YWxpY2U6czNjcjN0", true},
+        {NULL, false},
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjN1", false},     /* alice:s3cr3u */
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjN0eA==", false}, /* alice:s3cr3tx */
+        {"Proxy-Authorization: Basic YWxpY2U6czNjcjM=", false},     /* alice:s3cr3 */
+        {"Proxy-Authorization: Basic YWxpY2U=", false},             /* alice */
+        {"Proxy-Authorization: Bearer YWxpY2U6czNjcjN0", false},
+        {"Proxy-Authorization: BasicYWxpY2U6czNjcjN0", false},
+        {"Proxy-Authorization: Basic !!!!", false},
+        {"Proxy-Authorization: Basic", false},
+        {"Authorization: Basic YWxpY2U6czNjcjN0", false}, /* the origin's, not ours */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[256];
+        snprintf(req, sizeof(req), "GET http://h/ HTTP/1.1\r\nHost: h\r\n%s%s\r\n",
+                 cases[i].hdr ? cases[i].hdr : "", cases[i].hdr ? "\r\n" : "");
+        assert_int_equal(parse(req, r), 0);
+        if (um_http_proxy_auth_ok(r, "alice", "s3cr3t") != cases[i].ok) fail_msg("case %zu", i);
+    }
+    /* Longest credentials (255 + 255): accepted; beyond: refused without overflow. */
+    char user[256], pass[256], cred[600], b64[900], req[1200];
+    memset(user, 'u', 255), user[255] = 0;
+    memset(pass, 'p', 255), pass[255] = 0;
+    snprintf(cred, sizeof(cred), "%s:%s", user, pass);
+    sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)cred, strlen(cred),
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(req, sizeof(req), "GET http://h/ HTTP/1.1\r\nProxy-Authorization: Basic %s\r\n\r\n",
+             b64);
+    assert_int_equal(parse(req, r), 0);
+    assert_true(um_http_proxy_auth_ok(r, user, pass));
+    assert_false(um_http_proxy_auth_ok(r, user, "p"));
+    snprintf(cred, sizeof(cred), "%s:%sxx", user, pass);
+    sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)cred, strlen(cred),
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(req, sizeof(req), "GET http://h/ HTTP/1.1\r\nProxy-Authorization: Basic %s\r\n\r\n",
+             b64);
+    assert_int_equal(parse(req, r), 0);
+    assert_false(um_http_proxy_auth_ok(r, user, pass));
+    free(r);
+}
+
+/* Audit 12: the Host an absolute-form request is forwarded with comes from
+ * its URI (RFC 9112 3.2.2), whatever Host the client sent. */
+static void test_host_rebuilt(void **state)
+{
+    (void)state;
+    um_http_request_t *r = malloc(sizeof(*r));
+    static const struct {
+        const char *req, *host;
+    } t[] = {
+        {"GET http://a.example:8080/x HTTP/1.1\r\nHost: evil.example\r\n\r\n", "a.example:8080"},
+        {"GET http://a.example/x HTTP/1.1\r\nhost: evil.example\r\n\r\n", "a.example"},
+        {"GET http://[::1]:81/ HTTP/1.1\r\nX: 1\r\nHOST: 10.0.0.1\r\n\r\n", "[::1]:81"},
+        {"GET http://10.1.2.3/ HTTP/1.0\r\n\r\n", "10.1.2.3"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        assert_int_equal(parse(t[i].req, r), 0);
+        uint8_t out[UM_HTTP_HEAD_MAX + 512];
+        size_t n = um_http_request_rewrite(r, out, sizeof(out) - 1);
+        assert_true(n > 0);
+        out[n] = 0;
+        char want[128];
+        snprintf(want, sizeof(want), "\r\nHost: %s\r\n", t[i].host);
+        if (!strstr((char *)out, want)) fail_msg("case %zu: no '%s' in:\n%s", i, t[i].host, out);
+        assert_null(strstr((char *)out, "evil"));
+        assert_null(strstr((char *)out, "10.0.0.1"));
+        /* exactly one Host line */
+        const char *h = strcasestr((char *)out, "\nhost:");
+        assert_non_null(h);
+        assert_null(strcasestr(h + 1, "\nhost:"));
+    }
+    free(r);
+}
+
+/* Audit 12: more than one Host field line is a 400 (RFC 9112 3.2). */
+static void test_duplicate_host(void **state)
+{
+    (void)state;
+    um_http_request_t *r = malloc(sizeof(*r));
+    const char *dup[] = {
+        "GET http://a/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET http://a/ HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: a\r\n\r\n",
+        "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nHOST: b:443\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(dup) / sizeof(dup[0]); i++) {
+        assert_int_equal(parse(dup[i], r), UM_EPROTO);
+        assert_int_equal(r->status, 400);
+        assert_string_equal(r->why, "duplicate Host header");
+    }
+    assert_int_equal(parse("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", r), 0);
+    free(r);
+}
+
+/* Audit 12: a response with both Content-Length and Transfer-Encoding goes
+ * on without Content-Length, and the client connection closes after it
+ * (RFC 9112 6.3 (3)). */
+static void test_cl_and_te(void **state)
+{
+    (void)state;
+    um_http_response_t *r = malloc(sizeof(*r));
+    static const char *const both[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(both) / sizeof(both[0]); i++) {
+        assert_int_equal(
+            um_http_response_parse((const uint8_t *)both[i], strlen(both[i]), false, r), 0);
+        assert_true(r->close_after);
+        assert_int_not_equal(r->framing, UM_HTTP_BODY_LENGTH);
+        uint8_t out[1024];
+        size_t n =
+            um_http_response_rewrite(r, (const uint8_t *)both[i], true, out, sizeof(out) - 1);
+        assert_true(n > 0);
+        out[n] = 0;
+        assert_null(strcasestr((char *)out, "content-length"));
+        assert_non_null(strcasestr((char *)out, "\r\nTransfer-Encoding: "));
+        assert_non_null(strstr((char *)out, "\r\nConnection: close\r\n"));
+        assert_null(strstr((char *)out, "keep-alive"));
+    }
+    const char *one = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    assert_int_equal(um_http_response_parse((const uint8_t *)one, strlen(one), false, r), 0);
+    assert_false(r->close_after);
+    free(r);
+}
+
+/* ---- The listener against a scripted origin: a fake connection provider
+ * whose stream answers every request with a fixed byte string, delivered in
+ * one on_data call, then EOF only if asked. */
+struct um_conn {
+    const um_conn_cbs_t *cbs;
+    void *arg;
+    uv_timer_t timer;
+    int step;
+};
+
+typedef struct {
+    uv_loop_t *loop;
+    const char *answer;
+    size_t answer_len;
+    int opens;
+    /* the client side */
+    uv_tcp_t cli;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    uv_timer_t deadline;
+    const char *request;
+    char got[8192];
+    size_t got_len;
+    bool eof;
+    const char *until; /* stop once got ends with this (NULL: at EOF) */
+} rig_t;
+
+static rig_t *g_rig;
+
+static void fake_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void fake_tick(uv_timer_t *t)
+{
+    um_conn_t *c = t->data;
+    if (c->step++ == 0) {
+        c->cbs->on_open(c->arg, UM_CONN_OK);
+        uv_timer_start(&c->timer, fake_tick, 1, 0);
+    } else {
+        c->cbs->on_data(c->arg, (const uint8_t *)g_rig->answer, g_rig->answer_len);
+    }
+}
+
+static int fake_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t n,
+                     const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
+{
+    (void)dst, (void)early, (void)n;
+    rig_t *rig = ctx;
+    um_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) return UM_ENOMEM;
+    c->cbs = cbs;
+    c->arg = arg;
+    uv_timer_init(rig->loop, &c->timer);
+    c->timer.data = c;
+    uv_timer_start(&c->timer, fake_tick, 1, 0);
+    rig->opens++;
+    *out = c;
+    return 0;
+}
+
+static int fake_write(um_conn_t *c, const uint8_t *p, size_t n)
+{
+    (void)c, (void)p, (void)n;
+    return 0;
+}
+static size_t fake_queued(um_conn_t *c)
+{
+    (void)c;
+    return 0;
+}
+static int fake_noop(um_conn_t *c)
+{
+    (void)c;
+    return 0;
+}
+static void fake_close(um_conn_t *c)
+{
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, fake_closed);
+}
+
+static const um_conn_ops_t fake_ops = {
+    .name = "fake",
+    .open = fake_open,
+    .write = fake_write,
+    .queued = fake_queued,
+    .read_start = fake_noop,
+    .read_stop = fake_noop,
+    .shutdown = fake_noop,
+    .close = fake_close,
+};
+
+static void rig_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    (void)sz;
+    rig_t *rig = h->data;
+    b->base = rig->got + rig->got_len;
+    b->len = sizeof(rig->got) - 1 - rig->got_len;
+}
+
+static void rig_stop(rig_t *rig)
+{
+    uv_read_stop((uv_stream_t *)&rig->cli);
+    uv_stop(rig->loop);
+}
+
+static void rig_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    rig_t *rig = s->data;
+    if (n < 0) {
+        rig->eof = true;
+        rig_stop(rig);
+        return;
+    }
+    rig->got_len += (size_t)n;
+    rig->got[rig->got_len] = 0;
+    size_t ul = rig->until ? strlen(rig->until) : 0;
+    if (rig->until && rig->got_len >= ul && strcmp(rig->got + rig->got_len - ul, rig->until) == 0)
+        rig_stop(rig);
+}
+
+static void rig_written(uv_write_t *w, int status)
+{
+    (void)w;
+    assert_int_equal(status, 0);
+}
+
+static void rig_connected(uv_connect_t *req, int status)
+{
+    rig_t *rig = req->data;
+    assert_int_equal(status, 0);
+    uv_buf_t b = uv_buf_init((char *)rig->request, (unsigned)strlen(rig->request));
+    assert_int_equal(uv_write(&rig->wreq, (uv_stream_t *)&rig->cli, &b, 1, rig_written), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&rig->cli, rig_alloc, rig_read), 0);
+}
+
+static void rig_timeout(uv_timer_t *t)
+{
+    rig_stop(t->data);
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Runs one request through an HTTP listener whose origin answers `answer`;
+ * fills rig->got until `until` (or EOF), and notes a following EOF. */
+static void rig_run(rig_t *rig, const char *request, const char *answer, size_t alen,
+                    const char *until)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    rig->loop = &loop;
+    rig->answer = answer;
+    rig->answer_len = alen;
+    rig->request = request;
+    rig->until = until;
+    g_rig = rig;
+    um_proxy_opts_t o = {.conn = {&fake_ops, rig}, .idle_timeout_ms = 10000};
+    um_addr_t bind = {.type = UM_ADDR_IPV4, .u.v4 = {127, 0, 0, 1}}, got; /* port 0: any */
+    um_proxy_t *px;
+    assert_int_equal(um_proxy_new(&loop, UM_PROXY_HTTP, &bind, &o, &px), 0);
+    assert_int_equal(um_proxy_local_addr(px, &got), 0);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    assert_int_equal(um_addr_to_sockaddr(&got, &ss, &sl), 0);
+    uv_tcp_init(&loop, &rig->cli);
+    rig->cli.data = rig;
+    rig->creq.data = rig;
+    assert_int_equal(uv_tcp_connect(&rig->creq, &rig->cli, (struct sockaddr *)&ss, rig_connected),
+                     0);
+    uv_timer_init(&loop, &rig->deadline);
+    rig->deadline.data = rig;
+    uv_timer_start(&rig->deadline, rig_timeout, 5000, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* After the awaited bytes: does the proxy close the connection? Wait a
+     * little for an EOF (a keep-alive connection stays open). */
+    if (!rig->eof && rig->until) {
+        rig->until = NULL;
+        uv_read_start((uv_stream_t *)&rig->cli, rig_alloc, rig_read);
+        uv_timer_start(&rig->deadline, rig_timeout, 300, 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_timer_stop(&rig->deadline);
+    um_proxy_free(px);
+    uv_walk(&loop, walk_close, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0); /* no handle left behind */
+}
+
+/* Audit 12: nine or more interim (1xx) responses in one read used to stall
+ * the final response (a round limit of 8 left the rest in the buffer). */
+static void test_many_interim(void **state)
+{
+    (void)state;
+    for (int k = 1; k <= 40; k += 13) { /* 1, 14, 27, 40 interim heads */
+        rig_t *rig = calloc(1, sizeof(*rig));
+        char answer[4096];
+        size_t n = 0;
+        for (int i = 0; i < k; i++)
+            n += (size_t)snprintf(answer + n, sizeof(answer) - n, "HTTP/1.1 100 Continue\r\n\r\n");
+        n += (size_t)snprintf(answer + n, sizeof(answer) - n,
+                              "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
+        rig_run(rig, "GET http://o.example/ HTTP/1.1\r\nHost: o.example\r\n\r\n", answer, n,
+                "done");
+        size_t tail = strlen("done");
+        if (rig->got_len < tail || strcmp(rig->got + rig->got_len - tail, "done") != 0)
+            fail_msg("%d interim responses: the final one did not arrive; got %zu bytes:\n%s", k,
+                     rig->got_len, rig->got);
+        int seen = 0;
+        for (const char *q = rig->got; (q = strstr(q, " 100 ")); q++)
+            seen++;
+        assert_int_equal(seen, k);
+        assert_false(rig->eof); /* keep-alive: the connection stays */
+        free(rig);
+    }
+}
+
+/* Audit 12, through the listener: the CL+TE response reaches the client
+ * without Content-Length, and the connection is closed after it. */
+static void test_cl_and_te_closes(void **state)
+{
+    (void)state;
+    rig_t *rig = calloc(1, sizeof(*rig));
+    const char *ans = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "4\r\nbody\r\n0\r\n\r\n";
+    rig_run(rig, "GET http://o.example/ HTTP/1.1\r\nHost: o.example\r\n\r\n", ans, strlen(ans),
+            "0\r\n\r\n");
+    assert_non_null(strstr(rig->got, "4\r\nbody\r\n0\r\n\r\n"));
+    assert_null(strcasestr(rig->got, "content-length"));
+    assert_true(rig->eof);
+    free(rig);
+    /* The same response with Content-Length only keeps the connection. */
+    rig = calloc(1, sizeof(*rig));
+    ans = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody";
+    rig_run(rig, "GET http://o.example/ HTTP/1.1\r\nHost: o.example\r\n\r\n", ans, strlen(ans),
+            "body");
+    assert_false(rig->eof);
+    free(rig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect),   cmocka_unit_test(test_absolute),
-        cmocka_unit_test(test_malformed), cmocka_unit_test(test_response),
-        cmocka_unit_test(test_body),      cmocka_unit_test(test_error_build),
+        cmocka_unit_test(test_connect),        cmocka_unit_test(test_absolute),
+        cmocka_unit_test(test_malformed),      cmocka_unit_test(test_response),
+        cmocka_unit_test(test_body),           cmocka_unit_test(test_error_build),
+        cmocka_unit_test(test_proxy_auth),     cmocka_unit_test(test_host_rebuilt),
+        cmocka_unit_test(test_duplicate_host), cmocka_unit_test(test_cl_and_te),
+        cmocka_unit_test(test_many_interim),   cmocka_unit_test(test_cl_and_te_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

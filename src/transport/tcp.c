@@ -8,6 +8,10 @@
 #define RBUF 65536
 
 struct um_tcp {
+    um_carrier_t base; /* first: a um_tcp_t is a carrier (um_tcp_carrier) */
+    um_carrier_read_cb c_rd;
+    um_carrier_drain_cb c_dr;
+    void *c_ud;
     uv_tcp_t h;
     uv_connect_t creq;
     uv_shutdown_t sreq;
@@ -41,6 +45,7 @@ static um_tcp_t *tcp_new(uv_loop_t *loop)
         return NULL;
     }
     t->h.data = t;
+    t->base.ops = &um_tcp_carrier_ops;
     t->wq_max = UM_TCP_WQ_MAX_DEFAULT;
     return t;
 }
@@ -257,4 +262,102 @@ void um_tcp_close(um_tcp_t *t)
 uv_tcp_t *um_tcp_handle(um_tcp_t *t)
 {
     return &t->h;
+}
+
+/* ---- the carrier interface (transport/carrier.h) ---- */
+
+static um_tcp_t *tcp_of(um_carrier_t *c)
+{
+    return (um_tcp_t *)c;
+}
+
+static void c_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud)
+{
+    (void)ud;
+    if (t->c_rd) t->c_rd(&t->base, p, n, status, t->c_ud);
+}
+
+static void c_drain(um_tcp_t *t, int status, void *ud)
+{
+    (void)status;
+    (void)ud;
+    if (t->c_dr) t->c_dr(&t->base, t->c_ud);
+}
+
+static void c_set_cbs(um_carrier_t *c, um_carrier_read_cb rd, um_carrier_drain_cb dr, void *ud)
+{
+    um_tcp_t *t = tcp_of(c);
+    t->c_rd = rd;
+    t->c_dr = dr;
+    t->c_ud = ud;
+    um_tcp_set_read_cb(t, rd ? c_read : NULL, NULL);
+    um_tcp_set_drain_cb(t, dr ? c_drain : NULL, NULL);
+}
+
+static int c_write(um_carrier_t *c, const uint8_t *p, size_t n)
+{
+    return um_tcp_write(tcp_of(c), p, n);
+}
+
+static size_t c_queued(const um_carrier_t *c)
+{
+    return um_tcp_write_queued((const um_tcp_t *)c);
+}
+
+static void c_set_wq_max(um_carrier_t *c, size_t max)
+{
+    um_tcp_set_wq_max(tcp_of(c), max);
+}
+
+static int c_read_start(um_carrier_t *c)
+{
+    return um_tcp_read_start(tcp_of(c));
+}
+
+static int c_read_stop(um_carrier_t *c)
+{
+    return um_tcp_read_stop(tcp_of(c));
+}
+
+static int c_shutdown(um_carrier_t *c)
+{
+    return um_tcp_shutdown(tcp_of(c));
+}
+
+static void c_close(um_carrier_t *c)
+{
+    um_tcp_close(tcp_of(c));
+}
+
+static int c_absorb(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, size_t *outn)
+{
+    (void)c;
+    memcpy(out, p, n); /* TCP bytes are stream bytes */
+    *outn = n;
+    return 0;
+}
+
+const um_carrier_ops_t um_tcp_carrier_ops = {
+    .name = "tcp",
+    .flags = UM_CARRIER_RELIABLE,
+    .record_hint = 16466, /* one full session record */
+    .set_cbs = c_set_cbs,
+    .write = c_write,
+    .queued = c_queued,
+    .set_wq_max = c_set_wq_max,
+    .read_start = c_read_start,
+    .read_stop = c_read_stop,
+    .shutdown = c_shutdown,
+    .close = c_close,
+    .absorb = c_absorb,
+};
+
+um_carrier_t *um_tcp_carrier(um_tcp_t *t)
+{
+    return t ? &t->base : NULL;
+}
+
+um_tcp_t *um_tcp_from_carrier(um_carrier_t *c)
+{
+    return c && c->ops == &um_tcp_carrier_ops ? (um_tcp_t *)c : NULL;
 }

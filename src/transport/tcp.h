@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "transport/carrier.h"
+
 typedef struct um_tcp um_tcp_t;
 typedef struct um_tcp_listener um_tcp_listener_t;
 
@@ -48,5 +50,12 @@ size_t um_tcp_write_queued(const um_tcp_t *t);
 int um_tcp_shutdown(um_tcp_t *t);
 void um_tcp_close(um_tcp_t *t); /* NULL is a no-op */
 uv_tcp_t *um_tcp_handle(um_tcp_t *t);
+
+/* A TCP connection is a carrier (carrier.h): the same object, seen through
+ * the transport-independent interface. Setting carrier callbacks replaces
+ * the um_tcp_* read and drain callbacks. */
+extern const um_carrier_ops_t um_tcp_carrier_ops;
+um_carrier_t *um_tcp_carrier(um_tcp_t *t);
+um_tcp_t *um_tcp_from_carrier(um_carrier_t *c); /* NULL when c is not TCP */
 
 #endif

@@ -26,6 +26,8 @@ struct um_sess {
     uint64_t key_bytes, key_ms; /* bytes sealed under the current tx key; when it began */
     bool ack_pending;           /* an ACK record must go out */
     uint64_t unacked_since;     /* when rx_next first passed ack_sent (0: it has not) */
+    uint64_t guard_left;        /* data bytes still to go in guarded records */
+    uint64_t last_data_ms;      /* when the last DATA record was sealed (0: never) */
     uint8_t rnd[256];           /* random bytes for padding lengths, refilled in bulk */
     size_t rnd_used;
     uint8_t body[UM_REC_BODY_MAX]; /* record body scratch (plaintext) */
@@ -257,9 +259,15 @@ static uint32_t rand16(um_sess_t *s)
     return v;
 }
 
-static size_t pad_for(um_sess_t *s, size_t body)
+static size_t pad_for(um_sess_t *s, size_t body, bool guarded)
 {
     size_t room = UM_REC_BODY_MAX - body, pad = 0;
+    if (guarded) {
+        size_t wire = body + UM_REC_OVERHEAD;
+        size_t lo = wire > UM_SESS_GUARD_MIN ? wire : UM_SESS_GUARD_MIN;
+        pad = lo - wire + rand16(s) % (UM_SESS_GUARD_SPREAD + 1u);
+        return pad > room ? room : pad;
+    }
     switch (s->cfg.pad.mode) {
     case UM_PAD_RANDOM: pad = s->cfg.pad.max ? rand16(s) % (s->cfg.pad.max + 1u) : 0; break;
     case UM_PAD_BLOCK: {
@@ -278,6 +286,7 @@ static size_t pad_for(um_sess_t *s, size_t body)
 static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
 {
     size_t n = ACK_FIELDS, dlen = 0;
+    bool guarded = false;
     s->body[0] = type;
     um_st64(s->body + 1, s->rx_next);
     if (type == UM_REC_T_DATA) {
@@ -292,8 +301,18 @@ static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
         n += DATA_FIELDS;
         memcpy(s->body + n, q + at, dlen);
         n += dlen;
+        if (s->cfg.pad.guard_bytes) {
+            uint64_t now = now_ms(s);
+            if (!s->last_data_ms || now - s->last_data_ms >= s->cfg.pad.guard_idle_ms)
+                if (s->guard_left < s->cfg.pad.guard_bytes) s->guard_left = s->cfg.pad.guard_bytes;
+            s->last_data_ms = now ? now : 1;
+        }
+        if (s->guard_left) {
+            guarded = true;
+            s->guard_left -= dlen < s->guard_left ? dlen : s->guard_left;
+        }
     }
-    size_t pad = pad_for(s, n);
+    size_t pad = pad_for(s, n, guarded);
     memset(s->body + n, 0, pad);
     n += pad;
     int r = um_rec_seal(&s->tx, s->body, n, out, UM_REC_WIRE_MAX, outn);
@@ -376,6 +395,11 @@ unsigned um_sess_events(um_sess_t *s)
 int um_sess_error(const um_sess_t *s)
 {
     return s ? s->err : UM_EINVAL;
+}
+
+void um_sess_guard(um_sess_t *s, uint32_t bytes)
+{
+    if (s && s->guard_left < bytes) s->guard_left = bytes;
 }
 
 void um_sess_set_padding(um_sess_t *s, const um_pad_policy_t *pad)

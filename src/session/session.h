@@ -34,7 +34,17 @@ typedef struct {
     int mode;       /* um_pad_mode_t */
     uint16_t max;   /* UM_PAD_RANDOM */
     uint16_t block; /* UM_PAD_BLOCK, >= 64 */
+    /* Burst guard (any mode; 0 = off): the first guard_bytes of data after
+     * guard_idle_ms without data, and after um_sess_guard(), go in records
+     * whose wire size is drawn uniformly from [max(size, 1024), that + 1024],
+     * so the sizes of what starts a burst (an inner TLS handshake of a user
+     * browsing https through the tunnel) cannot be read off the records. */
+    uint32_t guard_bytes;
+    uint32_t guard_idle_ms;
 } um_pad_policy_t;
+
+#define UM_SESS_GUARD_MIN    1024 /* guarded records are at least this big on the wire */
+#define UM_SESS_GUARD_SPREAD 1024 /* ... plus up to this much */
 
 typedef struct {
     size_t tx_max;            /* queued + unacknowledged plaintext bound; 0 = 4 MiB */
@@ -106,6 +116,9 @@ int um_sess_pull_filler(um_sess_t *s, size_t wire_len, uint8_t *out, size_t cap,
 unsigned um_sess_events(um_sess_t *s);
 int um_sess_error(const um_sess_t *s);
 void um_sess_set_padding(um_sess_t *s, const um_pad_policy_t *pad);
+/* Guards the next `bytes` of data (at least), as a burst would be: the
+ * tunnel calls it when a stream opens. */
+void um_sess_guard(um_sess_t *s, uint32_t bytes);
 const uint8_t *um_sess_id(const um_sess_t *s); /* UM_SID_LEN bytes, borrowed */
 int um_sess_alg(const um_sess_t *s);
 void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o);

@@ -254,6 +254,75 @@ static void test_session_tamper_truncate(void **st)
     um_sess_free(A);
 }
 
+/* Burst guard: the first bytes after idleness, and after um_sess_guard(),
+ * go in records of random sizes in [max(size, 1024), +1024]; the rest and
+ * the time between bursts keep their own sizes. The data arrives intact. */
+static uint64_t g_fake_ms = 1000;
+static uint64_t fake_now(void)
+{
+    return g_fake_ms;
+}
+
+static void test_burst_guard(void **st)
+{
+    um_sess_keys_t ka, kb;
+    uint8_t wire[UM_REC_WIRE_MAX * 2], out[256];
+    size_t n, used;
+    mkkeys(&ka, &kb, UM_AEAD_CHACHA20_POLY1305);
+    um_sess_cfg_t cfg = {.now_ms = fake_now,
+                         .pad = {.mode = UM_PAD_NONE, .guard_bytes = 1000, .guard_idle_ms = 200}};
+    um_sess_t *A = um_sess_new(&ka, &cfg), *B = um_sess_new(&kb, NULL);
+    size_t sizes[64], ns = 0;
+    int guarded = 0, plain = 0;
+    for (int burst = 0; burst < 3; burst++) {
+        g_fake_ms += 1000; /* idle: a new burst */
+        for (int i = 0; i < 20; i++) {
+            assert_int_equal(
+                um_sess_write(A,
+                              (const uint8_t *)"012345678901234567890123456789012345678901234567890"
+                                               "1234567890123456789012345678901234567890123456789",
+                              100),
+                100);
+            assert_int_equal(um_sess_pull(A, wire, sizeof(wire), &n), 0);
+            /* 100 data bytes: 2 + 9 + 10 + 100 + 16 = 137 bytes unguarded */
+            if (i < 10) { /* 10 x 100 bytes = the 1000 guarded */
+                assert_true(n >= UM_SESS_GUARD_MIN &&
+                            n <= UM_SESS_GUARD_MIN + UM_SESS_GUARD_SPREAD);
+                if (ns < 64) sizes[ns++] = n;
+                guarded++;
+            } else {
+                assert_int_equal(n, 137);
+                plain++;
+            }
+            g_fake_ms += 1; /* within the burst */
+            assert_int_equal(um_sess_feed(B, wire, n, &used), 0);
+            assert_int_equal(um_sess_read(B, out, sizeof(out)), 100);
+            assert_memory_equal(out, "0123456789", 10);
+        }
+    }
+    assert_int_equal(guarded, 30);
+    assert_int_equal(plain, 30);
+    /* the guarded sizes vary */
+    size_t distinct = 0;
+    for (size_t i = 0; i < ns; i++) {
+        size_t j = 0;
+        while (j < i && sizes[j] != sizes[i])
+            j++;
+        distinct += j == i;
+    }
+    assert_true(distinct >= 20);
+    /* An explicit guard (a stream opened) without idleness. */
+    g_fake_ms += 1;
+    um_sess_guard(A, 300);
+    assert_int_equal(um_sess_write(A, (const uint8_t *)"abc", 3), 3);
+    assert_int_equal(um_sess_pull(A, wire, sizeof(wire), &n), 0);
+    assert_true(n >= UM_SESS_GUARD_MIN);
+    assert_int_equal(um_sess_feed(B, wire, n, &used), 0);
+    assert_int_equal(um_sess_read(B, out, sizeof(out)), 3);
+    um_sess_free(A);
+    um_sess_free(B);
+}
+
 static void test_padding(void **st)
 {
     um_sess_keys_t ka, kb;
@@ -498,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_record_roundtrip),
         cmocka_unit_test(test_session_roundtrip_both),
         cmocka_unit_test(test_filler_records),
+        cmocka_unit_test(test_burst_guard),
         cmocka_unit_test(test_session_tamper_truncate),
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_rekey_under_traffic),

@@ -275,6 +275,8 @@ static um_acceptor_cfg_t base_cfg(void)
     cfg.probe_max_ms = DMAX;
     cfg.linger_ms = 3000;
     cfg.max_preauth = 4096;
+    cfg.per_source = 4096;
+    cfg.key_hs_per_min = 100000;
     cfg.hs_per_s = 100000;
     cfg.hs_burst = 10000;
     return cfg;

@@ -5,6 +5,7 @@
  * SIGTERM/SIGINT: stop accepting, let streams drain (bounded), exit.
  * SIGHUP: reload the authorised clients without dropping sessions. */
 #include <netdb.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,6 +509,14 @@ int um_run_server(const um_config_t *cfg)
                         .v4_prefix = (uint8_t)cfg->preauth_prefix_v4,
                         .v6_prefix = (uint8_t)cfg->preauth_prefix_v6,
                         .key_hs_per_min = cfg->client_handshakes_per_min};
+    /* Every held pre-auth connection costs a descriptor (two when spliced to
+     * the fallback): stay well inside the descriptor limit. */
+    struct rlimit nofile;
+    uint64_t held = 4ull * (cfg->max_preauth ? cfg->max_preauth : 1024);
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        nofile.rlim_cur > 512 && (nofile.rlim_cur - 256) / 2 < held)
+        held = (nofile.rlim_cur - 256) / 2;
+    gc.max_held = (uint32_t)held;
     if (um_gate_new(ac.server_priv, ac.keys, ac.skew_s, ac.replay_entries, ac.disable_aes, &gc,
                     &s->gate) != 0) {
         um_cli_error("server", "out of memory");

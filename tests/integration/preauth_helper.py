@@ -17,7 +17,7 @@
                                  (the exact bytes also go to OUT); prints the status
   slowget PORT PATH DELAY OUT    GET PATH, waits DELAY s before reading, then reads
                                  in small slow chunks; body to OUT
-  gets PORT N SECS               N sequential ordinary GET /small; prints the
+  gets PORT N SECS               N sequential ordinary GET /small?r=RANDOM; prints the
                                  slowest answer in ms and how many took > SECS
 """
 import os
@@ -218,7 +218,10 @@ def gets(port, n, secs):
     for _ in range(n):
         t0 = time.time()
         s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n")
+        # A varied query in the first 18 bytes: what the server's parser sees
+        # differs from one request to the next, as with real browsers.
+        q = os.urandom(4).hex().encode()
+        s.sendall(b"GET /small?r=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n" % q)
         s.settimeout(secs * 3 + 60)
         got = b""
         try:

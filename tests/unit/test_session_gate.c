@@ -20,7 +20,7 @@
 #include "util/err.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+size_t __sanitizer_get_current_allocated_bytes(void); /* ASan runtime */
 static size_t allocated(void)
 {
     return __sanitizer_get_current_allocated_bytes();

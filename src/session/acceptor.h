@@ -10,9 +10,12 @@
  *   - at D: FIN (shutdown), keep reading and discarding until the peer's FIN
  *     or linger_ms, then close. The same for every invalid input, for a client
  *     that sends nothing, and for a client that sends half a flight.
- *   - or, with a fallback address, at the moment the flight is known invalid
- *     (or at D if still undecided), the connection is spliced to the fallback
- *     with every byte read so far.
+ *   - or, with a fallback address, as soon as the bytes cannot be a flight
+ *     (refused, a complete HTTP head or TLS record, peer FIN, an idle gap; at
+ *     the latest D), the connection is spliced to the fallback with every
+ *     byte read so far; if the fallback cannot be reached, silence until D.
+ *   - admission (budgets, handshake rate, replay filter) is the gate's
+ *     (session/gate.h), shared by every acceptor of a server.
  *
  * Ownership: the config is copied (the key set is referenced). The session
  * callback receives ownership of the session and the connection. */

@@ -636,8 +636,9 @@ static void test_fallback(void **st)
 }
 
 /* Limits: the handshake token bucket refuses a second flight (probe
- * reaction: no byte back, EOF); past max_preauth a connection is closed at
- * once and counted as overload. In-process acceptor, one loop. */
+ * reaction: no byte back, EOF); past max_preauth a connection is not parsed
+ * and counted as overload, with the same reaction (no early close). In-process
+ * acceptor, one loop. */
 static void test_limits(void **st)
 {
     ctx_t c;

@@ -484,6 +484,16 @@ static void key_server(parser_t *p, const char *name, const char *v)
         parse_num_key(p, name, v, &c->probe_delay_min_ms, 0, 600000);
     } else if (key_is(name, "probe-delay-max")) {
         parse_num_key(p, name, v, &c->probe_delay_max_ms, 1, 600000);
+    } else if (key_is(name, "max-preauth")) {
+        parse_num_key(p, name, v, &c->max_preauth, 16, 1048576);
+    } else if (key_is(name, "preauth-per-source")) {
+        parse_num_key(p, name, v, &c->preauth_per_source, 1, 1048576);
+    } else if (key_is(name, "preauth-prefix-v4")) {
+        parse_num_key(p, name, v, &c->preauth_prefix_v4, 1, 32);
+    } else if (key_is(name, "preauth-prefix-v6")) {
+        parse_num_key(p, name, v, &c->preauth_prefix_v6, 1, 128);
+    } else if (key_is(name, "client-handshakes-per-minute")) {
+        parse_num_key(p, name, v, &c->client_handshakes_per_min, 1, 1000000);
     } else if (key_is(name, "allow")) {
         if (c->n_allow == UM_CFG_MAX_ALLOW) {
             perr(p, "key 'allow': at most %d allow rules", UM_CFG_MAX_ALLOW);

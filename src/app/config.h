@@ -103,6 +103,9 @@ typedef struct {
     uint32_t clock_skew_s;
     uint32_t replay_cache;
     uint32_t probe_delay_min_ms, probe_delay_max_ms;
+    /* pre-auth admission (session/gate.h); 0 = the gate's default */
+    uint32_t max_preauth, preauth_per_source, preauth_prefix_v4, preauth_prefix_v6;
+    uint32_t client_handshakes_per_min;
     um_cidr_t allow[UM_CFG_MAX_ALLOW];
     size_t n_allow;
     uint32_t max_sessions_per_client;

@@ -5,6 +5,7 @@
  * SIGTERM/SIGINT: stop accepting, let streams drain (bounded), exit.
  * SIGHUP: reload the authorised clients without dropping sessions. */
 #include <netdb.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ struct srv {
     char path[UM_PATH_MAX];
     um_acceptor_t *acc[UM_CFG_MAX_LISTEN];
     size_t n_acc;
+    um_gate_t *gate; /* admission state shared by every acceptor */
     um_keyset_t *keys;
     um_policy_t policy;
     um_hostaddr_t *hostaddr; /* keeps the host's own addresses in policy */
@@ -522,6 +524,26 @@ int um_run_server(const um_config_t *cfg)
         ac.sess.pad.mode = UM_PAD_RANDOM;
         ac.sess.pad.max = 255;
     }
+    um_gate_cfg_t gc = {.max_preauth = cfg->max_preauth,
+                        .per_source = cfg->preauth_per_source,
+                        .v4_prefix = (uint8_t)cfg->preauth_prefix_v4,
+                        .v6_prefix = (uint8_t)cfg->preauth_prefix_v6,
+                        .key_hs_per_min = cfg->client_handshakes_per_min};
+    /* Every held pre-auth connection costs a descriptor (two when spliced to
+     * the fallback): stay well inside the descriptor limit. */
+    struct rlimit nofile;
+    uint64_t held = 4ull * (cfg->max_preauth ? cfg->max_preauth : 1024);
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        nofile.rlim_cur > 512 && (nofile.rlim_cur - 256) / 2 < held)
+        held = (nofile.rlim_cur - 256) / 2;
+    gc.max_held = (uint32_t)held;
+    if (um_gate_new(ac.server_priv, ac.keys, ac.skew_s, ac.replay_entries, ac.disable_aes, &gc,
+                    &s->gate) != 0) {
+        um_cli_error("server", "out of memory");
+        sodium_memzero(ac.server_priv, sizeof(ac.server_priv));
+        goto out;
+    }
+    ac.gate = s->gate;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
@@ -567,6 +589,7 @@ out:
     uv_walk(s->loop, close_walk, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
     uv_loop_close(s->loop);
+    um_gate_unref(s->gate);
     um_keyset_unref(s->keys);
     um_policy_close(&s->policy);
     sodium_memzero(s->cfg.private_key, sizeof(s->cfg.private_key));

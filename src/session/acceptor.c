@@ -1,9 +1,11 @@
 #include "session/acceptor.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "session/gate.h"
 #include "transport/mask.h"
 #include "transport/shape.h"
 #include "util/buf.h"
@@ -11,9 +13,18 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define SPLICE_BUF (64u << 10)
+/* Splice: each side's write queue is bounded by SPLICE_WQ; a side stops
+ * reading while the other side's queue holds more than half of it, and the
+ * drain callback (a quarter) resumes it. Before the fallback is connected,
+ * bytes wait in the connection's buffer (at most SPLICE_PRE + one read). */
+#define SPLICE_WQ  (256u << 10)
+#define SPLICE_PRE (64u << 10)
 #define REPLY_MIN  (UM_HS_MSG2_MIN + UM_MASK_OVERHEAD)
 #define REPLY_MAX  1024
+/* Gaps after which a connection that holds a parse slot can no longer be a
+ * client: its flight is written at once after connect, in one write. */
+#define GAP_SILENT_MS 10000 /* nothing arrived since accept */
+#define GAP_IDLE_MS   3000  /* part of a flight arrived, then nothing */
 
 typedef enum { C_PARSE, C_DISCARD, C_LINGER, C_SPLICE, C_DONE } cstate_t;
 
@@ -25,21 +36,22 @@ struct pconn {
     um_tcp_t *f; /* fallback side, when splicing */
     uv_timer_t timer;
     cstate_t st;
-    int peer_eof, f_connected, f_eof, refs;
-    um_buf_t buf; /* first flight bytes (bounded) */
+    int peer_eof, f_connected, f_eof, f_failed, parse, t_stopped;
+    uint64_t deadline; /* D, loop time in ms */
+    uint8_t src[UM_SRC_KEY_LEN];
+    um_gate_node_t node; /* evictable once the peer has sent FIN */
+    um_buf_t buf;        /* first flight bytes (bounded) */
 };
 
 struct um_acceptor {
     uv_loop_t *loop;
     um_tcp_listener_t *l;
     um_acceptor_cfg_t cfg;
-    um_hs_server_t hs;
+    um_gate_t *gate;
     um_acceptor_session_cb cb;
     void *ud;
     pconn_t *conns;
     um_acceptor_stats_t st;
-    double tokens;
-    uint64_t tok_ms;
     int closing;
     um_ratelimit_t rl;
     uint32_t live_handles; /* timers not yet closed */
@@ -48,7 +60,7 @@ struct um_acceptor {
 static void maybe_free_acceptor(um_acceptor_t *a)
 {
     if (a->closing && a->live_handles == 0 && !a->conns) {
-        um_hs_server_close(&a->hs);
+        um_gate_unref(a->gate);
         sodium_memzero(&a->cfg, sizeof(a->cfg));
         free(a);
     }
@@ -64,6 +76,13 @@ static void timer_closed(uv_handle_t *h)
     maybe_free_acceptor(a);
 }
 
+static void release_parse(pconn_t *c)
+{
+    if (!c->parse) return;
+    c->parse = 0;
+    um_gate_release_parse(c->a->gate, c->src);
+}
+
 /* Ends a pre-auth connection; handles are closed (not freed by us). */
 static void pconn_end(pconn_t *c, int keep_t)
 {
@@ -76,36 +95,49 @@ static void pconn_end(pconn_t *c, int keep_t)
         a->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     a->st.preauth--;
+    release_parse(c);
+    um_gate_unlink(a->gate, &c->node);
     if (!keep_t) um_tcp_close(c->t);
     um_tcp_close(c->f);
     c->t = c->f = NULL;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
+    um_gate_release_held(a->gate); /* last: may resume listeners */
 }
 
-static bool take_token(um_acceptor_t *a)
+static void on_evict(um_gate_node_t *n)
 {
-    uint64_t now = um_now_ms();
-    a->tokens += (double)(now - a->tok_ms) * a->cfg.hs_per_s / 1000.0;
-    a->tok_ms = now;
-    if (a->tokens > a->cfg.hs_burst) a->tokens = a->cfg.hs_burst;
-    if (a->tokens < 1.0) return false;
-    a->tokens -= 1.0;
-    return true;
+    pconn_t *c = (pconn_t *)((char *)n - offsetof(pconn_t, node));
+    pconn_end(c, 0);
+}
+
+static void on_timer(uv_timer_t *tm);
+
+/* (Re)arms the timer for D, or for the gap if earlier. */
+static void arm(pconn_t *c, uint64_t gap)
+{
+    uv_update_time(c->a->loop);
+    uint64_t now = uv_now(c->a->loop), at = c->deadline;
+    if (gap && now + gap < at) at = now + gap;
+    uv_timer_start(&c->timer, on_timer, at > now ? at - now : 0, 0);
 }
 
 static void splice_start(pconn_t *c);
 
-/* The flight is invalid: splice, or go on discarding until the timer. */
+/* The connection can no longer authenticate: splice, or go on discarding
+ * until D. The bytes read so far stay in c->buf for the splice. */
 static void reject(pconn_t *c)
 {
     c->a->st.probes++;
-    if (c->a->cfg.has_fallback) {
+    release_parse(c);
+    if (c->a->cfg.has_fallback && !c->f_failed) {
         splice_start(c);
         return;
     }
     c->st = C_DISCARD;
     um_buf_wipe(&c->buf);
+    if (c->peer_eof) um_gate_evictable(c->a->gate, &c->node);
+    arm(c, 0);
 }
 
 /* ---- fallback splice ---- */
@@ -113,47 +145,68 @@ static void reject(pconn_t *c)
 static void f_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud)
 {
     pconn_t *c = ud;
+    (void)t;
     if (status == UM_EPIPE) {
         c->f_eof = 1;
         um_tcp_shutdown(c->t);
         if (c->peer_eof) pconn_end(c, 0);
         return;
     }
-    if (status < 0) {
+    if (status < 0 || um_tcp_write(c->t, p, n) != 0) {
         pconn_end(c, 0);
         return;
     }
-    if (um_tcp_write(c->t, p, n) != 0) {
-        pconn_end(c, 0);
-        return;
-    }
-    if (um_tcp_write_queued(c->t) > SPLICE_BUF) um_tcp_read_stop(c->f);
+    if (um_tcp_write_queued(c->t) > SPLICE_WQ / 2) um_tcp_read_stop(c->f);
 }
 
 static void t_drain(um_tcp_t *t, int status, void *ud)
 {
     pconn_t *c = ud;
+    (void)t;
+    (void)status;
     if (c->st == C_SPLICE && c->f && !c->f_eof) um_tcp_read_start(c->f);
 }
 
 static void f_drain(um_tcp_t *t, int status, void *ud)
 {
     pconn_t *c = ud;
-    if (c->st == C_SPLICE && !c->peer_eof) um_tcp_read_start(c->t);
+    (void)t;
+    (void)status;
+    if (c->st == C_SPLICE && !c->peer_eof) {
+        c->t_stopped = 0;
+        um_tcp_read_start(c->t);
+    }
 }
 
 static void f_connected(um_tcp_t *t, int status, void *ud)
 {
     pconn_t *c = ud;
+    (void)t;
     if (status < 0) {
+        /* No web server to hand over to: the probe reaction instead (silence
+         * until D), as if there were no fallback. */
         um_log_limited(&c->a->rl, 5, 1000, UM_LOG_DEBUG, "fallback connect: %s",
                        um_strerror(status));
-        pconn_end(c, 0);
+        um_tcp_close(c->f);
+        c->f = NULL;
+        c->f_failed = 1;
+        c->a->st.fallbacks--;
+        c->st = C_DISCARD;
+        um_buf_wipe(&c->buf);
+        if (c->peer_eof) um_gate_evictable(c->a->gate, &c->node);
+        if (c->t_stopped) {
+            c->t_stopped = 0;
+            um_tcp_read_start(c->t);
+        }
+        arm(c, 0);
         return;
     }
     c->f_connected = 1;
+    um_tcp_set_wq_max(c->f, SPLICE_WQ);
+    um_tcp_set_wq_max(c->t, SPLICE_WQ);
     const uint8_t *p;
     size_t n = um_buf_peek(&c->buf, &p);
+    /* At most SPLICE_PRE + one read: within SPLICE_WQ. */
     if (n && um_tcp_write(c->f, p, n) != 0) {
         pconn_end(c, 0);
         return;
@@ -164,6 +217,10 @@ static void f_connected(um_tcp_t *t, int status, void *ud)
     um_tcp_set_drain_cb(c->f, f_drain, c);
     um_tcp_set_drain_cb(c->t, t_drain, c);
     um_tcp_read_start(c->f);
+    if (c->t_stopped && !c->peer_eof && um_tcp_write_queued(c->f) <= SPLICE_WQ / 2) {
+        c->t_stopped = 0;
+        um_tcp_read_start(c->t);
+    }
 }
 
 static void splice_start(pconn_t *c)
@@ -171,11 +228,34 @@ static void splice_start(pconn_t *c)
     c->st = C_SPLICE;
     c->a->st.fallbacks++;
     uv_timer_stop(&c->timer);
-    c->buf.max = SPLICE_BUF; /* keep what we have, and more until connected */
+    c->buf.max = SPLICE_PRE + 65536 + UM_FLIGHT_MAX + UM_SHAPE_PREFIX_MAX;
     if (um_tcp_connect(c->a->loop, (const struct sockaddr *)&c->a->cfg.fallback, f_connected, c,
                        &c->f) != 0) {
         c->f = NULL;
+        f_connected(NULL, UM_EIO, c);
+    }
+}
+
+/* Bytes for the fallback while splicing (or about to). */
+static void splice_in(pconn_t *c, const uint8_t *p, size_t n)
+{
+    if (!n) return;
+    if (c->f_connected) {
+        if (um_tcp_write(c->f, p, n) != 0)
+            pconn_end(c, 0);
+        else if (um_tcp_write_queued(c->f) > SPLICE_WQ / 2) {
+            c->t_stopped = 1;
+            um_tcp_read_stop(c->t);
+        }
+        return;
+    }
+    if (um_buf_append(&c->buf, p, n) != 0) { /* cannot happen: reads stop first */
         pconn_end(c, 0);
+        return;
+    }
+    if (um_buf_len(&c->buf) > SPLICE_PRE) { /* resumes once the fallback is connected */
+        c->t_stopped = 1;
+        um_tcp_read_stop(c->t);
     }
 }
 
@@ -191,7 +271,7 @@ static void established(pconn_t *c, const uint8_t *msg, size_t mn, const uint8_t
     um_sess_keys_t keys;
     size_t total = REPLY_MIN + randombytes_uniform(REPLY_MAX - REPLY_MIN + 1);
 
-    int r = um_hs_server_respond(&a->hs, (const uint8_t *)UM_HS_PROLOGUE_TCP,
+    int r = um_hs_server_respond(um_gate_hs(a->gate), (const uint8_t *)UM_HS_PROLOGUE_TCP,
                                  sizeof(UM_HS_PROLOGUE_TCP) - 1, msg, mn, um_wall_s(),
                                  total - UM_MASK_OVERHEAD, reply, sizeof(reply), &rn, &keys);
     if (r) {
@@ -202,7 +282,8 @@ static void established(pconn_t *c, const uint8_t *msg, size_t mn, const uint8_t
     }
     um_sess_t *s = NULL;
     /* The reply goes out as one write: shaping prefix (section 7), then flight. */
-    if ((r = um_mask_seal(a->hs.s_pub, UM_MASK_S2C, reply, rn, flight, sizeof(flight), &fn)) == 0 &&
+    if ((r = um_mask_seal(um_gate_hs(a->gate)->s_pub, UM_MASK_S2C, reply, rn, flight,
+                          sizeof(flight), &fn)) == 0 &&
         (r = um_shape_prefix((um_shape_t)a->cfg.shape, UM_SHAPE_S2C, fn, wire, sizeof(wire),
                              &wn)) == 0) {
         memcpy(wire + wn, flight, fn);
@@ -234,16 +315,24 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
     pconn_t *c = ud;
     uint8_t msg[UM_FLIGHT_MSG_MAX];
     size_t mn = 0, used = 0, pre = 0, want = 0;
+    (void)t;
 
     if (status == UM_EPIPE) {
         c->peer_eof = 1;
         if (c->st == C_LINGER)
             pconn_end(c, 0);
-        else if (c->st == C_SPLICE && c->f_connected) {
-            um_tcp_shutdown(c->f);
-            if (c->f_eof) pconn_end(c, 0);
+        else if (c->st == C_SPLICE) {
+            if (c->f_connected) {
+                um_tcp_shutdown(c->f);
+                if (c->f_eof) pconn_end(c, 0);
+            }
+        } else if (c->st == C_PARSE) {
+            /* No more bytes: this cannot become a flight. The slot is free
+             * at once; the reaction (splice, or FIN at D) is unchanged. */
+            reject(c);
+        } else {
+            um_gate_evictable(c->a->gate, &c->node);
         }
-        /* otherwise: wait for the timer, as for any probe */
         return;
     }
     if (status < 0) { /* reset by the peer: nobody is left to observe us */
@@ -252,46 +341,39 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
     }
     switch (c->st) {
     case C_PARSE: break;
-    case C_SPLICE:
-        if (c->f_connected) {
-            if (um_tcp_write(c->f, p, n) != 0)
-                pconn_end(c, 0);
-            else if (um_tcp_write_queued(c->f) > SPLICE_BUF)
-                um_tcp_read_stop(c->t);
-        } else if (um_buf_append(&c->buf, p, n) != 0) {
-            um_tcp_read_stop(c->t); /* resumes once the fallback is connected */
-        }
-        return;
+    case C_SPLICE: splice_in(c, p, n); return;
     default: return; /* discard */
     }
     size_t room = um_buf_space(&c->buf);
     size_t take = n < room ? n : room;
     if (take && um_buf_append(&c->buf, p, take) != 0) {
         reject(c);
+        if (c->st == C_SPLICE) splice_in(c, p, n); /* keep every byte */
         return;
     }
     const uint8_t *q;
     size_t qn = um_buf_peek(&c->buf, &q);
+    um_shape_t shape = (um_shape_t)c->a->cfg.shape;
     /* Shaping prefix first (section 7): a wrong one is an invalid flight like
      * any other, with the same reaction. */
-    int r = um_shape_strip((um_shape_t)c->a->cfg.shape, UM_SHAPE_C2S, q, qn, &pre, &want);
+    int r = um_shape_strip(shape, UM_SHAPE_C2S, q, qn, &pre, &want);
     if (r == 0)
-        r = um_mask_open(c->a->hs.s_pub, UM_MASK_C2S, UM_HS_MSG1_MIN, q + pre, qn - pre, msg,
-                         sizeof(msg), &mn, &used);
+        r = um_mask_open(um_gate_hs(c->a->gate)->s_pub, UM_MASK_C2S, UM_HS_MSG1_MIN, q + pre,
+                         qn - pre, msg, sizeof(msg), &mn, &used);
     /* A prefix that announces the flight length must announce it exactly. */
     if (want && ((r == 0 && used != want) || (r == UM_EAGAIN && qn - pre >= want))) r = UM_EPROTO;
+    if (r == UM_EAGAIN &&
+        (qn == c->buf.max || (shape == UM_SHAPE_NONE && um_gate_not_flight(q, qn))))
+        r = UM_EPROTO; /* cannot become a flight: decide now */
     if (r == UM_EAGAIN) {
-        if (qn == c->buf.max) reject(c); /* cannot happen: lengths are bounded */
-        return;
-    }
-    if (r || !take_token(c->a)) {
-        reject(c);
+        arm(c, GAP_IDLE_MS); /* undecided: wait for the rest, not forever */
         return;
     }
     /* Bytes after the flight (records the client pipelined) go to the session;
      * if this read had more than the buffer held, the flight is too long. */
-    if (take < n) {
+    if (r || take < n || !um_gate_take_handshake(c->a->gate, um_now_ms())) {
         reject(c);
+        if (c->st == C_SPLICE) splice_in(c, p + take, n - take); /* keep every byte */
         return;
     }
     established(c, msg, mn, q + pre + used, qn - pre - used);
@@ -301,15 +383,20 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
 static void on_timer(uv_timer_t *tm)
 {
     pconn_t *c = tm->data;
+    um_acceptor_t *a = c->a;
     switch (c->st) {
     case C_PARSE:
-    case C_DISCARD:
-        if (c->a->cfg.has_fallback) {
-            if (c->st == C_PARSE) c->a->st.probes++;
-            splice_start(c);
+        /* The gap (or D) passed without a decision. */
+        reject(c);
+        return;
+    case C_DISCARD: {
+        uv_update_time(a->loop);
+        if (uv_now(a->loop) < c->deadline) { /* early wake-up: wait for D */
+            arm(c, 0);
             return;
         }
-        /* The one way we close: FIN, drain until the peer's FIN or linger. */
+        /* The one way we close: FIN, drain until the peer's FIN or linger
+         * (jittered: linger_ms to 2 x linger_ms, section 5). */
         um_buf_wipe(&c->buf);
         c->st = C_LINGER;
         um_tcp_shutdown(c->t);
@@ -317,32 +404,46 @@ static void on_timer(uv_timer_t *tm)
             pconn_end(c, 0);
             return;
         }
-        uv_update_time(c->a->loop);
-        uv_timer_start(&c->timer, on_timer, c->a->cfg.linger_ms, 0);
+        uint32_t l = a->cfg.linger_ms;
+        uv_timer_start(&c->timer, on_timer, l + randombytes_uniform(l + 1), 0);
         return;
+    }
     case C_LINGER: pconn_end(c, 0); return;
     default: return;
     }
 }
 
+static void on_room(void *ud)
+{
+    um_acceptor_t *a = ud;
+    if (!a->closing) um_tcp_listener_resume(a->l);
+}
+
 static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
 {
     um_acceptor_t *a = ud;
+    (void)l;
     a->st.accepted++;
-    if (a->closing || a->st.preauth >= a->cfg.max_preauth) {
-        a->st.overload++;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    uint8_t src[UM_SRC_KEY_LEN];
+    if (a->closing) {
         um_tcp_close(t);
         return;
     }
+    memset(&ss, 0, sizeof(ss));
+    if (uv_tcp_getpeername(um_tcp_handle(t), (struct sockaddr *)&ss, &sl) != 0 ||
+        um_gate_src_key(a->gate, (struct sockaddr *)&ss, src) != 0)
+        memset(src, 0, sizeof(src)); /* gone already: one shared "unknown" source */
     pconn_t *c = calloc(1, sizeof(*c));
     if (!c) {
-        um_tcp_close(t);
+        um_tcp_close(t); /* out of memory: nothing better to do */
         return;
     }
     c->a = a;
     c->t = t;
-    c->st = C_PARSE;
-    um_buf_init(&c->buf, UM_FLIGHT_MAX + (a->cfg.shape ? UM_SHAPE_PREFIX_MAX : 0));
+    memcpy(c->src, src, sizeof(src));
+    c->node.evict = on_evict;
     uv_timer_init(a->loop, &c->timer);
     c->timer.data = c;
     a->live_handles++;
@@ -350,13 +451,30 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
     if (a->conns) a->conns->prev = c;
     a->conns = c;
     a->st.preauth++;
+    c->parse = um_gate_admit(a->gate, src);
+    /* The budget of held connections is reached: take no more until one
+     * ends (new ones wait in the backlog; never an accept-then-close). */
+    if (!um_gate_room(a->gate) && um_gate_wait(a->gate, on_room, a) == 0)
+        um_tcp_listener_pause(a->l);
+    um_buf_init(&c->buf, UM_FLIGHT_MAX + (a->cfg.shape ? UM_SHAPE_PREFIX_MAX : 0));
     uint32_t span = a->cfg.probe_max_ms - a->cfg.probe_min_ms;
     uint64_t delay = a->cfg.probe_min_ms + (span ? randombytes_uniform(span + 1) : 0);
     /* The loop's cached clock may be behind (a busy iteration): refresh it,
      * so the delay runs from now and not from a moment already past. */
     uv_update_time(a->loop);
-    uv_timer_start(&c->timer, on_timer, delay, 0);
+    c->deadline = uv_now(a->loop) + delay;
     um_tcp_set_read_cb(t, on_read, c);
+    if (c->parse) {
+        c->st = C_PARSE;
+        arm(c, GAP_SILENT_MS);
+    } else {
+        /* Over a pre-auth budget: never parsed, the same reaction as any
+         * connection that does not authenticate. */
+        a->st.overload++;
+        c->st = C_PARSE;
+        reject(c);
+        if (c->st == C_DONE) return;
+    }
     if (um_tcp_read_start(t) != 0) pconn_end(c, 0);
 }
 
@@ -374,25 +492,30 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
     a->cb = cb;
     a->ud = ud;
     if (!a->cfg.probe_max_ms) {
-        a->cfg.probe_min_ms = 5000;
-        a->cfg.probe_max_ms = 30000;
+        a->cfg.probe_min_ms = 15000;
+        a->cfg.probe_max_ms = 45000;
     }
     if (!a->cfg.linger_ms) a->cfg.linger_ms = 5000;
-    if (!a->cfg.max_preauth) a->cfg.max_preauth = 1024;
-    if (!a->cfg.hs_per_s) a->cfg.hs_per_s = 2000;
-    if (!a->cfg.hs_burst) a->cfg.hs_burst = 256;
-    a->tokens = a->cfg.hs_burst;
-    a->tok_ms = um_now_ms();
-    if ((r = um_hs_server_init(&a->hs, cfg->server_priv, cfg->keys, cfg->skew_s,
-                               cfg->replay_entries)) != 0) {
-        sodium_memzero(a, sizeof(*a));
-        free(a);
-        return r;
+    if (cfg->gate) {
+        a->gate = um_gate_ref(cfg->gate);
+    } else {
+        um_gate_cfg_t gc = {.max_preauth = cfg->max_preauth,
+                            .per_source = cfg->per_source,
+                            .hs_per_s = cfg->hs_per_s,
+                            .hs_burst = cfg->hs_burst,
+                            .key_hs_per_min = cfg->key_hs_per_min};
+        if ((r = um_gate_new(cfg->server_priv, cfg->keys, cfg->skew_s, cfg->replay_entries,
+                             cfg->disable_aes, &gc, &a->gate)) != 0) {
+            sodium_memzero(a, sizeof(*a));
+            free(a);
+            return r;
+        }
     }
-    a->cfg.keys = NULL; /* the reference lives in a->hs */
-    if (cfg->disable_aes) a->hs.aes_hw = false;
-    if ((r = um_tcp_listen(loop, listen_addr, 511, on_accept, a, &a->l)) != 0) {
-        um_hs_server_close(&a->hs);
+    sodium_memzero(a->cfg.server_priv, sizeof(a->cfg.server_priv)); /* the gate has it */
+    a->cfg.keys = NULL;
+    a->cfg.gate = NULL;
+    if ((r = um_tcp_listen(loop, listen_addr, 0, on_accept, a, &a->l)) != 0) {
+        um_gate_unref(a->gate);
         sodium_memzero(a, sizeof(*a));
         free(a);
         return r;
@@ -408,7 +531,7 @@ int um_acceptor_port(const um_acceptor_t *a)
 
 void um_acceptor_set_keys(um_acceptor_t *a, um_keyset_t *keys)
 {
-    um_hs_server_set_keys(&a->hs, keys);
+    um_gate_set_keys(a->gate, keys);
 }
 
 void um_acceptor_stats(const um_acceptor_t *a, um_acceptor_stats_t *st)
@@ -420,6 +543,7 @@ void um_acceptor_close(um_acceptor_t *a)
 {
     if (!a || a->closing) return;
     a->closing = 1;
+    um_gate_unwait(a->gate, a);
     um_tcp_listener_close(a->l);
     a->l = NULL;
     while (a->conns)

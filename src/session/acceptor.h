@@ -10,9 +10,12 @@
  *   - at D: FIN (shutdown), keep reading and discarding until the peer's FIN
  *     or linger_ms, then close. The same for every invalid input, for a client
  *     that sends nothing, and for a client that sends half a flight.
- *   - or, with a fallback address, at the moment the flight is known invalid
- *     (or at D if still undecided), the connection is spliced to the fallback
- *     with every byte read so far.
+ *   - or, with a fallback address, as soon as the bytes cannot be a flight
+ *     (refused, a complete HTTP head or TLS record, peer FIN, an idle gap; at
+ *     the latest D), the connection is spliced to the fallback with every
+ *     byte read so far; if the fallback cannot be reached, silence until D.
+ *   - admission (budgets, handshake rate, replay filter) is the gate's
+ *     (session/gate.h), shared by every acceptor of a server.
  *
  * Ownership: the config is copied (the key set is referenced). The session
  * callback receives ownership of the session and the connection. */
@@ -23,26 +26,34 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "session/gate.h"
 #include "session/handshake.h"
 #include "session/keyset.h"
 #include "session/session.h"
 #include "transport/tcp.h"
 
 typedef struct {
+    /* The server's admission state (replay filter, handshake rate, pre-auth
+     * budgets), shared by all its acceptors; a reference is taken. When NULL,
+     * the acceptor makes its own from the fields below it. */
+    um_gate_t *gate;
     uint8_t server_priv[32];
-    um_keyset_t *keys;     /* authorised clients (referenced) */
-    uint32_t skew_s;       /* 0 = 120 */
-    size_t replay_entries; /* 0 = 65536 */
-    uint32_t probe_min_ms; /* 0/0 = 5000..30000 */
+    um_keyset_t *keys;       /* authorised clients (referenced) */
+    uint32_t skew_s;         /* 0 = 120 */
+    size_t replay_entries;   /* 0 = 65536 */
+    uint32_t max_preauth;    /* unauthenticated connections parsed at once; 0 = 1024 */
+    uint32_t per_source;     /* ... from one source address; 0 = 64 */
+    uint32_t hs_per_s;       /* handshake rate (token bucket); 0 = 2000 */
+    uint32_t hs_burst;       /* 0 = 256 */
+    uint32_t key_hs_per_min; /* handshakes per client key; 0 = 60 */
+    int disable_aes;         /* never choose AES-256-GCM */
+    /* (end of the gate's fields) */
+    uint32_t probe_min_ms; /* 0/0 = 15000..45000 */
     uint32_t probe_max_ms;
-    uint32_t linger_ms;   /* after our FIN; 0 = 5000 */
-    uint32_t max_preauth; /* concurrent unauthenticated connections; 0 = 1024 */
-    uint32_t hs_per_s;    /* handshake rate (token bucket); 0 = 2000 */
-    uint32_t hs_burst;    /* 0 = 256 */
+    uint32_t linger_ms; /* after our FIN, jittered up to twice that; 0 = 5000 */
     int has_fallback;
     struct sockaddr_storage fallback;
     um_sess_cfg_t sess; /* for every established session */
-    int disable_aes;    /* never choose AES-256-GCM */
     uint8_t shape;      /* um_shape_t: first-flight prefix expected from clients and
                            put before our reply (PROTOCOL.md section 7); 0 = none */
 } um_acceptor_cfg_t;

@@ -103,8 +103,13 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
         memcpy(keys->resume_sid, pl + UM_HS_P1_OFF_SID, UM_SID_LEN);
         keys->resume_offset = um_ld64(pl + UM_HS_P1_OFF_RESOFF);
     }
+    if (srv->quota && !srv->quota(srv->quota_ud, hs.rs, now_s, false)) {
+        r = UM_ELIMIT;
+        goto out;
+    }
     /* Last check, so only authenticated, in-window flights fill the filter. */
     if ((r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0) goto out;
+    if (srv->quota) (void)srv->quota(srv->quota_ud, hs.rs, now_s, true);
 
     keys->alg =
         (srv->aes_hw && (flags & UM_HS_F_AES)) ? UM_AEAD_AES256_GCM : UM_AEAD_CHACHA20_POLY1305;

@@ -56,6 +56,12 @@ typedef struct {
     um_replay_t replay;
     uint32_t skew_s;
     bool aes_hw; /* this server may choose AES-256-GCM */
+    /* Optional per-client handshake quota (session/gate.h): asked after the
+     * key lookup and timestamp check with commit false, before the replay
+     * filter; told with commit true once the filter took the flight (so a
+     * replayed flight costs its client nothing). false refuses the flight. */
+    bool (*quota)(void *ud, const uint8_t client[32], uint64_t now_s, bool commit);
+    void *quota_ud;
 } um_hs_server_t;
 
 /* keys: a reference is taken. skew_s 0 = 120; replay_entries 0 = 65536. */

@@ -5,7 +5,15 @@
 
 #include "util/err.h"
 
+/* Read buffers are not part of a connection: a read borrows the loop
+ * thread's buffer for the duration of the read callback (reads of one thread
+ * never overlap), so an idle connection pins no read buffer. A read that
+ * starts while that buffer is lent out (a nested loop) gets a heap one. */
 #define RBUF 65536
+static _Thread_local uint8_t tl_rbuf[RBUF];
+static _Thread_local int tl_rbuf_busy;
+
+static unsigned fail_allocs; /* test hook: um_tcp_test_fail_alloc() */
 
 struct um_tcp {
     um_carrier_t base; /* first: a um_tcp_t is a carrier (um_tcp_carrier) */
@@ -21,13 +29,17 @@ struct um_tcp {
     void *drain_ud, *conn_ud;
     size_t wq, wq_max;
     int want_drain, closing, shut;
-    uint8_t rbuf[RBUF];
 };
 
 struct um_tcp_listener {
     uv_tcp_t h;
+    uv_tcp_t spare; /* takes a connection we cannot serve, to close it */
     um_tcp_accept_cb cb;
     void *ud;
+    int paused;     /* leave new connections in the kernel's backlog */
+    int pending;    /* libuv holds one accepted connection for us */
+    int spare_busy; /* the spare handle is closing */
+    int closing;
 };
 
 typedef struct {
@@ -36,8 +48,17 @@ typedef struct {
     uint8_t data[];
 } wreq_t;
 
+void um_tcp_test_fail_alloc(unsigned n)
+{
+    fail_allocs = n;
+}
+
 static um_tcp_t *tcp_new(uv_loop_t *loop)
 {
+    if (fail_allocs) {
+        fail_allocs--;
+        return NULL;
+    }
     um_tcp_t *t = calloc(1, sizeof(*t));
     if (!t) return NULL;
     if (uv_tcp_init(loop, &t->h) != 0) {
@@ -55,18 +76,75 @@ static void free_cb(uv_handle_t *h)
     free(h->data);
 }
 
-static void on_conn(uv_stream_t *srv, int status)
+static void take_pending(um_tcp_listener_t *l);
+
+static void spare_closed(uv_handle_t *h)
 {
-    um_tcp_listener_t *l = srv->data;
-    if (status < 0) return;
-    um_tcp_t *t = tcp_new(srv->loop);
-    if (!t) return;
-    if (uv_accept(srv, (uv_stream_t *)&t->h) != 0) {
+    um_tcp_listener_t *l = h->data;
+    l->spare_busy = 0;
+    if (l->closing) {
+        free(l);
+        return;
+    }
+    if (l->pending && !l->paused) take_pending(l);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    um_tcp_listener_t *l = h->data;
+    if (!l->spare_busy) free(l); /* else spare_closed frees it */
+}
+
+/* libuv has accepted a connection and holds it until uv_accept(); libuv
+ * polls the listener again only after uv_accept(). So every path either
+ * hands the connection on, or accepts it into the spare handle and closes
+ * it, or leaves it pending (the listener then rests until resumed, with
+ * further connections waiting in the kernel's backlog). */
+static void take_pending(um_tcp_listener_t *l)
+{
+    l->pending = 0;
+    um_tcp_t *t = tcp_new(l->h.loop);
+    if (!t) {
+        if (l->spare_busy) {
+            l->pending = 1; /* retried from spare_closed() */
+            return;
+        }
+        if (uv_tcp_init(l->h.loop, &l->spare) != 0) {
+            l->pending = 1;
+            return;
+        }
+        l->spare.data = l;
+        l->spare_busy = 1;
+        (void)uv_accept((uv_stream_t *)&l->h, (uv_stream_t *)&l->spare);
+        uv_close((uv_handle_t *)&l->spare, spare_closed);
+        return;
+    }
+    if (uv_accept((uv_stream_t *)&l->h, (uv_stream_t *)&t->h) != 0) {
         uv_close((uv_handle_t *)&t->h, free_cb);
         return;
     }
     uv_tcp_nodelay(&t->h, 1);
     l->cb(l, t, l->ud);
+}
+
+static void on_conn(uv_stream_t *srv, int status)
+{
+    um_tcp_listener_t *l = srv->data;
+    if (status < 0 || l->closing) return;
+    l->pending = 1;
+    if (!l->paused) take_pending(l);
+}
+
+void um_tcp_listener_pause(um_tcp_listener_t *l)
+{
+    if (l) l->paused = 1;
+}
+
+void um_tcp_listener_resume(um_tcp_listener_t *l)
+{
+    if (!l || l->closing || !l->paused) return;
+    l->paused = 0;
+    if (l->pending && !l->spare_busy) take_pending(l);
 }
 
 int um_tcp_listen(uv_loop_t *loop, const struct sockaddr *sa, int backlog, um_tcp_accept_cb cb,
@@ -81,14 +159,16 @@ int um_tcp_listen(uv_loop_t *loop, const struct sockaddr *sa, int backlog, um_tc
         return r;
     }
     l->h.data = l;
+    l->spare.data = l;
     l->cb = cb;
     l->ud = ud;
     /* An IPv6 listener takes IPv6 only, so 0.0.0.0:P and [::]:P can both be
      * listed (as most servers expect). */
     unsigned flags = sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     if ((r = uv_tcp_bind(&l->h, sa, flags)) != 0 ||
-        (r = uv_listen((uv_stream_t *)&l->h, backlog > 0 ? backlog : 511, on_conn)) != 0) {
-        uv_close((uv_handle_t *)&l->h, free_cb);
+        (r = uv_listen((uv_stream_t *)&l->h, backlog > 0 ? backlog : UM_TCP_BACKLOG, on_conn)) !=
+            0) {
+        uv_close((uv_handle_t *)&l->h, listener_closed);
         return r;
     }
     *out = l;
@@ -106,7 +186,9 @@ int um_tcp_listener_port(const um_tcp_listener_t *l)
 
 void um_tcp_listener_close(um_tcp_listener_t *l)
 {
-    if (l) uv_close((uv_handle_t *)&l->h, free_cb);
+    if (!l || l->closing) return;
+    l->closing = 1;
+    uv_close((uv_handle_t *)&l->h, listener_closed);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -154,21 +236,41 @@ void um_tcp_set_wq_max(um_tcp_t *t, size_t max)
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
-    um_tcp_t *t = h->data;
-    b->base = (char *)t->rbuf;
-    b->len = RBUF;
+    (void)h;
+    (void)hint;
+    if (!tl_rbuf_busy) {
+        tl_rbuf_busy = 1;
+        b->base = (char *)tl_rbuf;
+    } else {
+        b->base = malloc(RBUF); /* NULL: libuv reports UV_ENOBUFS */
+    }
+    b->len = b->base ? RBUF : 0;
+}
+
+static void rbuf_release(const uv_buf_t *b)
+{
+    if (!b || !b->base) return;
+    if ((uint8_t *)b->base == tl_rbuf)
+        tl_rbuf_busy = 0;
+    else
+        free(b->base);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     um_tcp_t *t = s->data;
-    if (t->closing || n == 0) return;
+    if (t->closing || n == 0) {
+        rbuf_release(b);
+        return;
+    }
     if (n < 0) {
+        rbuf_release(b);
         uv_read_stop(s);
         if (t->read_cb) t->read_cb(t, NULL, 0, n == UV_EOF ? UM_EPIPE : (int)n, t->read_ud);
         return;
     }
     if (t->read_cb) t->read_cb(t, (const uint8_t *)b->base, (size_t)n, 0, t->read_ud);
+    rbuf_release(b);
 }
 
 int um_tcp_read_start(um_tcp_t *t)

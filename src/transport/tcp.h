@@ -25,11 +25,16 @@ typedef void (*um_tcp_event_cb)(um_tcp_t *t, int status, void *ud);
 typedef void (*um_tcp_accept_cb)(um_tcp_listener_t *l, um_tcp_t *conn, void *ud);
 
 #define UM_TCP_WQ_MAX_DEFAULT (4u << 20)
+#define UM_TCP_BACKLOG        511 /* listen backlog when the caller passes 0 */
 
 int um_tcp_listen(uv_loop_t *loop, const struct sockaddr *sa, int backlog, um_tcp_accept_cb cb,
                   void *ud, um_tcp_listener_t **out);
 int um_tcp_listener_port(const um_tcp_listener_t *l); /* bound port, host order */
 void um_tcp_listener_close(um_tcp_listener_t *l);
+/* Pause: new connections are not taken (libuv holds at most one, the rest
+ * wait in the kernel's backlog) until resume. Never an accept-then-close. */
+void um_tcp_listener_pause(um_tcp_listener_t *l);
+void um_tcp_listener_resume(um_tcp_listener_t *l);
 
 /* Starts a connection; cb(t, status) fires once. On status < 0 the caller
  * still owns t and must um_tcp_close() it. */
@@ -57,5 +62,8 @@ uv_tcp_t *um_tcp_handle(um_tcp_t *t);
 extern const um_carrier_ops_t um_tcp_carrier_ops;
 um_carrier_t *um_tcp_carrier(um_tcp_t *t);
 um_tcp_t *um_tcp_from_carrier(um_carrier_t *c); /* NULL when c is not TCP */
+
+/* Test hook: the next n connection allocations fail (as if out of memory). */
+void um_tcp_test_fail_alloc(unsigned n);
 
 #endif

@@ -275,6 +275,8 @@ static um_acceptor_cfg_t base_cfg(void)
     cfg.probe_max_ms = DMAX;
     cfg.linger_ms = 3000;
     cfg.max_preauth = 4096;
+    cfg.per_source = 4096;
+    cfg.key_hs_per_min = 100000;
     cfg.hs_per_s = 100000;
     cfg.hs_burst = 10000;
     return cfg;
@@ -634,8 +636,9 @@ static void test_fallback(void **st)
 }
 
 /* Limits: the handshake token bucket refuses a second flight (probe
- * reaction: no byte back, EOF); past max_preauth a connection is closed at
- * once and counted as overload. In-process acceptor, one loop. */
+ * reaction: no byte back, EOF); past max_preauth a connection is not parsed
+ * and counted as overload, with the same reaction (no early close). In-process
+ * acceptor, one loop. */
 static void test_limits(void **st)
 {
     ctx_t c;

@@ -172,6 +172,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t 
     um_mux_config_default(&mc);
     mc.ping_interval_ms = c->cfg->keepalive_s * 1000;
     mc.ping_timeout_ms = c->cfg->keepalive_s * 3000;
+    mc.stream_timeout_ms = c->cfg->stream_timeout_s * 1000;
     um_tunnel_t *t;
     if (um_tunnel_new(c->loop, s, conn, UM_MUX_CLIENT, &mc, &tunnel_cbs, c, &t) != 0) {
         um_sess_free(s);

@@ -312,6 +312,7 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     mc.max_pending_opens = mc.max_streams; /* a browser opens many at once; dials are async */
     mc.ping_interval_ms = 15000;
     mc.ping_timeout_ms = 60000;
+    mc.stream_timeout_ms = s->cfg.stream_timeout_s * 1000;
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
         um_sess_free(sess);
         um_tcp_close(conn);

@@ -39,6 +39,8 @@ typedef struct stream {
     uint32_t rx_announce; /* granted, WINDOW_UPDATE not yet sent */
     uint32_t deficit;     /* DRR */
     uint64_t rx_epoch;    /* time of the last grant, +1 (0 = never) */
+    uint64_t progress;    /* last tick at which the stream moved or had nothing waiting */
+    void *ud;             /* the application's pointer (um_mux_stream_set_ud) */
     struct stream *hnext;
     struct stream *anext, *aprev; /* active (has something to send) ring */
     struct stream *wnext, *wprev; /* needs a WINDOW_UPDATE */
@@ -123,6 +125,7 @@ void um_mux_config_default(um_mux_config_t *c)
     c->ping_interval_ms = 10000;
     c->ping_timeout_ms = 30000;
     c->control_max = 64 * 1024;
+    c->stream_timeout_ms = 60000;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -266,6 +269,7 @@ static stream_t *stream_new(um_mux_t *m, uint32_t id, uint32_t flags)
     s->rx_credit = UM_MUX_INIT_WINDOW;
     s->rx_win = m->cfg.stream_window_init;
     s->rx_epoch = m->now + 1;
+    s->progress = m->now;
     um_buf_init(&s->rx, m->cfg.stream_window_max);
     um_buf_init(&s->tx, m->cfg.send_buf_max);
     size_t k = (id >> 1) & (m->nbuckets - 1);
@@ -320,10 +324,12 @@ static void session_consumed(um_mux_t *m, size_t n)
     m->rx_announce += grant;
 }
 
-/* The app read n bytes of stream s. */
+/* The app read n bytes of stream s. The session's share was given back
+ * when the bytes arrived (see on_data): a stream's buffer is bounded by its
+ * own window, so readers that stop never hold the session window. */
 static void stream_consumed(um_mux_t *m, stream_t *s, size_t n)
 {
-    session_consumed(m, n);
+    s->progress = m->now;
     if (s->flags & S_FIN_RECV) return; /* the peer sends nothing more */
     s->rx_unacked += (uint32_t)n;
     if (s->rx_unacked < s->rx_win / 2) return;
@@ -499,6 +505,7 @@ static int on_open(um_mux_t *m, const um_mux_frame_t *f)
     m->npending++;
     s->rx_credit -= (uint32_t)f->data_len;
     if (f->data_len && um_buf_append(&s->rx, f->data, f->data_len) != 0) return nomem(m);
+    session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */
     if (f->flags & UM_MUX_FLAG_FIN) s->flags |= S_FIN_RECV;
     um_mux_event_t *ev = ev_push(m, UM_MUX_EV_OPENED, f->id, 0, 0);
     if (!ev) return nomem(m);
@@ -526,6 +533,7 @@ static int on_data(um_mux_t *m, const um_mux_frame_t *f)
     int r = um_buf_append(&s->rx, f->data, f->data_len);
     if (r == UM_ENOSPC) return flow_err(m);
     if (r) return nomem(m);
+    session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */
     return readable(m, s);
 }
 
@@ -577,7 +585,6 @@ static int on_rst(um_mux_t *m, const um_mux_frame_t *f)
     }
     if (s->flags & S_OPEN_PENDING) return proto(m, "RST before OPEN");
     if (!ev_push(m, UM_MUX_EV_RESET, s->id, f->code, 0)) return nomem(m);
-    session_consumed(m, um_buf_len(&s->rx));
     stream_free(m, s);
     return 0;
 }
@@ -647,7 +654,6 @@ static int on_goaway(um_mux_t *m, const um_mux_frame_t *f)
             stream_t *next = s->hnext;
             if ((s->flags & S_LOCAL) && s->id > m->goaway_last_recv) {
                 if (!ev_push(m, UM_MUX_EV_RESET, s->id, UM_MUX_RST_GOING_AWAY, 0)) return nomem(m);
-                session_consumed(m, um_buf_len(&s->rx));
                 stream_free(m, s);
             }
             s = next;
@@ -918,6 +924,7 @@ static size_t emit_one(um_mux_t *m, stream_t *s, uint8_t *out, size_t room, bool
     s->tx_credit -= (uint32_t)n;
     m->tx_credit -= (uint32_t)n;
     m->st.payload_out += n;
+    if (n) s->progress = m->now;
     um_buf_consume(&s->tx, n);
     tx_drained(m, s);
     return staged ? stage_out(m, w, out, room) : w;
@@ -1026,6 +1033,42 @@ static void trim_all(um_mux_t *m)
     trim(&m->ctl);
 }
 
+/* A stream with bytes waiting that nobody takes: received bytes the
+ * application does not read, or bytes to send that the peer grants no
+ * window for. */
+static bool stream_stuck(const stream_t *s)
+{
+    if (um_buf_len(&s->rx) > 0) return true;
+    return um_buf_len(&s->tx) > 0 && s->tx_credit == 0 && !(s->flags & S_OPEN_PENDING);
+}
+
+/* Streams stuck for stream_timeout_ms are reset (RST to the peer, EV_RESET
+ * with UM_MUX_RST_STALLED here), so they give back what they hold. */
+static int reap_stalled(um_mux_t *m)
+{
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (stream_t *s = m->buckets[i], *next; s; s = next) {
+            next = s->hnext;
+            if (!stream_stuck(s)) {
+                s->progress = m->now;
+                continue;
+            }
+            if (m->now - s->progress < m->cfg.stream_timeout_ms) continue;
+            bool both_fin = (s->flags & (S_FIN_SENT | S_FIN_RECV)) == (S_FIN_SENT | S_FIN_RECV);
+            if (!both_fin && (s->flags & (S_LOCAL | S_ESTABLISHED))) {
+                um_mux_frame_t f = {.type = UM_MUX_RST, .id = s->id, .code = UM_MUX_RST_CANCEL};
+                if (ctl_frame(m, &f, false) != 0)
+                    return fail(m, UM_ELIMIT, UM_MUX_GOAWAY_LIMIT, "control queue full");
+            } else if (!(s->flags & (S_LOCAL | S_ESTABLISHED))) {
+                continue; /* not accepted yet: the application answers it */
+            }
+            if (!ev_push(m, UM_MUX_EV_RESET, s->id, UM_MUX_RST_STALLED, 0)) return nomem(m);
+            m->st.streams_stalled++;
+            stream_free(m, s);
+        }
+    return 0;
+}
+
 int um_mux_tick(um_mux_t *m, uint64_t now_ms)
 {
     if (m->err) return m->err;
@@ -1048,6 +1091,7 @@ int um_mux_tick(um_mux_t *m, uint64_t now_ms)
             m->last_ping = now_ms;
         }
     }
+    if (m->cfg.stream_timeout_ms) return reap_stalled(m);
     return 0;
 }
 
@@ -1121,7 +1165,6 @@ int um_mux_stream_accept(um_mux_t *m, uint32_t id, uint8_t code)
     if (ctl_frame(m, &f, false) != 0)
         return fail(m, UM_ELIMIT, UM_MUX_GOAWAY_LIMIT, "control queue full");
     if (code != UM_MUX_OK) {
-        session_consumed(m, um_buf_len(&s->rx));
         stream_free(m, s);
         return 0;
     }
@@ -1215,9 +1258,20 @@ int um_mux_stream_reset(um_mux_t *m, uint32_t id, uint8_t code)
         if (ctl_frame(m, &f, false) != 0)
             return fail(m, UM_ELIMIT, UM_MUX_GOAWAY_LIMIT, "control queue full");
     }
-    session_consumed(m, um_buf_len(&s->rx));
     stream_free(m, s);
     return 0;
+}
+
+void um_mux_stream_set_ud(um_mux_t *m, uint32_t id, void *ud)
+{
+    stream_t *s = find(m, id);
+    if (s) s->ud = ud;
+}
+
+void *um_mux_stream_get_ud(const um_mux_t *m, uint32_t id)
+{
+    const stream_t *s = find(m, id);
+    return s ? s->ud : NULL;
 }
 
 int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *info)

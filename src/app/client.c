@@ -428,8 +428,10 @@ out:
     c->vpn = NULL;
     if (c->conn) um_connector_cancel(c->conn);
     if (c->rq) um_resolve_cancel(c->rq);
-    if (c->t) um_tunnel_close(c->t, false, 0);
-    uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks of the proxies' connections */
+    if (c->t) um_tunnel_close(c->t, false, 0); /* on_down follows on a later turn */
+    uv_run(c->loop, UV_RUN_NOWAIT);            /* close callbacks of the proxies' connections */
+    for (int i = 0; c->t && i < 1000; i++)
+        uv_run(c->loop, UV_RUN_NOWAIT);
     um_hub_free(c->hub);
     um_resolver_free(c->resolver);
     uv_walk(c->loop, close_walk, NULL);

@@ -541,8 +541,12 @@ out:
     /* Tear down whatever is left, then let libuv run the close callbacks. */
     for (size_t i = 0; i < s->n_acc; i++)
         um_acceptor_close(s->acc[i]);
-    while (s->sessions)
-        um_tunnel_close(s->sessions->t, false, 0);
+    /* on_down comes on a later turn of the loop (tunnel.h): close them all,
+     * then turn the loop until every one has gone (bounded). */
+    for (srv_sess_t *ss = s->sessions; ss; ss = ss->next)
+        um_tunnel_close(ss->t, false, 0);
+    for (int i = 0; s->sessions && i < 1000; i++)
+        uv_run(s->loop, UV_RUN_NOWAIT);
     um_direct_free(s->direct);
     uv_walk(s->loop, close_walk, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);

@@ -172,6 +172,12 @@ static um_mux_event_t *ev_push(um_mux_t *m, um_mux_event_type_t type, uint32_t i
     return &n->ev;
 }
 
+/* The last event of a stream the mux frees right after (RESET, a failed
+ * OPEN_RESULT): it carries the stream's user pointer, which nothing can
+ * look up any more. */
+static um_mux_event_t *ev_push_last(um_mux_t *m, const void *sp, um_mux_event_type_t type,
+                                    int code);
+
 /* ---- stream table ------------------------------------------------------ */
 
 static stream_t *find(const um_mux_t *m, uint32_t id)
@@ -549,7 +555,9 @@ static int on_open_result(um_mux_t *m, const um_mux_frame_t *f)
     }
     if (!(s->flags & S_LOCAL) || (s->flags & (S_OPEN_PENDING | S_ESTABLISHED)))
         return proto(m, "unexpected OPEN_RESULT");
-    if (!ev_push(m, UM_MUX_EV_OPEN_RESULT, s->id, f->code, 0)) return nomem(m);
+    if (f->code == UM_MUX_OK ? !ev_push(m, UM_MUX_EV_OPEN_RESULT, s->id, f->code, 0)
+                             : !ev_push_last(m, s, UM_MUX_EV_OPEN_RESULT, f->code))
+        return nomem(m);
     if (f->code == UM_MUX_OK) {
         s->flags |= S_ESTABLISHED;
         return 0;
@@ -584,7 +592,7 @@ static int on_rst(um_mux_t *m, const um_mux_frame_t *f)
         return 0;
     }
     if (s->flags & S_OPEN_PENDING) return proto(m, "RST before OPEN");
-    if (!ev_push(m, UM_MUX_EV_RESET, s->id, f->code, 0)) return nomem(m);
+    if (!ev_push_last(m, s, UM_MUX_EV_RESET, f->code)) return nomem(m);
     stream_free(m, s);
     return 0;
 }
@@ -653,7 +661,7 @@ static int on_goaway(um_mux_t *m, const um_mux_frame_t *f)
         while (s) {
             stream_t *next = s->hnext;
             if ((s->flags & S_LOCAL) && s->id > m->goaway_last_recv) {
-                if (!ev_push(m, UM_MUX_EV_RESET, s->id, UM_MUX_RST_GOING_AWAY, 0)) return nomem(m);
+                if (!ev_push_last(m, s, UM_MUX_EV_RESET, UM_MUX_RST_GOING_AWAY)) return nomem(m);
                 stream_free(m, s);
             }
             s = next;
@@ -1062,7 +1070,7 @@ static int reap_stalled(um_mux_t *m)
             } else if (!(s->flags & (S_LOCAL | S_ESTABLISHED))) {
                 continue; /* not accepted yet: the application answers it */
             }
-            if (!ev_push(m, UM_MUX_EV_RESET, s->id, UM_MUX_RST_STALLED, 0)) return nomem(m);
+            if (!ev_push_last(m, s, UM_MUX_EV_RESET, UM_MUX_RST_STALLED)) return nomem(m);
             m->st.streams_stalled++;
             stream_free(m, s);
         }
@@ -1097,6 +1105,17 @@ int um_mux_tick(um_mux_t *m, uint64_t now_ms)
 
 /* ---- events out -------------------------------------------------------- */
 
+static um_mux_event_t *ev_push_last(um_mux_t *m, const void *sp, um_mux_event_type_t type, int code)
+{
+    const stream_t *s = sp;
+    um_mux_event_t *ev = ev_push(m, type, s->id, code, 0);
+    if (ev) {
+        ev->ud = s->ud;
+        ev->last = true;
+    }
+    return ev;
+}
+
 int um_mux_poll(um_mux_t *m, um_mux_event_t *ev)
 {
     if (m->ev_last) {
@@ -1114,6 +1133,11 @@ int um_mux_poll(um_mux_t *m, um_mux_event_t *ev)
         stream_t *s = find(m, ev->id);
         if (s)
             s->flags &= ~(uint32_t)(ev->type == UM_MUX_EV_READABLE ? S_EV_READABLE : S_EV_WRITABLE);
+    }
+    if (!ev->last && ev->id && ev->type != UM_MUX_EV_DGRAM && ev->type != UM_MUX_EV_ASSOC_CLOSED &&
+        ev->type != UM_MUX_EV_GOAWAY) {
+        const stream_t *s = find(m, ev->id);
+        ev->ud = s ? s->ud : NULL; /* as it is now; NULL once the stream is gone */
     }
     return 1;
 }

@@ -76,6 +76,12 @@ typedef struct {
     um_addr_t addr;      /* OPENED, DGRAM */
     const uint8_t *data; /* DGRAM payload, owned by the mux until the next poll */
     size_t len;
+    /* Stream events: the stream's user pointer (um_mux_stream_set_ud) as it
+     * is when the event is polled, NULL once the stream is gone; except for
+     * `last` events (RESET, a failed OPEN_RESULT), after which the mux has
+     * forgotten the stream: they carry the pointer it had when it ended. */
+    void *ud;
+    bool last;
 } um_mux_event_t;
 
 typedef struct {

@@ -390,8 +390,16 @@ static void reload(srv_t *s)
     s->cfg.cap_clients = nc.cap_clients;
     nc.clients = old;
     um_config_free(&nc);
-    UM_INFO("reloaded %s: %zu authorised client(s); %zu session(s) kept", s->path, s->cfg.n_clients,
-            s->n_sessions);
+    /* Sessions of keys no longer listed end now: a removed key is revoked. */
+    size_t closed = 0;
+    for (srv_sess_t *ss = s->sessions; ss; ss = ss->next)
+        if (!find_client(s, ss->client_key) && !um_tunnel_is_down(ss->t)) {
+            UM_INFO("session of %s (%s): key removed, closing", ss->name, ss->fp);
+            um_tunnel_close(ss->t, false, 0); /* on_down unlinks it later */
+            closed++;
+        }
+    UM_INFO("reloaded %s: %zu authorised client(s); %zu session(s) kept, %zu closed", s->path,
+            s->cfg.n_clients, s->n_sessions - closed, closed);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -420,7 +428,9 @@ static void on_sweep(uv_timer_t *h)
         }
         um_tunnel_stats_t st;
         um_tunnel_stats(ss->t, &st);
-        uint64_t bytes = st.bytes_in + st.bytes_out;
+        /* Payload only: keepalives (PING/PONG) are not traffic, or a session
+         * would never be idle. */
+        uint64_t bytes = st.payload_in + st.payload_out;
         if (st.streams_open > 0 || ss->n_assocs > 0 || bytes != ss->last_bytes) {
             ss->idle_since = now;
             ss->last_bytes = bytes;

@@ -705,6 +705,12 @@ void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st)
 {
     *st = t->st;
     st->streams_open = t->n_conns;
+    if (t->mux) {
+        um_mux_stats_t ms;
+        um_mux_get_stats(t->mux, &ms);
+        st->payload_in = ms.payload_in;
+        st->payload_out = ms.payload_out;
+    }
 }
 
 bool um_tunnel_is_down(const um_tunnel_t *t)

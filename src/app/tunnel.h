@@ -54,6 +54,9 @@ typedef struct {
     uint64_t bytes_in, bytes_out; /* wire bytes on the TCP connection */
     uint64_t streams_opened;
     size_t streams_open;
+    /* stream and datagram payload bytes: traffic, keepalives (PING/PONG)
+     * and other control frames left out */
+    uint64_t payload_in, payload_out;
 } um_tunnel_stats_t;
 
 /* cbs is borrowed for the tunnel's lifetime. mcfg may be NULL (defaults). */

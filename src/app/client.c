@@ -173,6 +173,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t 
     um_mux_config_default(&mc);
     mc.ping_interval_ms = c->cfg->keepalive_s * 1000;
     mc.ping_timeout_ms = c->cfg->keepalive_s * 3000;
+    mc.stream_timeout_ms = c->cfg->stream_timeout_s * 1000;
     um_tunnel_t *t;
     if (um_tunnel_new(c->loop, s, conn, UM_MUX_CLIENT, &mc, &tunnel_cbs, c, &t) != 0) {
         um_sess_free(s);
@@ -431,8 +432,10 @@ out:
     c->vpn = NULL;
     if (c->conn) um_connector_cancel(c->conn);
     if (c->rq) um_resolve_cancel(c->rq);
-    if (c->t) um_tunnel_close(c->t, false, 0);
-    uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks of the proxies' connections */
+    if (c->t) um_tunnel_close(c->t, false, 0); /* on_down follows on a later turn */
+    uv_run(c->loop, UV_RUN_NOWAIT);            /* close callbacks of the proxies' connections */
+    for (int i = 0; c->t && i < 1000; i++)
+        uv_run(c->loop, UV_RUN_NOWAIT);
     um_hub_free(c->hub);
     um_resolver_free(c->resolver);
     uv_walk(c->loop, close_walk, NULL);

@@ -69,6 +69,7 @@ void um_config_init(um_config_t *c)
     c->max_streams = 1024;
     c->idle_timeout_s = 300;
     c->keepalive_s = 15;
+    c->stream_timeout_s = 60;
     parse_ifaddr(&c->tun_addr4, "10.233.0.1/30", NULL, 0);
     parse_ifaddr(&c->tun_addr6, "fd75:6d62:7261::1/64", NULL, 0);
     c->has_tun_addr6 = true;
@@ -444,6 +445,10 @@ static bool own_key(parser_t *p, const char *name, const char *v)
             perr(p, "key 'log-level': '%s': expected error, warn, info, debug or trace", v);
         else
             snprintf(c->log_level, sizeof(c->log_level), "%s", v);
+        return true;
+    }
+    if (key_is(name, "stream-timeout")) {
+        parse_num_key(p, name, v, &c->stream_timeout_s, 0, 86400);
         return true;
     }
     return false;

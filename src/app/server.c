@@ -327,6 +327,7 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     mc.max_pending_opens = mc.max_streams; /* a browser opens many at once; dials are async */
     mc.ping_interval_ms = 15000;
     mc.ping_timeout_ms = 60000;
+    mc.stream_timeout_ms = s->cfg.stream_timeout_s * 1000;
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
         um_sess_free(sess);
         um_tcp_close(conn);
@@ -407,8 +408,16 @@ static void reload(srv_t *s)
     s->cfg.cap_clients = nc.cap_clients;
     nc.clients = old;
     um_config_free(&nc);
-    UM_INFO("reloaded %s: %zu authorised client(s); %zu session(s) kept", s->path, s->cfg.n_clients,
-            s->n_sessions);
+    /* Sessions of keys no longer listed end now: a removed key is revoked. */
+    size_t closed = 0;
+    for (srv_sess_t *ss = s->sessions; ss; ss = ss->next)
+        if (!find_client(s, ss->client_key) && !um_tunnel_is_down(ss->t)) {
+            UM_INFO("session of %s (%s): key removed, closing", ss->name, ss->fp);
+            um_tunnel_close(ss->t, false, 0); /* on_down unlinks it later */
+            closed++;
+        }
+    UM_INFO("reloaded %s: %zu authorised client(s); %zu session(s) kept, %zu closed", s->path,
+            s->cfg.n_clients, s->n_sessions - closed, closed);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -437,7 +446,9 @@ static void on_sweep(uv_timer_t *h)
         }
         um_tunnel_stats_t st;
         um_tunnel_stats(ss->t, &st);
-        uint64_t bytes = st.bytes_in + st.bytes_out;
+        /* Payload only: keepalives (PING/PONG) are not traffic, or a session
+         * would never be idle. */
+        uint64_t bytes = st.payload_in + st.payload_out;
         if (st.streams_open > 0 || ss->n_assocs > 0 || bytes != ss->last_bytes) {
             ss->idle_since = now;
             ss->last_bytes = bytes;
@@ -582,8 +593,12 @@ out:
     /* Tear down whatever is left, then let libuv run the close callbacks. */
     for (size_t i = 0; i < s->n_acc; i++)
         um_acceptor_close(s->acc[i]);
-    while (s->sessions)
-        um_tunnel_close(s->sessions->t, false, 0);
+    /* on_down comes on a later turn of the loop (tunnel.h): close them all,
+     * then turn the loop until every one has gone (bounded). */
+    for (srv_sess_t *ss = s->sessions; ss; ss = ss->next)
+        um_tunnel_close(ss->t, false, 0);
+    for (int i = 0; s->sessions && i < 1000; i++)
+        uv_run(s->loop, UV_RUN_NOWAIT);
     um_direct_free(s->direct);
     um_hostaddr_free(s->hostaddr);
     uv_walk(s->loop, close_walk, NULL);

@@ -23,7 +23,8 @@ enum { C_WAITING, C_OPENING, C_OPEN, C_DEAD };
 
 /* A mux stream seen as a um_conn_t. Lifetime: one reference for the user
  * (dropped by close()), one per callback in progress, one while the tunnel
- * still lists it. Freed when the last one goes. */
+ * lists it (the mux holds the pointer as the stream's user pointer, and a
+ * stream's last event carries it). Freed when the last one goes. */
 struct um_conn {
     um_tunnel_t *t; /* NULL while waiting, or once the tunnel is gone */
     um_hub_t *hub;
@@ -36,10 +37,12 @@ struct um_conn {
     um_buf_t pend; /* written, not yet taken by the mux (early data while waiting) */
     uint64_t deadline_ms;
     bool reading, closed, listed, shut_wanted, shut_sent, eof_delivered, above_high, ready;
-    struct um_conn *hnext;  /* hash chain */
-    struct um_conn *wnext;  /* hub waiting list */
-    struct um_conn *rnext;  /* tunnel ready list */
-    struct um_conn *hinext; /* tunnel list of streams above high water */
+    bool mux_gone;                 /* the mux forgot the stream (final read) */
+    bool last_pending;             /* the mux ended it; its last event is still queued */
+    struct um_conn *lprev, *lnext; /* the tunnel's streams */
+    struct um_conn *wnext;         /* hub waiting list, then hub failed list */
+    struct um_conn *rnext;         /* tunnel ready list */
+    struct um_conn *hinext;        /* tunnel list of streams above high water */
 };
 
 struct um_assoc {
@@ -60,9 +63,10 @@ struct um_tunnel {
     int handles; /* open libuv handles; freed at zero once down */
     const um_tunnel_cbs_t *cbs;
     void *ud;
-    um_hub_t *hub; /* the hub whose current tunnel this is, if any */
-    struct um_conn **tab;
-    size_t tab_cap, tab_n;
+    um_hub_t *hub;         /* the hub whose current tunnel this is, if any */
+    struct um_conn *conns; /* every listed stream */
+    size_t n_conns;
+    int down_err;
     struct um_conn *ready;
     struct um_conn *high; /* streams waiting for their drain signal */
     struct um_assoc *assocs;
@@ -81,6 +85,7 @@ struct um_hub {
     uv_timer_t timer;
     bool timer_on;
     struct um_conn *wait_head, *wait_tail;
+    struct um_conn *failed; /* opens that could not start: told on the next tick */
     size_t n_wait;
     uint32_t wait_ms, max_waiting;
     void (*wait_cb)(void *ud);
@@ -90,6 +95,19 @@ struct um_hub {
 
 static void schedule(um_tunnel_t *t);
 static void die(um_tunnel_t *t, int err);
+
+/* Allocation failure on demand, for the unit tests (um_tunnel_test_fail_alloc). */
+static bool fail_alloc;
+
+void um_tunnel_test_fail_alloc(bool on)
+{
+    fail_alloc = on;
+}
+
+static void *t_calloc(size_t n, size_t size)
+{
+    return fail_alloc ? NULL : calloc(n, size);
+}
 
 /* ---- result codes ---- */
 
@@ -132,7 +150,7 @@ static void conn_unref(struct um_conn *c)
 
 static struct um_conn *conn_new(const um_conn_cbs_t *cbs, void *arg)
 {
-    struct um_conn *c = calloc(1, sizeof(*c));
+    struct um_conn *c = t_calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->cbs = cbs;
     c->arg = arg;
@@ -142,56 +160,38 @@ static struct um_conn *conn_new(const um_conn_cbs_t *cbs, void *arg)
     return c;
 }
 
-/* ---- id table ---- */
+/* ---- the tunnel's streams ----
+ * No table of its own: the mux keeps each stream's um_conn as its user
+ * pointer, and events carry it. The list is for die() and the stats. */
 
-static size_t slot(const um_tunnel_t *t, uint32_t id)
+static struct um_conn *lookup(const um_tunnel_t *t, const um_mux_event_t *ev)
 {
-    return (id * 2654435761u) & (t->tab_cap - 1);
+    struct um_conn *c = ev->ud;
+    return c && c->listed && c->t == t && c->id == ev->id ? c : NULL;
 }
 
-static struct um_conn *lookup(const um_tunnel_t *t, uint32_t id)
+static void list_add(um_tunnel_t *t, struct um_conn *c)
 {
-    for (struct um_conn *c = t->tab[slot(t, id)]; c; c = c->hnext)
-        if (c->id == id) return c;
-    return NULL;
-}
-
-static int table_add(um_tunnel_t *t, struct um_conn *c)
-{
-    if (t->tab_n + 1 > t->tab_cap) {
-        size_t ncap = t->tab_cap * 2;
-        struct um_conn **nt = calloc(ncap, sizeof(*nt));
-        if (!nt) return UM_ENOMEM;
-        struct um_conn **old = t->tab;
-        size_t ocap = t->tab_cap;
-        t->tab = nt;
-        t->tab_cap = ncap;
-        for (size_t i = 0; i < ocap; i++)
-            for (struct um_conn *e = old[i], *nx; e; e = nx) {
-                nx = e->hnext;
-                size_t s = slot(t, e->id);
-                e->hnext = t->tab[s];
-                t->tab[s] = e;
-            }
-        free(old);
-    }
-    size_t s = slot(t, c->id);
-    c->hnext = t->tab[s];
-    t->tab[s] = c;
-    t->tab_n++;
+    c->lprev = NULL;
+    c->lnext = t->conns;
+    if (t->conns) t->conns->lprev = c;
+    t->conns = c;
+    t->n_conns++;
     c->listed = true;
     c->refs++;
-    return 0;
+    um_mux_stream_set_ud(t->mux, c->id, c);
 }
 
-static void table_del(um_tunnel_t *t, struct um_conn *c)
+static void list_del(um_tunnel_t *t, struct um_conn *c)
 {
     if (!c->listed) return;
-    for (struct um_conn **pp = &t->tab[slot(t, c->id)]; *pp; pp = &(*pp)->hnext)
-        if (*pp == c) {
-            *pp = c->hnext;
-            break;
-        }
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        t->conns = c->lnext;
+    if (c->lnext) c->lnext->lprev = c->lprev;
+    c->lprev = c->lnext = NULL;
+    if (t->mux && !c->mux_gone) um_mux_stream_set_ud(t->mux, c->id, NULL);
     /* Drop it from the ready list too. */
     for (struct um_conn **pp = &t->ready; *pp; pp = &(*pp)->rnext)
         if (*pp == c) {
@@ -208,7 +208,7 @@ static void table_del(um_tunnel_t *t, struct um_conn *c)
         c->above_high = false;
     }
     c->listed = false;
-    t->tab_n--;
+    t->n_conns--;
     conn_unref(c);
 }
 
@@ -243,6 +243,9 @@ static void deliver(um_tunnel_t *t, struct um_conn *c)
         int r = um_mux_stream_peek(t->mux, c->id, &p, &n);
         if (r == UM_EAGAIN) break;
         if (r == UM_EPIPE) {
+            /* The final read: the mux may have forgotten the stream. */
+            um_mux_stream_info_t in;
+            if (um_mux_stream_info(t->mux, c->id, &in) != 0) c->mux_gone = true;
             if (!c->eof_delivered) {
                 c->eof_delivered = true;
                 if (c->cbs->on_eof) c->cbs->on_eof(c->arg);
@@ -282,7 +285,7 @@ static void conn_gone(um_tunnel_t *t, struct um_conn *c)
 {
     c->state = C_DEAD;
     c->t = NULL;
-    table_del(t, c); /* may drop the last reference: c is not touched after */
+    list_del(t, c); /* may drop the last reference: c is not touched after */
 }
 
 static void conn_fail(um_tunnel_t *t, struct um_conn *c, int was_opening, int result, int err)
@@ -312,8 +315,9 @@ static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
             um_mux_stream_accept(t->mux, ev->id, UM_MUX_ERR_NOT_ALLOWED);
         break;
     case UM_MUX_EV_OPEN_RESULT:
-        c = lookup(t, ev->id);
+        c = lookup(t, ev);
         if (!c) break;
+        if (ev->last) c->mux_gone = true;
         if (ev->code == UM_MUX_OK) {
             c->state = C_OPEN;
             flush_pend(t, c);
@@ -329,16 +333,21 @@ static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
         break;
     case UM_MUX_EV_READABLE:
     case UM_MUX_EV_FIN:
-        c = lookup(t, ev->id);
+        c = lookup(t, ev);
         if (c) mark_ready(t, c);
         break;
     case UM_MUX_EV_WRITABLE:
-        c = lookup(t, ev->id);
+        c = lookup(t, ev);
         if (c) flush_pend(t, c);
         break;
     case UM_MUX_EV_RESET:
-        c = lookup(t, ev->id);
-        if (c) conn_fail(t, c, c->state == C_OPENING, UM_CONN_REFUSED, UM_EPIPE);
+        c = lookup(t, ev);
+        if (!c) break;
+        c->mux_gone = true;
+        if (c->closed) /* the user closed it while this event was queued */
+            conn_gone(t, c);
+        else
+            conn_fail(t, c, c->state == C_OPENING, UM_CONN_REFUSED, UM_EPIPE);
         break;
     case UM_MUX_EV_DGRAM:
         if (t->cbs->on_dgram) {
@@ -500,12 +509,17 @@ out:
     t->in_pump = false;
 }
 
+static void finish(um_tunnel_t *t);
+
 static void on_idle(uv_idle_t *h)
 {
     um_tunnel_t *t = h->data;
     uv_idle_stop(h);
     t->idle_on = false;
-    pump(t);
+    if (t->down)
+        finish(t);
+    else
+        pump(t);
 }
 
 static void schedule(um_tunnel_t *t)
@@ -581,39 +595,48 @@ static void on_handle_closed(uv_handle_t *h)
 {
     um_tunnel_t *t = h->data;
     if (--t->handles > 0) return;
-    free(t->tab);
     free(t->out);
     free(t->hold);
     free(t);
 }
 
+/* The tunnel is over. Nothing is told here: die() may run inside a user's
+ * call (um_tunnel_close), so the streams' callbacks and on_down run from
+ * the idle handle, on the next turn of the loop (finish()). The connection
+ * is closed now, so no byte moves after this. */
 static void die(um_tunnel_t *t, int err)
 {
     if (t->down) return;
     t->down = true;
+    t->down_err = err;
     if (t->hub && t->hub->t == t) t->hub->t = NULL;
-    /* Every stream learns its fate; callbacks may close any of them. */
-    size_t n = 0;
-    struct um_conn **all = calloc(t->tab_n ? t->tab_n : 1, sizeof(*all));
-    for (size_t i = 0; all && i < t->tab_cap; i++)
-        for (struct um_conn *c = t->tab[i]; c; c = c->hnext) {
-            c->refs++;
-            all[n++] = c;
-        }
-    for (size_t i = 0; i < n; i++) {
-        struct um_conn *c = all[i];
-        int opening = c->state == C_OPENING;
-        if (c->listed) conn_fail(t, c, opening, UM_CONN_GENERAL_FAILURE, UM_EPIPE);
+    um_tcp_close(t->tcp);
+    t->tcp = NULL;
+    uv_timer_stop(&t->timer);
+    if (!t->idle_on) {
+        t->idle_on = true;
+        uv_idle_start(&t->idle, on_idle);
     }
-    for (size_t i = 0; i < n; i++)
-        conn_unref(all[i]);
-    free(all);
+}
+
+/* Every stream learns its fate, then the owner; then the tunnel goes. No
+ * allocation here (it cannot fail half-way): streams are taken off the
+ * list one by one, and a callback may close any of them. */
+static void finish(um_tunnel_t *t)
+{
+    while (t->conns) {
+        struct um_conn *c = t->conns;
+        if (c->closed)
+            conn_gone(t, c);
+        else
+            conn_fail(t, c, c->state == C_OPENING, UM_CONN_GENERAL_FAILURE, UM_EPIPE);
+    }
     for (struct um_assoc *a = t->assocs; a; a = a->next)
         a->t = NULL;
     t->assocs = NULL;
-    if (t->cbs->on_down) t->cbs->on_down(t, err, t->ud);
-    um_tcp_close(t->tcp);
-    t->tcp = NULL;
+    if (t->cbs->on_down) t->cbs->on_down(t, t->down_err, t->ud);
+    /* Streams a callback closed after they were failed are already off the
+     * list; nothing can add one to a tunnel that is down. */
     um_mux_free(t->mux);
     t->mux = NULL;
     um_sess_free(t->sess);
@@ -626,19 +649,16 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t
                   const um_mux_config_t *mcfg, const um_tunnel_cbs_t *cbs, void *ud,
                   um_tunnel_t **out)
 {
-    um_tunnel_t *t = calloc(1, sizeof(*t));
+    um_tunnel_t *t = t_calloc(1, sizeof(*t));
     if (!t) return UM_ENOMEM;
     t->loop = loop;
     t->cbs = cbs;
     t->ud = ud;
-    t->tab_cap = 64;
-    t->tab = calloc(t->tab_cap, sizeof(*t->tab));
     t->out = malloc(OUT_CAP);
     t->hold = malloc(SCRATCH_CAP);
     t->mux = um_mux_new(role, mcfg);
-    if (!t->tab || !t->out || !t->hold || !t->mux) {
+    if (!t->out || !t->hold || !t->mux) {
         um_mux_free(t->mux);
-        free(t->tab);
         free(t->out);
         free(t->hold);
         free(t);
@@ -684,7 +704,13 @@ uint32_t um_tunnel_rtt(const um_tunnel_t *t)
 void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st)
 {
     *st = t->st;
-    st->streams_open = t->tab_n;
+    st->streams_open = t->n_conns;
+    if (t->mux) {
+        um_mux_stats_t ms;
+        um_mux_get_stats(t->mux, &ms);
+        st->payload_in = ms.payload_in;
+        st->payload_out = ms.payload_out;
+    }
 }
 
 bool um_tunnel_is_down(const um_tunnel_t *t)
@@ -702,12 +728,12 @@ int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void
     c->id = id;
     c->state = C_OPEN;
     int r = um_mux_stream_accept(t->mux, id, UM_MUX_OK);
-    if (r == 0) r = table_add(t, c);
     if (r != 0) {
         um_mux_stream_reset(t->mux, id, UM_MUX_RST_INTERNAL);
         conn_unref(c);
         return r;
     }
+    list_add(t, c);
     t->st.streams_opened++;
     mark_ready(t, c); /* early data may be waiting */
     *out = c;
@@ -740,11 +766,7 @@ static int start_open(um_tunnel_t *t, struct um_conn *c)
     c->id = id;
     c->t = t;
     c->state = C_OPENING;
-    if ((r = table_add(t, c)) != 0) {
-        um_mux_stream_reset(t->mux, id, UM_MUX_RST_INTERNAL);
-        c->t = NULL;
-        return r;
-    }
+    list_add(t, c);
     t->st.streams_opened++;
     /* Early data rides with the OPEN (0-RTT): the mux takes it before the
      * result comes back. */
@@ -812,6 +834,7 @@ static int op_write(um_conn_t *c, const uint8_t *p, size_t n)
     if (c->state != C_OPEN) return UM_EAGAIN;
     if (c->shut_wanted) return UM_EPIPE;
     um_tunnel_t *t = c->t;
+    if (t->down) return UM_EPIPE;
     size_t acc = 0;
     if (um_buf_len(&c->pend) == 0) {
         int r = um_mux_stream_write(t->mux, c->id, p, n, &acc);
@@ -835,7 +858,7 @@ static size_t op_queued(um_conn_t *c)
 static int op_read_start(um_conn_t *c)
 {
     c->reading = true;
-    if (c->t && c->state == C_OPEN) mark_ready(c->t, c);
+    if (c->t && !c->t->down && c->state == C_OPEN) mark_ready(c->t, c);
     return 0;
 }
 
@@ -849,7 +872,7 @@ static int op_shutdown(um_conn_t *c)
 {
     if (c->state == C_DEAD || c->closed) return UM_EPIPE;
     c->shut_wanted = true;
-    if (c->t && c->state == C_OPEN) flush_pend(c->t, c);
+    if (c->t && !c->t->down && c->state == C_OPEN) flush_pend(c->t, c);
     return 0;
 }
 
@@ -872,11 +895,16 @@ static void op_close(um_conn_t *c)
         um_tunnel_t *t = c->t;
         /* A stream the user finished in both directions keeps nothing to send
          * once its FIN is out; otherwise closing is an abort. */
-        if (!(c->shut_sent && c->eof_delivered && um_buf_len(&c->pend) == 0))
-            um_mux_stream_reset(t->mux, c->id, UM_MUX_RST_CANCEL);
+        int r = 0;
+        if (!c->mux_gone && !(c->shut_sent && c->eof_delivered && um_buf_len(&c->pend) == 0))
+            r = um_mux_stream_reset(t->mux, c->id, UM_MUX_RST_CANCEL);
         schedule(t);
         c->state = C_DEAD;
-        conn_gone(t, c); /* the user's reference keeps c alive here */
+        /* UM_ENOENT: the mux ended the stream and its last event, which
+         * names c, is still queued; c stays listed until it is handled. And
+         * a tunnel that is down lets finish() unlist it. */
+        if (r != UM_ENOENT && !t->down)
+            conn_gone(t, c); /* the user's reference keeps c alive here */
     }
     c->state = C_DEAD;
     conn_unref(c);
@@ -888,7 +916,7 @@ static int op_assoc_open(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t *
     um_hub_t *h = ctx;
     um_tunnel_t *t = h->t;
     if (!t || t->down) return UM_EAGAIN;
-    struct um_assoc *a = calloc(1, sizeof(*a));
+    struct um_assoc *a = t_calloc(1, sizeof(*a));
     if (!a) return UM_ENOMEM;
     int r = um_mux_assoc_open(t->mux, &a->id);
     if (r != 0) {
@@ -947,6 +975,13 @@ static void hub_tick(uv_timer_t *tm)
 {
     um_hub_t *h = tm->data;
     uint64_t now = um_now_ms();
+    while (h->failed) {
+        struct um_conn *c = h->failed;
+        h->failed = c->wnext;
+        c->wnext = NULL;
+        if (!c->closed && c->cbs->on_open) c->cbs->on_open(c->arg, UM_CONN_GENERAL_FAILURE);
+        conn_unref(c);
+    }
     if (h->wait_signal) {
         h->wait_signal = false;
         if (h->wait_cb && h->wait_head) h->wait_cb(h->wait_ud);
@@ -1005,6 +1040,11 @@ void um_hub_free(um_hub_t *h)
         h->wait_head = c->wnext;
         conn_unref(c);
     }
+    while (h->failed) {
+        struct um_conn *c = h->failed;
+        h->failed = c->wnext;
+        conn_unref(c);
+    }
     uv_close((uv_handle_t *)&h->timer, hub_closed);
 }
 
@@ -1021,13 +1061,19 @@ void um_hub_set_tunnel(um_hub_t *h, um_tunnel_t *t)
         h->n_wait--;
         c->wnext = NULL;
         if (!c->closed && start_open(t, c) != 0) {
+            /* Told on the next tick, not inside this call; the list keeps
+             * the waiting list's reference. */
             c->state = C_DEAD;
-            if (c->cbs->on_open) c->cbs->on_open(c->arg, UM_CONN_GENERAL_FAILURE);
+            c->wnext = h->failed;
+            h->failed = c;
+            continue;
         }
         conn_unref(c); /* the waiting list's reference */
     }
-    /* Streams over high water are checked for drain on every hub tick. */
-    hub_arm(h);
+    if (h->failed) {
+        h->timer_on = true;
+        uv_timer_start(&h->timer, hub_tick, 0, 100);
+    }
 }
 
 void um_hub_set_wait_cb(um_hub_t *h, void (*cb)(void *ud), void *ud)

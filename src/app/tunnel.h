@@ -9,9 +9,11 @@
  * the server use the same interface as the direct connector.
  *
  * Every callback runs from a libuv callback (tcp read, timer, idle), never
- * from inside a call the user made. Ownership: um_tunnel_new takes ownership
- * of the session and the TCP connection; the tunnel frees itself after
- * on_down has returned (or after um_tunnel_close). */
+ * from inside a call the user made: um_tunnel_close(t, false) and
+ * um_hub_set_tunnel() return before any stream callback or on_down runs
+ * (they follow on a later turn of the loop). Ownership: um_tunnel_new takes
+ * ownership of the session and the TCP connection; the tunnel frees itself
+ * after on_down has returned, so the loop must run until on_down. */
 #ifndef UM_APP_TUNNEL_H
 #define UM_APP_TUNNEL_H
 
@@ -52,6 +54,9 @@ typedef struct {
     uint64_t bytes_in, bytes_out; /* wire bytes on the TCP connection */
     uint64_t streams_opened;
     size_t streams_open;
+    /* stream and datagram payload bytes: traffic, keepalives (PING/PONG)
+     * and other control frames left out */
+    uint64_t payload_in, payload_out;
 } um_tunnel_stats_t;
 
 /* cbs is borrowed for the tunnel's lifetime. mcfg may be NULL (defaults). */
@@ -59,7 +64,9 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t
                   const um_mux_config_t *mcfg, const um_tunnel_cbs_t *cbs, void *ud,
                   um_tunnel_t **out);
 /* Graceful: GOAWAY, let open streams finish, then close (bounded by
- * drain_ms). Not graceful: everything ends now. on_down follows, later. */
+ * drain_ms). Not graceful: the connection closes now and no byte moves
+ * after; the streams' on_error/on_open and on_down follow on a later turn
+ * of the loop, never inside this call. um_tunnel_is_down() is true at once. */
 void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms);
 uint32_t um_tunnel_rtt(const um_tunnel_t *t);
 void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st);
@@ -84,12 +91,17 @@ typedef struct um_hub um_hub_t;
 int um_hub_new(uv_loop_t *loop, uint32_t wait_ms, uint32_t max_waiting, um_hub_t **out);
 /* Every stream must have been closed first. */
 void um_hub_free(um_hub_t *h);
-/* The tunnel new opens go to (NULL: none). Waiting opens start on it. */
+/* The tunnel new opens go to (NULL: none). Waiting opens start on it; one
+ * that cannot start hears on_open(failure) on a later turn of the loop. */
 void um_hub_set_tunnel(um_hub_t *h, um_tunnel_t *t);
 um_conn_provider_t um_hub_connector(um_hub_t *h);
 /* cb runs (deferred) whenever an open has to wait for a tunnel. */
 void um_hub_set_wait_cb(um_hub_t *h, void (*cb)(void *ud), void *ud);
 extern const um_conn_ops_t um_hub_ops;
+
+/* Test hook: while on, every allocation of the tunnel layer itself fails
+ * (tests/unit/test_app_tunnel.c). */
+void um_tunnel_test_fail_alloc(bool on);
 
 /* Mapping between the mux's open results and um_conn_result_t. */
 int um_tunnel_result_to_conn(int mux_code);

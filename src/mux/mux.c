@@ -39,6 +39,8 @@ typedef struct stream {
     uint32_t rx_announce; /* granted, WINDOW_UPDATE not yet sent */
     uint32_t deficit;     /* DRR */
     uint64_t rx_epoch;    /* time of the last grant, +1 (0 = never) */
+    uint64_t progress;    /* last tick at which the stream moved or had nothing waiting */
+    void *ud;             /* the application's pointer (um_mux_stream_set_ud) */
     struct stream *hnext;
     struct stream *anext, *aprev; /* active (has something to send) ring */
     struct stream *wnext, *wprev; /* needs a WINDOW_UPDATE */
@@ -123,6 +125,7 @@ void um_mux_config_default(um_mux_config_t *c)
     c->ping_interval_ms = 10000;
     c->ping_timeout_ms = 30000;
     c->control_max = 64 * 1024;
+    c->stream_timeout_ms = 60000;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -168,6 +171,12 @@ static um_mux_event_t *ev_push(um_mux_t *m, um_mux_event_type_t type, uint32_t i
     m->ev_tail = n;
     return &n->ev;
 }
+
+/* The last event of a stream the mux frees right after (RESET, a failed
+ * OPEN_RESULT): it carries the stream's user pointer, which nothing can
+ * look up any more. */
+static um_mux_event_t *ev_push_last(um_mux_t *m, const void *sp, um_mux_event_type_t type,
+                                    int code);
 
 /* ---- stream table ------------------------------------------------------ */
 
@@ -266,6 +275,7 @@ static stream_t *stream_new(um_mux_t *m, uint32_t id, uint32_t flags)
     s->rx_credit = UM_MUX_INIT_WINDOW;
     s->rx_win = m->cfg.stream_window_init;
     s->rx_epoch = m->now + 1;
+    s->progress = m->now;
     um_buf_init(&s->rx, m->cfg.stream_window_max);
     um_buf_init(&s->tx, m->cfg.send_buf_max);
     size_t k = (id >> 1) & (m->nbuckets - 1);
@@ -320,10 +330,12 @@ static void session_consumed(um_mux_t *m, size_t n)
     m->rx_announce += grant;
 }
 
-/* The app read n bytes of stream s. */
+/* The app read n bytes of stream s. The session's share was given back
+ * when the bytes arrived (see on_data): a stream's buffer is bounded by its
+ * own window, so readers that stop never hold the session window. */
 static void stream_consumed(um_mux_t *m, stream_t *s, size_t n)
 {
-    session_consumed(m, n);
+    s->progress = m->now;
     if (s->flags & S_FIN_RECV) return; /* the peer sends nothing more */
     s->rx_unacked += (uint32_t)n;
     if (s->rx_unacked < s->rx_win / 2) return;
@@ -499,6 +511,7 @@ static int on_open(um_mux_t *m, const um_mux_frame_t *f)
     m->npending++;
     s->rx_credit -= (uint32_t)f->data_len;
     if (f->data_len && um_buf_append(&s->rx, f->data, f->data_len) != 0) return nomem(m);
+    session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */
     if (f->flags & UM_MUX_FLAG_FIN) s->flags |= S_FIN_RECV;
     um_mux_event_t *ev = ev_push(m, UM_MUX_EV_OPENED, f->id, 0, 0);
     if (!ev) return nomem(m);
@@ -526,6 +539,7 @@ static int on_data(um_mux_t *m, const um_mux_frame_t *f)
     int r = um_buf_append(&s->rx, f->data, f->data_len);
     if (r == UM_ENOSPC) return flow_err(m);
     if (r) return nomem(m);
+    session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */
     return readable(m, s);
 }
 
@@ -541,7 +555,9 @@ static int on_open_result(um_mux_t *m, const um_mux_frame_t *f)
     }
     if (!(s->flags & S_LOCAL) || (s->flags & (S_OPEN_PENDING | S_ESTABLISHED)))
         return proto(m, "unexpected OPEN_RESULT");
-    if (!ev_push(m, UM_MUX_EV_OPEN_RESULT, s->id, f->code, 0)) return nomem(m);
+    if (f->code == UM_MUX_OK ? !ev_push(m, UM_MUX_EV_OPEN_RESULT, s->id, f->code, 0)
+                             : !ev_push_last(m, s, UM_MUX_EV_OPEN_RESULT, f->code))
+        return nomem(m);
     if (f->code == UM_MUX_OK) {
         s->flags |= S_ESTABLISHED;
         return 0;
@@ -576,8 +592,7 @@ static int on_rst(um_mux_t *m, const um_mux_frame_t *f)
         return 0;
     }
     if (s->flags & S_OPEN_PENDING) return proto(m, "RST before OPEN");
-    if (!ev_push(m, UM_MUX_EV_RESET, s->id, f->code, 0)) return nomem(m);
-    session_consumed(m, um_buf_len(&s->rx));
+    if (!ev_push_last(m, s, UM_MUX_EV_RESET, f->code)) return nomem(m);
     stream_free(m, s);
     return 0;
 }
@@ -646,8 +661,7 @@ static int on_goaway(um_mux_t *m, const um_mux_frame_t *f)
         while (s) {
             stream_t *next = s->hnext;
             if ((s->flags & S_LOCAL) && s->id > m->goaway_last_recv) {
-                if (!ev_push(m, UM_MUX_EV_RESET, s->id, UM_MUX_RST_GOING_AWAY, 0)) return nomem(m);
-                session_consumed(m, um_buf_len(&s->rx));
+                if (!ev_push_last(m, s, UM_MUX_EV_RESET, UM_MUX_RST_GOING_AWAY)) return nomem(m);
                 stream_free(m, s);
             }
             s = next;
@@ -918,6 +932,7 @@ static size_t emit_one(um_mux_t *m, stream_t *s, uint8_t *out, size_t room, bool
     s->tx_credit -= (uint32_t)n;
     m->tx_credit -= (uint32_t)n;
     m->st.payload_out += n;
+    if (n) s->progress = m->now;
     um_buf_consume(&s->tx, n);
     tx_drained(m, s);
     return staged ? stage_out(m, w, out, room) : w;
@@ -1026,6 +1041,42 @@ static void trim_all(um_mux_t *m)
     trim(&m->ctl);
 }
 
+/* A stream with bytes waiting that nobody takes: received bytes the
+ * application does not read, or bytes to send that the peer grants no
+ * window for. */
+static bool stream_stuck(const stream_t *s)
+{
+    if (um_buf_len(&s->rx) > 0) return true;
+    return um_buf_len(&s->tx) > 0 && s->tx_credit == 0 && !(s->flags & S_OPEN_PENDING);
+}
+
+/* Streams stuck for stream_timeout_ms are reset (RST to the peer, EV_RESET
+ * with UM_MUX_RST_STALLED here), so they give back what they hold. */
+static int reap_stalled(um_mux_t *m)
+{
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (stream_t *s = m->buckets[i], *next; s; s = next) {
+            next = s->hnext;
+            if (!stream_stuck(s)) {
+                s->progress = m->now;
+                continue;
+            }
+            if (m->now - s->progress < m->cfg.stream_timeout_ms) continue;
+            bool both_fin = (s->flags & (S_FIN_SENT | S_FIN_RECV)) == (S_FIN_SENT | S_FIN_RECV);
+            if (!both_fin && (s->flags & (S_LOCAL | S_ESTABLISHED))) {
+                um_mux_frame_t f = {.type = UM_MUX_RST, .id = s->id, .code = UM_MUX_RST_CANCEL};
+                if (ctl_frame(m, &f, false) != 0)
+                    return fail(m, UM_ELIMIT, UM_MUX_GOAWAY_LIMIT, "control queue full");
+            } else if (!(s->flags & (S_LOCAL | S_ESTABLISHED))) {
+                continue; /* not accepted yet: the application answers it */
+            }
+            if (!ev_push_last(m, s, UM_MUX_EV_RESET, UM_MUX_RST_STALLED)) return nomem(m);
+            m->st.streams_stalled++;
+            stream_free(m, s);
+        }
+    return 0;
+}
+
 int um_mux_tick(um_mux_t *m, uint64_t now_ms)
 {
     if (m->err) return m->err;
@@ -1048,10 +1099,22 @@ int um_mux_tick(um_mux_t *m, uint64_t now_ms)
             m->last_ping = now_ms;
         }
     }
+    if (m->cfg.stream_timeout_ms) return reap_stalled(m);
     return 0;
 }
 
 /* ---- events out -------------------------------------------------------- */
+
+static um_mux_event_t *ev_push_last(um_mux_t *m, const void *sp, um_mux_event_type_t type, int code)
+{
+    const stream_t *s = sp;
+    um_mux_event_t *ev = ev_push(m, type, s->id, code, 0);
+    if (ev) {
+        ev->ud = s->ud;
+        ev->last = true;
+    }
+    return ev;
+}
 
 int um_mux_poll(um_mux_t *m, um_mux_event_t *ev)
 {
@@ -1070,6 +1133,11 @@ int um_mux_poll(um_mux_t *m, um_mux_event_t *ev)
         stream_t *s = find(m, ev->id);
         if (s)
             s->flags &= ~(uint32_t)(ev->type == UM_MUX_EV_READABLE ? S_EV_READABLE : S_EV_WRITABLE);
+    }
+    if (!ev->last && ev->id && ev->type != UM_MUX_EV_DGRAM && ev->type != UM_MUX_EV_ASSOC_CLOSED &&
+        ev->type != UM_MUX_EV_GOAWAY) {
+        const stream_t *s = find(m, ev->id);
+        ev->ud = s ? s->ud : NULL; /* as it is now; NULL once the stream is gone */
     }
     return 1;
 }
@@ -1121,7 +1189,6 @@ int um_mux_stream_accept(um_mux_t *m, uint32_t id, uint8_t code)
     if (ctl_frame(m, &f, false) != 0)
         return fail(m, UM_ELIMIT, UM_MUX_GOAWAY_LIMIT, "control queue full");
     if (code != UM_MUX_OK) {
-        session_consumed(m, um_buf_len(&s->rx));
         stream_free(m, s);
         return 0;
     }
@@ -1215,9 +1282,20 @@ int um_mux_stream_reset(um_mux_t *m, uint32_t id, uint8_t code)
         if (ctl_frame(m, &f, false) != 0)
             return fail(m, UM_ELIMIT, UM_MUX_GOAWAY_LIMIT, "control queue full");
     }
-    session_consumed(m, um_buf_len(&s->rx));
     stream_free(m, s);
     return 0;
+}
+
+void um_mux_stream_set_ud(um_mux_t *m, uint32_t id, void *ud)
+{
+    stream_t *s = find(m, id);
+    if (s) s->ud = ud;
+}
+
+void *um_mux_stream_get_ud(const um_mux_t *m, uint32_t id)
+{
+    const stream_t *s = find(m, id);
+    return s ? s->ud : NULL;
 }
 
 int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *info)

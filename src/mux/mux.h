@@ -42,11 +42,15 @@ typedef struct {
     uint32_t ping_interval_ms; /* 0: no pings */
     uint32_t ping_timeout_ms;  /* nothing received for this long: dead. 0: never */
     uint32_t control_max;      /* bytes of queued control frames (PONG, RST, ...) */
+    /* A stream whose bytes wait this long without moving (received, not
+     * read; or queued with no window from the peer) is reset. 0: never. */
+    uint32_t stream_timeout_ms;
 } um_mux_config_t;
 
 /* Defaults: 1024 streams, 128 pending opens, windows 256 KiB..16 MiB per
  * stream and 1..64 MiB per session, 256 KiB send buffer, 16 KiB records and
- * frames, 16 KiB quantum, 256 associations, 10 s ping, 30 s timeout. */
+ * frames, 16 KiB quantum, 256 associations, 10 s ping, 30 s timeout, 60 s
+ * stream progress timeout. */
 void um_mux_config_default(um_mux_config_t *c);
 
 typedef enum {
@@ -72,6 +76,12 @@ typedef struct {
     um_addr_t addr;      /* OPENED, DGRAM */
     const uint8_t *data; /* DGRAM payload, owned by the mux until the next poll */
     size_t len;
+    /* Stream events: the stream's user pointer (um_mux_stream_set_ud) as it
+     * is when the event is polled, NULL once the stream is gone; except for
+     * `last` events (RESET, a failed OPEN_RESULT), after which the mux has
+     * forgotten the stream: they carry the pointer it had when it ended. */
+    void *ud;
+    bool last;
 } um_mux_event_t;
 
 typedef struct {
@@ -82,6 +92,7 @@ typedef struct {
     uint64_t dgram_dropped_in, dgram_dropped_out;
     uint64_t pongs_dropped;
     uint64_t opens_refused;
+    uint64_t streams_stalled; /* reset by the stream progress timeout */
 } um_mux_stats_t;
 
 typedef struct {
@@ -136,6 +147,11 @@ int um_mux_stream_shutdown(um_mux_t *m, uint32_t id);
 /* Abort: RST to the peer, buffered bytes dropped, id forgotten. */
 int um_mux_stream_reset(um_mux_t *m, uint32_t id, uint8_t code);
 int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *info);
+/* The application's pointer for stream id (NULL until set, and for an id
+ * that names no live stream). Forgotten with the stream: after EV_RESET,
+ * a refused OPEN_RESULT, um_mux_stream_reset or the final read. */
+void um_mux_stream_set_ud(um_mux_t *m, uint32_t id, void *ud);
+void *um_mux_stream_get_ud(const um_mux_t *m, uint32_t id);
 size_t um_mux_stream_count(const um_mux_t *m);
 
 /* Datagram associations. */

@@ -223,7 +223,7 @@ static void h_on_error(void *arg, int err)
     if (c->h_state != H_TUNNEL && !c->sent_any)
         h_error(c, 502, "connection to the origin failed");
     else
-        pc_close(c);
+        pc_abort(c);
 }
 
 static void h_on_drain(void *arg)

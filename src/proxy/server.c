@@ -44,7 +44,19 @@ static void pc_handle_closed(uv_handle_t *h)
     px_unref(px);
 }
 
+static void pc_close_how(pc_t *c, bool reset);
+
 void pc_close(pc_t *c)
+{
+    pc_close_how(c, false);
+}
+
+void pc_abort(pc_t *c)
+{
+    pc_close_how(c, true);
+}
+
+static void pc_close_how(pc_t *c, bool reset)
 {
     if (c->phase == PC_CLOSED) return;
     c->phase = PC_CLOSED;
@@ -63,7 +75,10 @@ void pc_close(pc_t *c)
         c->handles++;
         uv_close((uv_handle_t *)&c->udp, pc_handle_closed);
     }
-    uv_close((uv_handle_t *)&c->tcp, pc_handle_closed);
+    /* An abort resets the connection, so the application learns now, not
+     * after reading what the kernel still holds for it. */
+    if (!reset || uv_tcp_close_reset(&c->tcp, pc_handle_closed) != 0)
+        uv_close((uv_handle_t *)&c->tcp, pc_handle_closed);
     uv_close((uv_handle_t *)&c->timer, pc_handle_closed);
 }
 
@@ -309,7 +324,8 @@ static void r_on_eof(void *arg)
 
 static void r_on_error(void *arg, int err)
 {
-    pc_close(arg);
+    (void)err;
+    pc_abort(arg);
 }
 
 static void r_on_drain(void *arg)

@@ -75,6 +75,9 @@ struct pc {
 extern const pc_kind_t um_pc_socks5, um_pc_http, um_pc_forward;
 
 void pc_close(pc_t *c);
+/* As pc_close, but the client's TCP connection is reset (RST): what the
+ * kernel still queued for it is dropped. For upstream errors. */
+void pc_abort(pc_t *c);
 /* Queues bytes to the client (copied). UM_E* on failure (then closes). */
 int pc_write(pc_t *c, const void *p, size_t n);
 /* Sends the bytes, half-closes, drains input for a moment, closes. */

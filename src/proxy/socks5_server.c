@@ -48,7 +48,8 @@ static void s5_on_eof(void *arg)
 }
 static void s5_on_error(void *arg, int err)
 {
-    pc_close(arg);
+    (void)err;
+    pc_abort(arg);
 }
 static void s5_on_drain(void *arg)
 {

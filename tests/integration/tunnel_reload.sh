@@ -4,7 +4,10 @@
 #   2. "phone" is added to server.conf, SIGHUP: phone's session comes up, and
 #      laptop's session is the same one (no new session_up) and still works;
 #   3. "laptop" is removed from server.conf, SIGHUP: laptop's open session
-#      keeps working, but a new connection with laptop's key is refused.
+#      is closed at once (session_down; requests through it fail), and a new
+#      connection with laptop's key is refused;
+#   4. a server with idle-timeout = 20 closes an idle session although both
+#      sides keep sending keepalives (every 15 s): keepalives are not traffic.
 #
 #   curl ─► umbra client (laptop) ══╗
 #   curl ─► umbra client (phone)  ══╬══► umbra server ──► nginx 127.0.0.1
@@ -61,12 +64,18 @@ expect_eq "laptop kept its session (session_up events)" "$n" 1
 grep -q "reloaded .*2 authorised client" "$WORK/server.log" && ok "server logged the reload" ||
     bad "no reload line in the server log"
 
-# Remove laptop and reload: its session stays, a new one is refused.
+# Remove laptop and reload: its live session is closed, a new one is refused.
 awk 'BEGIN{skip=0} /^\[client "laptop"\]/{skip=1; next} /^\[/{skip=0} !skip' \
     "$WORK/server.conf.with-phone" >"$WORK/server.conf"
+n_down=$("$PY" "$HELPER" count-event "$LAPTOP_EVENTS" session_down)
 kill -HUP "$SERVER_PID"
-sleep 0.3
-expect_eq "laptop's open session still serves after its key was removed" "$(get "$LAPTOP_SOCKS")" small-ok
+if "$PY" "$HELPER" wait-event "$LAPTOP_EVENTS" session_down $((n_down + 1)) $((5 * TM)) >/dev/null 2>&1; then
+    ok "laptop's live session closed on the reload that removed its key"
+else
+    bad "laptop's session lives on after its key was removed"
+fi
+got=$(curl -s --max-time $((3 * TM)) --socks5-hostname "127.0.0.1:$LAPTOP_SOCKS" "http://localhost:$NGINX_PORT/small" 2>&1)
+[ "$got" != small-ok ] && ok "a removed key's client is no longer served" || bad "a removed key's client is still served"
 tl_client_start "$LAPTOP_LINK" laptop2
 if "$PY" "$HELPER" wait-event "$EVENTS" session_up 1 $((2 * TM)) >/dev/null 2>&1; then
     bad "a removed key got a new session"
@@ -87,5 +96,28 @@ grep -q "reload failed" "$WORK/server.log" && ok "a bad config on reload is repo
 expect_eq "phone still served after a failed reload" "$(get "$PHONE_SOCKS")" small-ok
 
 kill -0 "$SERVER_PID" 2>/dev/null && ok "server alive" || bad "server died"
+tl_stop "laptop client" "$LAPTOP_PID" $((5 * TM))
+tl_tunnel_down
+
+# Idle timeout with keepalives flowing (server and client ping every 15 s).
+sed -i '/^\[server\]/a idle-timeout = 20' "$WORK/server.conf.with-phone"
+cp "$WORK/server.conf.with-phone" "$WORK/server.conf"
+tl_server_start || tl_finish
+tl_client_start "$PHONE_LINK" phone-idle
+if "$PY" "$HELPER" wait-event "$EVENTS" session_up 1 $((10 * TM)) >/dev/null 2>&1; then
+    ok "idle test: session up"
+    t0=$(tl_now_ms)
+    # The server closes it gracefully (GOAWAY), and the client moves on to a
+    # new session at once, so the server's log tells.
+    end=$((t0 + 40000 * TM))
+    while ! grep -q "idle for 20 s: closing" "$WORK/server.log" && [ "$(tl_now_ms)" -lt $end ]; do sleep 0.2; done
+    if grep -q "idle for 20 s: closing" "$WORK/server.log"; then
+        ok "idle session closed by idle-timeout = 20 after $(($(tl_now_ms) - t0)) ms despite keepalives"
+    else
+        bad "idle session not closed within $((40 * TM)) s: keepalives counted as traffic"
+    fi
+else
+    bad "idle test: no session"
+fi
 tl_tunnel_down
 tl_finish

@@ -616,27 +616,153 @@ static void test_window_overrun(void **state)
     expect_goaway(s, UM_MUX_GOAWAY_FLOW_CONTROL);
     um_mux_free(s);
 
-    /* session window: 256 KiB before any grant, spread over five streams */
+    /* Session window: buffered bytes are credited back to the session as
+     * they arrive, so five streams that fill their 64 KiB windows (320 KiB)
+     * without a read do not overrun a 256 KiB session window. */
     um_mux_config_t c;
     um_mux_config_default(&c);
     c.session_window_init = UM_MUX_INIT_SESSION_WINDOW;
     s = um_mux_new(UM_MUX_SERVER, &c);
-    int r = 0;
     size_t sent = 0;
-    for (uint32_t id = 1; id <= 9 && r == 0; id += 2) {
+    for (uint32_t id = 1; id <= 9; id += 2) {
         o.id = id;
-        r = um_mux_feed(s, buf, enc(buf, &o));
+        assert_int_equal(um_mux_feed(s, buf, enc(buf, &o)), 0);
         f.id = id;
         f.data_len = 16384;
-        for (int i = 0; i < 4 && r == 0; i++) {
-            r = um_mux_feed(s, buf, enc(buf, &f));
-            if (r == 0) sent += 16384;
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(um_mux_feed(s, buf, enc(buf, &f)), 0);
+            sent += 16384;
         }
     }
-    assert_int_equal(r, UM_EPROTO);
-    assert_int_equal(sent, UM_MUX_INIT_SESSION_WINDOW);
-    expect_goaway(s, UM_MUX_GOAWAY_FLOW_CONTROL);
+    assert_true(sent > UM_MUX_INIT_SESSION_WINDOW);
     um_mux_free(s);
+}
+
+/* 16 streams whose reader never reads hold their own windows, not the
+ * session's: a new stream still moves 1 MiB (audit item 1). Before the
+ * session was credited on receipt, the 16 x 256 KiB held the 1 MiB session
+ * window and the new stream got nothing. */
+static void test_stuck_streams_do_not_starve_session(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, NULL, NULL, 7);
+    um_addr_t d = test_dest();
+    static uint8_t blob[65536];
+    memset(blob, 'b', sizeof(blob));
+    uint32_t stuck[16], fresh;
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(um_mux_stream_open(p.m[0], &d, &stuck[i]), 0);
+    pair_settle(&p);
+    um_mux_event_t ev;
+    while (um_mux_poll(p.m[1], &ev))
+        if (ev.type == UM_MUX_EV_OPENED)
+            assert_int_equal(um_mux_stream_accept(p.m[1], ev.id, UM_MUX_OK), 0);
+    /* The server writes to every stuck stream until nothing more moves. */
+    uint64_t t = 1;
+    for (int round = 0; round < 200; round++, t++) {
+        um_mux_tick(p.m[0], t);
+        um_mux_tick(p.m[1], t);
+        for (int i = 0; i < 16; i++) {
+            size_t acc;
+            um_mux_stream_write(p.m[1], stuck[i], blob, sizeof(blob), &acc);
+        }
+        pair_settle(&p);
+    }
+    size_t held = 0;
+    for (int i = 0; i < 16; i++) {
+        um_mux_stream_info_t in;
+        assert_int_equal(um_mux_stream_info(p.m[0], stuck[i], &in), 0);
+        assert_true(in.rx_buffered <= in.rx_window);
+        held += in.rx_buffered;
+    }
+    assert_true(held >= 16u * 256 * 1024); /* every stuck window is full */
+    /* A new stream: 1 MiB from the server must arrive whole. */
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &fresh), 0);
+    pair_settle(&p);
+    while (um_mux_poll(p.m[1], &ev))
+        if (ev.type == UM_MUX_EV_OPENED)
+            assert_int_equal(um_mux_stream_accept(p.m[1], ev.id, UM_MUX_OK), 0);
+    size_t wrote = 0, got = 0;
+    for (int round = 0; round < 2000 && got < (1u << 20); round++, t++) {
+        um_mux_tick(p.m[0], t);
+        um_mux_tick(p.m[1], t);
+        if (wrote < (1u << 20)) {
+            size_t acc = 0, want = (1u << 20) - wrote;
+            um_mux_stream_write(p.m[1], fresh, blob, want < sizeof(blob) ? want : sizeof(blob),
+                                &acc);
+            wrote += acc;
+        }
+        pair_settle(&p);
+        static uint8_t rb[65536];
+        size_t n;
+        while (um_mux_stream_read(p.m[0], fresh, rb, sizeof(rb), &n) == 0)
+            got += n;
+    }
+    assert_int_equal(got, 1u << 20);
+    pair_free(&p);
+}
+
+/* A stream whose bytes wait without moving for stream_timeout_ms is reset
+ * on both sides; one that is read stays. Both directions: a reader that
+ * never reads (rx) and a peer that grants no window (tx). */
+static void test_stream_progress_timeout(void **state)
+{
+    (void)state;
+    um_mux_config_t c;
+    um_mux_config_default(&c);
+    c.stream_timeout_ms = 5000;
+    c.ping_interval_ms = 1000;
+    pair_t p;
+    pair_init(&p, &c, &c, 9);
+    um_addr_t d = test_dest();
+    uint32_t stuck, live, idle;
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &stuck), 0);
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &live), 0);
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &idle), 0);
+    pair_settle(&p);
+    um_mux_event_t ev;
+    while (um_mux_poll(p.m[1], &ev))
+        if (ev.type == UM_MUX_EV_OPENED)
+            assert_int_equal(um_mux_stream_accept(p.m[1], ev.id, UM_MUX_OK), 0);
+    static uint8_t blob[16384];
+    memset(blob, 'x', sizeof(blob));
+    int reset_client = 0, reset_server = 0;
+    for (uint64_t t = 1; t <= 20000; t += 100) {
+        um_mux_tick(p.m[0], t);
+        um_mux_tick(p.m[1], t);
+        size_t acc, n;
+        um_mux_stream_write(p.m[1], stuck, blob, sizeof(blob), &acc); /* never read */
+        um_mux_stream_write(p.m[1], live, blob, 1024, &acc);          /* read below */
+        pair_settle(&p);
+        static uint8_t rb[65536];
+        while (um_mux_stream_read(p.m[0], live, rb, sizeof(rb), &n) == 0) {
+        }
+        for (int side = 0; side < 2; side++)
+            while (um_mux_poll(p.m[side], &ev))
+                if (ev.type == UM_MUX_EV_RESET) {
+                    assert_int_equal(ev.id, stuck);
+                    if (side == 0) {
+                        assert_int_equal(ev.code, UM_MUX_RST_STALLED); /* ours */
+                        reset_client++;
+                    } else {
+                        reset_server++; /* the peer's RST */
+                    }
+                } else if (ev.type == UM_MUX_EV_ERROR) {
+                    fail_msg("session error %d", ev.code);
+                }
+        if (t == 4000) assert_int_equal(reset_client, 0); /* not before the timeout */
+    }
+    assert_int_equal(reset_client, 1);
+    assert_int_equal(reset_server, 1);
+    um_mux_stream_info_t in;
+    assert_int_equal(um_mux_stream_info(p.m[0], live, &in), 0);
+    assert_int_equal(um_mux_stream_info(p.m[0], idle, &in), 0); /* nothing waiting: stays */
+    assert_int_equal(um_mux_stream_info(p.m[0], stuck, &in), UM_ENOENT);
+    um_mux_stats_t st;
+    um_mux_get_stats(p.m[0], &st);
+    assert_int_equal(st.streams_stalled, 1);
+    pair_free(&p);
 }
 
 static void test_garbage(void **state)
@@ -686,6 +812,8 @@ int main(void)
         cmocka_unit_test(test_oversized_and_bad_frames),
         cmocka_unit_test(test_ignorable_type_is_skipped),
         cmocka_unit_test(test_window_overrun),
+        cmocka_unit_test(test_stuck_streams_do_not_starve_session),
+        cmocka_unit_test(test_stream_progress_timeout),
         cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,7 @@
 #include "session/gate.h"
 
+#include "transport/codec.h"
+
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -359,34 +361,7 @@ bool um_gate_take_handshake(um_gate_t *g, uint64_t now_ms)
     return um_bucket_take(&g->hs_bucket, now_ms, g->cfg.hs_per_s, g->cfg.hs_burst, true);
 }
 
-/* A request line starts with a method token: 1..16 upper-case letters, then
- * a space. A masked first flight starts with uniformly random bytes, so the
- * chance that one looks like this and also holds a blank line is below
- * 2^-40: such bytes cannot be a flight. */
-static bool http_head(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n && i < 16 && p[i] >= 'A' && p[i] <= 'Z')
-        i++;
-    if (i == 0 || i >= n || p[i] != ' ') return false;
-    for (size_t j = i + 1; j + 1 < n; j++) {
-        if (p[j] == '\n' && p[j + 1] == '\n') return true;
-        if (j + 3 < n && p[j] == '\r' && p[j + 1] == '\n' && p[j + 2] == '\r' && p[j + 3] == '\n')
-            return true;
-    }
-    return false;
-}
-
-/* A complete TLS handshake record (ContentType 22, version 3.x). */
-static bool tls_record(const uint8_t *p, size_t n)
-{
-    if (n < 5 || p[0] != 0x16 || p[1] != 0x03 || p[2] > 0x04) return false;
-    size_t len = ((size_t)p[3] << 8) | p[4];
-    return len > 0 && n >= 5 + len;
-}
-
 bool um_gate_not_flight(const uint8_t *p, size_t n)
 {
-    if (!p || n == 0) return false;
-    return http_head(p, n) || tls_record(p, n);
+    return um_tcp_not_flight(p, n);
 }

@@ -21,6 +21,7 @@
 #ifndef UM_TRANSPORT_CODEC_H
 #define UM_TRANSPORT_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,6 +105,12 @@ typedef struct {
 } um_codec_tcp_t;
 
 extern const um_codec_ops_t um_codec_tcp_ops;
+
+/* Pure: true when bytes on which an unshaped first flight is still undecided
+ * cannot be one: they hold a complete HTTP request head or a complete TLS
+ * record (a web client; a masked flight looks like random bytes). Total over
+ * any input. */
+bool um_tcp_not_flight(const uint8_t *p, size_t n);
 
 /* UM_EINVAL for an unknown shape or minimum lengths that cannot fit. */
 int um_codec_tcp_init(um_codec_tcp_t *c, const uint8_t server_pub[32], uint8_t shape,

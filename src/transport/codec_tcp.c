@@ -63,6 +63,38 @@ static int open_(const um_codec_tcp_t *t, int dir, size_t min, const uint8_t *p,
     return UM_EPROTO;
 }
 
+/* A request line starts with a method token: 1..16 upper-case letters, then
+ * a space. A masked first flight starts with uniformly random bytes, so the
+ * chance that one looks like this and also holds a blank line is below
+ * 2^-40: such bytes cannot be a flight. */
+static bool http_head(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 16 && p[i] >= 'A' && p[i] <= 'Z')
+        i++;
+    if (i == 0 || i >= n || p[i] != ' ') return false;
+    for (size_t j = i + 1; j + 1 < n; j++) {
+        if (p[j] == '\n' && p[j + 1] == '\n') return true;
+        if (j + 3 < n && p[j] == '\r' && p[j + 1] == '\n' && p[j + 2] == '\r' && p[j + 3] == '\n')
+            return true;
+    }
+    return false;
+}
+
+/* A complete TLS handshake record (ContentType 22, version 3.x). */
+static bool tls_record(const uint8_t *p, size_t n)
+{
+    if (n < 5 || p[0] != 0x16 || p[1] != 0x03 || p[2] > 0x04) return false;
+    size_t len = ((size_t)p[3] << 8) | p[4];
+    return len > 0 && n >= 5 + len;
+}
+
+bool um_tcp_not_flight(const uint8_t *p, size_t n)
+{
+    if (!p || n == 0) return false;
+    return http_head(p, n) || tls_record(p, n);
+}
+
 static int tcp_seal_flight(const um_codec_t *c, um_codec_state_t *st, const uint8_t *msg1, size_t n,
                            uint8_t *out, size_t cap, size_t *outn)
 {
@@ -84,7 +116,14 @@ static int tcp_open_flight(const um_codec_t *c, um_codec_state_t *st, const uint
                            uint8_t *msg1, size_t cap, size_t *msgn, size_t *consumed)
 {
     (void)st;
-    return open_(tcp_of(c), UM_MASK_C2S, tcp_of(c)->msg1_min, p, n, msg1, cap, msgn, consumed);
+    const um_codec_tcp_t *t = tcp_of(c);
+    int r = open_(t, UM_MASK_C2S, t->msg1_min, p, n, msg1, cap, msgn, consumed);
+    /* Undecided bytes that are plainly another protocol cannot be an
+     * unshaped (random-looking) flight: decide now (PROTOCOL.md 5). */
+    if (r == UM_EAGAIN &&
+        (n >= c->flight_max || (t->shape == UM_SHAPE_NONE && um_tcp_not_flight(p, n))))
+        r = UM_EPROTO;
+    return r;
 }
 
 static int tcp_open_reply(const um_codec_t *c, um_codec_state_t *st, const uint8_t *p, size_t n,

@@ -151,7 +151,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
 
 static const um_tunnel_cbs_t tunnel_cbs = {.on_goaway = on_goaway, .on_down = on_down};
 
-static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t *conn, void *ud)
+static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn, void *ud)
 {
     cli_t *c = ud;
     (void)cn;
@@ -177,7 +177,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t 
     um_tunnel_t *t;
     if (um_tunnel_new(c->loop, s, conn, UM_MUX_CLIENT, &mc, &tunnel_cbs, c, &t) != 0) {
         um_sess_free(s);
-        um_tcp_close(conn);
+        um_carrier_close(conn);
         c->attempt++;
         schedule_retry(c);
         return;

@@ -281,7 +281,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     maybe_finish(s);
 }
 
-static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
+static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
                        const uint8_t client_static[32], void *ud)
 {
     srv_t *s = ud;
@@ -302,7 +302,7 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
         UM_WARN("session of %s (%s) refused: %s", pc ? pc->name : "?", fp,
                 s->stopping ? "shutting down" : "too many sessions for this client");
         um_sess_free(sess);
-        um_tcp_close(conn);
+        um_carrier_close(conn);
         return;
     }
     srv_sess_t *ss = calloc(1, sizeof(*ss));
@@ -313,7 +313,7 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     }
     if (!ss) {
         um_sess_free(sess);
-        um_tcp_close(conn);
+        um_carrier_close(conn);
         return;
     }
     ss->srv = s;
@@ -330,7 +330,7 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     mc.stream_timeout_ms = s->cfg.stream_timeout_s * 1000;
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
         um_sess_free(sess);
-        um_tcp_close(conn);
+        um_carrier_close(conn);
         um_direct_free(ss->egress);
         free(ss);
         return;

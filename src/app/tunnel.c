@@ -56,7 +56,7 @@ struct um_assoc {
 struct um_tunnel {
     uv_loop_t *loop;
     um_sess_t *sess;
-    um_tcp_t *tcp;
+    um_carrier_t *car; /* the transport's connection (owned) */
     um_mux_t *mux;
     uv_idle_t idle;
     uv_timer_t timer;
@@ -419,7 +419,7 @@ static size_t fill_session(um_tunnel_t *t, size_t limit)
 static void outbound(um_tunnel_t *t)
 {
     for (int round = 0; round < 64 && !t->down; round++) {
-        if (um_tcp_write_queued(t->tcp) >= TCP_HIGH) return; /* the drain callback resumes */
+        if (um_carrier_queued(t->car) >= TCP_HIGH) return; /* the drain callback resumes */
         size_t filled = fill_session(t, MUX_OUT_CAP);
         if (!um_sess_want_pull(t->sess)) return;
         size_t outn = 0;
@@ -429,7 +429,7 @@ static void outbound(um_tunnel_t *t)
             return;
         }
         if (outn) {
-            r = um_tcp_write(t->tcp, t->out, outn);
+            r = um_carrier_write(t->car, t->out, outn);
             if (r < 0) {
                 t->fatal = r;
                 return;
@@ -452,7 +452,7 @@ static void feed_hold(um_tunnel_t *t)
     }
     memmove(t->hold, t->hold + used, t->hold_len - used);
     t->hold_len -= used;
-    if (t->hold_len == 0 && !t->finishing) um_tcp_read_start(t->tcp);
+    if (t->hold_len == 0 && !t->finishing) um_carrier_read_start(t->car);
 }
 
 static void pump(um_tunnel_t *t)
@@ -497,13 +497,13 @@ static void pump(um_tunnel_t *t)
             fill_session(t, MUX_OUT_CAP);
             size_t outn = 0;
             if (um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
-                um_tcp_write(t->tcp, t->out, outn);
+                um_carrier_write(t->car, t->out, outn);
         }
         die(t, t->fatal);
     } else if (!t->down && t->graceful && !t->finishing && um_mux_done(t->mux) &&
                !um_sess_want_pull(t->sess)) {
         t->finishing = true;
-        um_tcp_shutdown(t->tcp); /* FIN after the queued records; die on EOF or timer */
+        um_carrier_shutdown(t->car); /* FIN after the queued records; die on EOF or timer */
     }
 out:
     t->in_pump = false;
@@ -529,7 +529,7 @@ static void schedule(um_tunnel_t *t)
     uv_idle_start(&t->idle, on_idle);
 }
 
-static void on_tcp_read(um_tcp_t *tcp, const uint8_t *p, size_t n, int status, void *ud)
+static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int status, void *ud)
 {
     um_tunnel_t *t = ud;
     if (t->down) return;
@@ -557,16 +557,15 @@ static void on_tcp_read(um_tcp_t *tcp, const uint8_t *p, size_t n, int status, v
         } else {
             memcpy(t->hold + t->hold_len, p + used, n - used);
             t->hold_len += n - used;
-            um_tcp_read_stop(tcp);
+            um_carrier_read_stop(car);
         }
     }
     pump(t);
 }
 
-static void on_tcp_drain(um_tcp_t *tcp, int status, void *ud)
+static void on_car_drain(um_carrier_t *car, void *ud)
 {
-    (void)tcp;
-    (void)status;
+    (void)car;
     pump(ud);
 }
 
@@ -610,8 +609,8 @@ static void die(um_tunnel_t *t, int err)
     t->down = true;
     t->down_err = err;
     if (t->hub && t->hub->t == t) t->hub->t = NULL;
-    um_tcp_close(t->tcp);
-    t->tcp = NULL;
+    um_carrier_close(t->car);
+    t->car = NULL;
     uv_timer_stop(&t->timer);
     if (!t->idle_on) {
         t->idle_on = true;
@@ -645,7 +644,7 @@ static void finish(um_tunnel_t *t)
     uv_close((uv_handle_t *)&t->timer, on_handle_closed);
 }
 
-int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t role,
+int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_role_t role,
                   const um_mux_config_t *mcfg, const um_tunnel_cbs_t *cbs, void *ud,
                   um_tunnel_t **out)
 {
@@ -665,15 +664,14 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t
         return UM_ENOMEM;
     }
     t->sess = sess;
-    t->tcp = tcp;
+    t->car = car;
     uv_idle_init(loop, &t->idle);
     uv_timer_init(loop, &t->timer);
     t->idle.data = t->timer.data = t;
     t->handles = 2;
-    um_tcp_set_wq_max(tcp, TCP_WQ_MAX);
-    um_tcp_set_read_cb(tcp, on_tcp_read, t);
-    um_tcp_set_drain_cb(tcp, on_tcp_drain, t);
-    um_tcp_read_start(tcp);
+    um_carrier_set_wq_max(car, TCP_WQ_MAX);
+    um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
+    um_carrier_read_start(car);
     uv_timer_start(&t->timer, on_timer, TICK_MS, TICK_MS);
     um_mux_tick(t->mux, um_now_ms());
     schedule(t); /* the session may already hold bytes that came with the handshake */

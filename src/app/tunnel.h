@@ -1,14 +1,17 @@
 /* A tunnel: one established session (over one TCP connection) carrying one
  * multiplexer, plus the libuv glue that pumps bytes between them:
  *
- *   tcp ──feed──► session ──read──► mux ──events──► streams (um_conn_t)
- *   tcp ◄─write── session ◄─write── mux ◄──pull──── streams
+ *   carrier ──feed──► session ──read──► mux ──events──► streams (um_conn_t)
+ *   carrier ◄─write── session ◄─write── mux ◄──pull──── streams
+ *
+ * The carrier is the transport's connection (transport/carrier.h): TCP, or
+ * TLS records over TCP, or whatever a transport provides.
  *
  * Streams of the mux are offered to the rest of the program as um_conn_t
  * (src/proxy/conn.h), so the proxies on the client and the egress relay on
  * the server use the same interface as the direct connector.
  *
- * Every callback runs from a libuv callback (tcp read, timer, idle), never
+ * Every callback runs from a libuv callback (carrier read, timer, idle), never
  * from inside a call the user made: um_tunnel_close(t, false) and
  * um_hub_set_tunnel() return before any stream callback or on_down runs
  * (they follow on a later turn of the loop). Ownership: um_tunnel_new takes
@@ -24,7 +27,7 @@
 #include "mux/mux.h"
 #include "proxy/conn.h"
 #include "session/session.h"
-#include "transport/tcp.h"
+#include "transport/carrier.h"
 #include "util/addr.h"
 
 typedef struct um_tunnel um_tunnel_t;
@@ -60,7 +63,7 @@ typedef struct {
 } um_tunnel_stats_t;
 
 /* cbs is borrowed for the tunnel's lifetime. mcfg may be NULL (defaults). */
-int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_tcp_t *tcp, um_mux_role_t role,
+int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_role_t role,
                   const um_mux_config_t *mcfg, const um_tunnel_cbs_t *cbs, void *ud,
                   um_tunnel_t **out);
 /* Graceful: GOAWAY, let open streams finish, then close (bounded by

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "session/gate.h"
+#include "session/preauth.h"
 #include "transport/mask.h"
 #include "transport/shape.h"
 #include "util/buf.h"
@@ -19,8 +20,6 @@
  * bytes wait in the connection's buffer (at most SPLICE_PRE + one read). */
 #define SPLICE_WQ  (256u << 10)
 #define SPLICE_PRE (64u << 10)
-#define REPLY_MIN  (UM_HS_MSG2_MIN + UM_MASK_OVERHEAD)
-#define REPLY_MAX  1024
 /* Gaps after which a connection that holds a parse slot can no longer be a
  * client: its flight is written at once after connect, in one write. */
 #define GAP_SILENT_MS 10000 /* nothing arrived since accept */
@@ -40,7 +39,8 @@ struct pconn {
     uint64_t deadline; /* D, loop time in ms */
     uint8_t src[UM_SRC_KEY_LEN];
     um_gate_node_t node; /* evictable once the peer has sent FIN */
-    um_buf_t buf;        /* first flight bytes (bounded) */
+    um_preauth_t pa;     /* the pure core: every byte read while undecided */
+    um_buf_t buf;        /* bytes for the fallback until it is connected (bounded) */
 };
 
 struct um_acceptor {
@@ -50,6 +50,8 @@ struct um_acceptor {
     um_gate_t *gate;
     um_acceptor_session_cb cb;
     void *ud;
+    const um_codec_t *codec;
+    um_codec_tcp_t own_codec; /* when the config named none */
     pconn_t *conns;
     um_acceptor_stats_t st;
     int closing;
@@ -71,6 +73,7 @@ static void timer_closed(uv_handle_t *h)
     pconn_t *c = h->data;
     um_acceptor_t *a = c->a;
     um_buf_wipe(&c->buf);
+    um_preauth_free(&c->pa);
     free(c);
     a->live_handles--;
     maybe_free_acceptor(a);
@@ -131,9 +134,18 @@ static void reject(pconn_t *c)
     c->a->st.probes++;
     release_parse(c);
     if (c->a->cfg.has_fallback && !c->f_failed) {
+        const uint8_t *p;
+        size_t n = um_preauth_bytes(&c->pa, &p);
+        um_buf_init(&c->buf, SPLICE_PRE + 65536 + c->a->codec->flight_max);
+        if (n && um_buf_append(&c->buf, p, n) != 0) {
+            pconn_end(c, 0);
+            return;
+        }
+        um_preauth_free(&c->pa);
         splice_start(c);
         return;
     }
+    um_preauth_free(&c->pa);
     c->st = C_DISCARD;
     um_buf_wipe(&c->buf);
     if (c->peer_eof) um_gate_evictable(c->a->gate, &c->node);
@@ -228,7 +240,6 @@ static void splice_start(pconn_t *c)
     c->st = C_SPLICE;
     c->a->st.fallbacks++;
     uv_timer_stop(&c->timer);
-    c->buf.max = SPLICE_PRE + 65536 + UM_FLIGHT_MAX + UM_SHAPE_PREFIX_MAX;
     if (um_tcp_connect(c->a->loop, (const struct sockaddr *)&c->a->cfg.fallback, f_connected, c,
                        &c->f) != 0) {
         c->f = NULL;
@@ -261,60 +272,63 @@ static void splice_in(pconn_t *c, const uint8_t *p, size_t n)
 
 /* ---- the handshake ---- */
 
-static void established(pconn_t *c, const uint8_t *msg, size_t mn, const uint8_t *rest,
-                        size_t restn)
+/* The core said yes: reply, wrap the connection in the transport's carrier,
+ * hand the bytes that followed the flight to the session, and pass both on. */
+static void established(pconn_t *c, um_pa_result_t *res)
 {
     um_acceptor_t *a = c->a;
-    uint8_t reply[REPLY_MAX], flight[REPLY_MAX + UM_MASK_OVERHEAD];
-    uint8_t wire[UM_SHAPE_PREFIX_MAX + sizeof(flight)];
-    size_t rn = 0, fn = 0, wn = 0, used = 0;
-    um_sess_keys_t keys;
-    size_t total = REPLY_MIN + randombytes_uniform(REPLY_MAX - REPLY_MIN + 1);
-
-    int r = um_hs_server_respond(um_gate_hs(a->gate), (const uint8_t *)UM_HS_PROLOGUE_TCP,
-                                 sizeof(UM_HS_PROLOGUE_TCP) - 1, msg, mn, um_wall_s(),
-                                 total - UM_MASK_OVERHEAD, reply, sizeof(reply), &rn, &keys);
+    const um_codec_ops_t *o = a->codec->ops;
+    um_sess_t *s = res->sess;
+    um_carrier_t *car = um_tcp_carrier(c->t);
+    uint8_t rest[UM_PREAUTH_REPLY_MAX];
+    size_t rn = 0, used = 0;
+    int r = um_tcp_write(c->t, res->reply, res->reply_len);
+    sodium_memzero(res->reply, res->reply_len);
+    um_tcp_read_stop(c->t);
+    um_tcp_set_read_cb(c->t, NULL, NULL);
+    um_tcp_set_drain_cb(c->t, NULL, NULL);
+    if (r == 0 && o->wrap) r = o->wrap(a->codec, &c->pa.st, 1, car, &car);
+    if (r == 0 && res->rest_len > sizeof(rest)) r = UM_EMSGSIZE;
+    if (r == 0) r = um_carrier_absorb(car, res->rest, res->rest_len, rest, &rn);
+    if (r == 0 && rn && (r = um_sess_feed(s, rest, rn, &used)) == 0 && used < rn) r = UM_ENOSPC;
+    sodium_memzero(rest, rn);
     if (r) {
-        um_log_limited(&c->a->rl, 5, 1000, UM_LOG_DEBUG, "first flight refused: %s",
-                       um_strerror(r));
-        reject(c);
-        return;
-    }
-    um_sess_t *s = NULL;
-    /* The reply goes out as one write: shaping prefix (section 7), then flight. */
-    if ((r = um_mask_seal(um_gate_hs(a->gate)->s_pub, UM_MASK_S2C, reply, rn, flight,
-                          sizeof(flight), &fn)) == 0 &&
-        (r = um_shape_prefix((um_shape_t)a->cfg.shape, UM_SHAPE_S2C, fn, wire, sizeof(wire),
-                             &wn)) == 0) {
-        memcpy(wire + wn, flight, fn);
-        wn += fn;
-    }
-    if (r || !(s = um_sess_new(&keys, &a->cfg.sess)) ||
-        (restn && (r = um_sess_feed(s, rest, restn, &used)) != 0) ||
-        (r = um_tcp_write(c->t, wire, wn)) != 0) {
-        /* Local failure after authentication: just close. */
+        /* A local failure after authentication: just close. */
         um_sess_free(s);
-        um_sess_keys_wipe(&keys);
+        if (car != um_tcp_carrier(c->t)) {
+            c->t = NULL; /* the wrap owns it now */
+            um_carrier_close(car);
+        }
         pconn_end(c, 0);
         return;
     }
     uint8_t client[32];
-    memcpy(client, keys.peer_static, 32);
-    um_sess_keys_wipe(&keys);
-    um_tcp_t *t = c->t;
-    um_tcp_read_stop(t);
-    um_tcp_set_read_cb(t, NULL, NULL);
-    um_tcp_set_drain_cb(t, NULL, NULL);
+    memcpy(client, res->client, 32);
+    sodium_memzero(res->client, 32);
     a->st.established++;
     pconn_end(c, 1);
-    a->cb(a, s, t, client, a->ud);
+    a->cb(a, s, car, client, a->ud);
+    sodium_memzero(client, 32);
+}
+
+static void decided(pconn_t *c, um_pa_verdict_t v, um_pa_result_t *res, const uint8_t *more,
+                    size_t moren)
+{
+    if (v == UM_PA_ESTABLISHED) {
+        established(c, res);
+        return;
+    }
+    if (res->why && res->why != UM_EPROTO && res->why != UM_EPIPE)
+        um_log_limited(&c->a->rl, 5, 1000, UM_LOG_DEBUG, "first flight refused: %s",
+                       um_strerror(res->why));
+    reject(c);
+    if (c->st == C_SPLICE) splice_in(c, more, moren); /* keep every byte */
 }
 
 static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud)
 {
     pconn_t *c = ud;
-    uint8_t msg[UM_FLIGHT_MSG_MAX];
-    size_t mn = 0, used = 0, pre = 0, want = 0;
+    um_pa_result_t res;
     (void)t;
 
     if (status == UM_EPIPE) {
@@ -329,7 +343,7 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
         } else if (c->st == C_PARSE) {
             /* No more bytes: this cannot become a flight. The slot is free
              * at once; the reaction (splice, or FIN at D) is unchanged. */
-            reject(c);
+            decided(c, um_preauth_end(&c->pa, &res), &res, NULL, 0);
         } else {
             um_gate_evictable(c->a->gate, &c->node);
         }
@@ -344,40 +358,14 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
     case C_SPLICE: splice_in(c, p, n); return;
     default: return; /* discard */
     }
-    size_t room = um_buf_space(&c->buf);
-    size_t take = n < room ? n : room;
-    if (take && um_buf_append(&c->buf, p, take) != 0) {
-        reject(c);
-        if (c->st == C_SPLICE) splice_in(c, p, n); /* keep every byte */
-        return;
-    }
-    const uint8_t *q;
-    size_t qn = um_buf_peek(&c->buf, &q);
-    um_shape_t shape = (um_shape_t)c->a->cfg.shape;
-    /* Shaping prefix first (section 7): a wrong one is an invalid flight like
-     * any other, with the same reaction. */
-    int r = um_shape_strip(shape, UM_SHAPE_C2S, q, qn, &pre, &want);
-    if (r == 0)
-        r = um_mask_open(um_gate_hs(c->a->gate)->s_pub, UM_MASK_C2S, UM_HS_MSG1_MIN, q + pre,
-                         qn - pre, msg, sizeof(msg), &mn, &used);
-    /* A prefix that announces the flight length must announce it exactly. */
-    if (want && ((r == 0 && used != want) || (r == UM_EAGAIN && qn - pre >= want))) r = UM_EPROTO;
-    if (r == UM_EAGAIN &&
-        (qn == c->buf.max || (shape == UM_SHAPE_NONE && um_gate_not_flight(q, qn))))
-        r = UM_EPROTO; /* cannot become a flight: decide now */
-    if (r == UM_EAGAIN) {
+    size_t taken = 0;
+    um_pa_verdict_t v =
+        um_preauth_feed(&c->pa, p, n, &taken, um_now_ms(), um_wall_s(), &c->a->cfg.sess, &res);
+    if (v == UM_PA_MORE) {
         arm(c, GAP_IDLE_MS); /* undecided: wait for the rest, not forever */
         return;
     }
-    /* Bytes after the flight (records the client pipelined) go to the session;
-     * if this read had more than the buffer held, the flight is too long. */
-    if (r || take < n || !um_gate_take_handshake(c->a->gate, um_now_ms())) {
-        reject(c);
-        if (c->st == C_SPLICE) splice_in(c, p + take, n - take); /* keep every byte */
-        return;
-    }
-    established(c, msg, mn, q + pre + used, qn - pre - used);
-    sodium_memzero(msg, mn);
+    decided(c, v, &res, p + taken, n - taken);
 }
 
 static void on_timer(uv_timer_t *tm)
@@ -385,10 +373,12 @@ static void on_timer(uv_timer_t *tm)
     pconn_t *c = tm->data;
     um_acceptor_t *a = c->a;
     switch (c->st) {
-    case C_PARSE:
+    case C_PARSE: {
         /* The gap (or D) passed without a decision. */
-        reject(c);
+        um_pa_result_t res;
+        decided(c, um_preauth_end(&c->pa, &res), &res, NULL, 0);
         return;
+    }
     case C_DISCARD: {
         uv_update_time(a->loop);
         if (uv_now(a->loop) < c->deadline) { /* early wake-up: wait for D */
@@ -456,7 +446,8 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
      * ends (new ones wait in the backlog; never an accept-then-close). */
     if (!um_gate_room(a->gate) && um_gate_wait(a->gate, on_room, a) == 0)
         um_tcp_listener_pause(a->l);
-    um_buf_init(&c->buf, UM_FLIGHT_MAX + (a->cfg.shape ? UM_SHAPE_PREFIX_MAX : 0));
+    um_preauth_init(&c->pa, a->codec, a->gate);
+    um_buf_init(&c->buf, 0);
     uint32_t span = a->cfg.probe_max_ms - a->cfg.probe_min_ms;
     uint64_t delay = a->cfg.probe_min_ms + (span ? randombytes_uniform(span + 1) : 0);
     /* The loop's cached clock may be behind (a busy iteration): refresh it,
@@ -489,6 +480,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
     if (!a) return UM_ENOMEM;
     a->loop = loop;
     a->cfg = *cfg;
+    a->codec = cfg->codec;
     a->cb = cb;
     a->ud = ud;
     if (!a->cfg.probe_max_ms) {
@@ -510,6 +502,11 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
             free(a);
             return r;
         }
+    }
+    if (!a->codec) {
+        um_codec_tcp_init(&a->own_codec, um_gate_hs(a->gate)->s_pub, cfg->shape, UM_HS_MSG1_MIN,
+                          UM_HS_MSG2_MIN);
+        a->codec = &a->own_codec.base;
     }
     sodium_memzero(a->cfg.server_priv, sizeof(a->cfg.server_priv)); /* the gate has it */
     a->cfg.keys = NULL;

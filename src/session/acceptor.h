@@ -1,5 +1,6 @@
-/* Server side glue (docs/PROTOCOL.md sections 2 and 5): accepts TCP
- * connections, reads the masked first flight, runs the handshake and either
+/* Server side glue (docs/PROTOCOL.md sections 2, 5 and 8): accepts TCP
+ * connections, feeds what they send to the pre-auth core (session/preauth.h:
+ * the transport's codec and the server's gate decide) and either
  * hands an established session to the caller or applies the probe reaction:
  *
  *   - a random delay D, uniform in [probe_min_ms, probe_max_ms], drawn when
@@ -30,6 +31,8 @@
 #include "session/handshake.h"
 #include "session/keyset.h"
 #include "session/session.h"
+#include "transport/carrier.h"
+#include "transport/codec.h"
 #include "transport/tcp.h"
 
 typedef struct {
@@ -54,14 +57,18 @@ typedef struct {
     int has_fallback;
     struct sockaddr_storage fallback;
     um_sess_cfg_t sess; /* for every established session */
-    uint8_t shape;      /* um_shape_t: first-flight prefix expected from clients and
-                           put before our reply (PROTOCOL.md section 7); 0 = none */
+    /* The transport's first-flight codec (transport/codec.h), borrowed: it
+     * must outlive the acceptor. NULL: the tcp codec with `shape`. */
+    const um_codec_t *codec;
+    uint8_t shape; /* um_shape_t (codec NULL only): first-flight prefix expected from
+                      clients and put before our reply (PROTOCOL.md section 7) */
 } um_acceptor_cfg_t;
 
 typedef struct um_acceptor um_acceptor_t;
 
-/* keys: client key, client_static: the authenticated client key. */
-typedef void (*um_acceptor_session_cb)(um_acceptor_t *a, um_sess_t *s, um_tcp_t *conn,
+/* client_static: the authenticated client key. conn is the carrier the
+ * session runs on (the codec's wrap of the TCP connection). */
+typedef void (*um_acceptor_session_cb)(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn,
                                        const uint8_t client_static[32], void *ud);
 
 typedef struct {

@@ -11,6 +11,8 @@
 #include "util/clock.h"
 #include "util/err.h"
 
+#define FINISH_MAX 1024 /* what a codec sends after the reply (TLS: CCS + Finished) */
+
 struct um_connector {
     uv_loop_t *loop;
     um_connector_cfg_t cfg;
@@ -19,6 +21,9 @@ struct um_connector {
     um_tcp_t *t;
     uv_timer_t timer;
     um_hs_client_t hs;
+    const um_codec_t *codec;
+    um_codec_tcp_t own_codec; /* when the config named none */
+    um_codec_state_t st;
     um_buf_t buf;
     int done;
 };
@@ -29,13 +34,18 @@ int um_connector_flight(um_hs_client_t *hs, const uint8_t client_priv[32],
 {
     uint8_t msg[UM_FLIGHT_C_MAX];
     size_t mn = 0;
+    um_codec_tcp_t tc;
+    um_codec_state_t st;
     um_hs_client_opts_t o = {.aes_hw = offer_aes != 0};
-    size_t total = UM_FLIGHT_C_MIN + randombytes_uniform(UM_FLIGHT_C_MAX - UM_FLIGHT_C_MIN + 1);
-    int r = um_hs_client_start(hs, (const uint8_t *)UM_HS_PROLOGUE_TCP,
-                               sizeof(UM_HS_PROLOGUE_TCP) - 1, client_priv, server_pub, &o, now_s,
-                               total - UM_MASK_OVERHEAD, msg, sizeof(msg), &mn);
+    int r = um_codec_tcp_init(&tc, server_pub, 0, UM_HS_MSG1_MIN, UM_HS_MSG2_MIN);
     if (r) return r;
-    r = um_mask_seal(server_pub, UM_MASK_C2S, msg, mn, out, cap, outn);
+    memset(&st, 0, sizeof(st));
+    r = um_hs_client_start(hs, (const uint8_t *)tc.base.ops->prologue,
+                           strlen(tc.base.ops->prologue), client_priv, server_pub, &o, now_s,
+                           tc.base.ops->msg1_len(&tc.base), msg, sizeof(msg), &mn);
+    if (r) return r;
+    r = tc.base.ops->seal_flight(&tc.base, &st, msg, mn, out, cap, outn);
+    sodium_memzero(msg, sizeof(msg));
     if (r) um_hs_client_wipe(hs);
     return r;
 }
@@ -48,7 +58,7 @@ static void timer_closed(uv_handle_t *h)
     free(c);
 }
 
-static void finish(um_connector_t *c, int status, um_sess_t *s)
+static void finish(um_connector_t *c, int status, um_sess_t *s, um_carrier_t *car)
 {
     if (c->done) return;
     c->done = 1;
@@ -56,106 +66,135 @@ static void finish(um_connector_t *c, int status, um_sess_t *s)
     c->t = NULL;
     um_hs_client_wipe(&c->hs);
     sodium_memzero(&c->cfg, sizeof(c->cfg));
+    sodium_memzero(&c->st, sizeof(c->st));
     uv_timer_stop(&c->timer);
-    if (status == 0) {
-        um_tcp_read_stop(t);
-        um_tcp_set_read_cb(t, NULL, NULL);
-    } else {
-        um_tcp_close(t);
-        t = NULL;
+    if (status != 0) {
+        if (car)
+            um_carrier_close(car); /* owns t */
+        else
+            um_tcp_close(t);
+        car = NULL;
     }
-    if (c->cb) c->cb(c, status, s, t, c->ud);
+    if (c->cb) c->cb(c, status, s, car, c->ud);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
 }
 
 static void on_timeout(uv_timer_t *tm)
 {
-    finish(tm->data, UM_ETIMEDOUT, NULL);
+    finish(tm->data, UM_ETIMEDOUT, NULL, NULL);
+}
+
+static int filler(void *ud, size_t size, uint8_t *out, size_t cap, size_t *outn)
+{
+    return um_sess_pull_filler(ud, size, out, cap, outn);
+}
+
+/* Hands wire bytes that came with (or right after) the reply to the session,
+ * through the carrier's decoding. They must fit whole: the session's read
+ * queue is >= 16 KiB free when new, and one read is at most 64 KiB. */
+static int feed_rest(um_carrier_t *car, um_sess_t *s, const uint8_t *p, size_t n)
+{
+    uint8_t tmp[16384];
+    while (n) {
+        size_t take = n < sizeof(tmp) ? n : sizeof(tmp), tn = 0, fed = 0;
+        int r = um_carrier_absorb(car, p, take, tmp, &tn);
+        if (r == 0 && tn) r = um_sess_feed(s, tmp, tn, &fed);
+        if (r == 0 && fed < tn) r = UM_ENOSPC;
+        sodium_memzero(tmp, tn);
+        if (r) return r;
+        p += take;
+        n -= take;
+    }
+    return 0;
 }
 
 static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud)
 {
     um_connector_t *c = ud;
-    uint8_t msg[UM_FLIGHT_MSG_MAX];
-    size_t mn = 0, used = 0, fed = 0, pre = 0, want = 0;
+    const um_codec_ops_t *o = c->codec->ops;
+    uint8_t msg[UM_HS_MSG_MAX], fin[FINISH_MAX];
+    size_t mn = 0, used = 0, fn = 0;
     um_sess_keys_t keys;
+    (void)t;
 
     if (status < 0) {
-        finish(c, status, NULL);
+        finish(c, status, NULL, NULL);
         return;
     }
-    /* Keep at most one (shaped) flight; records the server sent right after
-     * its reply stay in p and go straight to the session. */
+    /* Keep at most one reply; records the server sent right after it stay
+     * in p and go straight to the session. */
     size_t take = c->buf.max - um_buf_len(&c->buf);
     if (take > n) take = n;
     if (take && um_buf_append(&c->buf, p, take) != 0) {
-        finish(c, UM_ENOMEM, NULL);
+        finish(c, UM_ENOMEM, NULL, NULL);
         return;
     }
     const uint8_t *q;
     size_t qn = um_buf_peek(&c->buf, &q);
-    int r = um_shape_strip((um_shape_t)c->cfg.shape, UM_SHAPE_S2C, q, qn, &pre, &want);
-    if (r == 0)
-        r = um_mask_open(c->cfg.server_pub, UM_MASK_S2C, UM_HS_MSG2_MIN, q + pre, qn - pre, msg,
-                         sizeof(msg), &mn, &used);
-    if (want && ((r == 0 && used != want) || (r == UM_EAGAIN && qn - pre >= want))) r = UM_EPROTO;
+    int r = o->open_reply(c->codec, &c->st, q, qn, msg, sizeof(msg), &mn, &used);
     if (r == UM_EAGAIN) {
-        if (qn == c->buf.max) finish(c, UM_EPROTO, NULL); /* bounded: cannot happen */
+        if (qn == c->buf.max) finish(c, UM_EPROTO, NULL, NULL); /* bounded */
         return;
     }
-    used += pre;
     if (r == 0) r = um_hs_client_finish(&c->hs, msg, mn, &keys);
     sodium_memzero(msg, sizeof(msg));
     if (r) {
-        finish(c, r, NULL);
+        /* Not our server (a hijack to the real site answers TLS, not Noise):
+         * close, as a browser whose handshake failed would. */
+        finish(c, r, NULL, NULL);
         return;
     }
     um_sess_t *s = um_sess_new(&keys, &c->cfg.sess);
     um_sess_keys_wipe(&keys);
     if (!s) {
-        finish(c, UM_ENOMEM, NULL);
+        finish(c, UM_ENOMEM, NULL, NULL);
         return;
     }
-    /* The session's read queue (>= 16 KiB free when new) must take these
-     * bytes whole: one read is at most 64 KiB, so rx_max below that can
-     * fail here with UM_ENOSPC. */
-    if (qn > used && (r = um_sess_feed(s, q + used, qn - used, &fed)) == 0 && fed < qn - used)
-        r = UM_ENOSPC;
-    if (!r && n > take && (r = um_sess_feed(s, p + take, n - take, &fed)) == 0 && fed < n - take)
-        r = UM_ENOSPC;
+    um_carrier_t *car = um_tcp_carrier(c->t);
+    um_tcp_read_stop(c->t);
+    um_tcp_set_read_cb(c->t, NULL, NULL);
+    if (o->client_finish) r = o->client_finish(c->codec, &c->st, filler, s, fin, sizeof(fin), &fn);
+    if (r == 0 && fn) r = um_tcp_write(c->t, fin, fn);
+    if (r == 0 && o->wrap) {
+        um_carrier_t *w = NULL;
+        r = o->wrap(c->codec, &c->st, 0, car, &w);
+        if (r == 0) car = w;
+    }
+    if (r == 0) r = feed_rest(car, s, q + used, qn - used);
+    if (r == 0 && n > take) r = feed_rest(car, s, p + take, n - take);
     if (r) {
         um_sess_free(s);
-        finish(c, r, NULL);
+        finish(c, r, NULL, car);
         return;
     }
-    finish(c, 0, s);
+    c->t = NULL; /* the carrier's now */
+    finish(c, 0, s, car);
 }
 
 static void on_connect(um_tcp_t *t, int status, void *ud)
 {
     um_connector_t *c = ud;
-    uint8_t flight[UM_FLIGHT_MAX], wire[UM_SHAPE_PREFIX_MAX + UM_FLIGHT_MAX];
-    size_t fn = 0, wn = 0;
+    const um_codec_ops_t *o = c->codec->ops;
+    uint8_t msg[UM_HS_MSG_MAX], wire[8192];
+    size_t mn = 0, wn = 0;
     if (status < 0) {
-        finish(c, status, NULL);
+        finish(c, status, NULL, NULL);
         return;
     }
     int aes = c->cfg.offer_aes < 0 ? um_cpu_has_aes() : c->cfg.offer_aes;
-    int r = um_connector_flight(&c->hs, c->cfg.client_priv, c->cfg.server_pub, aes, um_wall_s(),
-                                flight, sizeof(flight), &fn);
-    /* One write: shaping prefix (section 7), then the flight, so the prefix
-     * leads the first TCP segment. */
-    if (r == 0)
-        r = um_shape_prefix((um_shape_t)c->cfg.shape, UM_SHAPE_C2S, fn, wire, sizeof(wire), &wn);
-    if (r == 0) {
-        memcpy(wire + wn, flight, fn);
-        r = um_tcp_write(t, wire, wn + fn);
-    }
+    um_hs_client_opts_t ho = {.aes_hw = aes != 0};
+    int r = um_hs_client_start(&c->hs, (const uint8_t *)o->prologue, strlen(o->prologue),
+                               c->cfg.client_priv, c->cfg.server_pub, &ho, um_wall_s(),
+                               o->msg1_len(c->codec), msg, sizeof(msg), &mn);
+    /* One write, so the flight leads the first segment. */
+    if (r == 0) r = o->seal_flight(c->codec, &c->st, msg, mn, wire, sizeof(wire), &wn);
+    sodium_memzero(msg, sizeof(msg));
+    if (r == 0) r = um_tcp_write(t, wire, wn);
     if (r == 0) {
         um_tcp_set_read_cb(t, on_read, c);
         r = um_tcp_read_start(t);
     }
-    if (r) finish(c, r, NULL);
+    if (r) finish(c, r, NULL, NULL);
 }
 
 int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
@@ -169,7 +208,18 @@ int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
     c->cfg = *cfg;
     c->cb = cb;
     c->ud = ud;
-    um_buf_init(&c->buf, UM_FLIGHT_MAX + (cfg->shape ? UM_SHAPE_PREFIX_MAX : 0));
+    c->codec = cfg->codec;
+    if (!c->codec) {
+        int r = um_codec_tcp_init(&c->own_codec, cfg->server_pub, cfg->shape, UM_HS_MSG1_MIN,
+                                  UM_HS_MSG2_MIN);
+        if (r) {
+            sodium_memzero(c, sizeof(*c));
+            free(c);
+            return r;
+        }
+        c->codec = &c->own_codec.base;
+    }
+    um_buf_init(&c->buf, c->codec->reply_max);
     int r = um_tcp_connect(loop, server, on_connect, c, &c->t);
     if (r) {
         sodium_memzero(c, sizeof(*c));
@@ -187,5 +237,5 @@ void um_connector_cancel(um_connector_t *c)
 {
     if (!c || c->done) return;
     c->cb = NULL;
-    finish(c, UM_EPIPE, NULL);
+    finish(c, UM_EPIPE, NULL, NULL);
 }

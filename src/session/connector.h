@@ -1,6 +1,8 @@
-/* Client side glue: dial the server, send the masked first flight, read the
- * masked reply, finish the handshake, and report the established session (or
- * a failure) once through the callback.
+/* Client side glue: dial the server, send the transport's first flight (the
+ * codec's shape of Noise message 1), read the reply, finish the handshake,
+ * send what the codec sends after it, wrap the connection in the transport's
+ * carrier, and report the established session (or a failure) once through
+ * the callback.
  *
  * Ownership: the config is copied (keys wiped when the connector ends). On
  * success the callback receives ownership of the session and the connection;
@@ -13,6 +15,8 @@
 #include <uv.h>
 
 #include "session/session.h"
+#include "transport/carrier.h"
+#include "transport/codec.h"
 #include "transport/tcp.h"
 
 typedef struct {
@@ -21,14 +25,18 @@ typedef struct {
     int offer_aes;       /* -1 = detect (default when 0 is not wanted: set explicitly) */
     uint32_t timeout_ms; /* whole handshake; 0 = 10000 */
     um_sess_cfg_t sess;
-    uint8_t shape; /* um_shape_t: prefix before our first flight, expected before the
-                      reply (PROTOCOL.md section 7); 0 = none */
+    /* The transport's first-flight codec (transport/codec.h), borrowed until
+     * the callback has run. NULL: the tcp codec with `shape`. */
+    const um_codec_t *codec;
+    uint8_t shape; /* um_shape_t (codec NULL only): prefix before our first flight,
+                      expected before the reply (PROTOCOL.md section 7) */
 } um_connector_cfg_t;
 
 typedef struct um_connector um_connector_t;
 
-/* status 0: s and conn are the caller's; else both NULL. */
-typedef void (*um_connector_cb)(um_connector_t *c, int status, um_sess_t *s, um_tcp_t *conn,
+/* status 0: s and conn (the carrier the session runs on: the codec's wrap
+ * of the TCP connection) are the caller's; else both NULL. */
+typedef void (*um_connector_cb)(um_connector_t *c, int status, um_sess_t *s, um_carrier_t *conn,
                                 void *ud);
 
 int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,

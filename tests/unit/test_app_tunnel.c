@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "app/tunnel.h"
+#include "transport/tcp.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -208,9 +209,11 @@ static void fx_up(fx_t *fx, bool with_tunnel)
     sodium_memzero(&kb, sizeof(kb));
     assert_non_null(a);
     assert_non_null(b);
-    assert_int_equal(um_tunnel_new(&fx->loop, a, fx->ctcp, UM_MUX_CLIENT, NULL, &ccbs, fx, &fx->ct),
+    assert_int_equal(um_tunnel_new(&fx->loop, a, um_tcp_carrier(fx->ctcp), UM_MUX_CLIENT, NULL,
+                                   &ccbs, fx, &fx->ct),
                      0);
-    assert_int_equal(um_tunnel_new(&fx->loop, b, fx->stcp, UM_MUX_SERVER, NULL, &scbs, fx, &fx->st),
+    assert_int_equal(um_tunnel_new(&fx->loop, b, um_tcp_carrier(fx->stcp), UM_MUX_SERVER, NULL,
+                                   &scbs, fx, &fx->st),
                      0);
     assert_int_equal(um_hub_new(&fx->loop, 10000, 16, &fx->hub), 0);
     if (with_tunnel) um_hub_set_tunnel(fx->hub, fx->ct);

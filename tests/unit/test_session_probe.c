@@ -25,6 +25,7 @@
 
 #include "crypto/keys.h"
 #include "session/acceptor.h"
+#include "transport/codec_tls.h"
 #include "session/connector.h"
 #include "session/handshake.h"
 #include "transport/mask.h"
@@ -169,15 +170,15 @@ static void start_next(ctx_t *c)
     }
 }
 
-static void session_cb(um_acceptor_t *a, um_sess_t *s, um_tcp_t *conn, const uint8_t cs[32],
+static void session_cb(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn, const uint8_t cs[32],
                        void *ud)
 {
     ctx_t *c = ud;
     c->sessions++;
     assert_memory_equal(cs, cp, 32);
     um_sess_free(s);
-    um_tcp_shutdown(conn);
-    um_tcp_close(conn);
+    um_carrier_shutdown(conn);
+    um_carrier_close(conn);
 }
 
 /* The live server runs in its own thread and loop, so its CPU work (DH for
@@ -195,13 +196,13 @@ typedef struct {
     int loop_closed;
 } srv_thread_t;
 
-static void srv_session_cb(um_acceptor_t *a, um_sess_t *s, um_tcp_t *conn, const uint8_t cs[32],
+static void srv_session_cb(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn, const uint8_t cs[32],
                            void *ud)
 {
     srv_thread_t *t = ud;
     t->sessions += sodium_memcmp(cs, cp, 32) == 0;
     um_sess_free(s);
-    um_tcp_close(conn);
+    um_carrier_close(conn);
 }
 
 static void srv_stop(uv_async_t *a)
@@ -435,7 +436,7 @@ static void test_probes(void **st)
 typedef struct {
     uv_loop_t *loop;
     um_sess_t *s;
-    um_tcp_t *t;
+    um_carrier_t *t;
     char got[64];
     size_t gotn;
     int done;
@@ -446,10 +447,10 @@ static void pump_out(end_t *e)
     uint8_t w[2 * UM_REC_WIRE_MAX];
     size_t n;
     assert_int_equal(um_sess_pull(e->s, w, sizeof(w), &n), 0);
-    if (n) assert_int_equal(um_tcp_write(e->t, w, n), 0);
+    if (n) assert_int_equal(um_carrier_write(e->t, w, n), 0);
 }
 
-static void end_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud)
+static void end_read(um_carrier_t *t, const uint8_t *p, size_t n, int status, void *ud)
 {
     end_t *e = ud;
     size_t used;
@@ -461,31 +462,33 @@ static void end_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *
 
 static end_t srv_end, cli_end;
 
-static void srv_session(um_acceptor_t *a, um_sess_t *s, um_tcp_t *conn, const uint8_t cs[32],
+static void srv_session(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn, const uint8_t cs[32],
                         void *ud)
 {
     srv_end.s = s;
     srv_end.t = conn;
-    um_tcp_set_read_cb(conn, end_read, &srv_end);
-    um_tcp_read_start(conn);
+    um_carrier_set_cbs(conn, end_read, NULL, &srv_end);
+    um_carrier_read_start(conn);
     assert_int_equal(um_sess_write(s, (const uint8_t *)"hello client", 12), 12);
     pump_out(&srv_end);
 }
 
-static void cli_done(um_connector_t *cn, int status, um_sess_t *s, um_tcp_t *conn, void *ud)
+static void cli_done(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn, void *ud)
 {
     assert_int_equal(status, 0);
     cli_end.s = s;
     cli_end.t = conn;
-    um_tcp_set_read_cb(conn, end_read, &cli_end);
-    um_tcp_read_start(conn);
+    um_carrier_set_cbs(conn, end_read, NULL, &cli_end);
+    um_carrier_read_start(conn);
     /* Records that came in the same read as the reply are in the session already. */
     cli_end.gotn += um_sess_read(s, (uint8_t *)cli_end.got, sizeof(cli_end.got) - 1);
     assert_int_equal(um_sess_write(s, (const uint8_t *)"hello server", 12), 12);
     pump_out(&cli_end);
 }
 
-static void run_connector_session(uint8_t shape)
+/* A session over loopback between the acceptor and the connector: with the
+ * tcp codec in `shape` (srvc and clic NULL), or with the codecs given. */
+static void run_codec_session(uint8_t shape, const um_codec_t *srvc, const um_codec_t *clic)
 {
     ctx_t c;
     memset(&c, 0, sizeof(c));
@@ -494,6 +497,7 @@ static void run_connector_session(uint8_t shape)
     assert_int_equal(uv_loop_init(&c.loop), 0);
     um_acceptor_cfg_t cfg = base_cfg();
     cfg.shape = shape;
+    cfg.codec = srvc;
     uv_ip4_addr("127.0.0.1", 0, &c.addr);
     assert_int_equal(
         um_acceptor_new(&c.loop, (const struct sockaddr *)&c.addr, &cfg, srv_session, &c, &c.acc),
@@ -506,6 +510,7 @@ static void run_connector_session(uint8_t shape)
     memcpy(cc.server_pub, sp, 32);
     cc.offer_aes = -1;
     cc.shape = shape;
+    cc.codec = clic;
     assert_int_equal(
         um_connector_start(&c.loop, (const struct sockaddr *)&c.addr, &cc, cli_done, NULL, NULL),
         0);
@@ -518,14 +523,33 @@ static void run_connector_session(uint8_t shape)
     assert_int_equal(um_sess_alg(srv_end.s), um_sess_alg(cli_end.s));
     um_sess_free(srv_end.s);
     um_sess_free(cli_end.s);
-    um_tcp_close(srv_end.t);
-    um_tcp_close(cli_end.t);
+    um_carrier_close(srv_end.t);
+    um_carrier_close(cli_end.t);
     close_all(&c);
+}
+
+static void run_connector_session(uint8_t shape)
+{
+    run_codec_session(shape, NULL, NULL);
 }
 
 static void test_connector_session(void **st)
 {
     run_connector_session(UM_SHAPE_NONE);
+}
+
+/* The tls transport end to end between the real acceptor and connector: a
+ * browser-shaped hello, the cover's reply shape with fillers, CCS and the
+ * Finished filler, then records inside TLS application_data records; both
+ * fingerprints, against the default cover profile. */
+static void test_tls_codec_session(void **st)
+{
+    static um_codec_tls_t srv, cli;
+    for (int fp = 0; fp <= UM_TLS_FP_MAX; fp++) {
+        assert_int_equal(um_codec_tls_init(&srv, UM_TLS_FP_CHROMIUM, "cover.example"), 0);
+        assert_int_equal(um_codec_tls_init(&cli, (um_tls_fp_t)fp, "cover.example"), 0);
+        run_codec_session(0, &srv.base, &cli.base);
+    }
 }
 
 /* ---- fallback: invalid bytes are spliced to a local "web server" ---- */
@@ -856,6 +880,7 @@ int main(void)
     um_key_public(xp, xp);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connector_session),
+        cmocka_unit_test(test_tls_codec_session),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_probes),
         cmocka_unit_test(test_limits),

@@ -7,7 +7,13 @@
  *   [client "laptop"]                    [server "vps"]
  *   public-key = <base64>                address = vps.example:443
  *   [transport "main"]                   public-key = <base64>
- *   type = tcp
+ *   type = tcp                           transport = web
+ *   [transport "web"]                    [transport "web"]
+ *   type = tls                           type = tls
+ *   cover = www.example.com:443          sni = www.example.com
+ *
+ * A tls transport's sni defaults to the cover's host name (filled in by
+ * um_config_parse); um_config_validate checks the keys that go together.
  *
  * A file is a server config (it has [server]) or a client config (it has
  * [client]), never both. Named [client "x"] sections in a server config are

@@ -12,7 +12,7 @@ static int same(const um_link_t *a, const um_link_t *b)
     if (memcmp(a->server_public_key, b->server_public_key, 32) ||
         memcmp(a->client_private_key, b->client_private_key, 32) || a->n_addrs != b->n_addrs ||
         strcmp(a->name, b->name) || a->shape != b->shape || a->padding != b->padding ||
-        a->transport != b->transport)
+        a->transport != b->transport || strcmp(a->sni, b->sni) || a->fingerprint != b->fingerprint)
         return 0;
     for (size_t i = 0; i < a->n_addrs; i++)
         if (!um_addr_equal(&a->addrs[i], &b->addrs[i])) return 0;

@@ -364,6 +364,17 @@ static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const u
 
 int um_run_client(const um_config_t *cfg)
 {
+    for (size_t i = 0; i < cfg->n_servers; i++) {
+        const um_transport_cfg_t *tt = um_config_transport(cfg, cfg->servers[i].transport);
+        if (tt && tt->type == UM_TR_TLS) {
+            /* The config surface is in; the connector wiring comes next. */
+            um_cli_error("client",
+                         "%s: transport 'tls' (server \"%s\") is not wired yet in this build; "
+                         "use a tcp link or config for now",
+                         cfg->path, cfg->servers[i].name);
+            return UM_EXIT_CONFIG;
+        }
+    }
     cli_t *c = calloc(1, sizeof(*c));
     int rc = UM_EXIT_RUNTIME;
     if (!c) return UM_EXIT_RUNTIME;

@@ -52,8 +52,12 @@ int um_cmd_link(int argc, char **argv)
     }
     um_key_to_b64(key, l.server_public_key);
     printf("server public key: %s\n", key);
-    printf("transport:         tcp (shape %s, padding %s)\n", um_shape_name(l.shape),
-           um_cfg_pad_name(l.padding));
+    if (l.transport == UM_TR_TLS)
+        printf("transport:         tls (sni %s, fingerprint %s, padding %s)\n", l.sni,
+               um_cfg_fp_name(l.fingerprint), um_cfg_pad_name(l.padding));
+    else
+        printf("transport:         tcp (shape %s, padding %s)\n", um_shape_name(l.shape),
+               um_cfg_pad_name(l.padding));
     if (um_key_public(pub, l.client_private_key) == 0) {
         um_key_to_b64(key, pub);
         printf("client public key: %s\n", key);

@@ -1,5 +1,6 @@
 /* umbra server: run a server, or manage its config file.
  *   umbra server init -c server.conf --listen 0.0.0.0:443 [--public-host vps.example]
+ *       [--transport tls --cover HOST:PORT [--sni NAME] [--fingerprint chromium|firefox]]
  *   umbra server add-client -c server.conf NAME
  *   umbra server -c server.conf [--allow CIDR]... [--check] */
 #include <errno.h>
@@ -21,12 +22,22 @@
 
 const char um_usage_server[] =
     "usage: umbra server init -c FILE --listen ADDR [--public-host HOST]\n"
+    "                         [--transport tls --cover HOST:PORT [--sni NAME]\n"
+    "                          [--fingerprint chromium|firefox]]\n"
     "       umbra server add-client -c FILE NAME [--qr | --no-qr]\n"
     "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--check]\n\n"
     "init        writes a new server config with a fresh private key (mode 0600);\n"
     "            refuses to overwrite an existing file.\n"
     "            --listen ADDR        address to accept clients on, e.g. 0.0.0.0:443\n"
     "            --public-host HOST   name or IP clients dial (goes into share links)\n"
+    "            --transport tcp|tls  the carrier (default tcp); tls looks like a browser\n"
+    "                                 visiting the cover site, and hands every connection\n"
+    "                                 without a client key to that site\n"
+    "            --cover HOST:PORT    tls: the real HTTPS site to look like and hand\n"
+    "                                 probers to, e.g. www.example.com:443\n"
+    "            --sni NAME           tls: the server name clients send (default: the\n"
+    "                                 cover's host; required when it is an IP address)\n"
+    "            --fingerprint F      tls: chromium (default) or firefox\n"
     "add-client  authorises a new client with a fresh key and prints its umbra://\n"
     "            link (and a QR code when standard output is a terminal).\n"
     "(run)       runs the server.\n"
@@ -63,15 +74,89 @@ static int write_new_file(const char *path, const char *text, char *err, size_t 
     return 0;
 }
 
+/* The transport options of init: nothing for tcp (the built-in default),
+ * else "transport = tls" for [server] and a [transport "tls"] section, in
+ * out. Returns 0, or -1 after printing the usage error. */
+static int init_transport(const char *transport, const char *cover, const char *sni,
+                          const char *fingerprint, char *out, size_t cap)
+{
+    uint8_t type = UM_TR_TCP, fp = UM_TLS_FP_CHROMIUM;
+    char why[160];
+    out[0] = '\0';
+    if (transport && um_tr_type_parse(transport, &type) != 0) {
+        um_cli_error("server init", "--transport '%s': expected tcp or tls", transport);
+        return -1;
+    }
+    if (type != UM_TR_TLS) {
+        const char *opt = cover ? "--cover" : sni ? "--sni" : fingerprint ? "--fingerprint" : NULL;
+        if (opt) {
+            um_cli_error("server init", "%s goes with --transport tls", opt);
+            return -1;
+        }
+        return 0;
+    }
+    if (!cover) {
+        um_cli_error("server init",
+                     "--transport tls needs --cover HOST:PORT, the real HTTPS site that "
+                     "connections without a client key are handed to (e.g. "
+                     "--cover www.example.com:443)");
+        return -1;
+    }
+    um_addr_t ca;
+    if (um_addr_parse(&ca, cover, strlen(cover), 0, why, sizeof(why)) != 0) {
+        um_cli_error("server init",
+                     "--cover '%s': %s (expected HOST:PORT, e.g. "
+                     "www.example.com:443)",
+                     cover, why);
+        return -1;
+    }
+    if (fingerprint && um_cfg_fp_parse(fingerprint, &fp) != 0) {
+        um_cli_error("server init", "--fingerprint '%s': expected chromium or firefox",
+                     fingerprint);
+        return -1;
+    }
+    char name[UM_DOMAIN_MAX + 1];
+    if (sni) {
+        if (!um_sni_valid(sni, strlen(sni))) {
+            um_cli_error("server init",
+                         "--sni '%s': expected a DNS host name such as www.example.com", sni);
+            return -1;
+        }
+        snprintf(name, sizeof(name), "%s", sni);
+    } else if (ca.type != UM_ADDR_DOMAIN || !um_sni_valid(ca.u.domain, ca.domain_len)) {
+        um_cli_error("server init",
+                     "--cover '%s' is %s: give --sni NAME, the host name the cover site serves "
+                     "(e.g. --sni www.example.com)",
+                     cover, ca.type != UM_ADDR_DOMAIN ? "an IP address" : "not a DNS name");
+        return -1;
+    } else {
+        snprintf(name, sizeof(name), "%s", ca.u.domain);
+    }
+    for (char *q = name; *q; q++)
+        if (*q >= 'A' && *q <= 'Z') *q = (char)(*q - 'A' + 'a');
+    snprintf(out, cap,
+             "transport = tls\n"
+             "\n"
+             "# Clients send sni; a connection without a client key is handed to cover.\n"
+             "[transport \"tls\"]\n"
+             "type = tls\n"
+             "cover = %s\n"
+             "sni = %s\n"
+             "fingerprint = %s\n",
+             cover, name, um_cfg_fp_name(fp));
+    return 0;
+}
+
 static int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"public-host", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
+        {"public-host", required_argument, NULL, 'p'}, {"transport", required_argument, NULL, 't'},
+        {"cover", required_argument, NULL, 'C'},       {"sni", required_argument, NULL, 's'},
+        {"fingerprint", required_argument, NULL, 'f'}, {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *listen = NULL, *host = NULL;
+    const char *transport = NULL, *cover = NULL, *sni = NULL, *fingerprint = NULL;
     int c;
     char why[160];
     while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -79,6 +164,10 @@ static int cmd_init(int argc, char **argv)
         case 'c': path = optarg; break;
         case 'l': listen = optarg; break;
         case 'p': host = optarg; break;
+        case 't': transport = optarg; break;
+        case 'C': cover = optarg; break;
+        case 's': sni = optarg; break;
+        case 'f': fingerprint = optarg; break;
         default: return UM_EXIT_USAGE;
         }
     }
@@ -97,9 +186,12 @@ static int cmd_init(int argc, char **argv)
         um_cli_error("server init", "--public-host '%s': %s", host, why);
         return UM_EXIT_USAGE;
     }
+    char trtext[UM_DOMAIN_MAX * 2 + 256];
+    if (init_transport(transport, cover, sni, fingerprint, trtext, sizeof(trtext)) != 0)
+        return UM_EXIT_USAGE;
     uint8_t priv[32];
     char key[UM_KEY_B64_LEN + 1];
-    char text[1024];
+    char text[2048];
     um_key_generate(priv);
     um_key_to_b64(key, priv);
     sodium_memzero(priv, sizeof(priv));
@@ -109,8 +201,10 @@ static int cmd_init(int argc, char **argv)
              "private-key = %s\n"
              "listen = %s\n"
              "%s%s%s"
+             "%s"
              "\n# Authorised clients are added by: umbra server add-client -c %s NAME\n",
-             key, listen, host ? "public-host = " : "", host ? host : "", host ? "\n" : "", path);
+             key, listen, host ? "public-host = " : "", host ? host : "", host ? "\n" : "", trtext,
+             path);
     sodium_memzero(key, sizeof(key));
     int r = write_new_file(path, text, why, sizeof(why));
     sodium_memzero(text, sizeof(text));
@@ -164,6 +258,10 @@ static int server_link(const um_config_t *cfg, const uint8_t client_priv[32], co
         l.transport = t->type;
         l.shape = t->shape;
         l.padding = t->padding;
+        if (t->type == UM_TR_TLS) {
+            snprintf(l.sni, sizeof(l.sni), "%s", t->sni);
+            l.fingerprint = t->fingerprint;
+        }
     }
     int r = um_link_encode(&l, out, cap);
     um_link_wipe(&l);

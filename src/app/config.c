@@ -160,6 +160,77 @@ const char *um_cfg_pad_name(uint8_t pad)
     return pad < 2 ? pad_names[pad] : "?";
 }
 
+static const char *const tr_type_names[] = {"tcp", "tls"};
+static const char *const fp_names[] = {"chromium", "firefox"};
+static const char *const timing_names[] = {"none", "jitter"};
+
+static int name_lookup(const char *const *names, uint8_t n, const char *s, uint8_t *out)
+{
+    for (uint8_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    return UM_EINVAL;
+}
+
+int um_tr_type_parse(const char *s, uint8_t *out)
+{
+    return name_lookup(tr_type_names, 2, s, out);
+}
+
+const char *um_tr_type_name(uint8_t type)
+{
+    return type < 2 ? tr_type_names[type] : "?";
+}
+
+int um_cfg_fp_parse(const char *s, uint8_t *out)
+{
+    _Static_assert(UM_TLS_FP_CHROMIUM == 0 && UM_TLS_FP_FIREFOX == 1 && UM_TLS_FP_MAX == 1,
+                   "fp_names follows um_tls_fp_t");
+    return name_lookup(fp_names, 2, s, out);
+}
+
+const char *um_cfg_fp_name(uint8_t fp)
+{
+    return fp <= UM_TLS_FP_MAX ? fp_names[fp] : "?";
+}
+
+int um_cfg_timing_parse(const char *s, uint8_t *out)
+{
+    return name_lookup(timing_names, 2, s, out);
+}
+
+const char *um_cfg_timing_name(uint8_t timing)
+{
+    return timing < 2 ? timing_names[timing] : "?";
+}
+
+bool um_sni_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > UM_DOMAIN_MAX) return false;
+    size_t label = 0;   /* length of the current label */
+    bool digits = true; /* the current label is all digits */
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            if (label == 0 || s[i - 1] == '-') return false;
+            label = 0;
+            digits = true;
+            continue;
+        }
+        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        bool digit = ch >= '0' && ch <= '9';
+        if (!alpha && !digit && ch != '-') return false;
+        if (ch == '-' && label == 0) return false;
+        if (++label > 63) return false;
+        if (!digit) digits = false;
+    }
+    /* An empty or hyphen-ended last label, or an all-digit one (an IPv4
+     * literal such as 192.0.2.1; no top-level domain is numeric). */
+    return label > 0 && s[n - 1] != '-' && !digits;
+}
+
 /* "[bind:]port:host:hostport" as ssh -L; bind defaults to 127.0.0.1. */
 int um_parse_forward(um_forward_t *f, const char *s, char *err, size_t errlen)
 {
@@ -643,19 +714,47 @@ static void key_peer_server(parser_t *p, const char *name, const char *v)
 static void key_transport(parser_t *p, const char *name, const char *v)
 {
     um_transport_cfg_t *t = &p->c->transports[p->sec_index];
+    char why[128];
     if (key_is(name, "type")) {
-        if (strcmp(v, "tcp") == 0)
-            t->type = UM_TR_TCP;
-        else if (!strcmp(v, "tls") || !strcmp(v, "ws") || !strcmp(v, "dns"))
-            perr(p, "key 'type': '%s': this transport is not built yet; use tcp", v);
+        if (um_tr_type_parse(v, &t->type) == 0) return;
+        if (!strcmp(v, "ws") || !strcmp(v, "dns"))
+            perr(p, "key 'type': '%s': this transport is not built yet; use tcp or tls", v);
         else
-            perr(p, "key 'type': '%s': expected tcp", v);
+            perr(p, "key 'type': '%s': expected tcp or tls", v);
     } else if (key_is(name, "shape")) {
         if (um_shape_parse(v, &t->shape) != 0)
             perr(p, "key 'shape': '%s': expected none, printable, http or tls", v);
+        t->shape_line = p->line;
     } else if (key_is(name, "padding")) {
         if (um_cfg_pad_parse(v, &t->padding) != 0)
             perr(p, "key 'padding': '%s': expected random or none", v);
+    } else if (key_is(name, "cover")) {
+        if (um_addr_parse(&t->cover, v, strlen(v), 0, why, sizeof(why)) != 0)
+            perr(p,
+                 "key 'cover': '%s': %s (expected the cover site's host:port, e.g. "
+                 "www.example.com:443 or 127.0.0.1:8443)",
+                 v, why);
+        else
+            t->has_cover = true;
+        t->cover_line = p->line;
+    } else if (key_is(name, "sni")) {
+        size_t n = strlen(v);
+        if (!um_sni_valid(v, n)) {
+            perr(p,
+                 "key 'sni': '%s': expected a DNS host name (labels of letters, digits and '-', "
+                 "dot-separated, at most 253 characters), e.g. www.example.com",
+                 v);
+            return;
+        }
+        /* Browsers send the host name in lower case; so do we. */
+        for (size_t i = 0; i <= n; i++)
+            t->sni[i] = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] - 'A' + 'a') : v[i];
+    } else if (key_is(name, "fingerprint")) {
+        if (um_cfg_fp_parse(v, &t->fingerprint) != 0)
+            perr(p, "key 'fingerprint': '%s': expected chromium or firefox", v);
+    } else if (key_is(name, "timing")) {
+        if (um_cfg_timing_parse(v, &t->timing) != 0)
+            perr(p, "key 'timing': '%s': expected none or jitter", v);
     } else {
         perr(p, "unknown key '%s' in [transport \"%s\"]", name, t->name);
     }
@@ -735,6 +834,19 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
+/* A tls transport without 'sni' uses the cover's host name, when it is one
+ * an SNI can carry (um_config_validate reports the other cases). */
+static void default_sni(um_transport_cfg_t *t)
+{
+    if (t->type != UM_TR_TLS || t->sni[0] || !t->has_cover || t->cover.type != UM_ADDR_DOMAIN ||
+        !um_sni_valid(t->cover.u.domain, t->cover.domain_len))
+        return;
+    for (size_t i = 0; i <= t->cover.domain_len; i++) {
+        char ch = t->cover.u.domain[i];
+        t->sni[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+}
+
 int um_config_parse(um_config_t *c, const char *path, const char *text, size_t n, char *err,
                     size_t errlen)
 {
@@ -762,9 +874,52 @@ int um_config_parse(um_config_t *c, const char *path, const char *text, size_t n
     } else if (c->role == UM_ROLE_NONE) {
         snprintf(err, errlen, "%s: no [server] or [client] section", path);
         ret = UM_EINVAL;
+    } else {
+        for (size_t i = 0; i < c->n_transports; i++)
+            default_sni(&c->transports[i]);
     }
     free(p);
     return ret;
+}
+
+/* The keys of a tls transport that go together (docs/CONFIG.md). Every
+ * section is checked, used or not, so a mistake shows before it matters. */
+static int check_tls(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen)
+{
+    const char *f = c->path;
+    if (t->type != UM_TR_TLS) return 0;
+    if (t->shape != UM_SHAPE_NONE) {
+        snprintf(err, errlen,
+                 "%s:%d: key 'shape': '%s': shaping is for the tcp transport; a tls transport is "
+                 "TLS already (remove the key or set type = tcp)",
+                 f, t->shape_line ? t->shape_line : t->line, um_shape_name(t->shape));
+        return UM_EINVAL;
+    }
+    if (c->role == UM_ROLE_SERVER && !t->has_cover) {
+        snprintf(err, errlen,
+                 "%s:%d: [transport \"%s\"]: missing key 'cover' (the website unauthenticated "
+                 "connections are handed to, e.g. cover = www.example.com:443)",
+                 f, t->line, t->name);
+        return UM_EINVAL;
+    }
+    if (t->sni[0]) return 0;
+    if (!t->has_cover) {
+        snprintf(err, errlen,
+                 "%s:%d: [transport \"%s\"]: missing key 'sni' (the cover site's name, e.g. "
+                 "sni = www.example.com)",
+                 f, t->line, t->name);
+    } else if (t->cover.type != UM_ADDR_DOMAIN) {
+        snprintf(err, errlen,
+                 "%s:%d: [transport \"%s\"]: key 'sni' required when 'cover' is an IP address "
+                 "(the name the cover site serves, e.g. sni = www.example.com)",
+                 f, t->cover_line ? t->cover_line : t->line, t->name);
+    } else {
+        snprintf(err, errlen,
+                 "%s:%d: [transport \"%s\"]: key 'sni' required: the cover's host '%s' is not a "
+                 "DNS name an SNI can carry",
+                 f, t->cover_line ? t->cover_line : t->line, t->name, t->cover.u.domain);
+    }
+    return UM_EINVAL;
 }
 
 int um_config_validate(const um_config_t *c, char *err, size_t errlen)
@@ -775,7 +930,8 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen)
                  c->role_line, c->role == UM_ROLE_SERVER ? "server" : "client");
         return UM_EINVAL;
     }
-    /* [transport] sections need no check here: every key has a default. */
+    for (size_t i = 0; i < c->n_transports; i++)
+        if (check_tls(c, &c->transports[i], err, errlen) != 0) return UM_EINVAL;
     if (c->role == UM_ROLE_SERVER) {
         if (c->n_listen == 0) {
             snprintf(err, errlen,

@@ -7,7 +7,13 @@
  *   [client "laptop"]                    [server "vps"]
  *   public-key = <base64>                address = vps.example:443
  *   [transport "main"]                   public-key = <base64>
- *   type = tcp
+ *   type = tcp                           transport = web
+ *   [transport "web"]                    [transport "web"]
+ *   type = tls                           type = tls
+ *   cover = www.example.com:443          sni = www.example.com
+ *
+ * A tls transport's sni defaults to the cover's host name (filled in by
+ * um_config_parse); um_config_validate checks the keys that go together.
  *
  * A file is a server config (it has [server]) or a client config (it has
  * [client]), never both. Named [client "x"] sections in a server config are
@@ -25,6 +31,7 @@
 #include <stdint.h>
 
 #include "transport/shape.h"
+#include "transport/tls_hello.h"
 #include "util/addr.h"
 
 #define UM_NAME_MAX           63
@@ -40,16 +47,27 @@
 
 typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 
-typedef enum { UM_TR_TCP = 0 } um_tr_type_t;
+typedef enum { UM_TR_TCP = 0, UM_TR_TLS = 1 } um_tr_type_t;
 typedef enum { UM_CFG_PAD_RANDOM = 0, UM_CFG_PAD_NONE } um_cfg_pad_t;
+typedef enum { UM_CFG_TIMING_NONE = 0, UM_CFG_TIMING_JITTER } um_cfg_timing_t;
 
 /* Parameters of one transport: shared by [transport "x"] and share links. */
 typedef struct {
     char name[UM_NAME_MAX + 1];
     uint8_t type;    /* um_tr_type_t */
-    uint8_t shape;   /* um_shape_t */
+    uint8_t shape;   /* um_shape_t (tcp only) */
     uint8_t padding; /* um_cfg_pad_t */
     int line;        /* where the section starts (0: built in) */
+    /* tls (docs/CONFIG.md): the cover site (server side), the SNI the client
+     * sends and the server accepts ("" = the cover's host name, filled in by
+     * um_config_validate), whose browser hello to copy, the timing profile. */
+    um_addr_t cover;
+    bool has_cover;
+    char sni[UM_DOMAIN_MAX + 1];
+    uint8_t fingerprint; /* um_tls_fp_t */
+    uint8_t timing;      /* um_cfg_timing_t */
+    int shape_line;      /* lines of keys cross-checked by um_config_validate */
+    int cover_line;
 } um_transport_cfg_t;
 
 /* An authorised client in a server config. */
@@ -169,6 +187,18 @@ int um_shape_parse(const char *s, uint8_t *out);
 int um_cfg_pad_parse(const char *s, uint8_t *out);
 const char *um_shape_name(uint8_t shape);
 const char *um_cfg_pad_name(uint8_t pad);
+/* Transport types ("tcp", "tls"), fingerprints ("chromium", "firefox") and
+ * timing profiles ("none", "jitter"): 0 or UM_EINVAL. */
+int um_tr_type_parse(const char *s, uint8_t *out);
+const char *um_tr_type_name(uint8_t type);
+int um_cfg_fp_parse(const char *s, uint8_t *out);
+const char *um_cfg_fp_name(uint8_t fp);
+int um_cfg_timing_parse(const char *s, uint8_t *out);
+const char *um_cfg_timing_name(uint8_t timing);
+/* An SNI: a DNS host name of labels 1..63 of [A-Za-z0-9-] (no '-' at either
+ * end of a label), dot-separated, at most 253 characters, no leading or
+ * trailing dot, and not an IPv4 literal (RFC 6066 section 3). */
+bool um_sni_valid(const char *s, size_t n);
 
 const um_transport_cfg_t *um_config_transport(const um_config_t *c, const char *name);
 

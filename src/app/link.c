@@ -114,6 +114,8 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
     pos = end;
     if (pos < n && s[pos] == '/') pos++;
     bool have_k = false, seen_t = false, seen_shape = false, seen_pad = false, seen_v = false;
+    bool seen_sni = false, seen_fp = false;
+    size_t t_pos = 0, shape_pos = 0, sni_pos = 0, fp_pos = 0; /* where each parameter starts */
     if (pos < n && s[pos] == '?') {
         pos++;
         size_t qend = pos;
@@ -127,7 +129,7 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
             if (!eq) return fail(err, errlen, pos, "parameter without '=value'");
             size_t nl = (size_t)(eq - s) - pos, vpos = (size_t)(eq - s) + 1, vl = pe - vpos;
             const char *nm = s + pos, *v = s + vpos;
-            char val[64];
+            char val[UM_DOMAIN_MAX + 1]; /* the longest value is an sni */
             long dl = -2;
             if (vl < sizeof(val) * 3) dl = pct_decode(val, sizeof(val), v, vl);
 #define PARAM(str) (nl == sizeof(str) - 1 && memcmp(nm, str, nl) == 0)
@@ -147,13 +149,32 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
             } else if (PARAM("t")) {
                 if (seen_t) return fail(err, errlen, pos, "parameter 't' given twice");
                 seen_t = true;
-                if (strcmp(val, "tcp") != 0)
-                    return fail(err, errlen, vpos, "transport '%s' is not supported (expected tcp)",
+                t_pos = pos;
+                if (um_tr_type_parse(val, &l->transport) != 0)
+                    return fail(err, errlen, vpos,
+                                "transport '%s' is not supported (expected tcp or tls)", val);
+            } else if (PARAM("sni")) {
+                if (seen_sni) return fail(err, errlen, pos, "parameter 'sni' given twice");
+                seen_sni = true;
+                sni_pos = pos;
+                if (!um_sni_valid(val, (size_t)dl))
+                    return fail(err, errlen, vpos,
+                                "sni '%s' is not a DNS host name (labels of letters, digits and "
+                                "'-', dot-separated, at most 253 characters)",
                                 val);
-                l->transport = UM_TR_TCP;
+                for (long i = 0; i <= dl; i++)
+                    l->sni[i] =
+                        (val[i] >= 'A' && val[i] <= 'Z') ? (char)(val[i] - 'A' + 'a') : val[i];
+            } else if (PARAM("fp")) {
+                if (seen_fp) return fail(err, errlen, pos, "parameter 'fp' given twice");
+                seen_fp = true;
+                fp_pos = pos;
+                if (um_cfg_fp_parse(val, &l->fingerprint) != 0)
+                    return fail(err, errlen, vpos, "fp '%s' (expected chromium or firefox)", val);
             } else if (PARAM("shape")) {
                 if (seen_shape) return fail(err, errlen, pos, "parameter 'shape' given twice");
                 seen_shape = true;
+                shape_pos = pos;
                 if (um_shape_parse(val, &l->shape) != 0)
                     return fail(err, errlen, vpos,
                                 "shape '%s' (expected none, printable, http or tls)", val);
@@ -179,6 +200,19 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
     }
     if (pos < n && s[pos] != '#')
         return fail(err, errlen, pos, "unexpected '%c' (expected '?' or '#')", s[pos]);
+    /* Parameters that belong to one transport (any order in the query). */
+    if (l->transport == UM_TR_TLS) {
+        if (seen_shape)
+            return fail(err, errlen, shape_pos,
+                        "parameter 'shape' is for t=tcp only (a tls link is TLS already)");
+        if (!seen_sni)
+            return fail(err, errlen, t_pos,
+                        "t=tls needs parameter 'sni' (the cover site's name, e.g. "
+                        "sni=www.example.com)");
+    } else {
+        if (seen_sni) return fail(err, errlen, sni_pos, "parameter 'sni' needs t=tls");
+        if (seen_fp) return fail(err, errlen, fp_pos, "parameter 'fp' needs t=tls");
+    }
     if (pos < n) {
         pos++;
         long dl = pct_decode(l->name, sizeof(l->name), s + pos, n - pos);
@@ -212,6 +246,10 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
         if (w_ < 0 || (size_t)w_ >= (o < cap ? cap - o : 0)) goto full;                            \
         o += (size_t)w_;                                                                           \
     } while (0)
+    if (l->transport == UM_TR_TLS && !um_sni_valid(l->sni, strnlen(l->sni, sizeof(l->sni)))) {
+        if (cap) out[0] = '\0';
+        return UM_EINVAL;
+    }
     um_b64_encode(key, sizeof(key), l->server_public_key, 32, UM_B64_URL);
     PUT("umbra://%s@", key);
     for (size_t i = 0; i < l->n_addrs; i++) {
@@ -221,8 +259,13 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
     um_b64_encode(key, sizeof(key), l->client_private_key, 32, UM_B64_URL);
     PUT("?k=%s", key);
     sodium_memzero(key, sizeof(key));
-    if (l->transport != UM_TR_TCP) PUT("&t=?");
-    if (l->shape != UM_SHAPE_NONE) PUT("&shape=%s", um_shape_name(l->shape));
+    if (l->transport == UM_TR_TLS) {
+        /* The sni's characters are all unreserved: no escaping. */
+        PUT("&t=tls&sni=%s", l->sni);
+        if (l->fingerprint != UM_TLS_FP_CHROMIUM) PUT("&fp=%s", um_cfg_fp_name(l->fingerprint));
+    } else if (l->shape != UM_SHAPE_NONE) {
+        PUT("&shape=%s", um_shape_name(l->shape));
+    }
     if (l->padding != UM_CFG_PAD_RANDOM) PUT("&pad=%s", um_cfg_pad_name(l->padding));
     if (l->name[0]) {
         PUT("#");
@@ -262,5 +305,10 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
     t->type = l->transport;
     t->shape = l->shape;
     t->padding = l->padding;
+    if (l->transport == UM_TR_TLS) {
+        t->shape = UM_SHAPE_NONE;
+        snprintf(t->sni, sizeof(t->sni), "%s", l->sni);
+        t->fingerprint = l->fingerprint;
+    }
     c->n_transports = 1;
 }

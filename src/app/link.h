@@ -1,7 +1,10 @@
 /* umbra:// share links: everything a client needs for one server.
  *
- *   umbra://<server-public-key>@<address>[,<address>...]?k=<client-private-key>[&t=tcp]
+ *   umbra://<server-public-key>@<address>[,<address>...]?k=<client-private-key>
+ *          [&t=tcp|tls][&sni=<name>][&fp=chromium|firefox]
  *          [&shape=none|printable|http|tls][&pad=random|none][&v=1]#<name>
+ *
+ * sni (required with t=tls) and fp go with t=tls only; shape with t=tcp only.
  *
  * Keys are 43-character URL-safe base64 without padding. The full grammar is
  * in docs/CONFIG.md. The link holds the client's private key: treat it as a
@@ -22,15 +25,18 @@ typedef struct {
     uint8_t client_private_key[32]; /* secret */
     um_addr_t addrs[UM_CFG_MAX_ADDRS];
     size_t n_addrs;
-    uint8_t transport; /* um_tr_type_t */
-    uint8_t shape;     /* um_shape_t */
-    uint8_t padding;   /* um_cfg_pad_t */
+    uint8_t transport;           /* um_tr_type_t */
+    uint8_t shape;               /* um_shape_t */
+    uint8_t padding;             /* um_cfg_pad_t */
+    char sni[UM_DOMAIN_MAX + 1]; /* t=tls: lower case, um_sni_valid; "" for tcp */
+    uint8_t fingerprint;         /* t=tls: um_tls_fp_t */
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that
  * names the position and the part (never the secret) into err. */
 int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen);
-/* Canonical encoding into out (NUL-terminated); UM_ENOSPC when too small. */
+/* Canonical encoding into out (NUL-terminated); UM_ENOSPC when too small,
+ * UM_EINVAL for t=tls without a valid sni. */
 int um_link_encode(const um_link_t *l, char *out, size_t cap);
 /* Wipes the secret. */
 void um_link_wipe(um_link_t *l);

@@ -475,6 +475,15 @@ static int resolve_fallback(const um_addr_t *a, struct sockaddr_storage *ss)
 
 int um_run_server(const um_config_t *cfg)
 {
+    const um_transport_cfg_t *tt = um_config_transport(cfg, cfg->transport);
+    if (tt && tt->type == UM_TR_TLS) {
+        /* The config surface is in; the acceptor wiring comes next. */
+        um_cli_error("server",
+                     "%s: transport 'tls' ([transport \"%s\"]) is not wired yet in this "
+                     "build; use type = tcp for now",
+                     cfg->path, tt->name);
+        return UM_EXIT_CONFIG;
+    }
     srv_t *s = calloc(1, sizeof(*s));
     int rc = UM_EXIT_RUNTIME;
     char a[UM_ADDR_STRLEN];

@@ -78,6 +78,96 @@ static void test_server_ok(void **state)
     assert_null(c.clients);
 }
 
+static void test_tls_ok(void **state)
+{
+    (void)state;
+    const char *text = "[server]\n"
+                       "private-key = " PRIV "\n"
+                       "listen = 0.0.0.0:443\n"
+                       "transport = web\n"
+                       "[transport \"web\"]\n"
+                       "type = tls\n"
+                       "cover = 127.0.0.1:8443\n"
+                       "sni = WWW.Example.COM\n"
+                       "fingerprint = firefox\n"
+                       "timing = jitter\n"
+                       "padding = none\n"
+                       "[transport \"named\"]\n"
+                       "type = tls\n"
+                       "cover = cover.example:443\n"
+                       "[transport \"plain\"]\n"
+                       "type = tcp\n"
+                       "shape = tls\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    if (parse(&c, text, err) != 0) fail_msg("%s", err);
+    const um_transport_cfg_t *t = um_config_transport(&c, "web");
+    assert_non_null(t);
+    assert_int_equal(t->type, UM_TR_TLS);
+    assert_true(t->has_cover);
+    assert_int_equal(t->cover.type, UM_ADDR_IPV4);
+    assert_int_equal(t->cover.port, 8443);
+    assert_string_equal(t->sni, "www.example.com"); /* lower case, as browsers send it */
+    assert_int_equal(t->fingerprint, UM_TLS_FP_FIREFOX);
+    assert_int_equal(t->timing, UM_CFG_TIMING_JITTER);
+    assert_int_equal(t->padding, UM_CFG_PAD_NONE);
+    assert_int_equal(t->shape, UM_SHAPE_NONE);
+    /* Defaults: sni from a named cover, chromium, no timing. */
+    t = um_config_transport(&c, "named");
+    assert_non_null(t);
+    assert_string_equal(t->sni, "cover.example");
+    assert_int_equal(t->cover.type, UM_ADDR_DOMAIN);
+    assert_int_equal(t->cover.port, 443);
+    assert_int_equal(t->fingerprint, UM_TLS_FP_CHROMIUM);
+    assert_int_equal(t->timing, UM_CFG_TIMING_NONE);
+    /* The tls shape of the tcp transport is still a shape. */
+    t = um_config_transport(&c, "plain");
+    assert_int_equal(t->type, UM_TR_TCP);
+    assert_int_equal(t->shape, UM_SHAPE_TLS);
+    assert_string_equal(t->sni, "");
+    um_config_free(&c);
+
+    /* A client's tls transport: sni alone is enough. */
+    text = "[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = v.example:443\n"
+           "public-key = " PUB1 "\ntransport = t\n[transport \"t\"]\ntype = tls\n"
+           "sni = v.example\n";
+    if (parse(&c, text, err) != 0) fail_msg("%s", err);
+    t = um_config_transport(&c, "t");
+    assert_int_equal(t->type, UM_TR_TLS);
+    assert_false(t->has_cover);
+    assert_string_equal(t->sni, "v.example");
+    um_config_free(&c);
+}
+
+static void test_sni_valid(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "a",         "example.com",  "www.Example.com",      "x-y.z9",
+        "1.example", "example.123a", "xn--bcher-kva.example"};
+    static const char *const nope[] = {"",        ".",     "a.",    ".a",  "a..b",    "-a.b",
+                                       "a-.b",    "a.b-",  "a_b.c", "a b", "1.2.3.4", "10",
+                                       "a.b.c.9", "[::1]", "::1",   "a/b", "a:443",   "\xc3\xa9.x"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!um_sni_valid(good[i], strlen(good[i]))) fail_msg("rejected '%s'", good[i]);
+    for (size_t i = 0; i < sizeof(nope) / sizeof(nope[0]); i++)
+        if (um_sni_valid(nope[i], strlen(nope[i]))) fail_msg("accepted '%s'", nope[i]);
+    char name[300];
+    memset(name, 'a', 63);
+    memcpy(name + 63, ".b", 3);
+    assert_true(um_sni_valid(name, strlen(name)));
+    name[63] = 'a'; /* a 64-character label */
+    assert_false(um_sni_valid(name, 64));
+    /* 253 characters in all: fine; 254: too long. */
+    for (size_t i = 0; i < 253; i++)
+        name[i] = (i % 2) ? '.' : 'a';
+    name[253] = '\0';
+    assert_true(um_sni_valid(name, 253));
+    name[253] = 'a';
+    name[254] = '\0';
+    assert_false(um_sni_valid(name, 254));
+}
+
 static void test_client_ok(void **state)
 {
     (void)state;
@@ -163,6 +253,70 @@ static const struct {
      {"t.conf:4:", "needs a name"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\ntype = dns\n",
      {"t.conf:5:", "key 'type'", "not built yet"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = quic\n",
+     {"t.conf:6:", "key 'type'", "'quic'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = www.example.com\n",
+     {"t.conf:7:", "key 'cover'", "'www.example.com'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = www.example.com:99999\n",
+     {"t.conf:7:", "key 'cover'", "host:port"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\ncover = a..b:443\n",
+     {"t.conf:7:", "key 'cover'", "'a..b:443'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = not_a_name\n",
+     {"t.conf:8:", "key 'sni'", "DNS host name"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = -bad.example\n",
+     {"t.conf:8:", "key 'sni'", "'-bad.example'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = bad-.example\n",
+     {"t.conf:8:", "key 'sni'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = .example.com\n",
+     {"t.conf:8:", "key 'sni'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = example.com.\n",
+     {"t.conf:8:", "key 'sni'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = a..example\n",
+     {"t.conf:8:", "key 'sni'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = 192.0.2.1\n",
+     {"t.conf:8:", "key 'sni'", "'192.0.2.1'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = 127.0.0.1:8443\nsni = "
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n",
+     {"t.conf:8:", "key 'sni'"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\ncover = "
+     "127.0.0.1:8443\nsni = example.com\nfingerprint = safari\n",
+     {"t.conf:9:", "key 'fingerprint'", "chromium or firefox"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\ncover = "
+     "127.0.0.1:8443\nsni = example.com\ntiming = random\n",
+     {"t.conf:9:", "key 'timing'", "none or jitter"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\ncover = "
+     "127.0.0.1:8443\nsni = example.com\nshape = http\n",
+     {"t.conf:9:", "key 'shape'", "tcp transport"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport "
+     "\"t\"]\nshape = tls\ntype = tls\ncover = a.example:443\n",
+     {"t.conf:6:", "key 'shape'", "tcp transport"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\ncover = 127.0.0.1:8443\n",
+     {"t.conf:7:", "key 'sni' required when 'cover' is an IP address"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\ncover = [::1]:8443\n",
+     {"t.conf:7:", "key 'sni' required when 'cover' is an IP address"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\nsni = example.com\n",
+     {"t.conf:5:", "[transport \"t\"]", "missing key 'cover'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\npublic-key = " PUB1
+     "\ntransport = t\n[transport \"t\"]\ntype = tls\n",
+     {"t.conf:7:", "[transport \"t\"]", "missing key 'sni'"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nshape = weird\n",
      {"t.conf:5:", "key 'shape'", "'weird'"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[client]\n",
@@ -344,7 +498,8 @@ int main(void)
         cmocka_unit_test(test_server_ok),       cmocka_unit_test(test_client_ok),
         cmocka_unit_test(test_bad_table),       cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_key_file),        cmocka_unit_test(test_forward_parse),
-        cmocka_unit_test(test_client_tun_keys),
+        cmocka_unit_test(test_client_tun_keys), cmocka_unit_test(test_tls_ok),
+        cmocka_unit_test(test_sni_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

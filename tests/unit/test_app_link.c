@@ -43,8 +43,14 @@ static void test_roundtrip_random(void **state)
                                                    "h%u.example", randombytes_uniform(100000));
             }
         }
-        a.shape = (uint8_t)randombytes_uniform(4);
         a.padding = (uint8_t)randombytes_uniform(2);
+        if (randombytes_uniform(2)) {
+            a.transport = UM_TR_TLS;
+            snprintf(a.sni, sizeof(a.sni), "s%u.x-y.example", randombytes_uniform(100000));
+            a.fingerprint = (uint8_t)randombytes_uniform(UM_TLS_FP_MAX + 1);
+        } else {
+            a.shape = (uint8_t)randombytes_uniform(4);
+        }
         /* Names with characters that need escaping. */
         for (size_t k = 0, n = randombytes_uniform(UM_NAME_MAX + 1); k < n; k++)
             a.name[k] = (char)(0x20 + randombytes_uniform(0x5f));
@@ -60,6 +66,9 @@ static void test_roundtrip_random(void **state)
         assert_string_equal(a.name, b.name);
         assert_int_equal(a.shape, b.shape);
         assert_int_equal(a.padding, b.padding);
+        assert_int_equal(a.transport, b.transport);
+        assert_string_equal(a.sni, b.sni);
+        assert_int_equal(a.fingerprint, b.fingerprint);
         char s2[UM_LINK_MAX];
         assert_int_equal(um_link_encode(&b, s2, sizeof(s2)), 0);
         assert_string_equal(s, s2);
@@ -97,10 +106,85 @@ static void test_decode_known(void **state)
     assert_memory_equal(l.client_private_key, zero, 32);
 }
 
+static void test_tls_links(void **state)
+{
+    (void)state;
+    um_link_t l;
+    char err[256] = "", out[UM_LINK_MAX];
+    /* Parameters in any order, sni case-folded; the canonical form puts
+     * t, sni and fp after k, and fp only when not chromium. */
+    const char *s =
+        "umbra://" SPUB "@192.0.2.1:443?fp=firefox&sni=WWW.Example.com&k=" CKEY "&t=tls&pad=none#x";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_int_equal(l.transport, UM_TR_TLS);
+    assert_string_equal(l.sni, "www.example.com");
+    assert_int_equal(l.fingerprint, UM_TLS_FP_FIREFOX);
+    assert_int_equal(l.padding, UM_CFG_PAD_NONE);
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_string_equal(out, "umbra://" SPUB "@192.0.2.1:443?k=" CKEY
+                             "&t=tls&sni=www.example.com&fp=firefox&pad=none#x");
+    /* The config a link makes carries the tls fields. */
+    um_config_t c;
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    const um_transport_cfg_t *t = um_config_transport(&c, c.servers[0].transport);
+    assert_non_null(t);
+    assert_int_equal(t->type, UM_TR_TLS);
+    assert_string_equal(t->sni, "www.example.com");
+    assert_int_equal(t->fingerprint, UM_TLS_FP_FIREFOX);
+    assert_int_equal(um_config_validate(&c, err, sizeof(err)), 0);
+    um_config_free(&c);
+    um_link_wipe(&l);
+
+    /* chromium is the default: fp=chromium decodes, and is not written. */
+    s = "umbra://" SPUB "@h.example:443?k=" CKEY "&t=tls&sni=h.example&fp=chromium";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_int_equal(l.fingerprint, UM_TLS_FP_CHROMIUM);
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_string_equal(out, "umbra://" SPUB "@h.example:443?k=" CKEY "&t=tls&sni=h.example");
+    /* A percent-escaped sni decodes; the longest one fits. */
+    char longsni[UM_DOMAIN_MAX + 1], big[UM_LINK_MAX];
+    for (size_t i = 0; i < UM_DOMAIN_MAX; i++)
+        longsni[i] = (i % 2) ? '.' : 'a';
+    longsni[UM_DOMAIN_MAX] = '\0';
+    snprintf(big, sizeof(big), "umbra://" SPUB "@h.example:443?k=" CKEY "&t=tls&sni=%s", longsni);
+    assert_int_equal(um_link_decode(&l, big, strlen(big), err, sizeof(err)), 0);
+    assert_string_equal(l.sni, longsni);
+    s = "umbra://" SPUB "@h.example:443?k=" CKEY "&t=tls&sni=h%2Eexample";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_string_equal(l.sni, "h.example");
+    /* The encoder refuses a tls link without a valid sni. */
+    l.sni[0] = '\0';
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), UM_EINVAL);
+    um_link_wipe(&l);
+}
+
 static const struct {
     const char *link;
     const char *want;
 } bad[] = {
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls",
+     "at character 111: t=tls needs parameter 'sni'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=a_b.example",
+     "at character 121: sni 'a_b.example' is not a DNS host name"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=1.2.3.4", "sni '1.2.3.4' is not a DNS"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=-a.example", "sni '-a.example'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=a.example.", "sni 'a.example.'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=", "sni '' is not"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=a.b&sni=a.b", "'sni' given twice"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=a.b&fp=safari",
+     "at character 128: fp 'safari' (expected chromium or firefox)"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=a.b&fp=firefox&fp=firefox",
+     "'fp' given twice"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=a.b&shape=http",
+     "at character 125: parameter 'shape' is for t=tcp only"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&shape=none&t=tls&sni=a.b",
+     "at character 111: parameter 'shape' is for t=tcp only"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&sni=a.b",
+     "at character 111: parameter 'sni' needs t=tls"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tcp&fp=firefox",
+     "at character 117: parameter 'fp' needs t=tls"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=quic", "transport 'quic' is not supported"},
     {"", "starts with 'umbra://'"},
     {"http://x", "starts with 'umbra://'"},
     {"umbra://", "expected '<server-public-key>@<address>'"},
@@ -160,9 +244,8 @@ int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_random),
-        cmocka_unit_test(test_decode_known),
-        cmocka_unit_test(test_bad_links),
+        cmocka_unit_test(test_roundtrip_random),    cmocka_unit_test(test_decode_known),
+        cmocka_unit_test(test_tls_links),           cmocka_unit_test(test_bad_links),
         cmocka_unit_test(test_encode_small_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -371,6 +371,24 @@ const pc_kind_t um_pc_forward = {fwd_start, fwd_data, fwd_eof, &relay_cbs};
 
 /* --- listener --------------------------------------------------------------- */
 
+/* At the connection limit, the oldest connection that has not completed a
+ * request (a SOCKS5 or HTTP handshake, or HTTP keep-alive between requests)
+ * makes room for the new one: idle connections, however many, cannot lock the
+ * proxy's users out, and an application whose handshake was cut short retries
+ * at once. Connections carrying a stream are never evicted. */
+static void evict_oldest_handshake(um_proxy_t *px)
+{
+    pc_t *victim = NULL;
+    for (pc_t *o = px->conns; o; o = o->next) /* newest first */
+        if (o->phase == PC_HANDSHAKE) victim = o;
+    if (!victim) return;
+    px->st.handshake_failed++;
+    um_log_limited(&rl_accept, 3, 10000, UM_LOG_WARN,
+                   "proxy: %zu connections open, closing the oldest idle one for a new one",
+                   px->active);
+    pc_close(victim);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     um_proxy_t *px = server->data;
@@ -392,6 +410,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     c->px = px;
     px->refs++;
+    if (px->active >= px->o.max_conns) evict_oldest_handshake(px);
     if (px->active >= px->o.max_conns) {
         px->st.refused_limit++;
         um_log_limited(&rl_accept, 3, 10000, UM_LOG_WARN,

@@ -16,6 +16,7 @@
 #include "app/events.h"
 #include "app/run.h"
 #include "app/tunnel.h"
+#include "transport/codec_tls.h"
 #include "app/vpn.h"
 #include "exit/resolver.h"
 #include "proxy/server.h"
@@ -39,7 +40,10 @@ typedef struct {
     um_events_t ev;
     um_hub_t *hub;
     um_tunnel_t *t;
-    um_connector_t *conn; /* a handshake in progress */
+    um_connector_t *conn;
+    um_codec_tls_t tls;
+        /* the codec of the tls transport (the connector borrows it) */ /* a handshake in progress
+                                                                         */
     um_resolver_t *resolver;
     um_resolve_t *rq;
     um_proxy_t *px[MAX_PROXIES];
@@ -212,7 +216,18 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
     cc.sess.tx_max = UM_TUNNEL_SESS_TX_MAX;
     if (tr && tr->padding == UM_CFG_PAD_RANDOM) {
         cc.sess.pad.mode = UM_PAD_RANDOM;
-        cc.sess.pad.max = 255;
+        cc.sess.pad.max = UM_PAD_RANDOM_MAX;
+    }
+    if (tr && tr->type == UM_TR_TLS) {
+        if (um_codec_tls_init(&c->tls, (um_tls_fp_t)tr->fingerprint, tr->sni) != 0) {
+            UM_ERR("server \"%s\": transport '%s': bad sni or fingerprint", s->name, tr->name);
+            c->attempt++;
+            schedule_retry(c);
+            return;
+        }
+        cc.codec = &c->tls.base;
+        cc.sess.pad.guard_bytes = UM_TLS_GUARD_BYTES;
+        cc.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
     }
     um_addr_to_sockaddr(ip, &ss, &len);
     int r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_connected, c, &c->conn);
@@ -364,17 +379,6 @@ static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const u
 
 int um_run_client(const um_config_t *cfg)
 {
-    for (size_t i = 0; i < cfg->n_servers; i++) {
-        const um_transport_cfg_t *tt = um_config_transport(cfg, cfg->servers[i].transport);
-        if (tt && tt->type == UM_TR_TLS) {
-            /* The config surface is in; the connector wiring comes next. */
-            um_cli_error("client",
-                         "%s: transport 'tls' (server \"%s\") is not wired yet in this build; "
-                         "use a tcp link or config for now",
-                         cfg->path, cfg->servers[i].name);
-            return UM_EXIT_CONFIG;
-        }
-    }
     cli_t *c = calloc(1, sizeof(*c));
     int rc = UM_EXIT_RUNTIME;
     if (!c) return UM_EXIT_RUNTIME;

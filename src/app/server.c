@@ -22,6 +22,8 @@
 #include "exit/policy.h"
 #include "session/acceptor.h"
 #include "session/keyset.h"
+#include "transport/codec_tls.h"
+#include "transport/tls_probe.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -85,7 +87,19 @@ struct srv {
     bool stopping;
     uint64_t stop_deadline;
     um_tunnel_cbs_t tcbs;
+    /* The tls transport: its codec (cover profiles learned from the cover
+     * at start and every COVER_REFRESH_MS), the cover's address. */
+    um_codec_tls_t *tls;
+    struct sockaddr_storage cover;
+    uv_timer_t cover_timer;
+    um_tls_probe_t *probe[UM_TLS_FP_MAX + 1];
+    struct cover_ctx {
+        srv_t *s;
+        int fp;
+    } probe_ctx[UM_TLS_FP_MAX + 1];
 };
+
+#define COVER_REFRESH_MS (3600u * 1000u)
 
 static const um_peer_client_t *find_client(const srv_t *s, const uint8_t key[32])
 {
@@ -357,6 +371,47 @@ static void maybe_finish(srv_t *s)
     uv_stop(s->loop);
 }
 
+/* ---- the tls transport's cover profile ---- */
+
+static void cover_learned(int status, const um_tls_cover_t *cv, void *ud);
+
+static void cover_probe(srv_t *s)
+{
+    for (int fp = 0; fp <= UM_TLS_FP_MAX; fp++) {
+        if (s->probe[fp]) continue;
+        s->probe_ctx[fp].s = s;
+        s->probe_ctx[fp].fp = fp;
+        if (um_tls_probe_start(s->loop, (struct sockaddr *)&s->cover, s->tls->sni, (um_tls_fp_t)fp,
+                               5000, cover_learned, &s->probe_ctx[fp], &s->probe[fp]) != 0)
+            s->probe[fp] = NULL;
+    }
+}
+
+static void cover_learned(int status, const um_tls_cover_t *cv, void *ud)
+{
+    struct cover_ctx *cc = ud;
+    srv_t *s = cc->s;
+    int fp = cc->fp;
+    s->probe[fp] = NULL;
+    if (status != 0) {
+        UM_WARN("cover for %s: no TLS 1.3 flight learned (%s); answering with the %s profile",
+                um_tls_fp_name((um_tls_fp_t)fp), um_strerror(status),
+                s->tls->cover[fp].sh_len ? "current" : "default");
+        return;
+    }
+    um_codec_tls_set_cover(s->tls, (um_tls_fp_t)fp, cv);
+    char recs[64] = "";
+    for (size_t i = 0, w = 0; i < cv->n_rec && w < sizeof(recs) - 8; i++)
+        w += (size_t)snprintf(recs + w, sizeof(recs) - w, "%s%u", i ? " " : "", cv->rec[i]);
+    UM_INFO("cover profile for %s: ServerHello %zu bytes, group %04x, cipher %04x, records %s",
+            um_tls_fp_name((um_tls_fp_t)fp), cv->sh_len, cv->group, cv->cipher, recs);
+}
+
+static void on_cover_timer(uv_timer_t *t)
+{
+    cover_probe(t->data);
+}
+
 static void stop(srv_t *s)
 {
     if (s->stopping) {
@@ -475,15 +530,6 @@ static int resolve_fallback(const um_addr_t *a, struct sockaddr_storage *ss)
 
 int um_run_server(const um_config_t *cfg)
 {
-    const um_transport_cfg_t *tt = um_config_transport(cfg, cfg->transport);
-    if (tt && tt->type == UM_TR_TLS) {
-        /* The config surface is in; the acceptor wiring comes next. */
-        um_cli_error("server",
-                     "%s: transport 'tls' ([transport \"%s\"]) is not wired yet in this "
-                     "build; use type = tcp for now",
-                     cfg->path, tt->name);
-        return UM_EXIT_CONFIG;
-    }
     srv_t *s = calloc(1, sizeof(*s));
     int rc = UM_EXIT_RUNTIME;
     char a[UM_ADDR_STRLEN];
@@ -542,7 +588,30 @@ int um_run_server(const um_config_t *cfg)
     ac.sess.tx_max = UM_TUNNEL_SESS_TX_MAX;
     if (tr && tr->padding == UM_CFG_PAD_RANDOM) {
         ac.sess.pad.mode = UM_PAD_RANDOM;
-        ac.sess.pad.max = 255;
+        ac.sess.pad.max = UM_PAD_RANDOM_MAX;
+    }
+    if (tr && tr->type == UM_TR_TLS) {
+        /* Everything that does not authenticate goes to the cover. */
+        if (resolve_fallback(&tr->cover, &s->cover) != 0) {
+            um_addr_format(&tr->cover, a, sizeof(a));
+            um_cli_error("server", "%s:%d: key 'cover': '%s': cannot resolve", cfg->path,
+                         tr->cover_line ? tr->cover_line : tr->line, a);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+        if (cfg->has_fallback)
+            UM_WARN("transport 'tls': connections that do not authenticate go to the cover; "
+                    "'fallback' is not used");
+        memcpy(&ac.fallback, &s->cover, sizeof(s->cover));
+        ac.has_fallback = 1;
+        s->tls = calloc(1, sizeof(*s->tls));
+        if (!s->tls || um_codec_tls_init(s->tls, (um_tls_fp_t)tr->fingerprint, tr->sni) != 0) {
+            um_cli_error("server", "%s: transport '%s': cannot set up tls", cfg->path, tr->name);
+            goto out;
+        }
+        ac.codec = &s->tls->base;
+        ac.sess.pad.guard_bytes = UM_TLS_GUARD_BYTES;
+        ac.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
     }
     um_gate_cfg_t gc = {.max_preauth = cfg->max_preauth,
                         .per_source = cfg->preauth_per_source,
@@ -577,7 +646,14 @@ int um_run_server(const um_config_t *cfg)
             goto out;
         }
         s->n_acc++;
-        UM_INFO("listening on %s (tcp transport)", a);
+        UM_INFO("listening on %s (%s transport)", a, s->tls ? "tls" : "tcp");
+    }
+    if (s->tls) {
+        um_addr_format(&tr->cover, a, sizeof(a));
+        UM_INFO("tls: cover %s, sni %s; learning the cover's answers", a, s->tls->sni);
+        uv_timer_init(s->loop, &s->cover_timer);
+        s->cover_timer.data = s;
+        uv_timer_start(&s->cover_timer, on_cover_timer, 0, COVER_REFRESH_MS);
     }
     sodium_memzero(ac.server_priv, sizeof(ac.server_priv));
     uv_signal_init(s->loop, &s->sig_term);
@@ -610,12 +686,15 @@ out:
         uv_run(s->loop, UV_RUN_NOWAIT);
     um_direct_free(s->direct);
     um_hostaddr_free(s->hostaddr);
+    for (int i = 0; i <= UM_TLS_FP_MAX; i++)
+        um_tls_probe_cancel(s->probe[i]);
     uv_walk(s->loop, close_walk, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
     uv_loop_close(s->loop);
     um_gate_unref(s->gate);
     um_keyset_unref(s->keys);
     um_policy_close(&s->policy);
+    free(s->tls);
     sodium_memzero(s->cfg.private_key, sizeof(s->cfg.private_key));
     free(s->cfg.clients);
     free(s);

@@ -10,7 +10,10 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define SCRATCH_CAP    (64u * 1024u)
+#define SCRATCH_CAP (64u * 1024u)
+/* Bytes after a stream opens that go in guarded records, when the
+ * transport's padding policy has a guard (PROTOCOL.md 4.2). */
+#define OPEN_GUARD     (8u * 1024u)
 #define OUT_CAP        (64u * 1024u + UM_REC_WIRE_MAX)
 #define MUX_OUT_CAP    (64u * 1024u)
 #define TCP_HIGH       (1u << 20) /* stop sealing records above this many queued bytes */
@@ -725,6 +728,7 @@ int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void
     c->t = t;
     c->id = id;
     c->state = C_OPEN;
+    um_sess_guard(t->sess, OPEN_GUARD); /* what a new stream carries first is padded */
     int r = um_mux_stream_accept(t->mux, id, UM_MUX_OK);
     if (r != 0) {
         um_mux_stream_reset(t->mux, id, UM_MUX_RST_INTERNAL);
@@ -761,6 +765,7 @@ static int start_open(um_tunnel_t *t, struct um_conn *c)
     uint32_t id;
     int r = um_mux_stream_open(t->mux, &c->dst, &id);
     if (r != 0) return r;
+    um_sess_guard(t->sess, OPEN_GUARD); /* what a new stream carries first is padded */
     c->id = id;
     c->t = t;
     c->state = C_OPENING;

@@ -399,7 +399,7 @@ int um_sess_error(const um_sess_t *s)
 
 void um_sess_guard(um_sess_t *s, uint32_t bytes)
 {
-    if (s && s->guard_left < bytes) s->guard_left = bytes;
+    if (s && s->cfg.pad.guard_bytes && s->guard_left < bytes) s->guard_left = bytes;
 }
 
 void um_sess_set_padding(um_sess_t *s, const um_pad_policy_t *pad)

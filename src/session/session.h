@@ -43,6 +43,7 @@ typedef struct {
     uint32_t guard_idle_ms;
 } um_pad_policy_t;
 
+#define UM_PAD_RANDOM_MAX    255  /* the random policy's default maximum */
 #define UM_SESS_GUARD_MIN    1024 /* guarded records are at least this big on the wire */
 #define UM_SESS_GUARD_SPREAD 1024 /* ... plus up to this much */
 
@@ -116,8 +117,9 @@ int um_sess_pull_filler(um_sess_t *s, size_t wire_len, uint8_t *out, size_t cap,
 unsigned um_sess_events(um_sess_t *s);
 int um_sess_error(const um_sess_t *s);
 void um_sess_set_padding(um_sess_t *s, const um_pad_policy_t *pad);
-/* Guards the next `bytes` of data (at least), as a burst would be: the
- * tunnel calls it when a stream opens. */
+/* Guards the next `bytes` of data (at least), as a burst would be, when the
+ * policy has a burst guard (guard_bytes > 0): the tunnel calls it when a
+ * stream opens. */
 void um_sess_guard(um_sess_t *s, uint32_t bytes);
 const uint8_t *um_sess_id(const um_sess_t *s); /* UM_SID_LEN bytes, borrowed */
 int um_sess_alg(const um_sess_t *s);

@@ -24,6 +24,13 @@
  * application_data record; a longer record has a filler after it. */
 #define UM_TLS_MSG2_REST_MAX 1024
 
+/* The session padding the tls transport asks for (PROTOCOL.md 4.2): the
+ * first 8 KiB of every burst after 1 s of quiet, and of every new stream, in
+ * records of random sizes, against reading an inner TLS handshake (a user's
+ * own https) off the outer record sizes. */
+#define UM_TLS_GUARD_BYTES   8192
+#define UM_TLS_GUARD_IDLE_MS 1000
+
 typedef struct {
     um_codec_t base;
     um_tls_fp_t fp;               /* client: whose hello */

@@ -96,9 +96,10 @@ expect 0 "client --link (tls) --check" -- "$U" client --link "$tlink" --check; h
 expect 0 "client --link-file (tls) --check" -- "$U" client --link-file tls.link --check
 expect 2 "client rejects a tls link without sni" -- "$U" client --link "${tlink%%&t=tls*}&t=tls"; has err "t=tls needs parameter 'sni'"
 expect 2 "client rejects shape on a tls link" -- "$U" client --link "${tlink%%#*}&shape=http"; has err "parameter 'shape' is for t=tcp only"
-# Until the lead wires the tls carrier, both ends say so in one line.
-expect 2 "tls server: not wired yet" -- "$U" server -c tls.conf; has err "transport 'tls'"; has err "is not wired yet"
-expect 2 "tls client: not wired yet" -- "$U" client --link-file tls.link --socks 127.0.0.1:1; has err "is not wired yet"
+# Both ends run the tls transport (nothing answers at the cover address:
+# the server says so and answers with its default cover profile).
+expect 124 "tls server runs" -- timeout 3 "$U" server -c tls.conf; has err "listening on 127.0.0.1:4434 (tls transport)"; has err "no TLS 1.3 flight learned"
+expect 124 "tls client runs" -- timeout 2 "$U" client --link-file tls.link --socks 127.0.0.1:19099; has err "socks5 proxy on 127.0.0.1:19099"
 printf '[server]\nprivate-key-file = k.key\nlisten = 127.0.0.1:1\ntransport = t\n[transport "t"]\ntype = tls\ncover = 127.0.0.1:8443\nsni = not_dns\n' > bad.conf
 expect 2 "config: sni not a DNS name" -- "$U" server -c bad.conf --check; has err "bad.conf:8: key 'sni': 'not_dns'"
 printf '[server]\nprivate-key-file = k.key\nlisten = 127.0.0.1:1\ntransport = t\n[transport "t"]\ntype = tls\ncover = cover.example\n' > bad.conf

@@ -320,6 +320,14 @@ static void test_burst_guard(void **st)
     assert_int_equal(um_sess_feed(B, wire, n, &used), 0);
     assert_int_equal(um_sess_read(B, out, sizeof(out)), 3);
     um_sess_free(A);
+    /* Without a guard in the policy, um_sess_guard does nothing. */
+    um_sess_cfg_t noguard = {.pad = {.mode = UM_PAD_NONE}};
+    A = um_sess_new(&ka, &noguard);
+    um_sess_guard(A, 300);
+    assert_int_equal(um_sess_write(A, (const uint8_t *)"abc", 3), 3);
+    assert_int_equal(um_sess_pull(A, wire, sizeof(wire), &n), 0);
+    assert_int_equal(n, 2 + 9 + 10 + 3 + 16);
+    um_sess_free(A);
     um_sess_free(B);
 }
 

@@ -60,6 +60,7 @@ struct srv_sess {
     char name[UM_NAME_MAX + 1];
     char fp[9];
     um_direct_t *egress; /* this client's connector (shared by its sessions) */
+    um_memacct_t *mem;   /* this client's memory account (shared by its sessions) */
     srv_relay_t *relays;
     srv_assoc_t *assocs;
     size_t n_assocs;
@@ -85,6 +86,7 @@ struct srv {
     bool stopping;
     uint64_t stop_deadline;
     um_tunnel_cbs_t tcbs;
+    um_membudget_t mem; /* buffered stream bytes, every client together */
 };
 
 static const um_peer_client_t *find_client(const srv_t *s, const uint8_t key[32])
@@ -270,6 +272,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     while (ss->assocs)
         assoc_free(ss, ss->assocs);
     um_direct_free(ss->egress);
+    um_memacct_unref(ss->mem); /* the mux keeps its own reference until it is freed */
     if (ss->prev)
         ss->prev->next = ss->next;
     else
@@ -311,6 +314,17 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
         free(ss);
         ss = NULL;
     }
+    if (ss) {
+        ss->mem =
+            sib ? sib->mem : um_memacct_new(&s->mem, (uint64_t)s->cfg.client_memory_mib << 20);
+        if (sib)
+            um_memacct_ref(ss->mem);
+        else if (!ss->mem) {
+            um_direct_free(ss->egress);
+            free(ss);
+            ss = NULL;
+        }
+    }
     if (!ss) {
         um_sess_free(sess);
         um_tcp_close(conn);
@@ -328,10 +342,12 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_tcp_t *conn,
     mc.ping_interval_ms = 15000;
     mc.ping_timeout_ms = 60000;
     mc.stream_timeout_ms = s->cfg.stream_timeout_s * 1000;
+    mc.mem = ss->mem;
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
         um_sess_free(sess);
         um_tcp_close(conn);
         um_direct_free(ss->egress);
+        um_memacct_unref(ss->mem);
         free(ss);
         return;
     }
@@ -494,6 +510,8 @@ int um_run_server(const um_config_t *cfg)
         s->cfg.n_clients = s->cfg.cap_clients = cfg->n_clients;
     }
     snprintf(s->path, sizeof(s->path), "%s", cfg->path);
+    /* A client's share never drops below 16 MiB (nor above the budget). */
+    um_membudget_init(&s->mem, (uint64_t)cfg->memory_budget_mib << 20, 16u << 20);
     s->tcbs = (um_tunnel_cbs_t){.on_opened = on_opened,
                                 .on_dgram = on_dgram,
                                 .on_assoc_closed = on_assoc_closed,

@@ -510,8 +510,9 @@ int um_run_server(const um_config_t *cfg)
         s->cfg.n_clients = s->cfg.cap_clients = cfg->n_clients;
     }
     snprintf(s->path, sizeof(s->path), "%s", cfg->path);
-    /* A client's share never drops below 16 MiB (nor above the budget). */
-    um_membudget_init(&s->mem, (uint64_t)cfg->memory_budget_mib << 20, 16u << 20);
+    /* A client's share never drops below 16 MiB (nor above the budget);
+     * 1 MiB each is kept for clients that arrive while the budget is full. */
+    um_membudget_init(&s->mem, (uint64_t)cfg->memory_budget_mib << 20, 16u << 20, 1u << 20);
     s->tcbs = (um_tunnel_cbs_t){.on_opened = on_opened,
                                 .on_dgram = on_dgram,
                                 .on_assoc_closed = on_assoc_closed,

@@ -3,10 +3,11 @@
 
 #include <stdlib.h>
 
-void um_membudget_init(um_membudget_t *b, uint64_t limit, uint64_t floor)
+void um_membudget_init(um_membudget_t *b, uint64_t limit, uint64_t floor, uint64_t reserve)
 {
     b->limit = limit;
     b->floor = limit && floor > limit ? limit : floor;
+    b->reserve = reserve > b->floor ? b->floor : reserve;
     b->used = 0;
     b->active = 0;
 }
@@ -61,8 +62,8 @@ bool um_memacct_fits(const um_memacct_t *a, uint64_t n)
     uint64_t share = um_memacct_share(a);
     if (a->used > share || n > share - a->used) return false;
     const um_membudget_t *b = a->b;
-    if (b && b->limit && (b->used > b->limit || n > b->limit - b->used)) return false;
-    return true;
+    if (!b || !b->limit || (b->used <= b->limit && n <= b->limit - b->used)) return true;
+    return a->used <= b->reserve && n <= b->reserve - a->used; /* the server is full */
 }
 
 void um_memacct_charge(um_memacct_t *a, uint64_t n)

@@ -9,7 +9,10 @@
  * A client's share is min(cap, max(floor, limit / active clients)), where a
  * client is active while at least one mux uses its account, and cap is the
  * configured per-client limit (0: none). A commitment of n more bytes fits
- * when the client stays within its share and the server within its limit.
+ * when the client stays within its share and the server within its limit;
+ * or, whatever the others hold, when the client stays within the reserve
+ * (so a client that arrives while the budget is full still gets its first
+ * streams: the total is bounded by limit + active clients x reserve).
  *
  * Ownership: the budget is the caller's (it must outlive every account).
  * Accounts are reference counted: um_memacct_new() returns one reference,
@@ -22,10 +25,11 @@
 #include <stdint.h>
 
 typedef struct {
-    uint64_t limit;  /* bytes, every client together; 0: no limit */
-    uint64_t floor;  /* a client's share is never below this (nor above limit) */
-    uint64_t used;   /* charged by every account */
-    uint32_t active; /* accounts with at least one mux attached */
+    uint64_t limit;   /* bytes, every client together; 0: no limit */
+    uint64_t floor;   /* a client's share is never below this (nor above limit) */
+    uint64_t reserve; /* every client may hold this much even when the limit is reached */
+    uint64_t used;    /* charged by every account */
+    uint32_t active;  /* accounts with at least one mux attached */
 } um_membudget_t;
 
 typedef struct um_memacct {
@@ -36,7 +40,7 @@ typedef struct um_memacct {
     uint32_t refs;
 } um_memacct_t;
 
-void um_membudget_init(um_membudget_t *b, uint64_t limit, uint64_t floor);
+void um_membudget_init(um_membudget_t *b, uint64_t limit, uint64_t floor, uint64_t reserve);
 
 /* NULL on allocation failure. */
 um_memacct_t *um_memacct_new(um_membudget_t *b, uint64_t cap);

@@ -270,12 +270,15 @@ static void wu_remove(um_mux_t *m, stream_t *s)
 /* ---- memory budget ----------------------------------------------------- */
 
 /* What a stream commits the process to hold: the receive credit the peer
- * may still use, what it sent and nobody read, what we queued to send. */
+ * may still use plus what it sent and nobody read (or the storage holding
+ * it, when larger), and the storage of what we queued to send. */
 static uint64_t stream_cost(const stream_t *s)
 {
-    uint64_t c = um_buf_len(&s->rx) + um_buf_len(&s->tx);
-    if (!(s->flags & S_FIN_RECV)) c += s->rx_credit;
-    return c;
+    uint64_t rx = um_buf_len(&s->rx);
+    if (!(s->flags & S_FIN_RECV)) rx += s->rx_credit;
+    if (s->rx.cap > rx) rx = s->rx.cap;
+    uint64_t tx = s->tx.cap > um_buf_len(&s->tx) ? s->tx.cap : um_buf_len(&s->tx);
+    return rx + tx;
 }
 
 /* Brings the stream's charge to the account in line with its cost. */
@@ -602,6 +605,7 @@ static int on_data(um_mux_t *m, const um_mux_frame_t *f)
     if (r == UM_ENOSPC) return flow_err(m);
     if (r) return nomem(m);
     session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */
+    acct_sync(m, s);
     return readable(m, s);
 }
 
@@ -1108,6 +1112,7 @@ static void trim_all(um_mux_t *m)
         for (stream_t *s = m->buckets[i]; s; s = s->hnext) {
             trim(&s->rx);
             trim(&s->tx);
+            acct_sync(m, s);
         }
     trim(&m->dg.tx);
     trim(&m->ctl);

@@ -120,7 +120,7 @@ void um_buf_clear(um_buf_t *b)
 void um_buf_shrink(um_buf_t *b)
 {
     size_t len = b->tail - b->head;
-    if (!b->data || b->cap <= 16384 || b->cap / 4 < len) return;
+    if (!b->data || b->cap <= 16384 || b->cap / 2 < len) return;
     size_t cap = 256;
     while (cap < len)
         cap *= 2;

@@ -12,7 +12,7 @@ static void test_shares(void **state)
 {
     (void)state;
     um_membudget_t b;
-    um_membudget_init(&b, 64 * MIB, 16 * MIB);
+    um_membudget_init(&b, 64 * MIB, 16 * MIB, 0);
     um_memacct_t *x = um_memacct_new(&b, 0), *y = um_memacct_new(&b, 0), *z = um_memacct_new(&b, 0);
     um_memacct_t *capped = um_memacct_new(&b, 4 * MIB);
     assert_non_null(x);
@@ -40,7 +40,7 @@ static void test_shares(void **state)
 
     /* The server-wide limit holds even when shares add up to more (floor). */
     um_membudget_t small;
-    um_membudget_init(&small, 20 * MIB, 16 * MIB);
+    um_membudget_init(&small, 20 * MIB, 16 * MIB, 1 * MIB);
     um_memacct_t *p = um_memacct_new(&small, 0), *q = um_memacct_new(&small, 0);
     um_memacct_attach(p);
     um_memacct_attach(q);
@@ -49,6 +49,15 @@ static void test_shares(void **state)
     assert_false(um_memacct_fits(p, 1));
     assert_true(um_memacct_fits(q, 4 * MIB));
     assert_false(um_memacct_fits(q, 4 * MIB + 1)); /* the server's limit */
+    um_memacct_charge(q, 4 * MIB);
+    assert_false(um_memacct_fits(q, 1)); /* full, and q holds more than the reserve */
+    um_memacct_t *late = um_memacct_new(&small, 0);
+    um_memacct_attach(late);
+    assert_true(um_memacct_fits(late, 1 * MIB)); /* the reserve: a newcomer still moves */
+    assert_false(um_memacct_fits(late, 1 * MIB + 1));
+    um_memacct_detach(late);
+    um_memacct_unref(late);
+    um_memacct_release(q, 4 * MIB);
     um_memacct_release(p, 16 * MIB);
     assert_int_equal(small.used, 0);
     um_memacct_detach(p);
@@ -94,7 +103,7 @@ static void test_mux_keeps_to_share(void **state)
     enum { N = 96 };
     const uint64_t cap = 4 * MIB; /* the budget; this client's share while alone */
     um_membudget_t b;
-    um_membudget_init(&b, cap, 0);
+    um_membudget_init(&b, cap, 0, 0);
     um_memacct_t *acct = um_memacct_new(&b, 0);
     um_mux_config_t sc;
     um_mux_config_default(&sc);

@@ -68,6 +68,7 @@ void um_config_init(um_config_t *c)
     c->max_sessions_per_client = 8;
     c->max_streams = 1024;
     c->idle_timeout_s = 300;
+    c->memory_budget_mib = 256;
     c->keepalive_s = 15;
     c->stream_timeout_s = 60;
     parse_ifaddr(&c->tun_addr4, "10.233.0.1/30", NULL, 0);
@@ -585,6 +586,10 @@ static void key_server(parser_t *p, const char *name, const char *v)
         parse_num_key(p, name, v, &c->max_streams, 1, 1000000);
     } else if (key_is(name, "idle-timeout")) {
         parse_num_key(p, name, v, &c->idle_timeout_s, 1, 86400 * 7);
+    } else if (key_is(name, "memory-budget")) {
+        parse_num_key(p, name, v, &c->memory_budget_mib, 8, 1048576);
+    } else if (key_is(name, "client-memory")) {
+        parse_num_key(p, name, v, &c->client_memory_mib, 0, 1048576);
     } else {
         perr(p, "unknown key '%s' in [server]", name);
     }

@@ -129,6 +129,9 @@ typedef struct {
     uint32_t max_sessions_per_client;
     uint32_t max_streams;
     uint32_t idle_timeout_s;
+    /* buffered stream bytes, MiB: all clients together, and one client's cap
+     * (0: its share of the budget) */
+    uint32_t memory_budget_mib, client_memory_mib;
     /* [server] and [client]: a stream whose bytes do not move for this long
      * is reset (0: never) */
     uint32_t stream_timeout_s;

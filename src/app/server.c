@@ -62,6 +62,7 @@ struct srv_sess {
     char name[UM_NAME_MAX + 1];
     char fp[9];
     um_direct_t *egress; /* this client's connector (shared by its sessions) */
+    um_memacct_t *mem;   /* this client's memory account (shared by its sessions) */
     srv_relay_t *relays;
     srv_assoc_t *assocs;
     size_t n_assocs;
@@ -97,6 +98,7 @@ struct srv {
         srv_t *s;
         int fp;
     } probe_ctx[UM_TLS_FP_MAX + 1];
+    um_membudget_t mem; /* buffered stream bytes, every client together */
 };
 
 #define COVER_REFRESH_MS (3600u * 1000u)
@@ -284,6 +286,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     while (ss->assocs)
         assoc_free(ss, ss->assocs);
     um_direct_free(ss->egress);
+    um_memacct_unref(ss->mem); /* the mux keeps its own reference until it is freed */
     if (ss->prev)
         ss->prev->next = ss->next;
     else
@@ -325,6 +328,17 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
         free(ss);
         ss = NULL;
     }
+    if (ss) {
+        ss->mem =
+            sib ? sib->mem : um_memacct_new(&s->mem, (uint64_t)s->cfg.client_memory_mib << 20);
+        if (sib)
+            um_memacct_ref(ss->mem);
+        else if (!ss->mem) {
+            um_direct_free(ss->egress);
+            free(ss);
+            ss = NULL;
+        }
+    }
     if (!ss) {
         um_sess_free(sess);
         um_carrier_close(conn);
@@ -342,10 +356,12 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
     mc.ping_interval_ms = 15000;
     mc.ping_timeout_ms = 60000;
     mc.stream_timeout_ms = s->cfg.stream_timeout_s * 1000;
+    mc.mem = ss->mem;
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
         um_sess_free(sess);
         um_carrier_close(conn);
         um_direct_free(ss->egress);
+        um_memacct_unref(ss->mem);
         free(ss);
         return;
     }
@@ -549,6 +565,9 @@ int um_run_server(const um_config_t *cfg)
         s->cfg.n_clients = s->cfg.cap_clients = cfg->n_clients;
     }
     snprintf(s->path, sizeof(s->path), "%s", cfg->path);
+    /* A client's share never drops below 16 MiB (nor above the budget);
+     * 1 MiB each is kept for clients that arrive while the budget is full. */
+    um_membudget_init(&s->mem, (uint64_t)cfg->memory_budget_mib << 20, 16u << 20, 1u << 20);
     s->tcbs = (um_tunnel_cbs_t){.on_opened = on_opened,
                                 .on_dgram = on_dgram,
                                 .on_assoc_closed = on_assoc_closed,

@@ -20,6 +20,7 @@
 #define TCP_WQ_MAX     (2u << 20)
 #define PEND_MAX       (16u << 20) /* hard bound on bytes a stream holds above the mux */
 #define DELIVER_BUDGET (256u * 1024u)
+#define DELIVER_CHUNK  (64u * 1024u) /* most bytes one on_data hands over */
 #define TICK_MS        500
 
 enum { C_WAITING, C_OPENING, C_OPEN, C_DEAD };
@@ -226,12 +227,18 @@ static void mark_ready(um_tunnel_t *t, struct um_conn *c)
 
 /* ---- streams: data towards the user ---- */
 
+/* Bytes written and not yet sent. A stream the mux calls full (the peer's
+ * window is closed, or the client's memory share is used up) reports itself
+ * above high water, so feeders stop reading their source now rather than
+ * queue up to high water; on_drain follows once it can send again. */
 static size_t conn_queued(struct um_conn *c)
 {
     size_t q = um_buf_len(&c->pend);
     um_mux_stream_info_t info;
-    if (c->t && c->state == C_OPEN && um_mux_stream_info(c->t->mux, c->id, &info) == 0)
+    if (c->t && c->state == C_OPEN && um_mux_stream_info(c->t->mux, c->id, &info) == 0) {
         q += info.tx_buffered;
+        if (info.tx_full && q <= UM_CONN_HIGH_WATER) q = UM_CONN_HIGH_WATER + 1;
+    }
     return q;
 }
 
@@ -257,6 +264,7 @@ static void deliver(um_tunnel_t *t, struct um_conn *c)
         }
         if (r < 0 || n == 0) break;
         if (n > budget) n = budget;
+        if (n > DELIVER_CHUNK) n = DELIVER_CHUNK; /* so a feeder that pauses holds little */
         if (c->cbs->on_data) c->cbs->on_data(c->arg, p, n);
         if (c->t == t && c->listed) um_mux_stream_consume(t->mux, c->id, n);
         budget -= n;

@@ -91,6 +91,10 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (c->closed) return;
     if (nread > 0) {
         c->cbs->on_data(c->arg, (const uint8_t *)b->base, (size_t)nread);
+        if (!c->reading && c->rbuf) { /* paused (backpressure): hold no read buffer */
+            free(c->rbuf);
+            c->rbuf = NULL;
+        }
     } else if (nread == UV_EOF) {
         uv_read_stop(s);
         c->cbs->on_eof(c->arg);

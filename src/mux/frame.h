@@ -63,6 +63,7 @@ typedef enum {
     UM_MUX_RST_INTERNAL = 0x04,    /* local failure (memory) */
     UM_MUX_RST_SESSION_END = 0x05, /* local only: the session died under the stream */
     UM_MUX_RST_STALLED = 0x06,     /* local only: reset by the stream progress timeout */
+    UM_MUX_RST_OVERLOADED = 0x07,  /* memory budget: never processed, retry later */
 } um_mux_rst_t;
 
 /* GOAWAY codes. */

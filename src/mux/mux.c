@@ -12,6 +12,7 @@
 #define DEFAULT_RTT_MS 100 /* for window auto-tuning before the first PONG */
 #define HASH_INIT      16
 #define CTL_HEADROOM   65536 /* control bytes our own API may queue past control_max */
+#define TX_SLACK       16384 /* queued beyond the peer's window before tx_full */
 
 enum {
     S_LOCAL = 1u << 0,        /* we opened it */
@@ -26,7 +27,8 @@ enum {
     S_WANT_WRITABLE = 1u << 9,
     S_ACTIVE = 1u << 10,
     S_IN_WU = 1u << 11,
-    S_DGRAM = 1u << 12, /* the datagram queue's place in the round-robin */
+    S_DGRAM = 1u << 12,    /* the datagram queue's place in the round-robin */
+    S_WITHHELD = 1u << 13, /* a window grant is due but the memory account is full */
 };
 
 typedef struct stream {
@@ -38,6 +40,7 @@ typedef struct stream {
     uint32_t rx_unacked;  /* read by the app, not yet granted again */
     uint32_t rx_announce; /* granted, WINDOW_UPDATE not yet sent */
     uint32_t deficit;     /* DRR */
+    uint32_t charged;     /* bytes charged to the memory account (stream_cost) */
     uint64_t rx_epoch;    /* time of the last grant, +1 (0 = never) */
     uint64_t progress;    /* last tick at which the stream moved or had nothing waiting */
     void *ud;             /* the application's pointer (um_mux_stream_set_ud) */
@@ -264,6 +267,38 @@ static void wu_remove(um_mux_t *m, stream_t *s)
     s->wnext = s->wprev = NULL;
 }
 
+/* ---- memory budget ----------------------------------------------------- */
+
+/* What a stream commits the process to hold: the receive credit the peer
+ * may still use plus what it sent and nobody read (or the storage holding
+ * it, when larger), and the storage of what we queued to send. */
+static uint64_t stream_cost(const stream_t *s)
+{
+    uint64_t rx = um_buf_len(&s->rx);
+    if (!(s->flags & S_FIN_RECV)) rx += s->rx_credit;
+    if (s->rx.cap > rx) rx = s->rx.cap;
+    uint64_t tx = s->tx.cap > um_buf_len(&s->tx) ? s->tx.cap : um_buf_len(&s->tx);
+    return rx + tx;
+}
+
+/* Brings the stream's charge to the account in line with its cost. */
+static void acct_sync(um_mux_t *m, stream_t *s)
+{
+    if (!m->cfg.mem) return;
+    uint64_t c = stream_cost(s);
+    if (c > UINT32_MAX) c = UINT32_MAX;
+    if (c > s->charged)
+        um_memacct_charge(m->cfg.mem, c - s->charged);
+    else if (c < s->charged)
+        um_memacct_release(m->cfg.mem, s->charged - c);
+    s->charged = (uint32_t)c;
+}
+
+static bool acct_fits(const um_mux_t *m, uint64_t n)
+{
+    return !m->cfg.mem || um_memacct_fits(m->cfg.mem, n);
+}
+
 static stream_t *stream_new(um_mux_t *m, uint32_t id, uint32_t flags)
 {
     if (m->nstreams >= m->nbuckets && table_grow(m) != 0) return NULL;
@@ -294,6 +329,7 @@ static void stream_free(um_mux_t *m, stream_t *s)
     active_remove(m, s);
     wu_remove(m, s);
     if (!(s->flags & (S_LOCAL | S_ESTABLISHED))) m->npending--;
+    if (m->cfg.mem && s->charged) um_memacct_release(m->cfg.mem, s->charged);
     um_buf_free(&s->rx);
     um_buf_free(&s->tx);
     free(s->dest);
@@ -333,18 +369,39 @@ static void session_consumed(um_mux_t *m, size_t n)
 /* The app read n bytes of stream s. The session's share was given back
  * when the bytes arrived (see on_data): a stream's buffer is bounded by its
  * own window, so readers that stop never hold the session window. */
-static void stream_consumed(um_mux_t *m, stream_t *s, size_t n)
+static void stream_grant(um_mux_t *m, stream_t *s)
 {
-    s->progress = m->now;
-    if (s->flags & S_FIN_RECV) return; /* the peer sends nothing more */
-    s->rx_unacked += (uint32_t)n;
-    if (s->rx_unacked < s->rx_win / 2) return;
-    uint32_t grant =
-        s->rx_unacked + autotune(m, &s->rx_win, &s->rx_epoch, m->cfg.stream_window_max);
+    if ((s->flags & S_FIN_RECV) || s->rx_unacked < s->rx_win / 2) return;
+    uint32_t win = s->rx_win;
+    uint64_t epoch = s->rx_epoch;
+    uint32_t grow = autotune(m, &s->rx_win, &s->rx_epoch, m->cfg.stream_window_max);
+    if (grow && !acct_fits(m, (uint64_t)s->rx_unacked + grow)) {
+        s->rx_win = win; /* over the share: the window stops growing */
+        grow = 0;
+    }
+    if (!acct_fits(m, s->rx_unacked)) {
+        /* The client holds its share already: the peer gets no new credit
+         * for this stream until some is freed (retried at every tick). */
+        s->rx_epoch = epoch;
+        if (!(s->flags & S_WITHHELD)) m->st.grants_withheld++;
+        s->flags |= S_WITHHELD;
+        return;
+    }
+    s->flags &= ~(uint32_t)S_WITHHELD;
+    uint32_t grant = s->rx_unacked + grow;
     s->rx_unacked = 0;
     s->rx_credit += grant;
     s->rx_announce += grant;
     if (!(s->flags & S_OPEN_PENDING)) wu_add(m, s);
+    acct_sync(m, s);
+}
+
+static void stream_consumed(um_mux_t *m, stream_t *s, size_t n)
+{
+    s->progress = m->now;
+    if (!(s->flags & S_FIN_RECV)) s->rx_unacked += (uint32_t)n; /* else the peer sends no more */
+    acct_sync(m, s);
+    stream_grant(m, s);
 }
 
 /* ---- control queue and fatal errors ------------------------------------ */
@@ -432,6 +489,7 @@ um_mux_t *um_mux_new(um_mux_role_t role, const um_mux_config_t *cfg)
     if (!m) return NULL;
     m->cfg = c;
     m->role = role;
+    if (c.mem) um_memacct_attach(c.mem);
     m->next_id = role == UM_MUX_CLIENT ? 1 : 2;
     m->next_assoc = m->next_id;
     m->tx_credit = UM_MUX_INIT_SESSION_WINDOW;
@@ -462,6 +520,7 @@ void um_mux_free(um_mux_t *m)
     free(m->part);
     free(m->stage);
     free(m->assoc);
+    if (m->cfg.mem) um_memacct_detach(m->cfg.mem);
     free(m->ev_last);
     for (evnode_t *n = m->ev_head, *next; n; n = next) {
         next = n->next;
@@ -506,6 +565,11 @@ static int on_open(um_mux_t *m, const um_mux_frame_t *f)
         session_consumed(m, f->data_len);
         return rst_refuse(m, f->id, m->goaway_sent ? UM_MUX_RST_GOING_AWAY : UM_MUX_RST_REFUSED);
     }
+    if (!acct_fits(m, UM_MUX_INIT_WINDOW)) { /* its initial window would pass the share */
+        session_consumed(m, f->data_len);
+        m->st.opens_over_budget++;
+        return rst_refuse(m, f->id, UM_MUX_RST_OVERLOADED);
+    }
     stream_t *s = stream_new(m, f->id, 0);
     if (!s) return nomem(m);
     m->npending++;
@@ -513,6 +577,7 @@ static int on_open(um_mux_t *m, const um_mux_frame_t *f)
     if (f->data_len && um_buf_append(&s->rx, f->data, f->data_len) != 0) return nomem(m);
     session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */
     if (f->flags & UM_MUX_FLAG_FIN) s->flags |= S_FIN_RECV;
+    acct_sync(m, s);
     um_mux_event_t *ev = ev_push(m, UM_MUX_EV_OPENED, f->id, 0, 0);
     if (!ev) return nomem(m);
     ev->addr = f->addr;
@@ -540,6 +605,7 @@ static int on_data(um_mux_t *m, const um_mux_frame_t *f)
     if (r == UM_ENOSPC) return flow_err(m);
     if (r) return nomem(m);
     session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */
+    acct_sync(m, s);
     return readable(m, s);
 }
 
@@ -579,6 +645,7 @@ static int on_fin(um_mux_t *m, const um_mux_frame_t *f)
         return proto(m, "FIN before OPEN_RESULT");
     s->flags |= S_FIN_RECV;
     wu_remove(m, s);
+    acct_sync(m, s); /* its unused credit is not a commitment any more */
     if (!ev_push(m, UM_MUX_EV_FIN, s->id, 0, 0)) return nomem(m);
     return 0;
 }
@@ -924,8 +991,12 @@ static size_t emit_one(um_mux_t *m, stream_t *s, uint8_t *out, size_t room, bool
         s->dest = NULL;
         if (s->rx_win > UM_MUX_INIT_WINDOW) { /* our initial grant, now that the peer knows s */
             uint32_t extra = s->rx_win - UM_MUX_INIT_WINDOW;
-            s->rx_credit += extra;
-            s->rx_announce += extra;
+            if (acct_fits(m, extra)) {
+                s->rx_credit += extra;
+                s->rx_announce += extra;
+            } else {
+                s->rx_win = UM_MUX_INIT_WINDOW; /* over the share: the protocol's minimum */
+            }
         }
         if (s->rx_announce) wu_add(m, s);
     }
@@ -934,6 +1005,7 @@ static size_t emit_one(um_mux_t *m, stream_t *s, uint8_t *out, size_t room, bool
     m->st.payload_out += n;
     if (n) s->progress = m->now;
     um_buf_consume(&s->tx, n);
+    acct_sync(m, s);
     tx_drained(m, s);
     return staged ? stage_out(m, w, out, room) : w;
 }
@@ -1027,7 +1099,11 @@ bool um_mux_want_pull(const um_mux_t *m)
  * an empty buffer gives it back, so an idle stream costs only its struct. */
 static void trim(um_buf_t *b)
 {
-    if (b->data && um_buf_len(b) == 0) um_buf_free(b);
+    if (!b->data) return;
+    if (um_buf_len(b) == 0)
+        um_buf_free(b);
+    else
+        um_buf_shrink(b); /* a stream whose window closed keeps little storage */
 }
 
 static void trim_all(um_mux_t *m)
@@ -1036,6 +1112,7 @@ static void trim_all(um_mux_t *m)
         for (stream_t *s = m->buckets[i]; s; s = s->hnext) {
             trim(&s->rx);
             trim(&s->tx);
+            acct_sync(m, s);
         }
     trim(&m->dg.tx);
     trim(&m->ctl);
@@ -1077,6 +1154,14 @@ static int reap_stalled(um_mux_t *m)
     return 0;
 }
 
+/* Grants withheld while the memory account was full: retried each tick. */
+static void retry_withheld(um_mux_t *m)
+{
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (stream_t *s = m->buckets[i]; s; s = s->hnext)
+            if (s->flags & S_WITHHELD) stream_grant(m, s);
+}
+
 int um_mux_tick(um_mux_t *m, uint64_t now_ms)
 {
     if (m->err) return m->err;
@@ -1099,6 +1184,7 @@ int um_mux_tick(um_mux_t *m, uint64_t now_ms)
             m->last_ping = now_ms;
         }
     }
+    if (m->cfg.mem) retry_withheld(m);
     if (m->cfg.stream_timeout_ms) return reap_stalled(m);
     return 0;
 }
@@ -1196,9 +1282,14 @@ int um_mux_stream_accept(um_mux_t *m, uint32_t id, uint8_t code)
     m->npending--;
     if (s->rx_win > UM_MUX_INIT_WINDOW) {
         uint32_t extra = s->rx_win - UM_MUX_INIT_WINDOW;
-        s->rx_credit += extra;
-        s->rx_announce += extra;
-        if (!(s->flags & S_FIN_RECV)) wu_add(m, s);
+        if (acct_fits(m, extra)) {
+            s->rx_credit += extra;
+            s->rx_announce += extra;
+            if (!(s->flags & S_FIN_RECV)) wu_add(m, s);
+            acct_sync(m, s);
+        } else {
+            s->rx_win = UM_MUX_INIT_WINDOW; /* over the share: the protocol's minimum */
+        }
     }
     if (stream_can_send(s)) active_add(m, s);
     return 0;
@@ -1217,6 +1308,7 @@ int um_mux_stream_write(um_mux_t *m, uint32_t id, const void *p, size_t n, size_
     if (k && (r = um_buf_append(&s->tx, p, k)) != 0) return r;
     if (k < n) s->flags |= S_WANT_WRITABLE;
     *accepted = k;
+    if (k) acct_sync(m, s);
     if (k && stream_can_send(s)) active_add(m, s);
     return 0;
 }
@@ -1306,6 +1398,9 @@ int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *inf
     info->tx_buffered = um_buf_len(&s->tx);
     info->rx_window = s->rx_win;
     info->tx_credit = s->tx_credit < m->tx_credit ? s->tx_credit : m->tx_credit;
+    size_t txq = um_buf_len(&s->tx);
+    info->tx_full = txq > (uint64_t)s->tx_credit + TX_SLACK ||
+                    (txq >= TX_SLACK && m->cfg.mem && !um_memacct_fits(m->cfg.mem, 0));
     info->fin_received = (s->flags & S_FIN_RECV) != 0;
     info->fin_sent = (s->flags & S_FIN_SENT) != 0;
     info->local_opened = (s->flags & S_LOCAL) != 0;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mux/budget.h"
 #include "mux/frame.h"
 #include "util/addr.h"
 
@@ -45,6 +46,11 @@ typedef struct {
     /* A stream whose bytes wait this long without moving (received, not
      * read; or queued with no window from the peer) is reset. 0: never. */
     uint32_t stream_timeout_ms;
+    /* The memory account the mux charges (NULL: none). Borrowed; the mux
+     * takes a reference for its lifetime. Receive credit is withheld (and
+     * windows stop growing) while the account is over its share, peer opens
+     * are refused with RST 0x07, and tx_full tells writers to stop. */
+    um_memacct_t *mem;
 } um_mux_config_t;
 
 /* Defaults: 1024 streams, 128 pending opens, windows 256 KiB..16 MiB per
@@ -92,7 +98,9 @@ typedef struct {
     uint64_t dgram_dropped_in, dgram_dropped_out;
     uint64_t pongs_dropped;
     uint64_t opens_refused;
-    uint64_t streams_stalled; /* reset by the stream progress timeout */
+    uint64_t streams_stalled;   /* reset by the stream progress timeout */
+    uint64_t opens_over_budget; /* peer opens refused: memory account full */
+    uint64_t grants_withheld;   /* window grants delayed: memory account full */
 } um_mux_stats_t;
 
 typedef struct {
@@ -100,6 +108,9 @@ typedef struct {
     size_t tx_buffered; /* written, not yet sent */
     uint32_t rx_window; /* current receive window size (auto-tuned) */
     uint64_t tx_credit; /* bytes the peer currently lets us send */
+    /* Stop writing: more is queued than the peer's stream window takes (plus
+     * a little slack), or the memory account is over its share. */
+    bool tx_full;
     bool fin_received, fin_sent, local_opened, established;
 } um_mux_stream_info_t;
 

@@ -116,3 +116,20 @@ void um_buf_clear(um_buf_t *b)
 {
     b->head = b->tail = 0;
 }
+
+void um_buf_shrink(um_buf_t *b)
+{
+    size_t len = b->tail - b->head;
+    if (!b->data || b->cap <= 16384 || b->cap / 2 < len) return;
+    size_t cap = 256;
+    while (cap < len)
+        cap *= 2;
+    uint8_t *p = malloc(cap);
+    if (!p) return;
+    if (len) memcpy(p, b->data + b->head, len);
+    release(b->data, b->dirty);
+    b->data = p;
+    b->cap = cap;
+    b->head = 0;
+    b->tail = b->dirty = len;
+}

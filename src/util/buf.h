@@ -51,5 +51,9 @@ size_t um_buf_peek(const um_buf_t *b, const uint8_t **p);
 size_t um_buf_read(um_buf_t *b, void *out, size_t n);
 void um_buf_consume(um_buf_t *b, size_t n); /* n <= um_buf_len() */
 void um_buf_clear(um_buf_t *b);             /* drop all bytes, keep storage */
+/* Storage much larger than the queued bytes (twice, and above 16 KiB)
+ * is replaced by a copy that just fits them (the old storage wiped). On
+ * allocation failure nothing changes. */
+void um_buf_shrink(um_buf_t *b);
 
 #endif

@@ -13,6 +13,10 @@ standard library only; every socket on loopback, every wait bounded).
   stream_helper.py stuckput SOCKS HOST PORT N SECS
         N SOCKS5 CONNECTs to HOST:PORT, each writes without end (non-blocking,
         until the socket takes no more); prints "ready", holds them SECS s.
+  stream_helper.py stuckmany SOCKS HOST PORT PATH N SECS
+        Like stuckget (PATH "-": like stuckput, writing until the socket
+        takes no more), but a CONNECT the proxy refuses is counted, not an
+        error: prints "ready OPENED REFUSED", holds the open ones SECS s.
   stream_helper.py blackhole PORTFILE SECS
         TCP listener on 127.0.0.1 that accepts and never reads (small receive
         buffers); writes its port to PORTFILE; runs SECS seconds.
@@ -136,6 +140,40 @@ def stuckput(socks, host, port, n, secs):
     return hold(ss, secs)
 
 
+def stuckmany(socks, host, port, path, n, secs):
+    ss = []
+    refused = 0
+    chunk = os.urandom(65536)
+    for _ in range(n):
+        try:
+            s = socks_connect(socks, host, port, rcvbuf=SMALL_BUF)
+        except (AssertionError, EOFError, OSError):
+            refused += 1
+            continue
+        if path != "-":
+            s.sendall(get_request(host, port, path))
+        ss.append(s)
+    if path == "-":
+        for s in ss:
+            s.setblocking(False)
+        end = time.monotonic() + min(secs, 20)
+        quiet = 0
+        while time.monotonic() < end and quiet < 10:
+            moved = 0
+            for s in ss:
+                try:
+                    moved += s.send(chunk)
+                except (BlockingIOError, OSError):
+                    pass
+            quiet = 0 if moved else quiet + 1
+            time.sleep(0.05)
+    print("ready %d %d" % (len(ss), refused), flush=True)
+    time.sleep(secs)
+    for s in ss:
+        s.close()
+    return 0
+
+
 def blackhole(portfile, secs):
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUF)
@@ -164,6 +202,8 @@ def main(a):
         return stuckget(int(a[1]), a[2], int(a[3]), a[4], int(a[5]), float(a[6]))
     if cmd == "stuckput":
         return stuckput(int(a[1]), a[2], int(a[3]), int(a[4]), float(a[5]))
+    if cmd == "stuckmany":
+        return stuckmany(int(a[1]), a[2], int(a[3]), a[4], int(a[5]), float(a[6]))
     if cmd == "blackhole":
         return blackhole(a[1], float(a[2]))
     print(__doc__)

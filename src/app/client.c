@@ -15,7 +15,7 @@
 #include "app/control.h"
 #include "app/events.h"
 #include "app/run.h"
-#include "app/tunnel.h"
+#include "tunnel/tunnel.h"
 #include "transport/codec_tls.h"
 #include "app/vpn.h"
 #include "exit/resolver.h"

@@ -13,9 +13,9 @@
 
 #include "app/cli.h"
 #include "app/config.h"
-#include "app/relay.h"
+#include "tunnel/relay.h"
 #include "app/run.h"
-#include "app/tunnel.h"
+#include "tunnel/tunnel.h"
 #include "crypto/keys.h"
 #include "exit/direct.h"
 #include "exit/hostaddr.h"

@@ -1,4 +1,4 @@
-#include "app/relay.h"
+#include "tunnel/relay.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -5,8 +5,8 @@
  *
  * Ownership: the relay takes both conns (it closes them) and frees itself
  * when both directions are done; on_end is called once, just before. */
-#ifndef UM_APP_RELAY_H
-#define UM_APP_RELAY_H
+#ifndef UM_TUNNEL_RELAY_H
+#define UM_TUNNEL_RELAY_H
 
 #include <stdint.h>
 #include <uv.h>

@@ -1,6 +1,6 @@
 /* Tunnel glue: session + mux over one TCP connection, and mux streams as
  * um_conn_t. See tunnel.h for the picture and the rules. */
-#include "app/tunnel.h"
+#include "tunnel/tunnel.h"
 
 #include <stdlib.h>
 #include <string.h>

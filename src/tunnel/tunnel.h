@@ -17,8 +17,8 @@
  * (they follow on a later turn of the loop). Ownership: um_tunnel_new takes
  * ownership of the session and the TCP connection; the tunnel frees itself
  * after on_down has returned, so the loop must run until on_down. */
-#ifndef UM_APP_TUNNEL_H
-#define UM_APP_TUNNEL_H
+#ifndef UM_TUNNEL_TUNNEL_H
+#define UM_TUNNEL_TUNNEL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -103,7 +103,7 @@ void um_hub_set_wait_cb(um_hub_t *h, void (*cb)(void *ud), void *ud);
 extern const um_conn_ops_t um_hub_ops;
 
 /* Test hook: while on, every allocation of the tunnel layer itself fails
- * (tests/unit/test_app_tunnel.c). */
+ * (tests/unit/test_tunnel_streams.c). */
 void um_tunnel_test_fail_alloc(bool on);
 
 /* Mapping between the mux's open results and um_conn_result_t. */

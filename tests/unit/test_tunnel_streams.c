@@ -1,4 +1,4 @@
-/* The tunnel layer (src/app/tunnel.c) on a real libuv loop: a real session
+/* The tunnel layer (src/tunnel/tunnel.c) on a real libuv loop: a real session
  * pair over loopback TCP, streams opened through the hub on the client and
  * accepted on the server. Checks the contract of tunnel.h (no callback
  * inside a user call: um_tunnel_close, um_hub_set_tunnel), stream
@@ -17,7 +17,7 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "app/tunnel.h"
+#include "tunnel/tunnel.h"
 #include "transport/tcp.h"
 #include "util/clock.h"
 #include "util/err.h"

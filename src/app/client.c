@@ -42,8 +42,8 @@ typedef struct {
     um_tunnel_t *t;
     um_connector_t *conn;
     um_codec_tls_t tls;
-        /* the codec of the tls transport (the connector borrows it) */ /* a handshake in progress
-                                                                         */
+    /* the codec of the tls transport (the connector borrows it) */ /* a handshake in progress
+                                                                     */
     um_resolver_t *resolver;
     um_resolve_t *rq;
     um_proxy_t *px[MAX_PROXIES];
@@ -418,7 +418,7 @@ int um_run_client(const um_config_t *cfg)
     uv_signal_start(&c->sig_term, on_signal, SIGTERM);
     uv_signal_start(&c->sig_int, on_signal, SIGINT);
     if (strcmp(cfg->control, "off") != 0) {
-        char path[108], why[256] = "";
+        char path[UM_CONTROL_PATH_MAX], why[256] = "";
         int r = 0;
         if (cfg->control[0])
             snprintf(path, sizeof(path), "%s", cfg->control);

@@ -11,6 +11,7 @@
 
 #include "app/cli.h"
 #include "app/config.h"
+#include "app/control.h"
 #include "app/link.h"
 #include "app/run.h"
 #include "util/log.h"
@@ -304,9 +305,10 @@ int um_cmd_client(int argc, char **argv)
     if (tun || tun_name || tun_fd) cfg.tun = true;
     if (events) snprintf(cfg.events, sizeof(cfg.events), "%s", events);
     if (control) {
-        if (!*control || strlen(control) >= 108) {
-            um_cli_error("client", "--control: expected a socket path (under 108 characters) or "
-                                   "'off'");
+        if (!*control || strlen(control) >= UM_CONTROL_PATH_MAX) {
+            um_cli_error("client",
+                         "--control: expected a socket path (under %d characters) or 'off'",
+                         UM_CONTROL_PATH_MAX);
             rc = UM_EXIT_USAGE;
             goto out;
         }

@@ -4,6 +4,7 @@
  * it sees every section header first, so sections without keys still count.
  * See config.h for the format and docs/CONFIG.md for every key. */
 #include "app/config.h"
+#include "app/control.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -632,8 +633,9 @@ static void key_client(parser_t *p, const char *name, const char *v)
         else
             snprintf(c->events, sizeof(c->events), "%s", v);
     } else if (key_is(name, "control")) {
-        if (!*v || strlen(v) >= 108)
-            perr(p, "key 'control': expected a socket path (under 108 characters) or 'off'");
+        if (!*v || strlen(v) >= UM_CONTROL_PATH_MAX)
+            perr(p, "key 'control': expected a socket path (under %d characters) or 'off'",
+                 UM_CONTROL_PATH_MAX);
         else
             snprintf(c->control, sizeof(c->control), "%s", v);
     } else if (key_is(name, "keepalive")) {

@@ -11,6 +11,8 @@
 
 #include "util/err.h"
 
+#define CONTROL_BACKLOG 16 /* status readers are few and quick */
+
 #define REPORT_MAX 4096
 
 struct um_control {
@@ -210,7 +212,7 @@ int um_control_start(uv_loop_t *loop, const char *path, um_control_report_cb cb,
     umask(old);
     if (r == 0) {
         chmod(path, 0600);
-        r = uv_listen((uv_stream_t *)&c->pipe, 16, on_conn);
+        r = uv_listen((uv_stream_t *)&c->pipe, CONTROL_BACKLOG, on_conn);
     }
     if (r != 0) {
         c->path[0] = '\0';

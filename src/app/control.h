@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <uv.h>
 
+/* Longest control socket path, terminator included: sizeof(sun_path) on
+ * Linux (struct sockaddr_un). */
+#define UM_CONTROL_PATH_MAX 108
+
 typedef struct um_control um_control_t;
 /* Writes at most cap bytes of report into out; returns the length. */
 typedef size_t (*um_control_report_cb)(char *out, size_t cap, void *ud);

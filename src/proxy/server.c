@@ -11,6 +11,8 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#define PROXY_BACKLOG 256 /* a browser opens dozens of connections at once */
+
 #define DRAIN_MS 1000
 
 static um_ratelimit_t rl_accept;
@@ -484,7 +486,7 @@ int um_proxy_new(uv_loop_t *loop, um_proxy_kind_t kind, const um_addr_t *bind,
     /* IPv6 only on an IPv6 address, so 0.0.0.0:P and [::]:P can coexist. */
     int rc = uv_tcp_bind(&px->listener, (const struct sockaddr *)&ss,
                          ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&px->listener, 256, on_connection);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&px->listener, PROXY_BACKLOG, on_connection);
     if (rc != 0) {
         char a[UM_ADDR_STRLEN];
         um_addr_format(bind, a, sizeof(a));

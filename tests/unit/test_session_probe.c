@@ -21,6 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "crypto/keys.h"
@@ -663,6 +667,66 @@ static void test_fallback(void **st)
  * reaction: no byte back, EOF); past max_preauth a connection is not parsed
  * and counted as overload, with the same reaction (no early close). In-process
  * acceptor, one loop. */
+/* PROTOCOL.md 5: a prober that keeps sending after our FIN is reset when the
+ * linger ends, and the linger is jittered (linger_ms .. 2 x linger_ms), so
+ * the moment of the reset is no constant to fingerprint. */
+static double fin_to_reset_ms(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", port, &sa);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    uint8_t junk[40];
+    randombytes_buf(junk, sizeof(junk));
+    assert_int_equal(send(fd, junk, sizeof(junk), MSG_NOSIGNAL), (ssize_t)sizeof(junk));
+    uint64_t deadline = um_now_ms() + 20000, fin = 0;
+    char b[256];
+    while (um_now_ms() < deadline) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        poll(&pf, 1, 5);
+        ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) break; /* the reset */
+        if (r == 0 && !fin) fin = um_now_ms();
+        assert_true(r <= 0); /* never a byte */
+        if (fin && send(fd, "x", 1, MSG_NOSIGNAL) < 0) break;
+    }
+    uint64_t end = um_now_ms();
+    close(fd);
+    assert_true(fin > 0);
+    assert_true(end < deadline);
+    return (double)(end - fin);
+}
+
+static void test_linger_jitter(void **st)
+{
+    static srv_thread_t srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = base_cfg();
+    srv.cfg.probe_min_ms = 50;
+    srv.cfg.probe_max_ms = 60;
+    srv.cfg.linger_ms = 300;
+    uv_sem_init(&srv.ready, 0);
+    assert_int_equal(uv_thread_create(&srv.tid, srv_main, &srv), 0);
+    uv_sem_wait(&srv.ready);
+    assert_true(srv.port > 0);
+    double lo = 1e9, hi = 0;
+    for (int i = 0; i < 12; i++) {
+        double d = fin_to_reset_ms(srv.port);
+        lo = d < lo ? d : lo;
+        hi = d > hi ? d : hi;
+    }
+    printf("  linger 300 ms: FIN to reset %.0f..%.0f ms over 12 probers\n", lo, hi);
+    /* The reset comes within [linger, 2 x linger] (plus a send interval and
+     * scheduling slack), and not at one constant moment. */
+    assert_true(lo >= 290);
+    assert_true(hi <= 600 + 400);
+    assert_true(hi - lo >= 60);
+    uv_async_send(&srv.stop);
+    uv_thread_join(&srv.tid);
+    um_keyset_unref(srv.cfg.keys);
+    assert_true(srv.loop_closed);
+}
+
 static void test_limits(void **st)
 {
     ctx_t c;
@@ -881,6 +945,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connector_session),
         cmocka_unit_test(test_tls_codec_session),
+        cmocka_unit_test(test_linger_jitter),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_probes),
         cmocka_unit_test(test_limits),

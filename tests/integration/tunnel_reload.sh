@@ -95,6 +95,19 @@ grep -q "reload failed" "$WORK/server.log" && ok "a bad config on reload is repo
     bad "no error for a bad config on reload"
 expect_eq "phone still served after a failed reload" "$(get "$PHONE_SOCKS")" small-ok
 
+# A file that is a valid config, but a client's: reported as such (the
+# message was read from an unset buffer before), the clients kept.
+cp "$WORK/server.conf" "$WORK/server.conf.bad"
+printf '[client]\nprivate-key = %s\n[server "x"]\naddress = 127.0.0.1:1\npublic-key = %s\n' \
+    "$("$UMBRA" genkey)" "$("$UMBRA" genkey | "$UMBRA" pubkey)" >"$WORK/server.conf"
+kill -HUP "$SERVER_PID"
+sleep 0.3
+grep -q "reload failed, keeping the current clients: not a server config" "$WORK/server.log" &&
+    ok "a client config on reload is reported as not a server config" ||
+    bad "no 'not a server config' on reload: $(grep 'reload' "$WORK/server.log" | tail -1)"
+expect_eq "phone still served after a client config was loaded" "$(get "$PHONE_SOCKS")" small-ok
+cp "$WORK/server.conf.bad" "$WORK/server.conf"
+
 kill -0 "$SERVER_PID" 2>/dev/null && ok "server alive" || bad "server died"
 tl_stop "laptop client" "$LAPTOP_PID" $((5 * TM))
 tl_tunnel_down

@@ -254,22 +254,10 @@ const um_codec_ops_t um_codec_tls_ops = {
     .wrap = tls_wrap,
 };
 
-static int sni_ok(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 253) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '.'))
-            return 0;
-    }
-    return 1;
-}
 
 int um_codec_tls_init(um_codec_tls_t *c, um_tls_fp_t fp, const char *sni)
 {
-    if (!c || fp > UM_TLS_FP_MAX || !sni_ok(sni)) return UM_EINVAL;
+    if (!c || fp > UM_TLS_FP_MAX || !um_tls_sni_ok(sni, NULL)) return UM_EINVAL;
     memset(c, 0, sizeof(*c));
     c->base.ops = &um_codec_tls_ops;
     c->base.flight_max = UM_TLS_BUILD_MAX + 4096; /* a browser's hello, with room */

@@ -265,8 +265,9 @@ int um_tls_fp_ech_len_ok(um_tls_fp_t fp, size_t len)
     return 0;
 }
 
-static int sni_ok(const char *s, size_t *len)
+int um_tls_sni_ok(const char *s, size_t *len)
 {
+    if (!s) return 0;
     size_t n = strnlen(s, 254);
     if (n == 0 || n > 253) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -275,7 +276,7 @@ static int sni_ok(const char *s, size_t *len)
               c == '-' || c == '.'))
             return 0;
     }
-    *len = n;
+    if (len) *len = n;
     return 1;
 }
 
@@ -518,7 +519,7 @@ int um_tls_hello_build(um_tls_fp_t fp, const char *sni, const uint8_t x25519_pub
     size_t sni_len = 0;
     if (!sni || !x25519_pub || !slots || !out || !outn || (unsigned)fp > UM_TLS_FP_MAX)
         return UM_EINVAL;
-    if (!sni_ok(sni, &sni_len) || !um_tls_fp_ech_len_ok(fp, slots->ech_payload_len) ||
+    if (!um_tls_sni_ok(sni, &sni_len) || !um_tls_fp_ech_len_ok(fp, slots->ech_payload_len) ||
         !slots->ech_payload)
         return UM_EINVAL;
     rng_t r = {rng, rng_ctx};

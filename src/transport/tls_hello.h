@@ -180,6 +180,10 @@ typedef struct {
     size_t ech_payload_len;
 } um_tls_slots_t;
 
+/* 1 when s is a name the builder puts in server_name: 1..253 bytes of
+ * [A-Za-z0-9.-] (*len, if not NULL, gets its length). */
+int um_tls_sni_ok(const char *s, size_t *len);
+
 /* "chromium" / "firefox"; NULL for an unknown value. */
 const char *um_tls_fp_name(um_tls_fp_t fp);
 

@@ -98,7 +98,8 @@ struct srv {
         srv_t *s;
         int fp;
     } probe_ctx[UM_TLS_FP_MAX + 1];
-    um_membudget_t mem; /* buffered stream bytes, every client together */
+    bool learned[UM_TLS_FP_MAX + 1]; /* a profile came from the cover (else the default) */
+    um_membudget_t mem;              /* buffered stream bytes, every client together */
 };
 
 #define COVER_REFRESH_MS (3600u * 1000u)
@@ -412,10 +413,11 @@ static void cover_learned(int status, const um_tls_cover_t *cv, void *ud)
     if (status != 0) {
         UM_WARN("cover for %s: no TLS 1.3 flight learned (%s); answering with the %s profile",
                 um_tls_fp_name((um_tls_fp_t)fp), um_strerror(status),
-                s->tls->cover[fp].sh_len ? "current" : "default");
+                s->learned[fp] ? "last learned" : "default");
         return;
     }
     um_codec_tls_set_cover(s->tls, (um_tls_fp_t)fp, cv);
+    s->learned[fp] = true;
     char recs[64] = "";
     for (size_t i = 0, w = 0; i < cv->n_rec && w < sizeof(recs) - 8; i++)
         w += (size_t)snprintf(recs + w, sizeof(recs) - w, "%s%u", i ? " " : "", cv->rec[i]);

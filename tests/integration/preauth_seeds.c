@@ -34,6 +34,8 @@ static void put(const char *name, uint8_t mode, uint8_t chunk, const uint8_t *p,
     memcpy(b + 2, p, n);
     pa_outcome_t o;
     pa_run(b, n + 2, &o);
+    if (getenv("PA_SEEDS_VERBOSE"))
+        printf("%s: fed %zu kept %zu why %d\n", name, o.fed, o.kept, o.why);
     int want = strncmp(name, "auth-", 5) == 0;
     if (o.established != want) {
         fprintf(stderr, "%s: %s (why %d)\n", name, o.established ? "established" : "rejected",
@@ -184,6 +186,13 @@ static void gen(const char *data)
         put(name, PA_MODE_TLS, i ? 0x94 : 0, t, n);
         snprintf(name, sizeof(name), "browser-%s-tcp-none", br[i]);
         put(name, 0, 0, t, n);
+        if (i) continue;
+        /* The same hello claiming 7000 bytes, which do follow: longer than
+         * the tls codec keeps (flight_max), so the full buffer decides. */
+        t[3] = 7004 >> 8, t[4] = 7004 & 0xff, t[6] = 0, t[7] = 7000 >> 8, t[8] = 7000 & 0xff;
+        memset(t + n, 0, 7600 - n);
+        put("long-hello-tls", PA_MODE_TLS, 0xc0, t, 7600);
+        put("long-hello-tls-whole", PA_MODE_TLS, 0, t, 7600);
     }
 }
 

@@ -170,7 +170,7 @@ static struct tconn *conn_new(const um_conn_cbs_t *cbs, void *arg)
 }
 
 /* ---- the tunnel's streams ----
- * No table of its own: the mux keeps each stream's um_conn as its user
+ * No table of its own: the mux keeps each stream's tconn as its user
  * pointer, and events carry it. The list is for die() and the stats. */
 
 static struct tconn *lookup(const um_tunnel_t *t, const um_mux_event_t *ev)

@@ -158,7 +158,7 @@ static void dial_done(um_relay_t *r, int side, int result, void *ud)
         um_conn_t *m = NULL;
         if (um_tunnel_accept(ss->t, sr->id, &um_relay_cbs_a, r, &m) == 0) {
             sr->active = true;
-            um_relay_start(r, &um_hub_ops, m, &um_direct_ops, sr->d);
+            um_relay_start(r, m, sr->d);
             sr->d = NULL;
             return;
         }
@@ -170,7 +170,7 @@ static void dial_done(um_relay_t *r, int side, int result, void *ud)
         UM_DEBUG("stream %u of %s to %s: %s", sr->id, ss->name, a, um_conn_result_str(result));
     }
     um_tunnel_refuse(ss->t, sr->id, result);
-    um_direct_ops.close(sr->d);
+    um_conn_close(sr->d);
     um_relay_discard(r);
     relay_unlink(sr);
 }
@@ -190,7 +190,8 @@ static void on_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *u
     sr->r = r;
     sr->id = id;
     sr->dst = *dst;
-    int rc = um_direct_ops.open(ss->egress, dst, NULL, 0, &um_relay_cbs_b, r, &sr->d);
+    int rc =
+        um_conn_open(um_direct_connector(ss->egress), dst, NULL, 0, &um_relay_cbs_b, r, &sr->d);
     if (rc != 0) {
         um_relay_discard(r);
         free(sr);
@@ -218,7 +219,7 @@ static void assoc_free(srv_sess_t *ss, srv_assoc_t *a)
             *pp = a->next;
             break;
         }
-    um_direct_ops.assoc_close(a->d);
+    um_assoc_close(a->d);
     ss->n_assocs--;
     free(a);
 }
@@ -237,7 +238,7 @@ static void on_dgram(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, const ui
         if (!a) return;
         a->ss = ss;
         a->id = id;
-        if (um_direct_ops.assoc_open(ss->egress, assoc_recv, a, &a->d) != 0) {
+        if (um_assoc_open(um_direct_connector(ss->egress), assoc_recv, a, &a->d) != 0) {
             free(a);
             return;
         }
@@ -246,7 +247,7 @@ static void on_dgram(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, const ui
         ss->n_assocs++;
     }
     a->last_ms = um_now_ms();
-    um_direct_ops.assoc_send(a->d, dst, p, n); /* dropped when refused: that is UDP */
+    um_assoc_send(a->d, dst, p, n); /* dropped when refused: that is UDP */
 }
 
 static void on_assoc_closed(um_tunnel_t *t, uint32_t id, void *ud)
@@ -280,7 +281,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
             um_relay_abort(sr->r); /* unlinks itself through relay_end */
             continue;
         }
-        um_direct_ops.close(sr->d);
+        um_conn_close(sr->d);
         um_relay_discard(sr->r);
         relay_unlink(sr);
     }

@@ -1,10 +1,10 @@
 /* VPN mode: TUN device <-> packet core <-> tunnel streams (see vpn.h).
  *
  * TCP flow <-> stream mapping (ptcp.h has the flow life):
- *   ptcp on_open   -> ops->open(dst); the flow stays pending (no SYN-ACK) until
+ *   ptcp on_open   -> um_conn_open(dst); the flow stays pending (no SYN-ACK) until
  *                     the stream's on_open: OK -> um_ptcp_accept(credit),
  *                     failure -> um_ptcp_abort (the app sees "refused").
- *   ptcp on_data   -> ops->write (credit guarantees the stream takes it)
+ *   ptcp on_data   -> um_conn_write (credit guarantees the stream takes it)
  *   stream on_data -> um_ptcp_send; what does not fit waits in a small
  *                     per-flow buffer and the stream is paused (read_stop)
  *                     until ptcp's on_writable.
@@ -218,7 +218,7 @@ static void tflow_kill(tflow_t *f)
         v->dirty = true;
     }
     if (f->conn) {
-        v->prov.ops->close(f->conn);
+        um_conn_close(f->conn);
         f->conn = NULL;
     }
     tflow_maybe_free(f);
@@ -230,7 +230,7 @@ static void tcp_side_gone(tflow_t *f, bool clean)
 {
     um_vpn_t *v = f->v;
     f->tcp_alive = false;
-    if (f->conn && clean && v->prov.ops->queued(f->conn) > 0 && !v->stopping) {
+    if (f->conn && clean && um_conn_queued(f->conn) > 0 && !v->stopping) {
         f->lingering = true;
         f->linger_deadline = um_now_ms() + LINGER_MS;
         f->lnext = v->linger;
@@ -242,7 +242,7 @@ static void tcp_side_gone(tflow_t *f, bool clean)
         return;
     }
     if (f->conn) {
-        v->prov.ops->close(f->conn);
+        um_conn_close(f->conn);
         f->conn = NULL;
     }
     tflow_maybe_free(f);
@@ -252,7 +252,7 @@ static void topup(tflow_t *f)
 {
     um_vpn_t *v = f->v;
     if (!f->tcp_alive || !f->conn || f->opening || f->app_fin) return;
-    size_t q = v->prov.ops->queued(f->conn);
+    size_t q = um_conn_queued(f->conn);
     size_t room = q >= CREDIT_LIMIT ? 0 : CREDIT_LIMIT - q;
     if (room <= f->granted) return;
     size_t add = room - f->granted;
@@ -287,7 +287,7 @@ static void push_left(tflow_t *f)
         }
         if (f->paused && f->conn && !f->eof_wanted) {
             f->paused = false;
-            v->prov.ops->read_start(f->conn);
+            um_conn_read_start(f->conn);
         }
     }
 }
@@ -339,7 +339,7 @@ static void c_on_data(void *arg, const uint8_t *p, size_t n)
         }
         if (!f->paused) {
             f->paused = true;
-            v->prov.ops->read_stop(f->conn);
+            um_conn_read_stop(f->conn);
         }
     }
 }
@@ -388,7 +388,7 @@ static int t_on_open(void *ctx, uint32_t id, const um_addr_t *src, const um_addr
     f->opening = true;
     f->tcp_alive = true;
     um_buf_init(&f->left, LEFTOVER_MAX);
-    int r = v->prov.ops->open(v->prov.ctx, dst, NULL, 0, &conn_cbs, f, &f->conn);
+    int r = um_conn_open(v->prov, dst, NULL, 0, &conn_cbs, f, &f->conn);
     if (r != 0) {
         um_buf_free(&f->left);
         free(f);
@@ -409,7 +409,7 @@ static void t_on_data(void *ctx, uint32_t id, const uint8_t *p, size_t n)
     tflow_t *f = tflow_get(v, id);
     if (!f || !f->conn) return;
     f->granted = f->granted > n ? f->granted - n : 0;
-    int r = v->prov.ops->write(f->conn, p, n);
+    int r = um_conn_write(f->conn, p, n);
     if (r != 0) {
         tflow_kill(f);
         return;
@@ -423,7 +423,7 @@ static void t_on_fin(void *ctx, uint32_t id)
     tflow_t *f = tflow_get(v, id);
     if (!f) return;
     f->app_fin = true;
-    if (f->conn) v->prov.ops->shutdown(f->conn);
+    if (f->conn) um_conn_shutdown(f->conn);
     if (f->tcp_shut) tcp_side_gone(f, true); /* FIN both ways: detached */
 }
 
@@ -456,7 +456,7 @@ static void uflow_free(um_vpn_t *v, uflow_t *f)
 {
     size_t s = (f->id & 0xffff) % v->udp_cap;
     if (v->udp[s] == f) v->udp[s] = NULL;
-    if (f->a) v->prov.ops->assoc_close(f->a);
+    if (f->a) um_assoc_close(f->a);
     free(f);
     if (v->st.udp_active) v->st.udp_active--;
 }
@@ -492,7 +492,7 @@ static int u_on_open(void *ctx, uint32_t id, const um_addr_t *src, const um_addr
     f->id = id;
     f->dst = *dst;
     /* No session up: refused (dropped); the next datagram asks again. */
-    int r = v->prov.ops->assoc_open(v->prov.ctx, a_on_recv, f, &f->a);
+    int r = um_assoc_open(v->prov, a_on_recv, f, &f->a);
     if (r != 0) {
         free(f);
         v->st.udp_refused++;
@@ -509,7 +509,7 @@ static void u_on_datagram(void *ctx, uint32_t id, const uint8_t *p, size_t n)
     um_vpn_t *v = ctx;
     uflow_t *f = uflow_get(v, id);
     if (!f) return;
-    int r = v->prov.ops->assoc_send(f->a, &f->dst, p, n);
+    int r = um_assoc_send(f->a, &f->dst, p, n);
     if (r == UM_EPIPE) {
         /* The session carrying the association is gone: forget the flow,
          * the next datagram opens one on the new session. */
@@ -613,14 +613,14 @@ static void on_sweep(uv_timer_t *h)
         tflow_t *f = l;
         l = f->lnext;
         f->lnext = NULL;
-        if (f->conn && v->prov.ops->queued(f->conn) > 0 && now < f->linger_deadline) {
+        if (f->conn && um_conn_queued(f->conn) > 0 && now < f->linger_deadline) {
             f->lnext = v->linger;
             v->linger = f;
             continue;
         }
         f->lingering = false;
         if (f->conn) {
-            v->prov.ops->close(f->conn);
+            um_conn_close(f->conn);
             f->conn = NULL;
         }
         tflow_maybe_free(f);
@@ -877,7 +877,7 @@ static void teardown(um_vpn_t *v)
         if (!f) continue;
         if (f->tcp_alive && v->stack) um_ptcp_abort(ptcp(v), f->id);
         f->tcp_alive = false;
-        if (f->conn) v->prov.ops->close(f->conn);
+        if (f->conn) um_conn_close(f->conn);
         f->conn = NULL;
         v->tcp[i] = NULL;
         um_buf_free(&f->left);

@@ -7,7 +7,7 @@
  * addresses (host routes via the route that reached them before), restored
  * on stop; see docs/internals/tun.md.
  *
- *   TUN fd ──uv_poll──► um_tun_stack_input ──► ptcp flow ──► ops->open/write ──► hub ══► server
+ *   TUN fd ──uv_poll──► um_tun_stack_input ──► ptcp flow ──► um_conn_open/write ──► hub ══► server
  *   TUN fd ◄─write/queue── output ◄── um_ptcp_send ◄── on_data ◄────────────────── hub
  */
 #ifndef UM_APP_VPN_H

@@ -38,7 +38,14 @@ struct um_direct {
     int clients;           /* root: clients still open */
 };
 
-struct um_conn {
+typedef struct dconn dconn_t;
+typedef struct dassoc dassoc_t;
+
+static const um_conn_ops_t conn_ops;
+static const um_assoc_ops_t assoc_ops;
+
+struct dconn {
+    um_conn_t base; /* first: a dconn_t is a um_conn_t */
     um_direct_t *d;
     const um_conn_cbs_t *cbs;
     void *arg;
@@ -56,14 +63,14 @@ struct um_conn {
 
 typedef struct {
     uv_write_t req;
-    um_conn_t *c;
+    dconn_t *c;
     size_t n;
     uint8_t data[];
 } wreq_t;
 
 static void conn_closed_cb(uv_handle_t *h)
 {
-    um_conn_t *c = h->data;
+    dconn_t *c = h->data;
     free(c->rbuf);
     free(c->tcp);
     free(c);
@@ -71,13 +78,13 @@ static void conn_closed_cb(uv_handle_t *h)
 
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
-    um_conn_t *c = h->data;
+    dconn_t *c = h->data;
     if (!c->rbuf) c->rbuf = malloc(READ_BUF);
     b->base = (char *)c->rbuf;
     b->len = c->rbuf ? READ_BUF : 0;
 }
 
-static void conn_fail(um_conn_t *c, int err)
+static void conn_fail(dconn_t *c, int err)
 {
     if (c->failed || c->closed) return;
     c->failed = true;
@@ -87,7 +94,7 @@ static void conn_fail(um_conn_t *c, int err)
 
 static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
-    um_conn_t *c = s->data;
+    dconn_t *c = s->data;
     if (c->closed) return;
     if (nread > 0) {
         c->cbs->on_data(c->arg, (const uint8_t *)b->base, (size_t)nread);
@@ -106,7 +113,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void conn_written(uv_write_t *req, int status)
 {
     wreq_t *w = (wreq_t *)req;
-    um_conn_t *c = w->c;
+    dconn_t *c = w->c;
     c->queued -= w->n;
     free(w);
     if (c->closed) return;
@@ -120,7 +127,7 @@ static void conn_written(uv_write_t *req, int status)
     }
 }
 
-static int conn_queue(um_conn_t *c, const uint8_t *p, size_t n)
+static int conn_queue(dconn_t *c, const uint8_t *p, size_t n)
 {
     if (n == 0) return 0;
     wreq_t *w = malloc(sizeof(*w) + n);
@@ -141,7 +148,7 @@ static int conn_queue(um_conn_t *c, const uint8_t *p, size_t n)
 
 static void on_dialed(void *arg, int result, uv_tcp_t *tcp)
 {
-    um_conn_t *c = arg;
+    dconn_t *c = arg;
     c->dial = NULL;
     if (result != UM_CONN_OK) {
         c->failed = true;
@@ -168,8 +175,9 @@ static int d_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t 
 {
     um_direct_t *d = ctx;
     if (!d || !dst || !cbs || !out || (n && !early)) return UM_EINVAL;
-    um_conn_t *c = calloc(1, sizeof(*c));
+    dconn_t *c = calloc(1, sizeof(*c));
     if (!c) return UM_ENOMEM;
+    c->base.ops = &conn_ops;
     c->d = d;
     c->cbs = cbs;
     c->arg = arg;
@@ -189,33 +197,37 @@ static int d_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t 
         free(c);
         return rc;
     }
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
-static int d_write(um_conn_t *c, const uint8_t *p, size_t n)
+static int d_write(um_conn_t *uc, const uint8_t *p, size_t n)
 {
+    dconn_t *c = (dconn_t *)uc;
     if (c->closed || c->failed) return UM_EPIPE;
     if (!c->tcp) return UM_EAGAIN;
     if (n == 0) return 0;
     return conn_queue(c, p, n);
 }
 
-static size_t d_queued(um_conn_t *c)
+static size_t d_queued(um_conn_t *uc)
 {
+    dconn_t *c = (dconn_t *)uc;
     return c->queued;
 }
 
-static int d_read_start(um_conn_t *c)
+static int d_read_start(um_conn_t *uc)
 {
+    dconn_t *c = (dconn_t *)uc;
     c->reading = true;
     if (c->tcp && !c->failed && !c->closed)
         return uv_read_start((uv_stream_t *)c->tcp, conn_alloc, conn_read) == 0 ? 0 : UM_EPIPE;
     return 0;
 }
 
-static int d_read_stop(um_conn_t *c)
+static int d_read_stop(um_conn_t *uc)
 {
+    dconn_t *c = (dconn_t *)uc;
     c->reading = false;
     if (c->tcp) uv_read_stop((uv_stream_t *)c->tcp);
     return 0;
@@ -226,8 +238,9 @@ static void shutdown_done(uv_shutdown_t *req, int status)
     free(req);
 }
 
-static int d_shutdown(um_conn_t *c)
+static int d_shutdown(um_conn_t *uc)
 {
+    dconn_t *c = (dconn_t *)uc;
     if (c->closed || c->failed) return UM_EPIPE;
     if (!c->tcp) return UM_EAGAIN;
     uv_shutdown_t *req = malloc(sizeof(*req));
@@ -239,8 +252,9 @@ static int d_shutdown(um_conn_t *c)
     return 0;
 }
 
-static void d_close(um_conn_t *c)
+static void d_close(um_conn_t *uc)
 {
+    dconn_t *c = (dconn_t *)uc;
     if (!c || c->closed) return;
     c->closed = true;
     if (c->dial) um_dial_cancel(c->dial);
@@ -258,7 +272,8 @@ static void d_close(um_conn_t *c)
 
 typedef struct pending_udp pending_udp_t;
 
-struct um_assoc {
+struct dassoc {
+    um_assoc_t base; /* first */
     um_direct_t *d;
     um_assoc_recv_cb cb;
     void *arg;
@@ -273,7 +288,7 @@ struct um_assoc {
 };
 
 struct pending_udp {
-    um_assoc_t *a;
+    dassoc_t *a;
     um_resolve_t *q;
     size_t slot;
     size_t n;
@@ -285,7 +300,7 @@ typedef struct {
     uint8_t data[];
 } udp_send_t;
 
-static void assoc_unref(um_assoc_t *a)
+static void assoc_unref(dassoc_t *a)
 {
     if (--a->refs == 0) {
         free(a->rbuf);
@@ -300,7 +315,7 @@ static void udp_closed(uv_handle_t *h)
 
 static void udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
-    um_assoc_t *a = h->data;
+    dassoc_t *a = h->data;
     if (!a->rbuf) a->rbuf = malloc(UDP_DATAGRAM_MAX);
     b->base = (char *)a->rbuf;
     b->len = a->rbuf ? UDP_DATAGRAM_MAX : 0;
@@ -320,7 +335,7 @@ static void unmap(um_addr_t *x)
 static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *sa,
                      unsigned flags)
 {
-    um_assoc_t *a = h->data;
+    dassoc_t *a = h->data;
     if (a->closed || nread < 0 || !sa) return;
     if (flags & UV_UDP_PARTIAL) return;
     um_addr_t src;
@@ -337,17 +352,18 @@ static int d_assoc_open(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t **
 {
     um_direct_t *d = ctx;
     if (!d || !cb || !out) return UM_EINVAL;
-    um_assoc_t *a = calloc(1, sizeof(*a));
+    dassoc_t *a = calloc(1, sizeof(*a));
     if (!a) return UM_ENOMEM;
+    a->base.ops = &assoc_ops;
     a->d = d;
     a->cb = cb;
     a->arg = arg;
     a->refs = 1;
-    *out = a;
+    *out = &a->base;
     return 0;
 }
 
-static int family_socket(um_assoc_t *a, int fam)
+static int family_socket(dassoc_t *a, int fam)
 {
     if (a->open[fam]) return 0;
     uv_udp_t *u = &a->udp[fam];
@@ -373,7 +389,7 @@ static void udp_sent(uv_udp_send_t *req, int status)
     free(req);
 }
 
-static int send_ip(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
+static int send_ip(dassoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
 {
     if (um_policy_check(a->d->dialer.policy, dst, NULL) != 0) return UM_EACCES;
     int fam = dst->type == UM_ADDR_IPV6;
@@ -405,7 +421,7 @@ static int send_ip(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t
 static void udp_resolved(void *arg, int status, const um_addr_t *addrs, size_t n)
 {
     pending_udp_t *pu = arg;
-    um_assoc_t *a = pu->a;
+    dassoc_t *a = pu->a;
     a->pending[pu->slot] = NULL;
     for (size_t i = 0; status == 0 && i < n; i++)
         if (um_policy_check(a->d->dialer.policy, &addrs[i], NULL) == 0) {
@@ -416,8 +432,9 @@ static void udp_resolved(void *arg, int status, const um_addr_t *addrs, size_t n
     assoc_unref(a);
 }
 
-static int d_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
+static int d_assoc_send(um_assoc_t *ua, const um_addr_t *dst, const uint8_t *p, size_t n)
 {
+    dassoc_t *a = (dassoc_t *)ua;
     if (!a || a->closed || !dst || (n && !p) || n > UDP_DATAGRAM_MAX || dst->port == 0)
         return UM_EINVAL;
     if (dst->type != UM_ADDR_DOMAIN) return send_ip(a, dst, p, n);
@@ -444,8 +461,9 @@ static int d_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, s
     return 0;
 }
 
-static void d_assoc_close(um_assoc_t *a)
+static void d_assoc_close(um_assoc_t *ua)
 {
+    dassoc_t *a = (dassoc_t *)ua;
     if (!a || a->closed) return;
     a->closed = true;
     for (size_t i = 0; i < UDP_RESOLVE_MAX; i++)
@@ -460,18 +478,25 @@ static void d_assoc_close(um_assoc_t *a)
     assoc_unref(a);
 }
 
-const um_conn_ops_t um_direct_ops = {
+static const um_conn_ops_t conn_ops = {
     .name = "direct",
-    .open = d_open,
     .write = d_write,
     .queued = d_queued,
     .read_start = d_read_start,
     .read_stop = d_read_stop,
     .shutdown = d_shutdown,
     .close = d_close,
+};
+
+static const um_assoc_ops_t assoc_ops = {
+    .send = d_assoc_send,
+    .close = d_assoc_close,
+};
+
+static const um_connector_ops_t direct_ops = {
+    .name = "direct",
+    .open = d_open,
     .assoc_open = d_assoc_open,
-    .assoc_send = d_assoc_send,
-    .assoc_close = d_assoc_close,
 };
 
 static uint32_t global_sockets(void)
@@ -552,6 +577,6 @@ void um_direct_quota(const um_direct_t *d, um_dial_quota_t *out)
 
 um_conn_provider_t um_direct_connector(um_direct_t *d)
 {
-    um_conn_provider_t c = {&um_direct_ops, d};
+    um_conn_provider_t c = {&direct_ops, d};
     return c;
 }

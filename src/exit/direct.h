@@ -1,4 +1,4 @@
-/* The direct connector: the um_conn_ops_t of src/proxy/conn.h over real TCP
+/* The direct connector: a um_conn_provider_t (src/proxy/conn.h) over real TCP
  * connections and UDP sockets from this host, with the egress policy, async
  * resolution and happy-eyeballs dialing of this layer. The proxies use it to
  * work standalone (and in tests); the server's egress does the same work for
@@ -14,8 +14,6 @@
 #include "proxy/conn.h"
 
 typedef struct um_direct um_direct_t;
-
-extern const um_conn_ops_t um_direct_ops;
 
 /* policy is borrowed and must outlive the connector. connect_timeout_ms: 0
  * means 10000. The connector owns a resolver. */
@@ -34,7 +32,7 @@ void um_direct_free(um_direct_t *d);
 /* The connector's budget in use: global for the root, the client's else. */
 void um_direct_quota(const um_direct_t *d, um_dial_quota_t *out);
 
-/* Convenience: { &um_direct_ops, d }. */
+/* The provider that opens streams and associations through d. */
 um_conn_provider_t um_direct_connector(um_direct_t *d);
 
 #endif

@@ -1,7 +1,18 @@
-/* The one interface between ingress (SOCKS5, HTTP proxy, forwards) and whatever
- * carries a connection to its destination: a mux stream over the tunnel, or a
- * direct TCP connection (src/exit/direct.c). A const table of operations plus
- * an opaque handle, in the manner of curl's connection filters.
+/* The one interface between ingress (SOCKS5, HTTP proxy, forwards, the VPN)
+ * and whatever carries a connection to its destination: a mux stream over the
+ * tunnel (src/tunnel/tunnel.c), or a direct TCP connection (src/exit/direct.c).
+ * In the manner of curl's connection filters and of src/transport/carrier.h:
+ *
+ *   - a provider (um_conn_provider_t: a const connector table and its context)
+ *     opens streams and UDP associations;
+ *   - every stream it opens begins with `um_conn_t`, its own ops pointer, and
+ *     every association with `um_assoc_t`; the inline wrappers below go
+ *     through that pointer, so a stream is always driven by the table of the
+ *     implementation that made it (no (ops, conn) pair to get wrong):
+ *
+ *         um_conn_t *c;
+ *         um_conn_open(prov, &dst, NULL, 0, &cbs, arg, &c);
+ *         um_conn_write(c, p, n);  ...  um_conn_close(c);
  *
  * Rules every implementation follows:
  * - Callbacks are never invoked from inside the call that caused them (always
@@ -45,6 +56,16 @@ const char *um_conn_result_str(int result);
 
 typedef struct um_conn um_conn_t;   /* a stream to one destination */
 typedef struct um_assoc um_assoc_t; /* a UDP association (datagrams) */
+typedef struct um_conn_ops um_conn_ops_t;
+typedef struct um_assoc_ops um_assoc_ops_t;
+
+/* The first member of every implementation's stream / association object. */
+struct um_conn {
+    const um_conn_ops_t *ops;
+};
+struct um_assoc {
+    const um_assoc_ops_t *ops;
+};
 
 /* Events of one stream. `arg` is the value given to open(). Data pointers are
  * borrowed for the duration of the call. */
@@ -59,6 +80,25 @@ typedef struct {
 /* Datagram from `src` (borrowed for the call). */
 typedef void (*um_assoc_recv_cb)(void *arg, const um_addr_t *src, const uint8_t *p, size_t n);
 
+/* Operations of one stream. */
+struct um_conn_ops {
+    const char *name;
+    int (*write)(um_conn_t *c, const uint8_t *p, size_t n); /* copies; UM_EPIPE when dead */
+    size_t (*queued)(um_conn_t *c);
+    int (*read_start)(um_conn_t *c);
+    int (*read_stop)(um_conn_t *c);
+    int (*shutdown)(um_conn_t *c); /* half-close after queued bytes */
+    void (*close)(um_conn_t *c);   /* abort; no callbacks after this */
+};
+
+/* Operations of one UDP association. Each send is independent and may be
+ * dropped (unknown name, policy, full queue): that is UDP. */
+struct um_assoc_ops {
+    int (*send)(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n);
+    void (*close)(um_assoc_t *a); /* no callbacks after this */
+};
+
+/* What makes streams and associations. */
 typedef struct {
     const char *name;
     /* Opens a stream to dst. early/n (copied) are sent right after (or with)
@@ -66,24 +106,62 @@ typedef struct {
      * Returns 0 and *out, or a negative UM_E* code (no callbacks then). */
     int (*open)(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t n,
                 const um_conn_cbs_t *cbs, void *arg, um_conn_t **out);
-    int (*write)(um_conn_t *c, const uint8_t *p, size_t n); /* copies; UM_EPIPE when dead */
-    size_t (*queued)(um_conn_t *c);
-    int (*read_start)(um_conn_t *c);
-    int (*read_stop)(um_conn_t *c);
-    int (*shutdown)(um_conn_t *c); /* half-close after queued bytes */
-    void (*close)(um_conn_t *c);   /* abort; no callbacks after this */
-
-    /* Datagrams (UDP ASSOCIATE). Each send is independent and may be dropped
-     * (unknown name, policy, full queue): that is UDP. */
+    /* Opens a UDP association (UDP ASSOCIATE, VPN UDP flows). */
     int (*assoc_open)(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t **out);
-    int (*assoc_send)(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n);
-    void (*assoc_close)(um_assoc_t *a); /* no callbacks after this */
-} um_conn_ops_t;
+} um_connector_ops_t;
 
 /* What a listener is given: ops (static) and its context (borrowed). */
 typedef struct {
-    const um_conn_ops_t *ops;
+    const um_connector_ops_t *ops;
     void *ctx;
 } um_conn_provider_t;
+
+static inline int um_conn_open(um_conn_provider_t p, const um_addr_t *dst, const uint8_t *early,
+                               size_t n, const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
+{
+    return p.ops->open(p.ctx, dst, early, n, cbs, arg, out);
+}
+static inline int um_conn_write(um_conn_t *c, const uint8_t *p, size_t n)
+{
+    return c->ops->write(c, p, n);
+}
+static inline size_t um_conn_queued(um_conn_t *c)
+{
+    return c->ops->queued(c);
+}
+static inline int um_conn_read_start(um_conn_t *c)
+{
+    return c->ops->read_start(c);
+}
+static inline int um_conn_read_stop(um_conn_t *c)
+{
+    return c->ops->read_stop(c);
+}
+static inline int um_conn_shutdown(um_conn_t *c)
+{
+    return c->ops->shutdown(c);
+}
+static inline void um_conn_close(um_conn_t *c) /* NULL is a no-op */
+{
+    if (c) c->ops->close(c);
+}
+static inline const char *um_conn_name(const um_conn_t *c)
+{
+    return c->ops->name;
+}
+
+static inline int um_assoc_open(um_conn_provider_t p, um_assoc_recv_cb cb, void *arg,
+                                um_assoc_t **out)
+{
+    return p.ops->assoc_open(p.ctx, cb, arg, out);
+}
+static inline int um_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
+{
+    return a->ops->send(a, dst, p, n);
+}
+static inline void um_assoc_close(um_assoc_t *a) /* NULL is a no-op */
+{
+    if (a) a->ops->close(a);
+}
 
 #endif

@@ -34,7 +34,7 @@ static void resp_complete(pc_t *c)
 {
     um_proxy_t *px = c->px;
     c->r_state = R_DONE;
-    if (c->up) px->o.conn.ops->close(c->up);
+    if (c->up) um_conn_close(c->up);
     c->up = NULL;
     c->up_paused = false;
     um_buf_clear(&c->resp);
@@ -283,7 +283,7 @@ static void h_process(pc_t *c)
         n = um_buf_peek(&c->in, &p);
         c->h_state = H_TUNNEL;
         c->req_body_done = true;
-        rc = px->o.conn.ops->open(px->o.conn.ctx, &r->dst, p, n, &h_cbs, c, &c->up);
+        rc = um_conn_open(px->o.conn, &r->dst, p, n, &h_cbs, c, &c->up);
         um_buf_clear(&c->in);
     } else {
         size_t cap = r->head_len + 600 + n;
@@ -310,7 +310,7 @@ static void h_process(pc_t *c)
         c->req_body_done = b == 1;
         um_buf_consume(&c->in, r->head_len + used);
         c->h_state = H_OPENING;
-        rc = px->o.conn.ops->open(px->o.conn.ctx, &r->dst, early, k + used, &h_cbs, c, &c->up);
+        rc = um_conn_open(px->o.conn, &r->dst, early, k + used, &h_cbs, c, &c->up);
         free(early);
     }
     if (rc != 0) {

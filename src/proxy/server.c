@@ -69,9 +69,9 @@ static void pc_close_how(pc_t *c, bool reset)
         px->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     px->active--;
-    if (c->up) px->o.conn.ops->close(c->up);
+    if (c->up) um_conn_close(c->up);
     c->up = NULL;
-    if (c->assoc) px->o.conn.ops->assoc_close(c->assoc);
+    if (c->assoc) um_assoc_close(c->assoc);
     c->assoc = NULL;
     if (c->udp_open) {
         c->handles++;
@@ -202,7 +202,7 @@ static void pc_written(uv_write_t *req, int status)
     }
     if (c->up_paused && c->down_pending <= UM_CONN_LOW_WATER && c->up) {
         c->up_paused = false;
-        c->px->o.conn.ops->read_start(c->up);
+        um_conn_read_start(c->up);
     }
 }
 
@@ -231,7 +231,7 @@ int pc_write(pc_t *c, const void *p, size_t n)
 void pc_finish(pc_t *c, const void *p, size_t n)
 {
     if (c->phase == PC_CLOSED) return;
-    if (c->up) c->px->o.conn.ops->close(c->up);
+    if (c->up) um_conn_close(c->up);
     c->up = NULL;
     if (n && pc_write(c, p, n) != 0) return;
     pc_read_stop(c);
@@ -241,13 +241,12 @@ void pc_finish(pc_t *c, const void *p, size_t n)
 
 int pc_up_write(pc_t *c, const uint8_t *p, size_t n)
 {
-    const um_conn_ops_t *ops = c->px->o.conn.ops;
-    int rc = ops->write(c->up, p, n);
+    int rc = um_conn_write(c->up, p, n);
     if (rc != 0) {
         pc_close(c);
         return rc;
     }
-    if (ops->queued(c->up) > UM_CONN_HIGH_WATER) pc_read_stop(c);
+    if (um_conn_queued(c->up) > UM_CONN_HIGH_WATER) pc_read_stop(c);
     return 0;
 }
 
@@ -258,7 +257,7 @@ void pc_relay_client_data(pc_t *c, const uint8_t *p, size_t n)
 
 void pc_relay_client_eof(pc_t *c)
 {
-    if (c->up) c->px->o.conn.ops->shutdown(c->up);
+    if (c->up) um_conn_shutdown(c->up);
     if (c->up_eof && c->shut_done) pc_close(c);
 }
 
@@ -267,7 +266,7 @@ void pc_up_data(pc_t *c, const uint8_t *p, size_t n)
     if (pc_write(c, p, n) != 0) return;
     if (c->down_pending > UM_CONN_HIGH_WATER && c->up && !c->up_paused) {
         c->up_paused = true;
-        c->px->o.conn.ops->read_stop(c->up);
+        um_conn_read_stop(c->up);
     }
 }
 
@@ -297,7 +296,7 @@ void pc_relay(pc_t *c)
         pc_relay_client_eof(c);
         return;
     }
-    if (c->px->o.conn.ops->queued(c->up) <= UM_CONN_HIGH_WATER) pc_read_start(c);
+    if (um_conn_queued(c->up) <= UM_CONN_HIGH_WATER) pc_read_start(c);
 }
 
 /* --- upstream callbacks of the raw relay ---------------------------------- */
@@ -343,8 +342,7 @@ static void fwd_start(pc_t *c)
 {
     um_proxy_t *px = c->px;
     c->phase = PC_OPENING;
-    int rc =
-        px->o.conn.ops->open(px->o.conn.ctx, &px->o.forward_dst, NULL, 0, &relay_cbs, c, &c->up);
+    int rc = um_conn_open(px->o.conn, &px->o.forward_dst, NULL, 0, &relay_cbs, c, &c->up);
     if (rc != 0) {
         c->up = NULL;
         pc_close(c);

@@ -139,8 +139,7 @@ static void udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *b, const struct
         return;
     }
     c->px->st.bytes_up += (uint64_t)nread - hl;
-    c->px->o.conn.ops->assoc_send(c->assoc, &dst, (const uint8_t *)b->base + hl,
-                                  (size_t)nread - hl);
+    um_assoc_send(c->assoc, &dst, (const uint8_t *)b->base + hl, (size_t)nread - hl);
 }
 
 static void udp_associate(pc_t *c, const um_socks5_request_t *req)
@@ -172,7 +171,7 @@ static void udp_associate(pc_t *c, const um_socks5_request_t *req)
     socklen_t sl;
     if (um_addr_to_sockaddr(&local, &ss, &sl) != 0 ||
         uv_udp_bind(&c->udp, (struct sockaddr *)&ss, 0) != 0 ||
-        px->o.conn.ops->assoc_open(px->o.conn.ctx, assoc_recv, c, &c->assoc) != 0) {
+        um_assoc_open(px->o.conn, assoc_recv, c, &c->assoc) != 0) {
         c->assoc = NULL;
         reply_fail(c, UM_SOCKS5_REP_GENERAL_FAILURE);
         return;
@@ -273,7 +272,7 @@ static void s5_process(pc_t *c)
             c->phase = PC_OPENING;
             pc_read_stop(c);
             n = um_buf_peek(&c->in, &p);
-            rc = px->o.conn.ops->open(px->o.conn.ctx, &req.dst, p, n, &s5_cbs, c, &c->up);
+            rc = um_conn_open(px->o.conn, &req.dst, p, n, &s5_cbs, c, &c->up);
             if (rc != 0) {
                 c->up = NULL;
                 reply_fail(c, UM_SOCKS5_REP_GENERAL_FAILURE);

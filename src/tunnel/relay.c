@@ -8,7 +8,6 @@
 #define LINGER_MS 10000 /* bound on flushing queued bytes after both EOFs */
 
 typedef struct {
-    const um_conn_ops_t *ops;
     um_conn_t *c;
     bool eof_in;    /* this side said EOF */
     bool paused;    /* we stopped reading this side */
@@ -36,7 +35,7 @@ static void end(um_relay_t *r)
     r->ended = true;
     for (int i = 0; i < 2; i++)
         if (r->s[i].c) {
-            r->s[i].ops->close(r->s[i].c);
+            um_conn_close(r->s[i].c);
             r->s[i].c = NULL;
         }
     if (r->end_cb) r->end_cb(r, r->s[0].bytes, r->s[1].bytes, r->ud);
@@ -46,7 +45,7 @@ static void end(um_relay_t *r)
 static bool flushed(um_relay_t *r)
 {
     for (int i = 0; i < 2; i++)
-        if (r->s[i].c && r->s[i].ops->queued(r->s[i].c) > 0) return false;
+        if (r->s[i].c && um_conn_queued(r->s[i].c) > 0) return false;
     return true;
 }
 
@@ -80,13 +79,13 @@ static void on_data(um_relay_t *r, int i, const uint8_t *p, size_t n)
     side_t *me = &r->s[i], *other = &r->s[1 - i];
     if (!r->started || r->ended || !other->c) return;
     me->bytes += n;
-    if (other->ops->write(other->c, p, n) != 0) {
+    if (um_conn_write(other->c, p, n) != 0) {
         end(r);
         return;
     }
-    if (!me->paused && other->ops->queued(other->c) > UM_CONN_HIGH_WATER) {
+    if (!me->paused && um_conn_queued(other->c) > UM_CONN_HIGH_WATER) {
         me->paused = true;
-        me->ops->read_stop(me->c);
+        um_conn_read_stop(me->c);
     }
 }
 
@@ -95,7 +94,7 @@ static void on_eof(um_relay_t *r, int i)
     side_t *other = &r->s[1 - i];
     if (!r->started || r->ended) return;
     r->s[i].eof_in = true;
-    if (other->c) other->ops->shutdown(other->c);
+    if (other->c) um_conn_shutdown(other->c);
     check_done(r);
 }
 
@@ -112,7 +111,7 @@ static void on_drain(um_relay_t *r, int i)
     if (!r->started || r->ended) return;
     if (other->paused) {
         other->paused = false;
-        other->ops->read_start(other->c);
+        um_conn_read_start(other->c);
     }
     if (r->s[0].eof_in && r->s[1].eof_in) check_done(r);
 }
@@ -157,16 +156,13 @@ um_relay_t *um_relay_alloc(uv_loop_t *loop, um_relay_open_cb open_cb, um_relay_e
     return r;
 }
 
-void um_relay_start(um_relay_t *r, const um_conn_ops_t *a_ops, um_conn_t *a,
-                    const um_conn_ops_t *b_ops, um_conn_t *b)
+void um_relay_start(um_relay_t *r, um_conn_t *a, um_conn_t *b)
 {
-    r->s[0].ops = a_ops;
     r->s[0].c = a;
-    r->s[1].ops = b_ops;
     r->s[1].c = b;
     r->started = true;
-    a_ops->read_start(a);
-    b_ops->read_start(b);
+    um_conn_read_start(a);
+    um_conn_read_start(b);
 }
 
 void um_relay_abort(um_relay_t *r)

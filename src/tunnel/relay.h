@@ -25,9 +25,8 @@ extern const um_conn_cbs_t um_relay_cbs_a, um_relay_cbs_b;
 
 um_relay_t *um_relay_alloc(uv_loop_t *loop, um_relay_open_cb open_cb, um_relay_end_cb end_cb,
                            void *ud);
-/* Both sides open: start copying. a_ops/b_ops are the streams' op tables. */
-void um_relay_start(um_relay_t *r, const um_conn_ops_t *a_ops, um_conn_t *a,
-                    const um_conn_ops_t *b_ops, um_conn_t *b);
+/* Both sides open: start copying (each stream through its own ops). */
+void um_relay_start(um_relay_t *r, um_conn_t *a, um_conn_t *b);
 /* Ends the relay now (both streams closed), e.g. on shutdown. */
 void um_relay_abort(um_relay_t *r);
 /* Frees a relay that was never started (its streams closed by the caller). */

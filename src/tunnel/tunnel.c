@@ -29,7 +29,8 @@ enum { C_WAITING, C_OPENING, C_OPEN, C_DEAD };
  * (dropped by close()), one per callback in progress, one while the tunnel
  * lists it (the mux holds the pointer as the stream's user pointer, and a
  * stream's last event carries it). Freed when the last one goes. */
-struct um_conn {
+struct tconn {
+    um_conn_t base; /* first: a tconn is a um_conn_t */
     um_tunnel_t *t; /* NULL while waiting, or once the tunnel is gone */
     um_hub_t *hub;
     uint32_t id;
@@ -41,20 +42,21 @@ struct um_conn {
     um_buf_t pend; /* written, not yet taken by the mux (early data while waiting) */
     uint64_t deadline_ms;
     bool reading, closed, listed, shut_wanted, shut_sent, eof_delivered, above_high, ready;
-    bool mux_gone;                 /* the mux forgot the stream (final read) */
-    bool last_pending;             /* the mux ended it; its last event is still queued */
-    struct um_conn *lprev, *lnext; /* the tunnel's streams */
-    struct um_conn *wnext;         /* hub waiting list, then hub failed list */
-    struct um_conn *rnext;         /* tunnel ready list */
-    struct um_conn *hinext;        /* tunnel list of streams above high water */
+    bool mux_gone;               /* the mux forgot the stream (final read) */
+    bool last_pending;           /* the mux ended it; its last event is still queued */
+    struct tconn *lprev, *lnext; /* the tunnel's streams */
+    struct tconn *wnext;         /* hub waiting list, then hub failed list */
+    struct tconn *rnext;         /* tunnel ready list */
+    struct tconn *hinext;        /* tunnel list of streams above high water */
 };
 
-struct um_assoc {
+struct tassoc {
+    um_assoc_t base; /* first */
     um_tunnel_t *t;
     uint32_t id;
     um_assoc_recv_cb cb;
     void *arg;
-    struct um_assoc *next;
+    struct tassoc *next;
 };
 
 struct um_tunnel {
@@ -67,13 +69,13 @@ struct um_tunnel {
     int handles; /* open libuv handles; freed at zero once down */
     const um_tunnel_cbs_t *cbs;
     void *ud;
-    um_hub_t *hub;         /* the hub whose current tunnel this is, if any */
-    struct um_conn *conns; /* every listed stream */
+    um_hub_t *hub;       /* the hub whose current tunnel this is, if any */
+    struct tconn *conns; /* every listed stream */
     size_t n_conns;
     int down_err;
-    struct um_conn *ready;
-    struct um_conn *high; /* streams waiting for their drain signal */
-    struct um_assoc *assocs;
+    struct tconn *ready;
+    struct tconn *high; /* streams waiting for their drain signal */
+    struct tassoc *assocs;
     uint8_t *out;
     uint8_t *hold; /* TCP bytes the session could not take yet */
     size_t hold_len;
@@ -88,8 +90,8 @@ struct um_hub {
     um_tunnel_t *t;
     uv_timer_t timer;
     bool timer_on;
-    struct um_conn *wait_head, *wait_tail;
-    struct um_conn *failed; /* opens that could not start: told on the next tick */
+    struct tconn *wait_head, *wait_tail;
+    struct tconn *failed; /* opens that could not start: told on the next tick */
     size_t n_wait;
     uint32_t wait_ms, max_waiting;
     void (*wait_cb)(void *ud);
@@ -99,6 +101,8 @@ struct um_hub {
 
 static void schedule(um_tunnel_t *t);
 static void die(um_tunnel_t *t, int err);
+static const um_conn_ops_t conn_ops;
+static const um_assoc_ops_t assoc_ops;
 
 /* Allocation failure on demand, for the unit tests (um_tunnel_test_fail_alloc). */
 static bool fail_alloc;
@@ -145,17 +149,18 @@ uint8_t um_tunnel_result_to_mux(int r)
 
 /* ---- conn lifetime ---- */
 
-static void conn_unref(struct um_conn *c)
+static void conn_unref(struct tconn *c)
 {
     if (--c->refs > 0) return;
     um_buf_free(&c->pend);
     free(c);
 }
 
-static struct um_conn *conn_new(const um_conn_cbs_t *cbs, void *arg)
+static struct tconn *conn_new(const um_conn_cbs_t *cbs, void *arg)
 {
-    struct um_conn *c = t_calloc(1, sizeof(*c));
+    struct tconn *c = t_calloc(1, sizeof(*c));
     if (!c) return NULL;
+    c->base.ops = &conn_ops;
     c->cbs = cbs;
     c->arg = arg;
     c->refs = 1; /* the user's */
@@ -165,16 +170,16 @@ static struct um_conn *conn_new(const um_conn_cbs_t *cbs, void *arg)
 }
 
 /* ---- the tunnel's streams ----
- * No table of its own: the mux keeps each stream's um_conn as its user
+ * No table of its own: the mux keeps each stream's tconn as its user
  * pointer, and events carry it. The list is for die() and the stats. */
 
-static struct um_conn *lookup(const um_tunnel_t *t, const um_mux_event_t *ev)
+static struct tconn *lookup(const um_tunnel_t *t, const um_mux_event_t *ev)
 {
-    struct um_conn *c = ev->ud;
+    struct tconn *c = ev->ud;
     return c && c->listed && c->t == t && c->id == ev->id ? c : NULL;
 }
 
-static void list_add(um_tunnel_t *t, struct um_conn *c)
+static void list_add(um_tunnel_t *t, struct tconn *c)
 {
     c->lprev = NULL;
     c->lnext = t->conns;
@@ -186,7 +191,7 @@ static void list_add(um_tunnel_t *t, struct um_conn *c)
     um_mux_stream_set_ud(t->mux, c->id, c);
 }
 
-static void list_del(um_tunnel_t *t, struct um_conn *c)
+static void list_del(um_tunnel_t *t, struct tconn *c)
 {
     if (!c->listed) return;
     if (c->lprev)
@@ -197,14 +202,14 @@ static void list_del(um_tunnel_t *t, struct um_conn *c)
     c->lprev = c->lnext = NULL;
     if (t->mux && !c->mux_gone) um_mux_stream_set_ud(t->mux, c->id, NULL);
     /* Drop it from the ready list too. */
-    for (struct um_conn **pp = &t->ready; *pp; pp = &(*pp)->rnext)
+    for (struct tconn **pp = &t->ready; *pp; pp = &(*pp)->rnext)
         if (*pp == c) {
             *pp = c->rnext;
             break;
         }
     c->ready = false;
     if (c->above_high) {
-        for (struct um_conn **pp = &t->high; *pp; pp = &(*pp)->hinext)
+        for (struct tconn **pp = &t->high; *pp; pp = &(*pp)->hinext)
             if (*pp == c) {
                 *pp = c->hinext;
                 break;
@@ -216,7 +221,7 @@ static void list_del(um_tunnel_t *t, struct um_conn *c)
     conn_unref(c);
 }
 
-static void mark_ready(um_tunnel_t *t, struct um_conn *c)
+static void mark_ready(um_tunnel_t *t, struct tconn *c)
 {
     if (c->ready || !c->listed) return;
     c->ready = true;
@@ -231,7 +236,7 @@ static void mark_ready(um_tunnel_t *t, struct um_conn *c)
  * window is closed, or the client's memory share is used up) reports itself
  * above high water, so feeders stop reading their source now rather than
  * queue up to high water; on_drain follows once it can send again. */
-static size_t conn_queued(struct um_conn *c)
+static size_t conn_queued(struct tconn *c)
 {
     size_t q = um_buf_len(&c->pend);
     um_mux_stream_info_t info;
@@ -243,7 +248,7 @@ static size_t conn_queued(struct um_conn *c)
 }
 
 /* Hands received bytes to the user while it reads, within a budget. */
-static void deliver(um_tunnel_t *t, struct um_conn *c)
+static void deliver(um_tunnel_t *t, struct tconn *c)
 {
     size_t budget = DELIVER_BUDGET;
     c->refs++;
@@ -274,7 +279,7 @@ static void deliver(um_tunnel_t *t, struct um_conn *c)
 }
 
 /* Moves bytes the mux refused earlier into it; sends a deferred FIN. */
-static void flush_pend(um_tunnel_t *t, struct um_conn *c)
+static void flush_pend(um_tunnel_t *t, struct tconn *c)
 {
     if (c->state != C_OPEN || c->t != t) return;
     while (um_buf_len(&c->pend) > 0) {
@@ -292,14 +297,14 @@ static void flush_pend(um_tunnel_t *t, struct um_conn *c)
 
 /* A stream leaves the tunnel's view (reset, refused, or the user is done
  * with it and it has nothing left to send). */
-static void conn_gone(um_tunnel_t *t, struct um_conn *c)
+static void conn_gone(um_tunnel_t *t, struct tconn *c)
 {
     c->state = C_DEAD;
     c->t = NULL;
     list_del(t, c); /* may drop the last reference: c is not touched after */
 }
 
-static void conn_fail(um_tunnel_t *t, struct um_conn *c, int was_opening, int result, int err)
+static void conn_fail(um_tunnel_t *t, struct tconn *c, int was_opening, int result, int err)
 {
     c->refs++;
     conn_gone(t, c);
@@ -317,7 +322,7 @@ static void conn_fail(um_tunnel_t *t, struct um_conn *c, int was_opening, int re
 
 static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
 {
-    struct um_conn *c;
+    struct tconn *c;
     switch (ev->type) {
     case UM_MUX_EV_OPENED:
         if (t->cbs->on_opened)
@@ -364,7 +369,7 @@ static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
         if (t->cbs->on_dgram) {
             t->cbs->on_dgram(t, ev->id, &ev->addr, ev->data, ev->len, t->ud);
         } else {
-            for (struct um_assoc *a = t->assocs; a; a = a->next)
+            for (struct tassoc *a = t->assocs; a; a = a->next)
                 if (a->id == ev->id && a->cb) {
                     a->cb(a->arg, &ev->addr, ev->data, ev->len);
                     break;
@@ -392,9 +397,9 @@ static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
  * back at low water. Only the flagged streams are looked at. */
 static void check_drain(um_tunnel_t *t)
 {
-    struct um_conn **pp = &t->high;
+    struct tconn **pp = &t->high;
     while (*pp && !t->down) {
-        struct um_conn *c = *pp;
+        struct tconn *c = *pp;
         if (c->closed || conn_queued(c) > UM_CONN_LOW_WATER) {
             pp = &c->hinext;
             continue;
@@ -490,7 +495,7 @@ static void pump(um_tunnel_t *t)
             if (t->down) goto out;
         }
         while (t->ready && !t->down) {
-            struct um_conn *c = t->ready;
+            struct tconn *c = t->ready;
             t->ready = c->rnext;
             c->ready = false;
             progress = true;
@@ -635,13 +640,13 @@ static void die(um_tunnel_t *t, int err)
 static void finish(um_tunnel_t *t)
 {
     while (t->conns) {
-        struct um_conn *c = t->conns;
+        struct tconn *c = t->conns;
         if (c->closed)
             conn_gone(t, c);
         else
             conn_fail(t, c, c->state == C_OPENING, UM_CONN_GENERAL_FAILURE, UM_EPIPE);
     }
-    for (struct um_assoc *a = t->assocs; a; a = a->next)
+    for (struct tassoc *a = t->assocs; a; a = a->next)
         a->t = NULL;
     t->assocs = NULL;
     if (t->cbs->on_down) t->cbs->on_down(t, t->down_err, t->ud);
@@ -731,7 +736,7 @@ int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void
                      um_conn_t **out)
 {
     if (t->down) return UM_EPIPE;
-    struct um_conn *c = conn_new(cbs, arg);
+    struct tconn *c = conn_new(cbs, arg);
     if (!c) return UM_ENOMEM;
     c->t = t;
     c->id = id;
@@ -746,7 +751,7 @@ int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void
     list_add(t, c);
     t->st.streams_opened++;
     mark_ready(t, c); /* early data may be waiting */
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
@@ -768,7 +773,7 @@ int um_tunnel_dgram_send(um_tunnel_t *t, uint32_t assoc, const um_addr_t *src, c
 
 /* ---- the conn operations (client opens through a hub; server accepts) ---- */
 
-static int start_open(um_tunnel_t *t, struct um_conn *c)
+static int start_open(um_tunnel_t *t, struct tconn *c)
 {
     uint32_t id;
     int r = um_mux_stream_open(t->mux, &c->dst, &id);
@@ -798,7 +803,7 @@ static int op_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t
                    const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
 {
     um_hub_t *h = ctx;
-    struct um_conn *c = conn_new(cbs, arg);
+    struct tconn *c = conn_new(cbs, arg);
     if (!c) return UM_ENOMEM;
     c->hub = h;
     c->dst = *dst;
@@ -810,7 +815,7 @@ static int op_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t
     if (t && !t->down && !t->goaway_in) {
         int r = start_open(t, c);
         if (r == 0) {
-            *out = c;
+            *out = &c->base;
             return 0;
         }
         if (r != UM_ELIMIT && r != UM_ENOSPC) {
@@ -835,12 +840,13 @@ static int op_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t
     h->wait_signal = true;
     hub_arm(h);
     uv_timer_start(&h->timer, hub_tick, 0, 100); /* tell the owner on the next turn */
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
-static int op_write(um_conn_t *c, const uint8_t *p, size_t n)
+static int op_write(um_conn_t *uc, const uint8_t *p, size_t n)
 {
+    struct tconn *c = (struct tconn *)uc;
     if (c->closed || c->state == C_DEAD || !c->t) return c->state == C_DEAD ? UM_EPIPE : UM_EAGAIN;
     if (c->state != C_OPEN) return UM_EAGAIN;
     if (c->shut_wanted) return UM_EPIPE;
@@ -861,40 +867,45 @@ static int op_write(um_conn_t *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-static size_t op_queued(um_conn_t *c)
+static size_t op_queued(um_conn_t *uc)
 {
+    struct tconn *c = (struct tconn *)uc;
     return conn_queued(c);
 }
 
-static int op_read_start(um_conn_t *c)
+static int op_read_start(um_conn_t *uc)
 {
+    struct tconn *c = (struct tconn *)uc;
     c->reading = true;
     if (c->t && !c->t->down && c->state == C_OPEN) mark_ready(c->t, c);
     return 0;
 }
 
-static int op_read_stop(um_conn_t *c)
+static int op_read_stop(um_conn_t *uc)
 {
+    struct tconn *c = (struct tconn *)uc;
     c->reading = false;
     return 0;
 }
 
-static int op_shutdown(um_conn_t *c)
+static int op_shutdown(um_conn_t *uc)
 {
+    struct tconn *c = (struct tconn *)uc;
     if (c->state == C_DEAD || c->closed) return UM_EPIPE;
     c->shut_wanted = true;
     if (c->t && !c->t->down && c->state == C_OPEN) flush_pend(c->t, c);
     return 0;
 }
 
-static void op_close(um_conn_t *c)
+static void op_close(um_conn_t *uc)
 {
+    struct tconn *c = (struct tconn *)uc;
     if (c->closed) return;
     c->closed = true;
     um_hub_t *h = c->hub;
     if (c->state == C_WAITING && h) {
         /* Unlink from the waiting list. */
-        for (struct um_conn **pp = &h->wait_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->wnext)
+        for (struct tconn **pp = &h->wait_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->wnext)
             if (*pp == c) {
                 *pp = c->wnext;
                 if (h->wait_tail == c) h->wait_tail = prev;
@@ -927,8 +938,9 @@ static int op_assoc_open(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t *
     um_hub_t *h = ctx;
     um_tunnel_t *t = h->t;
     if (!t || t->down) return UM_EAGAIN;
-    struct um_assoc *a = t_calloc(1, sizeof(*a));
+    struct tassoc *a = t_calloc(1, sizeof(*a));
     if (!a) return UM_ENOMEM;
+    a->base.ops = &assoc_ops;
     int r = um_mux_assoc_open(t->mux, &a->id);
     if (r != 0) {
         free(a);
@@ -939,24 +951,26 @@ static int op_assoc_open(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t *
     a->arg = arg;
     a->next = t->assocs;
     t->assocs = a;
-    *out = a;
+    *out = &a->base;
     return 0;
 }
 
-static int op_assoc_send(um_assoc_t *a, const um_addr_t *dst, const uint8_t *p, size_t n)
+static int op_assoc_send(um_assoc_t *ua, const um_addr_t *dst, const uint8_t *p, size_t n)
 {
+    struct tassoc *a = (struct tassoc *)ua;
     if (!a->t || a->t->down) return UM_EPIPE;
     int r = um_mux_dgram_send(a->t->mux, a->id, dst, p, n);
     schedule(a->t);
     return r;
 }
 
-static void op_assoc_close(um_assoc_t *a)
+static void op_assoc_close(um_assoc_t *ua)
 {
+    struct tassoc *a = (struct tassoc *)ua;
     um_tunnel_t *t = a->t;
     if (t && !t->down) {
         um_mux_assoc_close(t->mux, a->id);
-        for (struct um_assoc **pp = &t->assocs; *pp; pp = &(*pp)->next)
+        for (struct tassoc **pp = &t->assocs; *pp; pp = &(*pp)->next)
             if (*pp == a) {
                 *pp = a->next;
                 break;
@@ -966,18 +980,25 @@ static void op_assoc_close(um_assoc_t *a)
     free(a);
 }
 
-const um_conn_ops_t um_hub_ops = {
+static const um_conn_ops_t conn_ops = {
     .name = "tunnel",
-    .open = op_open,
     .write = op_write,
     .queued = op_queued,
     .read_start = op_read_start,
     .read_stop = op_read_stop,
     .shutdown = op_shutdown,
     .close = op_close,
+};
+
+static const um_assoc_ops_t assoc_ops = {
+    .send = op_assoc_send,
+    .close = op_assoc_close,
+};
+
+static const um_connector_ops_t hub_ops = {
+    .name = "tunnel",
+    .open = op_open,
     .assoc_open = op_assoc_open,
-    .assoc_send = op_assoc_send,
-    .assoc_close = op_assoc_close,
 };
 
 /* ---- hub ---- */
@@ -987,7 +1008,7 @@ static void hub_tick(uv_timer_t *tm)
     um_hub_t *h = tm->data;
     uint64_t now = um_now_ms();
     while (h->failed) {
-        struct um_conn *c = h->failed;
+        struct tconn *c = h->failed;
         h->failed = c->wnext;
         c->wnext = NULL;
         if (!c->closed && c->cbs->on_open) c->cbs->on_open(c->arg, UM_CONN_GENERAL_FAILURE);
@@ -997,9 +1018,9 @@ static void hub_tick(uv_timer_t *tm)
         h->wait_signal = false;
         if (h->wait_cb && h->wait_head) h->wait_cb(h->wait_ud);
     }
-    struct um_conn **pp = &h->wait_head, *prev = NULL;
+    struct tconn **pp = &h->wait_head, *prev = NULL;
     while (*pp) {
-        struct um_conn *c = *pp;
+        struct tconn *c = *pp;
         if (now < c->deadline_ms) {
             prev = c;
             pp = &c->wnext;
@@ -1047,12 +1068,12 @@ void um_hub_free(um_hub_t *h)
 {
     if (!h) return;
     while (h->wait_head) {
-        struct um_conn *c = h->wait_head;
+        struct tconn *c = h->wait_head;
         h->wait_head = c->wnext;
         conn_unref(c);
     }
     while (h->failed) {
-        struct um_conn *c = h->failed;
+        struct tconn *c = h->failed;
         h->failed = c->wnext;
         conn_unref(c);
     }
@@ -1066,7 +1087,7 @@ void um_hub_set_tunnel(um_hub_t *h, um_tunnel_t *t)
     t->hub = h;
     /* Waiting opens start now, in order. */
     while (h->wait_head) {
-        struct um_conn *c = h->wait_head;
+        struct tconn *c = h->wait_head;
         h->wait_head = c->wnext;
         if (!h->wait_head) h->wait_tail = NULL;
         h->n_wait--;
@@ -1095,6 +1116,6 @@ void um_hub_set_wait_cb(um_hub_t *h, void (*cb)(void *ud), void *ud)
 
 um_conn_provider_t um_hub_connector(um_hub_t *h)
 {
-    um_conn_provider_t c = {&um_hub_ops, h};
+    um_conn_provider_t c = {&hub_ops, h};
     return c;
 }

@@ -76,7 +76,7 @@ void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st);
 bool um_tunnel_is_down(const um_tunnel_t *t);
 
 /* Server: wrap the peer-opened stream `id` as a um_conn_t and answer it
- * "connected"; cbs/arg as for um_conn_ops_t.open (on_open is not called). */
+ * "connected"; cbs/arg as for um_conn_open() (on_open is not called). */
 int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void *arg,
                      um_conn_t **out);
 /* Server: answer the peer-opened stream `id` with a failure (um_conn_result_t). */
@@ -100,7 +100,6 @@ void um_hub_set_tunnel(um_hub_t *h, um_tunnel_t *t);
 um_conn_provider_t um_hub_connector(um_hub_t *h);
 /* cb runs (deferred) whenever an open has to wait for a tunnel. */
 void um_hub_set_wait_cb(um_hub_t *h, void (*cb)(void *ud), void *ud);
-extern const um_conn_ops_t um_hub_ops;
 
 /* Test hook: while on, every allocation of the tunnel layer itself fails
  * (tests/unit/test_tunnel_streams.c). */

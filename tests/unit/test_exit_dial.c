@@ -400,8 +400,8 @@ static void dc_open(void *arg, int result)
     d->open_calls++;
     d->result = result;
     if (result == UM_CONN_OK) {
-        assert_int_equal(um_direct_ops.write(d->c, (const uint8_t *)" world", 6), 0);
-        assert_int_equal(um_direct_ops.shutdown(d->c), 0);
+        assert_int_equal(um_conn_write(d->c, (const uint8_t *)" world", 6), 0);
+        assert_int_equal(um_conn_shutdown(d->c), 0);
     }
 }
 
@@ -482,15 +482,14 @@ static void test_direct(void **state)
     snprintf(s, sizeof(s), "localhost:%u", echo_port);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
     dc_t ok = {0}, refused = {0}, denied = {0};
-    assert_int_equal(cn.ops->open(cn.ctx, &dst, (const uint8_t *)"hello", 5, &dc_cbs, &ok, &ok.c),
-                     0);
-    assert_int_equal(cn.ops->write(ok.c, (const uint8_t *)"x", 1), UM_EAGAIN); /* not open yet */
+    assert_int_equal(um_conn_open(cn, &dst, (const uint8_t *)"hello", 5, &dc_cbs, &ok, &ok.c), 0);
+    assert_int_equal(um_conn_write(ok.c, (const uint8_t *)"x", 1), UM_EAGAIN); /* not open yet */
     snprintf(s, sizeof(s), "127.0.0.1:%u", cport);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
-    assert_int_equal(cn.ops->open(cn.ctx, &dst, NULL, 0, &dc_cbs, &refused, &refused.c), 0);
+    assert_int_equal(um_conn_open(cn, &dst, NULL, 0, &dc_cbs, &refused, &refused.c), 0);
     snprintf(s, sizeof(s), "127.0.0.2:%u", echo_port);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
-    assert_int_equal(cn.ops->open(cn.ctx, &dst, NULL, 0, &dc_cbs, &denied, &denied.c), 0);
+    assert_int_equal(um_conn_open(cn, &dst, NULL, 0, &dc_cbs, &denied, &denied.c), 0);
     assert_int_equal(ok.open_calls + refused.open_calls + denied.open_calls, 0);
     while (!ok.eof || !refused.open_calls || !denied.open_calls)
         uv_run(&loop, UV_RUN_ONCE);
@@ -500,16 +499,16 @@ static void test_direct(void **state)
     assert_int_equal(ok.err, 0);
     assert_int_equal(refused.result, UM_CONN_REFUSED);
     assert_int_equal(denied.result, UM_CONN_NOT_ALLOWED);
-    cn.ops->close(ok.c);
-    cn.ops->close(refused.c);
-    cn.ops->close(denied.c);
+    um_conn_close(ok.c);
+    um_conn_close(refused.c);
+    um_conn_close(denied.c);
 
     /* close before the open completes: no callback at all */
     dc_t early = {0};
     snprintf(s, sizeof(s), "127.0.0.1:%u", echo_port);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
-    assert_int_equal(cn.ops->open(cn.ctx, &dst, NULL, 0, &dc_cbs, &early, &early.c), 0);
-    cn.ops->close(early.c);
+    assert_int_equal(um_conn_open(cn, &dst, NULL, 0, &dc_cbs, &early, &early.c), 0);
+    um_conn_close(early.c);
 
     /* datagrams: to an allowed echo, and to a refused address */
     struct sockaddr_in sa;
@@ -523,13 +522,13 @@ static void test_direct(void **state)
     uint16_t uport = ntohs(((struct sockaddr_in *)&us)->sin_port);
     dg_t g = {0};
     um_assoc_t *as;
-    assert_int_equal(cn.ops->assoc_open(cn.ctx, on_dgram, &g, &as), 0);
+    assert_int_equal(um_assoc_open(cn, on_dgram, &g, &as), 0);
     snprintf(s, sizeof(s), "127.0.0.2:%u", uport);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
-    assert_int_equal(cn.ops->assoc_send(as, &dst, (const uint8_t *)"no", 2), UM_EACCES);
+    assert_int_equal(um_assoc_send(as, &dst, (const uint8_t *)"no", 2), UM_EACCES);
     snprintf(s, sizeof(s), "localhost:%u", uport);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
-    assert_int_equal(cn.ops->assoc_send(as, &dst, (const uint8_t *)"dgram", 5), 0);
+    assert_int_equal(um_assoc_send(as, &dst, (const uint8_t *)"dgram", 5), 0);
     for (int i = 0; i < 2000 && g.n == 0; i++)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(g.n, 1);
@@ -540,16 +539,16 @@ static void test_direct(void **state)
      * echoed. (memcpy(dst, NULL, 0) here used to abort the UBSan build.) */
     snprintf(s, sizeof(s), "127.0.0.1:%u", uport);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
-    assert_int_equal(cn.ops->assoc_send(as, &dst, NULL, 0), 0);
-    assert_int_equal(cn.ops->assoc_send(as, &dst, NULL, 1), UM_EINVAL);
+    assert_int_equal(um_assoc_send(as, &dst, NULL, 0), 0);
+    assert_int_equal(um_assoc_send(as, &dst, NULL, 1), UM_EINVAL);
     snprintf(s, sizeof(s), "localhost:%u", uport);
     um_addr_parse(&dst, s, strlen(s), 0, NULL, 0);
-    assert_int_equal(cn.ops->assoc_send(as, &dst, NULL, 0), 0);
+    assert_int_equal(um_assoc_send(as, &dst, NULL, 0), 0);
     for (int i = 0; i < 4000 && g.empty < 2; i++)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(g.empty, 2);
     assert_int_equal(g.n, 3);
-    cn.ops->assoc_close(as);
+    um_assoc_close(as);
     uv_close((uv_handle_t *)&uecho, NULL);
 
     echo_stop();

@@ -391,12 +391,15 @@ static void test_cl_and_te(void **state)
 /* ---- The listener against a scripted origin: a fake connection provider
  * whose stream answers every request with a fixed byte string, delivered in
  * one on_data call, then EOF only if asked. */
-struct um_conn {
+typedef struct {
+    um_conn_t base; /* first: a fake_conn_t is a um_conn_t */
     const um_conn_cbs_t *cbs;
     void *arg;
     uv_timer_t timer;
     int step;
-};
+} fake_conn_t;
+
+static const um_conn_ops_t fake_conn_ops;
 
 typedef struct {
     uv_loop_t *loop;
@@ -424,7 +427,7 @@ static void fake_closed(uv_handle_t *h)
 
 static void fake_tick(uv_timer_t *t)
 {
-    um_conn_t *c = t->data;
+    fake_conn_t *c = t->data;
     if (c->step++ == 0) {
         c->cbs->on_open(c->arg, UM_CONN_OK);
         uv_timer_start(&c->timer, fake_tick, 1, 0);
@@ -438,15 +441,16 @@ static int fake_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size
 {
     (void)dst, (void)early, (void)n;
     rig_t *rig = ctx;
-    um_conn_t *c = calloc(1, sizeof(*c));
+    fake_conn_t *c = calloc(1, sizeof(*c));
     if (!c) return UM_ENOMEM;
+    c->base.ops = &fake_conn_ops;
     c->cbs = cbs;
     c->arg = arg;
     uv_timer_init(rig->loop, &c->timer);
     c->timer.data = c;
     uv_timer_start(&c->timer, fake_tick, 1, 0);
     rig->opens++;
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
@@ -465,21 +469,26 @@ static int fake_noop(um_conn_t *c)
     (void)c;
     return 0;
 }
-static void fake_close(um_conn_t *c)
+static void fake_close(um_conn_t *uc)
 {
+    fake_conn_t *c = (fake_conn_t *)uc;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, fake_closed);
 }
 
-static const um_conn_ops_t fake_ops = {
+static const um_conn_ops_t fake_conn_ops = {
     .name = "fake",
-    .open = fake_open,
     .write = fake_write,
     .queued = fake_queued,
     .read_start = fake_noop,
     .read_stop = fake_noop,
     .shutdown = fake_noop,
     .close = fake_close,
+};
+
+static const um_connector_ops_t fake_ops = {
+    .name = "fake",
+    .open = fake_open,
 };
 
 static void rig_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)

@@ -102,7 +102,7 @@ static void s_close(side_stream_t *s)
 {
     if (s->closed || !s->c) return;
     s->fx->in_call = true;
-    um_hub_ops.close(s->c);
+    um_conn_close(s->c);
     s->fx->in_call = false;
     s->closed = true;
 }
@@ -254,8 +254,8 @@ static side_stream_t *c_open(fx_t *fx, const char *early)
     d.u.v4[3] = 1;
     d.port = 80;
     fx->in_call = true;
-    int r = um_hub_ops.open(fx->hub, &d, (const uint8_t *)early, early ? strlen(early) : 0, &s_cbs,
-                            s, &s->c);
+    int r = um_conn_open(um_hub_connector(fx->hub), &d, (const uint8_t *)early,
+                         early ? strlen(early) : 0, &s_cbs, s, &s->c);
     fx->in_call = false;
     assert_int_equal(r, 0);
     return s;
@@ -290,7 +290,7 @@ static void test_open_echo_close(void **state)
     assert_int_equal(a->open_result, UM_CONN_OK);
     spin(&fx, 50);
     assert_int_equal(fx.ss[0].got, 5);
-    assert_int_equal(um_hub_ops.write(fx.ss[0].c, (const uint8_t *)"world!", 6), 0);
+    assert_int_equal(um_conn_write(fx.ss[0].c, (const uint8_t *)"world!", 6), 0);
     spin(&fx, 50);
     assert_int_equal(a->got, 6);
     um_tunnel_stats_t st;
@@ -368,7 +368,8 @@ static void test_alloc_failure_while_dying(void **state)
     side_stream_t extra = {.fx = &fx};
     um_addr_t d = {.type = UM_ADDR_IPV4, .port = 80};
     d.u.v4[0] = 127;
-    assert_int_equal(um_hub_ops.open(fx.hub, &d, NULL, 0, &s_cbs, &extra, &extra.c), UM_ENOMEM);
+    assert_int_equal(um_conn_open(um_hub_connector(fx.hub), &d, NULL, 0, &s_cbs, &extra, &extra.c),
+                     UM_ENOMEM);
     um_tunnel_close(fx.ct, false, 0);
     assert_true(run_until(&fx, both_down, 5000));
     um_tunnel_test_fail_alloc(false);
@@ -413,16 +414,16 @@ static void run_order(const int *ops, int down_at, bool server_dies)
             a = c_open(&fx, "early");
             break;
         case OP_WRITE:
-            if (a && !a->closed) um_hub_ops.write(a->c, (const uint8_t *)"abc", 3);
+            if (a && !a->closed) um_conn_write(a->c, (const uint8_t *)"abc", 3);
             break;
         case OP_SWRITE:
-            if (s && !s->closed) um_hub_ops.write(s->c, (const uint8_t *)"defg", 4);
+            if (s && !s->closed) um_conn_write(s->c, (const uint8_t *)"defg", 4);
             break;
         case OP_SHUT:
-            if (a && !a->closed) um_hub_ops.shutdown(a->c);
+            if (a && !a->closed) um_conn_shutdown(a->c);
             break;
         case OP_SSHUT:
-            if (s && !s->closed) um_hub_ops.shutdown(s->c);
+            if (s && !s->closed) um_conn_shutdown(s->c);
             break;
         case OP_SCLOSE:
             fx.in_call = false;

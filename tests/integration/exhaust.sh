@@ -48,6 +48,7 @@ N_ASSOCS=${UMBRA_EXHAUST_ASSOCS:-4}
 LOAD_SECS=$((60 * TM))
 
 # ---- bounds (derivation: docs/internals/limits.md, "What exhaust.sh measures")
+MEM_BUDGET_MIB=64 # the server's memory-budget in this test (the default is 256)
 SERVER_RSS_MAX_MIB=$((SAN ? 384 : 128))
 SERVER_FD_MAX=2400
 CLIENT_H_RSS_MAX_MIB=$((SAN ? 96 : 32))
@@ -81,6 +82,7 @@ LINK_B=$("$UMBRA" server add-client -c "$WORK/server.conf" attacker-b --no-qr 2>
     { bad "add-client b: $(cat "$WORK/add.err")"; tl_finish; }
 sed -i 's/^probe-delay-min = .*/probe-delay-min = 120000/; s/^probe-delay-max = .*/probe-delay-max = 150000/' \
     "$WORK/server.conf"
+sed -i "/^\[server\]/a memory-budget = $MEM_BUDGET_MIB" "$WORK/server.conf"
 tl_server_start --allow 10.78.0.0/24 || tl_finish
 
 start_client() { # NAME LINK: sets C_PID C_SOCKS C_EVENTS

@@ -40,9 +40,11 @@ int um_connector_flight(um_hs_client_t *hs, const uint8_t client_priv[32],
     int r = um_codec_tcp_init(&tc, server_pub, 0, UM_HS_MSG1_MIN, UM_HS_MSG2_MIN);
     if (r) return r;
     memset(&st, 0, sizeof(st));
-    r = um_hs_client_start(hs, (const uint8_t *)tc.base.ops->prologue,
-                           strlen(tc.base.ops->prologue), client_priv, server_pub, &o, now_s,
-                           tc.base.ops->msg1_len(&tc.base), msg, sizeof(msg), &mn);
+    uint8_t pro[UM_CODEC_PROLOGUE_MAX];
+    size_t n1 = tc.base.ops->msg1_len(&tc.base, &st);
+    size_t pn = um_codec_prologue(&tc.base, &st, pro);
+    r = um_hs_client_start(hs, pro, pn, client_priv, server_pub, &o, now_s, n1, msg, sizeof(msg),
+                           &mn);
     if (r) return r;
     r = tc.base.ops->seal_flight(&tc.base, &st, msg, mn, out, cap, outn);
     sodium_memzero(msg, sizeof(msg));
@@ -183,9 +185,12 @@ static void on_connect(um_tcp_t *t, int status, void *ud)
     }
     int aes = c->cfg.offer_aes < 0 ? um_cpu_has_aes() : c->cfg.offer_aes;
     um_hs_client_opts_t ho = {.aes_hw = aes != 0};
-    int r = um_hs_client_start(&c->hs, (const uint8_t *)o->prologue, strlen(o->prologue),
-                               c->cfg.client_priv, c->cfg.server_pub, &ho, um_wall_s(),
-                               o->msg1_len(c->codec), msg, sizeof(msg), &mn);
+    uint8_t pro[UM_CODEC_PROLOGUE_MAX];
+    size_t n1 = o->msg1_len(c->codec, &c->st);
+    size_t pn = um_codec_prologue(c->codec, &c->st, pro);
+    int r = n1 ? um_hs_client_start(&c->hs, pro, pn, c->cfg.client_priv, c->cfg.server_pub, &ho,
+                                    um_wall_s(), n1, msg, sizeof(msg), &mn)
+               : UM_EIO;
     /* One write, so the flight leads the first segment. */
     if (r == 0) r = o->seal_flight(c->codec, &c->st, msg, mn, wire, sizeof(wire), &wn);
     sodium_memzero(msg, sizeof(msg));

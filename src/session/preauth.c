@@ -62,9 +62,10 @@ um_pa_verdict_t um_preauth_feed(um_preauth_t *pa, const uint8_t *p, size_t n, si
         return reject(pa, res, UM_EAGAIN);
     }
     size_t want = o->msg2_len(pa->codec, &pa->st);
-    r = um_hs_server_respond(um_gate_hs(pa->gate), (const uint8_t *)o->prologue,
-                             strlen(o->prologue), msg, mn, wall_s, want, reply, sizeof(reply), &rn,
-                             &keys);
+    uint8_t pro[UM_CODEC_PROLOGUE_MAX];
+    size_t pn = um_codec_prologue(pa->codec, &pa->st, pro);
+    r = um_hs_server_respond(um_gate_hs(pa->gate), pro, pn, msg, mn, wall_s, want, reply,
+                             sizeof(reply), &rn, &keys);
     sodium_memzero(msg, mn);
     if (r) return reject(pa, res, r);
     pa->done = 1;

@@ -54,9 +54,10 @@ typedef struct {
     const char *prologue; /* Noise prologue: binds the handshake to the transport */
     um_unauth_t unauth;
 
-    /* Client: the length of Noise message 1 to make for the next flight
-     * (drawn at random where the transport hides lengths). */
-    size_t (*msg1_len)(const um_codec_t *c);
+    /* Client, first: prepares the next flight in st and returns the length
+     * of Noise message 1 to make for it (drawn at random where the transport
+     * hides lengths). */
+    size_t (*msg1_len)(const um_codec_t *c, um_codec_state_t *st);
     int (*seal_flight)(const um_codec_t *c, um_codec_state_t *st, const uint8_t *msg1, size_t n,
                        uint8_t *out, size_t cap, size_t *outn);
     int (*open_reply)(const um_codec_t *c, um_codec_state_t *st, const uint8_t *p, size_t n,
@@ -72,6 +73,11 @@ typedef struct {
                       um_codec_filler_fn fill, void *fill_ud, uint8_t *out, size_t cap,
                       size_t *outn);
 
+    /* Optional (NULL: none). Bytes appended to the prologue, binding the
+     * handshake to what the flight carries besides the Noise message (the
+     * tls transport: a hash of the ClientHello). Valid on the client after
+     * msg1_len, on the server after open_flight returned 0. */
+    size_t (*bind)(const um_codec_t *c, const um_codec_state_t *st, uint8_t *out, size_t cap);
     /* Optional (NULL: nothing). Client, after open_reply: bytes to send
      * before the session's own records (a TLS client's CCS and Finished). */
     int (*client_finish)(const um_codec_t *c, um_codec_state_t *st, um_codec_filler_fn fill,
@@ -83,11 +89,28 @@ typedef struct {
                 um_carrier_t *inner, um_carrier_t **out);
 } um_codec_ops_t;
 
+#define UM_CODEC_PROLOGUE_MAX 96
+
+/* The Noise prologue of a handshake through codec c: the transport's fixed
+ * prologue, then its bind bytes. Returns the length written to out. */
+static inline size_t um_codec_prologue(const um_codec_t *c, const um_codec_state_t *st,
+                                       uint8_t out[UM_CODEC_PROLOGUE_MAX]);
+
 struct um_codec {
     const um_codec_ops_t *ops;
     size_t flight_max; /* longest client flight (the server's parse buffer bound) */
     size_t reply_max;  /* longest server reply (the client's parse buffer bound) */
 };
+
+static inline size_t um_codec_prologue(const um_codec_t *c, const um_codec_state_t *st,
+                                       uint8_t out[UM_CODEC_PROLOGUE_MAX])
+{
+    size_t n = 0;
+    for (const char *p = c->ops->prologue; *p && n < UM_CODEC_PROLOGUE_MAX; p++)
+        out[n++] = (uint8_t)*p;
+    if (c->ops->bind) n += c->ops->bind(c, st, out + n, UM_CODEC_PROLOGUE_MAX - n);
+    return n;
+}
 
 /* ---- tcp: masked flights (PROTOCOL.md section 2) behind an optional
  * first-packet shape (section 7). ---- */

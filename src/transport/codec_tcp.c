@@ -14,9 +14,10 @@ static const um_codec_tcp_t *tcp_of(const um_codec_t *c)
     return (const um_codec_tcp_t *)c;
 }
 
-static size_t tcp_msg1_len(const um_codec_t *c)
+static size_t tcp_msg1_len(const um_codec_t *c, um_codec_state_t *st)
 {
     (void)c;
+    (void)st;
     size_t total =
         UM_TCP_FLIGHT_C_MIN + randombytes_uniform(UM_TCP_FLIGHT_C_MAX - UM_TCP_FLIGHT_C_MIN + 1);
     return total - UM_MASK_OVERHEAD;

@@ -1,6 +1,8 @@
 #include "transport/codec_tls.h"
 
 #include <sodium.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -10,24 +12,94 @@
 
 /* The smallest filler record (UM_SESS_FILLER_MIN of the session layer, which
  * checks that the two agree). */
-#define FILLER_MIN    27
-#define NOISE_E       32
-#define MSG2_MIN_REST 19 /* payload of at least 3 bytes and its tag */
+#define FILLER_MIN     27
+#define NOISE_E        32
+#define MSG2_MIN_REST  19                   /* payload of at least 3 bytes and its tag */
+#define UM_HS_ZERO_MAX (NOISE_E + 64 + 256) /* the longest message 1 a hello carries */
 
 static const uint8_t ccs_record[6] = {UM_TLS_CT_CCS, 3, 3, 0, 1, 1};
 
 typedef struct {
     uint8_t sid[32];
+    uint8_t bind[32]; /* the hello's transcript hash (PROTOCOL.md 8.2) */
     uint8_t fp;
 } srv_state_t;
 
 typedef struct {
     uint8_t sid[32];
+    uint8_t bind[32];
+    uint8_t seed[32];    /* the builder's randomness: the same hello twice */
+    uint8_t ech_enc[32]; /* the GREASE ECH enc of this hello */
+    uint16_t ech_len;
     uint16_t cipher;
     um_tls_deframer_t rx; /* where the server's record stream stands */
 } cli_state_t;
 
+/* A deterministic random stream for the builder: ChaCha20 under `seed`, so
+ * that the hello built around zeros (for the transcript hash) and the hello
+ * built around message 1 differ in the slots only. */
+typedef struct {
+    const uint8_t *key;
+    uint64_t block;
+    uint8_t buf[1024];
+    size_t used;
+} seeded_t;
+
+static void seeded_fill(void *ctx, uint8_t *out, size_t n)
+{
+    seeded_t *r = ctx;
+    while (n) {
+        if (r->used == sizeof(r->buf)) {
+            uint8_t nonce[12] = {0};
+            for (int i = 0; i < 8; i++)
+                nonce[4 + i] = (uint8_t)(r->block >> (8 * i));
+            r->block++;
+            crypto_stream_chacha20_ietf(r->buf, sizeof(r->buf), nonce, r->key);
+            r->used = 0;
+        }
+        size_t take = sizeof(r->buf) - r->used < n ? sizeof(r->buf) - r->used : n;
+        memcpy(out, r->buf + r->used, take);
+        r->used += take;
+        out += take;
+        n -= take;
+    }
+}
+
+/* PROTOCOL.md 8.2: BLAKE2b-256 of the ClientHello handshake message with the
+ * bytes that carry umbra's flight set to zero (random, legacy_session_id,
+ * the X25519 share's key, the GREASE ECH payload, and the x25519 part of an
+ * X25519MLKEM768 share that repeats the X25519 share's key). Everything else
+ * a middlebox could change is bound into the handshake. */
+static int transcript(const um_tls_hello_t *h, uint8_t out[32])
+{
+    static const size_t off_random = 6, off_sid = 39;
+    uint8_t m[UM_TLS_HELLO_MAX];
+    size_t n = h->msg_len;
+    if (n > sizeof(m) || n < off_sid + 32 || h->session_id_len != 32 || !h->has_ech)
+        return UM_EPROTO;
+    memcpy(m, h->msg, n);
+    memset(m + off_random, 0, 32);
+    memset(m + off_sid, 0, 32);
+    memset(m + h->ech_payload.off, 0, h->ech_payload.len);
+    const um_tls_keyshare_t *x = NULL;
+    for (unsigned i = 0; i < h->n_keyshare; i++)
+        if (h->keyshare[i].group == UM_TLS_GROUP_X25519 && h->keyshare[i].key.len == 32)
+            x = &h->keyshare[i];
+    if (!x) return UM_EPROTO;
+    for (unsigned i = 0; i < h->n_keyshare; i++) {
+        const um_tls_keyshare_t *k = &h->keyshare[i];
+        if (k->group == UM_TLS_GROUP_X25519MLKEM768 && k->key.len == UM_TLS_X25519MLKEM768_LEN &&
+            memcmp(h->msg + k->key.off + UM_TLS_MLKEM768_EK_LEN, h->msg + x->key.off, 32) == 0)
+            memset(m + k->key.off + UM_TLS_MLKEM768_EK_LEN, 0, 32);
+    }
+    memset(m + x->key.off, 0, 32);
+    crypto_generichash(out, 32, m, n, NULL, 0);
+    sodium_memzero(m, n);
+    return 0;
+}
+
 _Static_assert(sizeof(srv_state_t) <= UM_CODEC_STATE_MAX, "codec state");
+_Static_assert(offsetof(srv_state_t, bind) == offsetof(cli_state_t, bind), "bind offset");
 _Static_assert(sizeof(cli_state_t) <= UM_CODEC_STATE_MAX, "codec state");
 
 void um_tls_grease_ech_enc(um_tls_fp_t fp, uint8_t enc[32])
@@ -64,10 +136,55 @@ static int cover_ok(const um_tls_cover_t *cv)
 
 /* ---- client ---- */
 
-static size_t tls_msg1_len(const um_codec_t *c)
+/* Builds this flight's hello around slots (NULL: zeros) with the state's
+ * randomness. */
+static int build(const um_codec_tls_t *t, const cli_state_t *cs, const uint8_t *msg1, uint8_t *out,
+                 size_t cap, size_t *outn)
 {
+    static const uint8_t zero[UM_HS_ZERO_MAX];
+    um_tls_slots_t sl;
+    const uint8_t *m = msg1 ? msg1 : zero;
+    memcpy(sl.random, m + NOISE_E, 32);
+    memcpy(sl.session_id, m + NOISE_E + 32, 32);
+    memcpy(sl.ech_enc, cs->ech_enc, 32);
+    sl.ech_payload = m + NOISE_E + 64;
+    sl.ech_payload_len = cs->ech_len;
+    seeded_t r = {.key = cs->seed, .used = sizeof(r.buf)};
+    int ret = um_tls_hello_build(t->fp, t->sni, m, &sl, seeded_fill, &r, out, cap, outn);
+    sodium_memzero(&sl, sizeof(sl));
+    sodium_memzero(&r, sizeof(r));
+    return ret;
+}
+
+static size_t tls_msg1_len(const um_codec_t *c, um_codec_state_t *st)
+{
+    const um_codec_tls_t *t = tls_of(c);
+    cli_state_t *cs = (cli_state_t *)st->b;
+    uint8_t tmpl[UM_TLS_BUILD_MAX];
+    size_t tn = 0;
+    randombytes_buf(cs->seed, sizeof(cs->seed));
+    um_tls_grease_ech_enc(t->fp, cs->ech_enc);
+    cs->ech_len = (uint16_t)um_tls_fp_ech_len(t->fp, NULL, NULL);
+    /* The transcript of this flight's hello, from the same hello built
+     * around zeros: the handshake is bound to every other byte of it. */
+    um_tls_hello_t *h = malloc(sizeof(*h));
+    int r = h ? build(t, cs, NULL, tmpl, sizeof(tmpl), &tn) : UM_ENOMEM;
+    if (r == 0) r = um_tls_hello_parse(tmpl, tn, h);
+    if (r == 0) r = transcript(h, cs->bind);
+    free(h);
+    if (r) return 0; /* the handshake then refuses the length */
     /* e in the key share; the rest in random, session id and ECH payload. */
-    return NOISE_E + 64 + um_tls_fp_ech_len(tls_of(c)->fp, NULL, NULL);
+    return NOISE_E + 64 + cs->ech_len;
+}
+
+static size_t tls_bind(const um_codec_t *c, const um_codec_state_t *st, uint8_t *out, size_t cap)
+{
+    (void)c;
+    /* The server's and the client's state both begin with sid, then bind. */
+    const uint8_t *b = ((const srv_state_t *)st->b)->bind;
+    if (cap < 32) return 0;
+    memcpy(out, b, 32);
+    return 32;
 }
 
 static int tls_seal_flight(const um_codec_t *c, um_codec_state_t *st, const uint8_t *msg1, size_t n,
@@ -75,17 +192,10 @@ static int tls_seal_flight(const um_codec_t *c, um_codec_state_t *st, const uint
 {
     const um_codec_tls_t *t = tls_of(c);
     cli_state_t *cs = (cli_state_t *)st->b;
-    if (n < NOISE_E + 64 || !um_tls_fp_ech_len_ok(t->fp, n - NOISE_E - 64)) return UM_EINVAL;
-    um_tls_slots_t sl;
-    memcpy(sl.random, msg1 + NOISE_E, 32);
-    memcpy(sl.session_id, msg1 + NOISE_E + 32, 32);
-    um_tls_grease_ech_enc(t->fp, sl.ech_enc);
-    sl.ech_payload = msg1 + NOISE_E + 64;
-    sl.ech_payload_len = n - NOISE_E - 64;
-    memcpy(cs->sid, sl.session_id, 32);
-    int r = um_tls_hello_build(t->fp, t->sni, msg1, &sl, NULL, NULL, out, cap, outn);
-    sodium_memzero(&sl, sizeof(sl));
-    return r;
+    if (n != NOISE_E + 64 + (size_t)cs->ech_len || !um_tls_fp_ech_len_ok(t->fp, cs->ech_len))
+        return UM_EINVAL; /* msg1_len first */
+    memcpy(cs->sid, msg1 + NOISE_E + 32, 32);
+    return build(t, cs, msg1, out, cap, outn);
 }
 
 static int tls_open_reply(const um_codec_t *c, um_codec_state_t *st, const uint8_t *p, size_t n,
@@ -177,6 +287,10 @@ static int tls_open_flight(const um_codec_t *c, um_codec_state_t *st, const uint
     memcpy(msg1 + NOISE_E + 32, sl.session_id, 32);
     memcpy(msg1 + NOISE_E + 64, sl.ech_payload, sl.ech_payload_len);
     memcpy(ss->sid, sl.session_id, 32);
+    if (transcript(&h, ss->bind) != 0) {
+        sodium_memzero(&h, sizeof(h));
+        return UM_EPROTO;
+    }
     ss->fp = um_tls_fp_ech_len_ok(UM_TLS_FP_FIREFOX, sl.ech_payload_len) ? UM_TLS_FP_FIREFOX
                                                                          : UM_TLS_FP_CHROMIUM;
     *msgn = need;
@@ -250,10 +364,10 @@ const um_codec_ops_t um_codec_tls_ops = {
     .open_flight = tls_open_flight,
     .msg2_len = tls_msg2_len,
     .seal_reply = tls_seal_reply,
+    .bind = tls_bind,
     .client_finish = tls_client_finish,
     .wrap = tls_wrap,
 };
-
 
 int um_codec_tls_init(um_codec_tls_t *c, um_tls_fp_t fp, const char *sni)
 {

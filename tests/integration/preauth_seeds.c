@@ -70,8 +70,10 @@ static size_t flight(unsigned mode, um_tls_fp_t fp, const char *sni, const uint8
     memset(&st, 0, sizeof(st));
     um_hs_client_t hs;
     um_hs_client_opts_t ho = {.aes_hw = false};
-    if (um_hs_client_start(&hs, (const uint8_t *)o->prologue, strlen(o->prologue), cpriv, spub, &ho,
-                           ts, o->msg1_len(&c.base), msg, sizeof(msg), &mn) != 0 ||
+    size_t n1 = o->msg1_len(&c.base, &st);
+    uint8_t pro[UM_CODEC_PROLOGUE_MAX];
+    size_t pn = um_codec_prologue(&c.base, &st, pro);
+    if (um_hs_client_start(&hs, pro, pn, cpriv, spub, &ho, ts, n1, msg, sizeof(msg), &mn) != 0 ||
         o->seal_flight(&c.base, &st, msg, mn, out, cap, &wn) != 0)
         exit(1);
     um_hs_client_wipe(&hs);
@@ -153,6 +155,17 @@ static void gen(const char *data)
         n = flight(PA_MODE_TLS, fp, PA_SNI, pa_client_priv, PA_WALL_S, b, sizeof(b));
         snprintf(name, sizeof(name), "tlsflight-in-tcp-%s", fpn[fp]);
         put(name, 0, 0, b, n);
+        /* A middlebox's change outside the slots (ALPN h2 -> h3): the hello
+         * still parses and its slots are intact, but the transcript bound
+         * into the handshake differs (PROTOCOL.md 8.2): no session. */
+        n = flight(PA_MODE_TLS, fp, PA_SNI, pa_client_priv, PA_WALL_S, b, sizeof(b));
+        for (size_t i = 0; i + 2 < n; i++)
+            if (b[i] == 2 && b[i + 1] == 'h' && b[i + 2] == '2') {
+                b[i + 2] = '3';
+                break;
+            }
+        snprintf(name, sizeof(name), "tamper-tls-%s-alpn", fpn[fp]);
+        put(name, PA_MODE_TLS, 0, b, n);
     }
 
     /* Not flights at all. */

@@ -62,7 +62,7 @@ static void test_lengths(void **state)
     memset(&st, 0, sizeof(st));
     size_t lo1 = SIZE_MAX, hi1 = 0, lo2 = SIZE_MAX, hi2 = 0;
     for (int i = 0; i < 20000; i++) {
-        size_t a = c.base.ops->msg1_len(&c.base), b = c.base.ops->msg2_len(&c.base, &st);
+        size_t a = c.base.ops->msg1_len(&c.base, &st), b = c.base.ops->msg2_len(&c.base, &st);
         lo1 = a < lo1 ? a : lo1, hi1 = a > hi1 ? a : hi1;
         lo2 = b < lo2 ? b : lo2, hi2 = b > hi2 ? b : hi2;
     }
@@ -82,7 +82,7 @@ static void roundtrip(uint8_t shape, int reply)
     uint8_t msg[UM_FLIGHT_MSG_MAX], got[UM_FLIGHT_MSG_MAX],
         wire[UM_SHAPE_PREFIX_MAX + UM_FLIGHT_MAX + 64];
     for (int it = 0; it < 40; it++) {
-        size_t n = reply ? o->msg2_len(&c.base, &st) : o->msg1_len(&c.base);
+        size_t n = reply ? o->msg2_len(&c.base, &st) : o->msg1_len(&c.base, &st);
         randombytes_buf(msg, n);
         size_t wn = 0, gn = 0, used = 0;
         int r = reply ? o->seal_reply(&c.base, &st, msg, n, NULL, NULL, wire, sizeof(wire), &wn)

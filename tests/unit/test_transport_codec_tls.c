@@ -136,7 +136,7 @@ static void one(um_tls_fp_t fp, const um_tls_cover_t *cv)
 
     /* client flight */
     uint8_t m1[4096], got[4096], wire[16384];
-    size_t n1 = o->msg1_len(&cli.base), wn = 0, gn = 0, used = 0;
+    size_t n1 = o->msg1_len(&cli.base, &cs), wn = 0, gn = 0, used = 0;
     assert_true(n1 >= 32 + 64 + 144 && n1 <= 32 + 64 + 240);
     randombytes_buf(m1 + 32, n1 - 32);
     uint8_t sk[32];
@@ -152,6 +152,26 @@ static void one(um_tls_fp_t fp, const um_tls_cover_t *cv)
     assert_int_equal(gn, n1);
     assert_int_equal(used, wn);
     assert_memory_equal(got, m1, n1);
+    /* Both ends bind the same transcript of the hello into the handshake;
+     * a hello changed outside the slots (ALPN h2 -> h3) still opens, to the
+     * same message 1, but binds another transcript: its handshake fails. */
+    uint8_t bc[64], bs[64];
+    assert_int_equal(o->bind(&cli.base, &cs, bc, sizeof(bc)), 32);
+    assert_int_equal(o->bind(&srv.base, &ss, bs, sizeof(bs)), 32);
+    assert_memory_equal(bc, bs, 32);
+    uint8_t *tw = malloc(wn);
+    memcpy(tw, wire, wn);
+    int changed = 0;
+    for (size_t i = 0; i + 2 < wn && !changed; i++)
+        if (tw[i] == 2 && tw[i + 1] == 'h' && tw[i + 2] == '2') tw[i + 2] = '3', changed = 1;
+    assert_true(changed);
+    um_codec_state_t ts;
+    memset(&ts, 0, sizeof(ts));
+    assert_int_equal(o->open_flight(&srv.base, &ts, tw, wn, got, sizeof(got), &gn, &used), 0);
+    assert_memory_equal(got, m1, n1);
+    assert_int_equal(o->bind(&srv.base, &ts, bs, sizeof(bs)), 32);
+    assert_memory_not_equal(bc, bs, 32);
+    free(tw);
     for (size_t cut = 0; cut < wn; cut += 1 + cut / 3)
         assert_int_equal(o->open_flight(&srv.base, &ss, wire, cut, got, sizeof(got), &gn, &used),
                          UM_EAGAIN);

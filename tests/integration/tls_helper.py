@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
 """Helpers of tunnel_tls.sh: a recording tap and TLS record tools (loopback only).
 
-  tap PORTFILE UPSTREAM DIR LIMIT   forwarder on a free port of 127.0.0.1 (the port
+  tap PORTFILE UPSTREAM DIR LIMIT [PIECE GAP]  forwarder on a free port of 127.0.0.1 (the port
                                     goes to PORTFILE): connection N is relayed to
                                     127.0.0.1:UPSTREAM; the first LIMIT bytes of
                                     each direction go to DIR/N.c2s and DIR/N.s2c,
                                     and at its end DIR/N.end gets one line:
                                     "c2s=BYTES s2c=BYTES first_eof=c2s|s2c|none" (with
-                                    "-rst" when that side reset the connection)
-  exchange PORT FILE SILENCE OUT    sends FILE to 127.0.0.1:PORT, reads until the
+                                    "-rst" when that side reset the connection);
+                                    with PIECE, the client's first 4 KiB are
+                                    forwarded PIECE bytes a write, GAP s apart
+  exchange PORT FILE SILENCE OUT [MODE]  sends FILE to 127.0.0.1:PORT, reads until the
                                     peer closes or SILENCE seconds pass without a
                                     byte; the bytes go to OUT; prints "closed" or
-                                    "open" (the connection's state at the end)
+                                    "open" (the connection's state at the end);
+                                    MODE (a 5th argument) "shut": half-close after
+                                    sending, "slow:N:SECS": N bytes a write, SECS
+                                    apart
+  bighello IN OUT PAD RECSIZE       the ClientHello of IN with a padding extension
+                                    of PAD zero bytes, cut into handshake records
+                                    of RECSIZE bytes, to OUT; prints its length
   hello FILE OUT                    the records carrying the first handshake message
                                     of FILE (a client's first bytes) to OUT; prints
                                     "LEN SESSION_ID_HEX"
@@ -47,7 +55,7 @@ def portfile(path, port):
     os.rename(path + ".tmp", path)
 
 
-def tap(pf, upstream, d, limit):
+def tap(pf, upstream, d, limit, piece=0, gap=0.0):
     os.makedirs(d, exist_ok=True)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -95,7 +103,14 @@ def tap(pf, upstream, d, limit):
                     out[src].flush()
                 total[src] += len(b)
                 try:
-                    dst.sendall(b)
+                    if piece and src is c and total[c] - len(b) < 4096:
+                        # the client's first bytes in pieces, as a path with
+                        # a small MSS (and some delay) delivers them
+                        for i in range(0, len(b), piece):
+                            dst.sendall(b[i:i + piece])
+                            time.sleep(gap)
+                    else:
+                        dst.sendall(b)
                 except OSError:
                     open_ = 0
         for f in out.values():
@@ -113,10 +128,19 @@ def tap(pf, upstream, d, limit):
         threading.Thread(target=relay, args=(c, n), daemon=True).start()
 
 
-def exchange(port, path, silence, out):
+def exchange(port, path, silence, out, mode=""):
     data = open(path, "rb").read()
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(data)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if mode.startswith("slow"):  # slow:N:SECS, N bytes per write
+        _, n, d = mode.split(":")
+        for i in range(0, len(data), int(n)):
+            s.sendall(data[i:i + int(n)])
+            time.sleep(float(d))
+    else:
+        s.sendall(data)
+    if mode == "shut":
+        s.shutdown(socket.SHUT_WR)
     got = b""
     state = "open"
     s.settimeout(silence)
@@ -136,6 +160,29 @@ def exchange(port, path, silence, out):
     with open(out, "wb") as f:
         f.write(got)
     print(state)
+
+
+def bighello(src, out, pad, recsize):
+    """The ClientHello of src with a padding extension of pad zero bytes
+    added, cut into records of recsize bytes."""
+    buf = open(src, "rb").read()
+    hs = b"".join(body for t, _, body in split_records(buf) if t == 22 and body)
+    m = hs[4:4 + int.from_bytes(hs[1:4], "big")]
+    p = 34
+    p += 1 + m[p]  # session id
+    p += 2 + int.from_bytes(m[p:p + 2], "big")  # cipher suites
+    p += 1 + m[p]  # compression
+    el = int.from_bytes(m[p:p + 2], "big")
+    ext = m[p + 2:p + 2 + el] + (21).to_bytes(2, "big") + pad.to_bytes(2, "big") + bytes(pad)
+    body = m[:p] + len(ext).to_bytes(2, "big") + ext
+    msg = b"\x01" + len(body).to_bytes(3, "big") + body
+    recs = b""
+    for i in range(0, len(msg), recsize):
+        frag = msg[i:i + recsize]
+        recs += b"\x16\x03\x01" + len(frag).to_bytes(2, "big") + frag
+    with open(out, "wb") as f:
+        f.write(recs)
+    print(len(msg))
 
 
 def split_records(buf):
@@ -255,9 +302,12 @@ def flight(a, b, only):
 def main(a):
     cmd = a[0]
     if cmd == "tap":
-        tap(a[1], int(a[2]), a[3], int(a[4]))
+        tap(a[1], int(a[2]), a[3], int(a[4]), int(a[5]) if len(a) > 5 else 0,
+            float(a[6]) if len(a) > 6 else 0.0)
     elif cmd == "exchange":
-        exchange(int(a[1]), a[2], float(a[3]), a[4])
+        exchange(int(a[1]), a[2], float(a[3]), a[4], a[5] if len(a) > 5 else "")
+    elif cmd == "bighello":
+        bighello(a[1], a[2], int(a[3]), int(a[4]))
     elif cmd == "hello":
         return hello(a[1], a[2])
     elif cmd == "records":

@@ -2,10 +2,12 @@
 # The tls transport end to end, with a real nginx (TLS 1.2/1.3, h2, a P-256
 # certificate made here) as the cover site (docs/PROTOCOL.md section 8):
 #   1. a prober of the umbra port sees nginx: openssl s_client shows nginx's
-#      certificate, curl -k gets nginx's page over h2, a replayed umbra
-#      ClientHello gets nginx's handshake (nginx accepts one more connection;
-#      the flight is the one nginx sends to those bytes), and non-TLS or broken
-#      TLS bytes get byte for byte what nginx answers to them;
+#      certificate (for the SNI, another name, none), curl -k gets nginx's page
+#      over h2 and over TLS 1.2, a replayed umbra ClientHello gets nginx's
+#      handshake (nginx accepts one more connection; the flight is the one
+#      nginx sends to those bytes), also when sent slowly or padded past 8 KiB
+#      in four records, and non-TLS or broken TLS bytes (then half-closed or
+#      not) get byte for byte what nginx answers to them;
 #   2. on the wire (a recording tap between client and server): the client's
 #      ClientHello parses, has the JA4 of the live browser (Chromium, and
 #      Firefox ESR for a client with fp=firefox) and tshark dissects it
@@ -15,8 +17,9 @@
 #   3. curl through SOCKS5 and the HTTP proxy (CONNECT and absolute-form):
 #      100 MiB down and up intact, parallel transfers; headless Chromium loads
 #      a page with a script and an image;
-#   4. a client hijacked to the real cover gets no session, says so, and sends
-#      nothing after its ClientHello (it just closes).
+#   4. a client hijacked to the real cover, and a client sending another SNI
+#      (spliced to the cover by the server), get no session, say so, and send
+#      nothing after their ClientHello (they just close).
 #
 #   curl/chromium ─► umbra client ══ tls ══► [tap] ══► umbra server :SPORT ─► nginx :N (http, /upload ─► sink)
 #                                                        └ not authenticated ─► nginx :NT (https, the cover)
@@ -93,13 +96,14 @@ echo "# JA4 chromium $JA4_CHR, firefox $JA4_FF"
 
 # ---------------------------------------------------------------- the wire
 
-# tap_client NAME UPSTREAM LINKSUFFIX: a recording tap to 127.0.0.1:UPSTREAM
-# and a client whose link points at the tap (LINKSUFFIX added to its query);
-# sets TAPDIR, SOCKS, HTTP, EVENTS, CLIENT_PID.
+# tap_client NAME UPSTREAM LINKSUFFIX [PIECE GAP]: a recording tap to
+# 127.0.0.1:UPSTREAM (forwarding the client's first bytes PIECE bytes a write,
+# GAP s apart) and a client whose link points at the tap (LINKSUFFIX added to
+# its query); sets TAPDIR, SOCKS, HTTP, EVENTS, CLIENT_PID.
 tap_client() {
     local name=$1 up=$2 suffix=$3
     TAPDIR=$WORK/tap-$name
-    tl_bg "$WORK/tap-$name.log" "$PY" "$TH" tap "$WORK/tap-$name.port" "$up" "$TAPDIR" $((256 * 1024))
+    tl_bg "$WORK/tap-$name.log" "$PY" "$TH" tap "$WORK/tap-$name.port" "$up" "$TAPDIR" $((256 * 1024)) ${4:-0} ${5:-0}
     tl_wait_file "$WORK/tap-$name.port" 10 || { bad "$name: tap did not start"; return 1; }
     local tap link
     tap=$(cat "$WORK/tap-$name.port")
@@ -145,10 +149,11 @@ small_get() { # NAME SOCKS: a small page through SOCKS
     expect_eq "$1: a page through SOCKS5" "$got" small-ok
 }
 
-# Chromium's fingerprint (the default).
-if tap_client chr "$SPORT" ""; then
+# Chromium's fingerprint (the default); the tap hands the hello to the server
+# in 1448-byte pieces, as a path with that MSS does.
+if tap_client chr "$SPORT" "" 1448 0.01; then
     if out=$(tl_wait_session 1 $((15 * TM))); then
-        ok "chromium-fp client through the tap: session up"
+        ok "chromium-fp client through the tap (its hello in 1448-byte pieces): session up"
         small_get "chromium-fp client" "$SOCKS"
         tl_stop "chromium-fp client" "$CLIENT_PID" $((5 * TM))
         wire chromium "$JA4_CHR"
@@ -181,12 +186,23 @@ expect_eq "control: openssl s_client to nginx shows the certificate file's" "$(c
 expect_eq "openssl s_client -servername $SNI to the umbra port shows nginx's certificate" "$(cert_fp "$SPORT")" "$WANT_FP"
 grep -qE 'TLSv1\.3' "$WORK/sclient-$SPORT.out" && ok "... over TLS 1.3" || bad "s_client: no TLSv1.3: $(grep -m2 -E 'Protocol|New,' "$WORK/sclient-$SPORT.out")"
 
-page() { # PORT: nginx's index page over https, and the HTTP version
-    curl -sS -k --max-time $((20 * TM)) --resolve "$SNI:$1:127.0.0.1" -o "$WORK/page-$1.html" \
-        -w '%{http_version}' "https://$SNI:$1/index.html" 2>"$WORK/page-$1.err"
+page() { # PORT [CURL ARGS]: nginx's index page over https, and the HTTP version
+    local port=$1
+    shift
+    rm -f "$WORK/page-$port.html"
+    curl -sS -k --max-time $((20 * TM)) --resolve "$SNI:$port:127.0.0.1" -o "$WORK/page-$port.html" \
+        -w '%{http_version}' "$@" "https://$SNI:$port/index.html" 2>"$WORK/page-$port.err"
 }
 expect_eq "curl -k --resolve to the umbra port: h2" "$(page "$SPORT")" 2
 expect_eq "curl -k --resolve to the umbra port gets nginx's page" "$(tl_sha "$WORK/page-$SPORT.html")" "$(tl_sha "$WORK/www/index.html")"
+expect_eq "curl -k --tlsv1.2 --tls-max 1.2 to the umbra port: http/1.1 (--http1.1)" "$(page "$SPORT" --tlsv1.2 --tls-max 1.2 --http1.1)" 1.1
+expect_eq "... and gets nginx's page over TLS 1.2" "$(tl_sha "$WORK/page-$SPORT.html")" "$(tl_sha "$WORK/www/index.html")"
+# Another name, and none: the umbra port shows what nginx shows (its one certificate).
+for sn in "-servername other.example" -noservername; do
+    a=$(timeout $((20 * TM)) openssl s_client -connect "127.0.0.1:$NGINX_TLS_PORT" $sn </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>&1)
+    b=$(timeout $((20 * TM)) openssl s_client -connect "127.0.0.1:$SPORT" $sn </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>&1)
+    expect_eq "openssl s_client $sn: the umbra port shows nginx's certificate" "$b" "$a"
+done
 
 if [ -s "$CHR_HELLO" ]; then
     a0=$(tl_nginx_accepts)
@@ -201,6 +217,20 @@ if [ -s "$CHR_HELLO" ]; then
         "$("$PY" "$TH" flight "$WORK/replay.reply" "$WORK/nginx-chromium.reply")" equal
     expect_eq "the replayed hello gets nginx's flight and nothing after it (no umbra record)" \
         "$("$PY" "$TH" flight "$WORK/replay.reply" "$WORK/nginx-chromium.reply" only)" equal
+    # The same hello in pieces 0.2 s apart (1.4 s, past the 200-400 ms probe
+    # delay of the test's config): spliced at the delay, in mid-hello, so nginx
+    # gets the bytes read so far and then the rest.
+    "$PY" "$TH" exchange "$SPORT" "$CHR_HELLO" "$SILENCE" "$WORK/slow.reply" slow:300:0.2 >/dev/null
+    expect_eq "the replayed hello sent slowly in 300-byte pieces gets nginx's flight and nothing more" \
+        "$("$PY" "$TH" flight "$WORK/slow.reply" "$WORK/nginx-chromium.reply" only)" equal
+    # Over the parser's 8192 bytes, in four records: spliced whole.
+    hl=$("$PY" "$TH" bighello "$CHR_HELLO" "$WORK/big.bin" 9000 4096)
+    "$PY" "$TH" exchange "$NGINX_TLS_PORT" "$WORK/big.bin" "$SILENCE" "$WORK/big.nginx" >/dev/null
+    "$PY" "$TH" exchange "$SPORT" "$WORK/big.bin" "$SILENCE" "$WORK/big.umbra" >/dev/null
+    echo "# a $hl-byte hello in 4096-byte records: nginx answers $("$PY" "$TH" records "$WORK/big.nginx")"
+    expect_eq "a $hl-byte hello in four records gets nginx's flight and nothing more" \
+        "$("$PY" "$TH" flight "$WORK/big.umbra" "$WORK/big.nginx" only)" equal
+    head -c 100 "$CHR_HELLO" >"$WORK/probe-partial.bin"
 else
     bad "replay: no recorded umbra ClientHello"
 fi
@@ -222,15 +252,18 @@ cases = {
 for k, v in cases.items():
     open(os.path.join(w, "probe-%s.bin" % k), "wb").write(v)
 PYEOF
-for k in random bad-record bad-hello wrong-version http one-byte; do
-    f=$WORK/probe-$k.bin
-    sn=$("$PY" "$TH" exchange "$NGINX_TLS_PORT" "$f" "$SILENCE" "$f.nginx")
-    su=$("$PY" "$TH" exchange "$SPORT" "$f" "$SILENCE" "$f.umbra")
+for k in random bad-record bad-hello wrong-version http one-byte one-byte:shut partial partial:shut; do
+    mode=""
+    case $k in *:shut) mode=shut ;; esac
+    f=$WORK/probe-${k%:*}.bin
+    [ -f "$f" ] || { bad "probe $k: no $f"; continue; }
+    sn=$("$PY" "$TH" exchange "$NGINX_TLS_PORT" "$f" "$SILENCE" "$f.nginx" $mode)
+    su=$("$PY" "$TH" exchange "$SPORT" "$f" "$SILENCE" "$f.umbra" $mode)
     if [ $k = http ]; then # the 400 page carries the time
         sed -i -E 's/^Date: [^\r]*/Date: -/' "$f.nginx" "$f.umbra"
     fi
-    echo "# $k: nginx answers $(stat -c %s "$f.nginx") bytes ($(head -c 12 "$f.nginx" | od -An -tx1 | tr -d '\n')), connection $sn"
-    expect_eq "$k bytes: the umbra port answers exactly what nginx answers" \
+    echo "# $k${mode:+ (then half-closed)}: nginx answers $(stat -c %s "$f.nginx") bytes ($(head -c 12 "$f.nginx" | od -An -tx1 | tr -d '\n')), connection $sn"
+    expect_eq "$k${mode:+ (then half-closed)} bytes: the umbra port answers exactly what nginx answers" \
         "$(tl_sha "$f.umbra") $su" "$(tl_sha "$f.nginx") $sn"
 done
 
@@ -341,37 +374,71 @@ fi
 
 # ---------------------------------------------------------------- hijack
 
-# The client's connection reaches the real cover (a middlebox that hijacks
-# it): nginx answers a real ServerHello, but no Noise message 2.
-if tap_client hij "$NGINX_TLS_PORT" ""; then
+# no_session NAME WHAT: client NAME (of tap_client), whose connections end at
+# nginx, gets no session, says so, and after its ClientHello sends nothing on
+# any connection: it closes first, with a FIN, as a browser whose handshake
+# failed.
+no_session() {
+    local name=$1 what=$2 end e n nconn=0 clean=0 hl sid sh c2s fe
     end=$(($(tl_now_ms) + 20000 * TM))
     while [ ! -f "$TAPDIR/0.end" ] || ! grep -q '"what":"connect"' "$EVENTS" 2>/dev/null; do
         [ "$(tl_now_ms)" -lt $end ] || break
         sleep 0.1
     done
-    grep -q '"what":"connect"' "$EVENTS" 2>/dev/null && ok "hijacked client reports a failed connect: $(grep -m1 '"what":"connect"' "$EVENTS")" ||
-        bad "hijacked client: no connect error event"
-    grep -q 'cannot reach' "$WORK/client-hij.log" && ok "hijacked client says so in its log: $(grep -m1 'cannot reach' "$WORK/client-hij.log")" ||
-        bad "hijacked client: nothing in its log"
-    "$PY" "$HELPER" wait-event "$EVENTS" session_up 1 0.2 >/dev/null && bad "hijacked client got a session" ||
-        ok "hijacked client got no session"
-    tl_stop "hijacked client" "$CLIENT_PID" $((5 * TM))
-    nconn=0 clean=0
+    if grep -q '"what":"connect"' "$EVENTS" 2>/dev/null; then
+        ok "$what: the client reports a failed connect: $(grep -m1 -o '"reason":"[^"]*"' "$EVENTS")"
+    else
+        bad "$what: no connect error event"
+    fi
+    if grep -q 'cannot reach' "$WORK/client-$name.log"; then
+        ok "$what: the client says so in its log: $(grep -m1 -o 'cannot reach.*' "$WORK/client-$name.log")"
+    else
+        bad "$what: nothing in the client's log"
+    fi
+    if "$PY" "$HELPER" wait-event "$EVENTS" session_up 1 0.2 >/dev/null; then
+        bad "$what: the client got a session"
+    else
+        ok "$what: the client got no session"
+    fi
+    tl_stop "$what: client" "$CLIENT_PID" $((5 * TM))
+    # Every connection the tap saw ends once the client is gone.
+    end=$(($(tl_now_ms) + 5000 * TM))
+    while [ "$(ls "$TAPDIR" | grep -c '\.end$')" -lt "$(ls "$TAPDIR" | grep -c '\.c2s$')" ] && [ "$(tl_now_ms)" -lt $end ]; do
+        sleep 0.1
+    done
     for e in "$TAPDIR"/*.end; do
         [ -f "$e" ] || continue
         n=${e%.end}
+        if [ ! -s "$n.s2c" ]; then
+            echo "# $what: connection $(basename "$n") cut by the client's stop before nginx answered"
+            continue
+        fi
         nconn=$((nconn + 1))
         hl=$("$PY" "$TH" hello "$n.c2s" /dev/null 2>/dev/null | cut -d' ' -f1)
         sid=$("$PY" "$TH" hello "$n.c2s" /dev/null 2>/dev/null | cut -d' ' -f2)
         sh=$("$PY" "$TH" shello "$n.s2c" "$sid" | cut -d' ' -f1)
         c2s=$(sed -E 's/.*c2s=([0-9]+).*/\1/' "$e")
         fe=$(sed -E 's/.*first_eof=([a-z0-9-]+).*/\1/' "$e")
-        echo "# hijacked connection $(basename "$n"): hello $hl bytes, client sent $c2s in all, nginx's ServerHello: $sh, first to close: $fe"
+        echo "# $what: connection $(basename "$n"): hello $hl bytes, client sent $c2s in all, nginx's ServerHello: $sh, first to close: $fe"
         [ -n "$hl" ] && [ "$c2s" = "$hl" ] && [ "$sh" = ok ] && [ "$fe" = c2s ] && clean=$((clean + 1))
     done
-    [ $nconn -ge 1 ] && ok "hijacked client tried $nconn connection(s)" || bad "hijacked client made no connection to the cover"
-    expect_eq "hijacked client: after nginx's ServerHello it sends nothing and closes first (FIN), every connection" $clean $nconn
-fi
+    if [ $nconn -ge 1 ]; then ok "$what: $nconn connection(s) tried"; else bad "$what: no connection made"; fi
+    expect_eq "$what: after nginx's ServerHello the client sends nothing and closes first (FIN), every connection" $clean $nconn
+}
+
+# The client's connection reaches the real cover (a middlebox that hijacks
+# it): nginx answers a real ServerHello, but no Noise message 2.
+tap_client hij "$NGINX_TLS_PORT" "" && no_session hij "hijacked to the cover"
+
+# A client that sends another SNI: the server splices it to nginx.
+a0=$(tl_nginx_accepts)
+LINK0=$LINK
+LINK=${LINK/sni=$SNI/sni=other.example}
+tap_client sni "$SPORT" "" && no_session sni "client with sni=other.example"
+LINK=$LINK0
+a1=$(tl_nginx_accepts)
+[ $((a1 - a0 - 1)) -ge 1 ] && ok "sni=other.example: every connection spliced to nginx ($((a1 - a0 - 1)))" ||
+    bad "sni=other.example: nginx accepted no connection"
 
 # ---------------------------------------------------------------- end
 

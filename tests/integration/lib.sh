@@ -334,13 +334,13 @@ tl_server_init() {
 # fingerprints); sets SERVER_PID.
 tl_server_start() {
     local log=$WORK/server.log n0=0
-    [ -f "$log" ] && n0=$(grep -c 'cover profile for' "$log")
+    [ "${TL_TRANSPORT:-tcp}" = tls ] && [ -f "$log" ] && n0=$(grep -c 'cover profile for' "$log" || true)
     tl_bg "$log" "$UMBRA" server -c "$WORK/server.conf" --allow 127.0.0.1/32 "$@"
     SERVER_PID=$BG_PID
     tl_wait_listen "$SPORT" $((10 * TM)) "$SERVER_PID" || { bad "umbra server did not start listening on $SPORT"; return 1; }
     [ "${TL_TRANSPORT:-tcp}" = tls ] || return 0
     local end=$(($(tl_now_ms) + 15000 * TM))
-    while [ "$(grep -c 'cover profile for' "$log")" -lt $((n0 + 2)) ]; do
+    while [ "$(grep -c 'cover profile for' "$log" || true)" -lt $((n0 + 2)) ]; do
         [ "$(tl_now_ms)" -lt $end ] && kill -0 "$SERVER_PID" 2>/dev/null ||
             { bad "umbra server learned no cover profile: $(grep -i cover "$log" | tail -n 3)"; return 1; }
         sleep 0.05

@@ -35,7 +35,7 @@
                                     A): prints "equal" or the difference; the
                                     CertificateVerify record (the third
                                     application_data record of four) may differ by
-                                    2 bytes, as ECDSA signatures vary in length;
+                                    3 bytes, as ECDSA signatures vary in length;
                                     with "only", A must hold no further record
 """
 import os
@@ -291,7 +291,9 @@ def flight(a, b, only):
     app = [i for i, (t, _) in enumerate(fb) if t == 23]
     cv = app[2] if len(app) == 4 else -1
     for i, (x, y) in enumerate(zip(fa, fb)):
-        slack = 2 if i == cv else 0
+        # A DER P-256 signature is 70..72 bytes but 1 in 128 is 69 or less:
+        # +-2 would fail about 1 run in 500 per comparison.
+        slack = 3 if i == cv else 0
         if x[0] != y[0] or abs(x[1] - y[1]) > slack:
             print("record %d is %d:%d, the cover's %d:%d (%s vs %s)" % (i, x[0], x[1], y[0], y[1],
                                                                        fa[:len(fb)], fb))

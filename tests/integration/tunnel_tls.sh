@@ -136,7 +136,7 @@ wire() {
     "$PY" "$TH" exchange "$NGINX_TLS_PORT" "$h" "$SILENCE" "$WORK/nginx-$name.reply" >/dev/null
     echo "# $name: nginx's flight to the hello: $("$PY" "$TH" records "$WORK/nginx-$name.reply")"
     echo "# $name: umbra's reply on the wire:  $("$PY" "$TH" records "$s2c" 8)"
-    expect_eq "$name: the server's reply has the record sizes of nginx's flight (CertificateVerify +-2)" \
+    expect_eq "$name: the server's reply has the record sizes of nginx's flight (CertificateVerify +-3)" \
         "$("$PY" "$TH" flight "$s2c" "$WORK/nginx-$name.reply")" equal
     tail -c +$((hlen + 1)) "$c2s" >"$WORK/after-$name.bin"
     expect_eq "$name: after the hello the client sends CCS and a Finished-sized record, as a browser does" \

@@ -5,10 +5,14 @@
 #                          (only "lo" in it: nothing can leave the machine,
 #                          and ports never clash with other tests)
 #   tl_init NAME           work dir, cleanup trap, counters, sizes
-#   tl_nginx               nginx on 127.0.0.1 (+ a python body sink for /upload)
+#   tl_nginx               nginx on 127.0.0.1 (+ a python body sink for /upload);
+#                          with TL_NGINX_TLS=NAME also an HTTPS (TLS 1.2/1.3,
+#                          h2) server for NAME, the cover of a tls transport
 #   tl_tunnel_up [ARGS]    umbra server (fresh keys, fast probe delays,
 #                          --allow 127.0.0.1/32 ARGS) + umbra client with
 #                          SOCKS5 and HTTP proxies; waits for session_up
+#                          (TL_TRANSPORT=tls: over the tls transport with the
+#                          TL_NGINX_TLS server as the cover)
 #   ok / bad / expect_eq   record results;  tl_finish  prints "N passed, M
 #                          failed" and exits 0 or 1
 #
@@ -209,11 +213,37 @@ tl_stop() {
 # tl_nginx: generated content in $WORK/www (small = "small-ok\n", plus the
 # page of tunnel_chromium.sh); nginx on 127.0.0.1:$NGINX_PORT and
 # [::1]:$NGINX_PORT; /upload is proxied, unbuffered, to a python sink that
-# reads the whole body and answers with its sha256. Access log:
-# $WORK/nginx.access ("$request $status $body_bytes_sent $http_user_agent").
+# reads the whole body and answers with its sha256; /nginx_status is nginx's
+# stub_status (its "accepts" counts every TCP connection nginx took). Access
+# log: $WORK/nginx.access ("$request $status $body_bytes_sent $http_user_agent").
+# With TL_NGINX_TLS=NAME, the same content also over HTTPS on
+# 127.0.0.1:$NGINX_TLS_PORT (TLS 1.2 and 1.3, http2, server_name NAME) with a
+# P-256 certificate for CN=NAME made here: $TL_TLS_CERT, $TL_TLS_KEY (the name
+# is kept in $NGINX_TLS_SNI).
 tl_nginx() {
     tl_need nginx
     mkdir -p "$WORK/www" "$WORK/nginx/tmp"
+    local tls=""
+    if [ -n "${TL_NGINX_TLS:-}" ]; then
+        tl_need openssl
+        TL_TLS_CERT=$WORK/nginx/cert.pem
+        TL_TLS_KEY=$WORK/nginx/key.pem
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=$TL_NGINX_TLS" -addext "subjectAltName=DNS:$TL_NGINX_TLS" \
+            -keyout "$TL_TLS_KEY" -out "$TL_TLS_CERT" >"$WORK/openssl-req.log" 2>&1 ||
+            { bad "openssl req: $(cat "$WORK/openssl-req.log")"; tl_finish; }
+        NGINX_TLS_PORT=$(tl_free_port)
+        NGINX_TLS_SNI=$TL_NGINX_TLS
+        tls="server {
+        listen 127.0.0.1:$NGINX_TLS_PORT ssl http2;
+        server_name $TL_NGINX_TLS;
+        ssl_certificate $TL_TLS_CERT;
+        ssl_certificate_key $TL_TLS_KEY;
+        # Debian's nginx 1.22 offers TLS 1.3 only when asked to.
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root $WORK/www;
+    }"
+    fi
     printf 'small-ok\n' >"$WORK/www/small"
     tl_bg "$WORK/sink.log" "$PY" "$HELPER" sink "$WORK/sink.port"
     tl_wait_file "$WORK/sink.port" 10 || { bad "python sink did not start"; tl_finish; }
@@ -247,6 +277,10 @@ http {
         server_name _;
         root $WORK/www;
         client_max_body_size 0;
+        location = /nginx_status {
+            stub_status;
+            access_log off;
+        }
         location /upload {
             proxy_pass http://127.0.0.1:$SINK_PORT;
             proxy_http_version 1.1;
@@ -256,25 +290,38 @@ http {
             proxy_send_timeout 300s;
         }
     }
+    $tls
 }
 EOF
     tl_bg "$WORK/nginx.err" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx.err"
     NGINX_PID=$BG_PID
-    tl_wait_listen "$NGINX_PORT" 10 "$NGINX_PID" || {
+    tl_wait_listen "$NGINX_PORT" 10 "$NGINX_PID" && { [ -z "$tls" ] || tl_wait_listen "$NGINX_TLS_PORT" 10 "$NGINX_PID"; } || {
         bad "nginx did not start"
         cat "$WORK/nginx.err"
         tl_finish
     }
 }
 
+# tl_nginx_accepts: the number of TCP connections nginx has accepted so far
+# (this query's own included).
+tl_nginx_accepts() {
+    curl -sS --max-time 10 "http://127.0.0.1:$NGINX_PORT/nginx_status" | awk 'NR == 3 { print $1 }'
+}
+
 # ---------------------------------------------------------------- umbra
 
 # tl_server_init [CONF] [NAME]: a fresh server config on a free port with fast
-# probe delays, one client; sets SPORT and LINK.
+# probe delays, one client; sets SPORT and LINK. With TL_TRANSPORT=tls the
+# server uses the tls transport, its cover the TLS server of tl_nginx
+# (TL_NGINX_TLS=NAME, the SNI).
 tl_server_init() {
-    local conf=${1:-$WORK/server.conf} name=${2:-laptop}
+    local conf=${1:-$WORK/server.conf} name=${2:-laptop} tr=()
     SPORT=$(tl_free_port)
-    "$UMBRA" server init -c "$conf" --listen "127.0.0.1:$SPORT" >"$WORK/init.out" 2>&1 ||
+    if [ "${TL_TRANSPORT:-tcp}" = tls ]; then
+        [ -n "${NGINX_TLS_PORT:-}" ] || { bad "TL_TRANSPORT=tls needs TL_NGINX_TLS=NAME tl_nginx first"; tl_finish; }
+        tr=(--transport tls --cover "127.0.0.1:$NGINX_TLS_PORT" --sni "$NGINX_TLS_SNI")
+    fi
+    "$UMBRA" server init -c "$conf" --listen "127.0.0.1:$SPORT" ${tr[@]+"${tr[@]}"} >"$WORK/init.out" 2>&1 ||
         { bad "umbra server init: $(cat "$WORK/init.out")"; tl_finish; }
     sed -i '/^\[server\]/a probe-delay-min = 200\nprobe-delay-max = 400' "$conf"
     LINK=$("$UMBRA" server add-client -c "$conf" "$name" --no-qr 2>"$WORK/add.err") ||
@@ -282,11 +329,22 @@ tl_server_init() {
 }
 
 # tl_server_start [ARGS]: runs the server of $WORK/server.conf (egress allowed
-# to 127.0.0.1/32 only, plus ARGS) and waits until it listens; sets SERVER_PID.
+# to 127.0.0.1/32 only, plus ARGS) and waits until it listens (with
+# TL_TRANSPORT=tls: and has learned the cover's flight for both
+# fingerprints); sets SERVER_PID.
 tl_server_start() {
-    tl_bg "$WORK/server.log" "$UMBRA" server -c "$WORK/server.conf" --allow 127.0.0.1/32 "$@"
+    local log=$WORK/server.log n0=0
+    [ "${TL_TRANSPORT:-tcp}" = tls ] && [ -f "$log" ] && n0=$(grep -c 'cover profile for' "$log" || true)
+    tl_bg "$log" "$UMBRA" server -c "$WORK/server.conf" --allow 127.0.0.1/32 "$@"
     SERVER_PID=$BG_PID
     tl_wait_listen "$SPORT" $((10 * TM)) "$SERVER_PID" || { bad "umbra server did not start listening on $SPORT"; return 1; }
+    [ "${TL_TRANSPORT:-tcp}" = tls ] || return 0
+    local end=$(($(tl_now_ms) + 15000 * TM))
+    while [ "$(grep -c 'cover profile for' "$log" || true)" -lt $((n0 + 2)) ]; do
+        [ "$(tl_now_ms)" -lt $end ] && kill -0 "$SERVER_PID" 2>/dev/null ||
+            { bad "umbra server learned no cover profile: $(grep -i cover "$log" | tail -n 3)"; return 1; }
+        sleep 0.05
+    done
 }
 
 # tl_client_start LINK [LOGNAME] [ARGS]: umbra client with SOCKS5 on
@@ -359,6 +417,114 @@ tl_bulk_mib() {
     else
         echo 100
     fi
+}
+
+# ---------------------------------------------------------------- TLS hellos
+
+# tl_chromium: the Chromium binary on PATH, or "" (sets CHROME too).
+tl_chromium() {
+    CHROME=""
+    local c
+    for c in chromium chromium-browser; do command -v "$c" >/dev/null 2>&1 && { CHROME=$c; break; }; done
+    echo "$CHROME"
+}
+
+# tl_capture_hello PREFIX CMD...: runs CMD (with the port of a fresh
+# tls_capture.py listener substituted for @PORT@) until the listener has one
+# ClientHello, then stops it; prints the hello's file ($WORK/cap/PREFIX-00.bin).
+tl_capture_hello() {
+    local prefix=$1 log=$WORK/$1.cap.log
+    shift
+    mkdir -p "$WORK/cap"
+    : >"$log"
+    "$PY" "$SRC/tests/integration/tls_capture.py" --out "$WORK/cap" --count 1 --timeout $((30 * TM)) \
+        --prefix "$prefix" >"$log" 2>&1 &
+    local cpid=$!
+    TL_PIDS+=("$cpid")
+    tl_wait_file "$log" 10 || { kill "$cpid" 2>/dev/null; return 1; }
+    local port
+    port=$(awk '/^port/ { print $2 }' "$log")
+    local args=() a
+    for a in "$@"; do args+=("${a//@PORT@/$port}"); done
+    timeout -k 2 $((25 * TM)) "${args[@]}" >"$WORK/$prefix.browser.log" 2>&1 &
+    local bpid=$!
+    wait "$cpid"
+    local rc=$?
+    kill "$bpid" 2>/dev/null
+    wait "$bpid" 2>/dev/null
+    [ $rc = 0 ] || return 1
+    echo "$WORK/cap/$prefix-00.bin"
+}
+
+# tl_capture_chromium PREFIX: one ClientHello of headless Chromium for
+# https://example.com/ (the name mapped to the listener); prints its file.
+tl_capture_chromium() {
+    local d
+    d=$(mktemp -d "$WORK/chr.XXXX")
+    tl_capture_hello "$1" "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic \
+        --no-first-run --disable-background-networking --disable-component-update --disable-sync \
+        --user-data-dir="$d" "--host-resolver-rules=MAP example.com 127.0.0.1:@PORT@" \
+        --dump-dom https://example.com/
+}
+
+# tl_firefox_profile DIR: a Firefox profile that resolves example.com to
+# loopback without DNS and makes no background connections.
+tl_firefox_profile() {
+    cat >"$1/user.js" <<'JSEOF'
+user_pref("network.dns.localDomains", "example.com");
+user_pref("network.trr.mode", 5);
+user_pref("network.http.http3.enable", false);
+user_pref("app.update.enabled", false);
+user_pref("app.normandy.enabled", false);
+user_pref("browser.safebrowsing.malware.enabled", false);
+user_pref("browser.safebrowsing.phishing.enabled", false);
+user_pref("browser.safebrowsing.downloads.enabled", false);
+user_pref("network.captive-portal-service.enabled", false);
+user_pref("network.connectivity-service.enabled", false);
+user_pref("captivedetect.canonicalURL", "");
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("datareporting.healthreport.uploadEnabled", false);
+user_pref("toolkit.telemetry.enabled", false);
+user_pref("toolkit.telemetry.server", "");
+user_pref("extensions.update.enabled", false);
+user_pref("extensions.blocklist.enabled", false);
+user_pref("extensions.getAddons.cache.enabled", false);
+user_pref("extensions.systemAddon.update.enabled", false);
+user_pref("browser.search.update", false);
+user_pref("browser.region.update.enabled", false);
+user_pref("browser.region.network.url", "");
+user_pref("services.settings.server", "http://127.0.0.1:9/");
+user_pref("media.gmp-manager.url", "");
+user_pref("network.prefetch-next", false);
+user_pref("network.dns.disablePrefetch", true);
+user_pref("network.predictor.enabled", false);
+user_pref("network.http.speculative-parallel-limit", 0);
+user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("browser.aboutwelcome.enabled", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("security.remote_settings.crlite_filters.enabled", false);
+user_pref("security.remote_settings.intermediates.enabled", false);
+JSEOF
+}
+
+# tl_capture_firefox PREFIX: one ClientHello of headless Firefox ESR for
+# https://example.com:PORT/; prints its file.
+tl_capture_firefox() {
+    local d
+    d=$(mktemp -d "$WORK/ff.XXXX")
+    tl_firefox_profile "$d"
+    HOME=$d tl_capture_hello "$1" firefox-esr --headless --no-remote --profile "$d" "https://example.com:@PORT@/"
+}
+
+# tl_tshark_hello FILE: 0 when tshark (on a pcap text2pcap made of FILE, the
+# client's bytes to port 443) sees a Client Hello and no Malformed/expert
+# error; 1 when it does not, 2 when the tools failed. Output in FILE.tshark.
+tl_tshark_hello() {
+    od -Ax -tx1 -v "$1" >"$1.txt"
+    text2pcap -q -T 50000,443 "$1.txt" "$1.pcap" >/dev/null 2>&1 || return 2
+    tshark -r "$1.pcap" -d tcp.port==443,tls -V >"$1.tshark" 2>&1 || return 2
+    grep -q "Handshake Type: Client Hello (1)" "$1.tshark" || return 1
+    ! grep -qiE "Malformed|Expert Info \((Error|Warning)" "$1.tshark"
 }
 
 # ---------------------------------------------------------------- self-test

@@ -19,42 +19,8 @@ set -u
 tl_netns "$0" "$@"
 TL_NO_UMBRA=1 tl_init tls_fingerprint
 TOOL=$BUILD/tests/tls_hello_tool
-CAP=$SRC/tests/integration/tls_capture.py
 [ -x "$TOOL" ] || tl_skip "$TOOL not built"
 RUNS=3
-
-# capture_one PREFIX CMD...: runs CMD (with PORT substituted for @PORT@) until
-# the listener has one hello, then stops it; prints the hello's file.
-capture_one() {
-    local prefix=$1 log=$WORK/$1.cap.log
-    shift
-    : >"$log"
-    "$PY" "$CAP" --out "$WORK/cap" --count 1 --timeout $((30 * TM)) --prefix "$prefix" >"$log" 2>&1 &
-    local cpid=$!
-    TL_PIDS+=("$cpid")
-    tl_wait_file "$log" 10 || { kill "$cpid" 2>/dev/null; return 1; }
-    local port
-    port=$(awk '/^port/ { print $2 }' "$log")
-    local args=() a
-    for a in "$@"; do args+=("${a//@PORT@/$port}"); done
-    timeout -k 2 $((25 * TM)) "${args[@]}" >"$WORK/$prefix.browser.log" 2>&1 &
-    local bpid=$!
-    wait "$cpid"
-    local rc=$?
-    kill "$bpid" 2>/dev/null
-    wait "$bpid" 2>/dev/null
-    [ $rc = 0 ] || return 1
-    echo "$WORK/cap/$prefix-00.bin"
-}
-
-# dissect FILE: 0 when tshark sees a Client Hello and no malformed/expert error.
-dissect() {
-    od -Ax -tx1 -v "$1" >"$1.txt"
-    text2pcap -q -T 50000,443 "$1.txt" "$1.pcap" >/dev/null 2>&1 || return 2
-    tshark -r "$1.pcap" -d tcp.port==443,tls -V >"$1.tshark" 2>&1 || return 2
-    grep -q "Handshake Type: Client Hello (1)" "$1.tshark" || return 1
-    ! grep -qiE "Malformed|Expert Info \((Error|Warning)" "$1.tshark"
-}
 
 # FIXTURE=F check BROWSER FP CAPTURES...: JA4 (also against tests/data/tls/F),
 # order and tshark checks.
@@ -86,10 +52,10 @@ check() {
     else
         expect_eq "$name: the browser's order varies per connection, and umbra's does" "$bo" "${#built[@]}"
     fi
-    dissect "${live[0]}"
+    tl_tshark_hello "${live[0]}"
     expect_eq "$name: tshark dissects the browser's hello cleanly (control)" $? 0
     for i in "${built[@]}"; do
-        dissect "$i"
+        tl_tshark_hello "$i"
         local rc=$?
         expect_eq "$name: tshark dissects umbra's $(basename "$i") as a Client Hello without errors" $rc 0
         [ $rc = 0 ] || grep -iE -m3 "Malformed|Expert Info" "$i.tshark"
@@ -108,21 +74,16 @@ p = sys.argv[1]; b = bytearray(open(p, 'rb').read())
 b[-3:-1] = (3).to_bytes(2, 'big')
 open(p, 'wb').write(b)
 PYEOF
-dissect "$WORK/ctl.bin"
+tl_tshark_hello "$WORK/ctl.bin"
 expect_eq "control: tshark reports a broken hello as malformed" $? 1
 
-CHROME=""
-for c in chromium chromium-browser; do command -v "$c" >/dev/null 2>&1 && { CHROME=$c; break; }; done
+tl_chromium >/dev/null
 if [ -z "$CHROME" ]; then
     echo "# SKIP chromium: not installed (scripts/deps.sh)"
 else
     caps=()
     for i in $(seq 1 $RUNS); do
-        d=$(mktemp -d "$WORK/chr.XXXX")
-        f=$(capture_one "chromium$i" "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic \
-            --no-first-run --disable-background-networking --disable-component-update --disable-sync \
-            --user-data-dir="$d" "--host-resolver-rules=MAP example.com 127.0.0.1:@PORT@" \
-            --dump-dom https://example.com/) && caps+=("$f")
+        f=$(tl_capture_chromium "chromium$i") && caps+=("$f")
     done
     if [ ${#caps[@]} = $RUNS ]; then
         FIXTURE=chromium-156-a.bin check chromium chromium "${caps[@]}"
@@ -136,45 +97,7 @@ if ! command -v firefox-esr >/dev/null 2>&1; then
 else
     caps=()
     for i in $(seq 1 $RUNS); do
-        d=$(mktemp -d "$WORK/ff.XXXX")
-        # Name to loopback without DNS, and no background traffic.
-        cat >"$d/user.js" <<'JSEOF'
-user_pref("network.dns.localDomains", "example.com");
-user_pref("network.trr.mode", 5);
-user_pref("network.http.http3.enable", false);
-user_pref("app.update.enabled", false);
-user_pref("app.normandy.enabled", false);
-user_pref("browser.safebrowsing.malware.enabled", false);
-user_pref("browser.safebrowsing.phishing.enabled", false);
-user_pref("browser.safebrowsing.downloads.enabled", false);
-user_pref("network.captive-portal-service.enabled", false);
-user_pref("network.connectivity-service.enabled", false);
-user_pref("captivedetect.canonicalURL", "");
-user_pref("datareporting.policy.dataSubmissionEnabled", false);
-user_pref("datareporting.healthreport.uploadEnabled", false);
-user_pref("toolkit.telemetry.enabled", false);
-user_pref("toolkit.telemetry.server", "");
-user_pref("extensions.update.enabled", false);
-user_pref("extensions.blocklist.enabled", false);
-user_pref("extensions.getAddons.cache.enabled", false);
-user_pref("extensions.systemAddon.update.enabled", false);
-user_pref("browser.search.update", false);
-user_pref("browser.region.update.enabled", false);
-user_pref("browser.region.network.url", "");
-user_pref("services.settings.server", "http://127.0.0.1:9/");
-user_pref("media.gmp-manager.url", "");
-user_pref("network.prefetch-next", false);
-user_pref("network.dns.disablePrefetch", true);
-user_pref("network.predictor.enabled", false);
-user_pref("network.http.speculative-parallel-limit", 0);
-user_pref("browser.startup.homepage_override.mstone", "ignore");
-user_pref("browser.aboutwelcome.enabled", false);
-user_pref("browser.shell.checkDefaultBrowser", false);
-user_pref("security.remote_settings.crlite_filters.enabled", false);
-user_pref("security.remote_settings.intermediates.enabled", false);
-JSEOF
-        f=$(HOME=$d capture_one "firefox$i" firefox-esr --headless --no-remote --profile "$d" \
-            "https://example.com:@PORT@/") && caps+=("$f")
+        f=$(tl_capture_firefox "firefox$i") && caps+=("$f")
     done
     if [ ${#caps[@]} = $RUNS ]; then
         FIXTURE=firefox-153-a.bin check firefox firefox "${caps[@]}"

@@ -9,6 +9,7 @@
 
 #include "exit/dial.h"
 #include "util/err.h"
+#include "util/uvwrite.h"
 #include "util/log.h"
 
 #define READ_BUF         (64u * 1024u)
@@ -61,13 +62,6 @@ struct dconn {
     bool failed;
 };
 
-typedef struct {
-    uv_write_t req;
-    dconn_t *c;
-    size_t n;
-    uint8_t data[];
-} wreq_t;
-
 static void conn_closed_cb(uv_handle_t *h)
 {
     dconn_t *c = h->data;
@@ -110,12 +104,10 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
 }
 
-static void conn_written(uv_write_t *req, int status)
+static void conn_written(void *ud, size_t n, int status)
 {
-    wreq_t *w = (wreq_t *)req;
-    dconn_t *c = w->c;
-    c->queued -= w->n;
-    free(w);
+    dconn_t *c = ud;
+    c->queued -= n;
     if (c->closed) return;
     if (status < 0) {
         conn_fail(c, UM_EPIPE);
@@ -130,17 +122,8 @@ static void conn_written(uv_write_t *req, int status)
 static int conn_queue(dconn_t *c, const uint8_t *p, size_t n)
 {
     if (n == 0) return 0;
-    wreq_t *w = malloc(sizeof(*w) + n);
-    if (!w) return UM_ENOMEM;
-    w->c = c;
-    w->n = n;
-    memcpy(w->data, p, n);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-    int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, &b, 1, conn_written);
-    if (rc != 0) {
-        free(w);
-        return UM_EPIPE;
-    }
+    int rc = um_uv_write_copy((uv_stream_t *)c->tcp, p, n, conn_written, c);
+    if (rc != 0) return rc == UM_ENOMEM ? rc : UM_EPIPE;
     c->queued += n;
     if (c->queued > UM_CONN_HIGH_WATER) c->above = true;
     return 0;

@@ -9,6 +9,7 @@
 
 #include "proxy/server_int.h"
 #include "util/err.h"
+#include "util/uvwrite.h"
 #include "util/log.h"
 
 #define PROXY_BACKLOG 256 /* a browser opens dozens of connections at once */
@@ -16,13 +17,6 @@
 #define DRAIN_MS 1000
 
 static um_ratelimit_t rl_accept;
-
-typedef struct {
-    uv_write_t req;
-    pc_t *c;
-    size_t n;
-    uint8_t data[];
-} cw_t;
 
 static void px_unref(um_proxy_t *px)
 {
@@ -189,12 +183,10 @@ static void pc_shutdown(pc_t *c)
     }
 }
 
-static void pc_written(uv_write_t *req, int status)
+static void pc_written(void *ud, size_t n, int status)
 {
-    cw_t *w = (cw_t *)req;
-    pc_t *c = w->c;
-    c->down_pending -= w->n;
-    free(w);
+    pc_t *c = ud;
+    c->down_pending -= n;
     if (c->phase == PC_CLOSED) return;
     if (status < 0) {
         pc_close(c);
@@ -209,19 +201,11 @@ static void pc_written(uv_write_t *req, int status)
 int pc_write(pc_t *c, const void *p, size_t n)
 {
     if (c->phase == PC_CLOSED || c->shut_sent) return UM_EPIPE;
-    cw_t *w = malloc(sizeof(*w) + n);
-    if (!w) {
+    if (n == 0) return 0;
+    int r = um_uv_write_copy((uv_stream_t *)&c->tcp, p, n, pc_written, c);
+    if (r != 0) {
         pc_close(c);
-        return UM_ENOMEM;
-    }
-    w->c = c;
-    w->n = n;
-    memcpy(w->data, p, n);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, pc_written) != 0) {
-        free(w);
-        pc_close(c);
-        return UM_EPIPE;
+        return r == UM_ENOMEM ? r : UM_EPIPE;
     }
     c->down_pending += n;
     c->px->st.bytes_down += n;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/uvwrite.h"
 
 /* Read buffers are not part of a connection: a read borrows the loop
  * thread's buffer for the duration of the read callback (reads of one thread
@@ -41,12 +42,6 @@ struct um_tcp_listener {
     int spare_busy; /* the spare handle is closing */
     int closing;
 };
-
-typedef struct {
-    uv_write_t req;
-    size_t n;
-    uint8_t data[];
-} wreq_t;
 
 void um_tcp_test_fail_alloc(unsigned n)
 {
@@ -285,12 +280,11 @@ int um_tcp_read_stop(um_tcp_t *t)
     return uv_read_stop((uv_stream_t *)&t->h);
 }
 
-static void write_cb(uv_write_t *req, int status)
+static void written(void *ud, size_t n, int status)
 {
-    wreq_t *w = (wreq_t *)req;
-    um_tcp_t *t = req->data;
-    t->wq -= w->n;
-    free(w);
+    um_tcp_t *t = ud;
+    (void)status;
+    t->wq -= n;
     if (t->closing) return;
     if (t->want_drain && t->wq <= t->wq_max / 4) {
         t->want_drain = 0;
@@ -320,17 +314,8 @@ int um_tcp_write(um_tcp_t *t, const uint8_t *p, size_t n)
             return w0;
         }
     }
-    wreq_t *w = malloc(sizeof(*w) + n);
-    if (!w) return UM_ENOMEM;
-    memcpy(w->data, p, n);
-    w->n = n;
-    w->req.data = t;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-    int r = uv_write(&w->req, (uv_stream_t *)&t->h, &b, 1, write_cb);
-    if (r) {
-        free(w);
-        return r;
-    }
+    int r = um_uv_write_copy((uv_stream_t *)&t->h, p, n, written, t);
+    if (r) return r;
     t->wq += n;
     if (t->wq > t->wq_max / 2) t->want_drain = 1;
     return 0;

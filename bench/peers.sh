@@ -344,6 +344,10 @@ quiet() {
   [ "$p" -ge 85 ] || put "$sys" note_busy "the machine was busy before this run (CPUs ${p}% idle after ${QUIET_SECS} s of waiting): its figures are disturbed"
 }
 
+curl_proxy_args() { # curl's options for the system being measured (none for direct)
+  [ "$PROXY" = direct ] || echo "--socks5-hostname 127.0.0.1:$PROXY"
+}
+
 kv() { # KEY LINE: the value of KEY=... in a "k=v k=v" line
   local k=$1 w
   for w in $2; do [ "${w%%=*}" = "$k" ] && { echo "${w#*=}"; return; }; done

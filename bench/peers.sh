@@ -90,6 +90,8 @@ else
   LIMIT=1800
 fi
 PART_MIB=$((BIG_MIB / 8)) # each of the 8 parallel streams
+IDLE_LAT_N=$((LAT_N / 5)) # requests each after IDLE_GAP_MS of silence (the
+IDLE_GAP_MS=100           # timing profile delays what starts a burst)
 RPS_CONC=64
 RPS_SECS=30
 LAT_SECS=30
@@ -401,6 +403,11 @@ measure() {
   put "$sys" lat_p50 "$(kv p50_ms "$line")"
   put "$sys" lat_p99 "$(kv p99_ms "$line")"
   [ "$(kv fail "$line")" = 0 ] || put "$sys" note_lat "latency run: $line"
+  log "[$sys] latency after ${IDLE_GAP_MS} ms idle ($IDLE_LAT_N sequential)"
+  line=$("$PY" "$TOOL" latency "$PROXY" "$P_ORIGIN" "$IDLE_LAT_N" "$LAT_SECS" "$IDLE_GAP_MS" 2>>"$T/logs/latency.log")
+  put "$sys" lati_p50 "$(kv p50_ms "$line")"
+  put "$sys" lati_p99 "$(kv p99_ms "$line")"
+  [ "$(kv fail "$line")" = 0 ] || put "$sys" note_lati "idle latency run: $line"
 
   log "[$sys] requests/s ($RPS_N requests, $RPS_CONC clients)"
   [ ${#pids[@]} -eq 0 ] || c0=$(ticks "${pids[@]}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench/peers.sh: umbra side by side with shadowsocks-libev, ssh -D, microsocks
-# and a direct connection, in one run, everything on 127.0.0.1.
+# bench/peers.sh: umbra (transports tcp and tls, tls with and without the jitter
+# timing profile) side by side with shadowsocks-libev, ssh -D, microsocks and a
+# direct connection, in one run, everything on 127.0.0.1.
 #
 #   bench/peers.sh [BUILD_DIR] [--quick] [--out FILE] [--only LIST]
 #
@@ -9,13 +10,18 @@
 #   --out FILE where the Markdown goes besides stdout; default bench/RESULTS.md,
 #              or BUILD_DIR/RESULTS-quick.md with --quick (a quick run never
 #              overwrites the real results unless told to)
-#   --only L   comma-separated subset of: direct,umbra,ss,ssh,microsocks
-#              (direct is always measured: the other columns are compared to it)
+#   --only L   comma-separated subset of:
+#              direct,umbra,umbra-tls,umbra-jitter,ss,ssh,microsocks
+#              (direct is always measured: the other columns are compared to it;
+#              umbra is the tcp transport, umbra-tls the tls transport with a
+#              local nginx as its cover site, umbra-jitter the same with
+#              timing = jitter at both ends)
 #
 # Topology (one system at a time; the others are stopped while it is measured):
 #
 #   curl / peers_tool.py ──► SOCKS5 client side ──► server side ──► nginx   127.0.0.1:ORIGIN
 #                            umbra client            umbra server    (GET)
+#                            (tcp, tls, tls+jitter)  (tls: cover ──► nginx TLS 127.0.0.1:COVER)
 #                            ss-local                ss-server
 #                            ssh -N -D               sshd (temp config, throwaway keys)
 #                            microsocks ─────────────────────────►
@@ -44,13 +50,13 @@ CMDLINE="bench/peers.sh $*"
 bdir=build
 quick=0
 out=""
-only="direct,umbra,ss,ssh,microsocks"
+only="direct,umbra,umbra-tls,umbra-jitter,ss,ssh,microsocks"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) out=${2:?--out needs a file}; shift ;;
     --only) only="direct,${2:?--only needs a list}"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "peers.sh: unknown option '$1'" >&2; exit 1 ;;
     *) bdir=$1 ;;
   esac
@@ -72,7 +78,7 @@ if [ "$quick" = 1 ]; then
   CURL_MAX=60       # seconds, per transfer
   REPS=1            # runs of each bulk transfer (the best one counts)
   QUIET_SECS=10     # at most this long waiting for an idle machine per system
-  LIMIT=600         # seconds, the whole run
+  LIMIT=900         # seconds, the whole run
 else
   BIG_MIB=1024
   LAT_N=500
@@ -81,9 +87,11 @@ else
   CURL_MAX=90
   REPS=3
   QUIET_SECS=60
-  LIMIT=900
+  LIMIT=1800
 fi
 PART_MIB=$((BIG_MIB / 8)) # each of the 8 parallel streams
+IDLE_LAT_N=$((LAT_N / 5)) # requests each after IDLE_GAP_MS of silence (the
+IDLE_GAP_MS=100           # timing profile delays what starts a burst)
 RPS_CONC=64
 RPS_SECS=30
 LAT_SECS=30
@@ -185,7 +193,7 @@ ticks() { local t; read -r _ t _ < <(pstat "$@"); echo "$t"; }
 CLK=$(getconf CLK_TCK)
 
 read -r P_ORIGIN P_SINK P_UMBRA_S P_UMBRA_C P_UMBRA_H P_SS_S P_SS_C P_SSHD P_SSH_C P_MS \
-  < <("$PY" "$TOOL" ports 10)
+  P_COVER P_TLS_S P_TLS_C P_TLS_H P_JIT_S P_JIT_C P_JIT_H < <("$PY" "$TOOL" ports 17)
 
 # ---------------------------------------------------------------- origin
 log "generating ${BIG_MIB} MiB of random data in $T/www"
@@ -198,6 +206,14 @@ BIG_BYTES=$((BIG_MIB << 20))
 PART_BYTES=$((PART_MIB << 20))
 
 mkdir -p "$T/nginx"
+# The tls transport's cover site: a TLS 1.3 server with a throwaway certificate
+# for the bench's SNI (Debian's nginx 1.22 leaves TLS 1.3 off unless told).
+COVER_SNI=cover.umbra-bench.test
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj "/CN=$COVER_SNI" -addext "subjectAltName=DNS:$COVER_SNI" \
+  -keyout "$T/nginx/cover.key" -out "$T/nginx/cover.crt" >"$T/logs/openssl.log" 2>&1 ||
+  log "openssl req failed: the tls columns will be n/a"
+chmod 644 "$T/nginx/cover.key" "$T/nginx/cover.crt"
 cat >"$T/nginx/nginx.conf" <<EOF
 daemon off;
 master_process on;
@@ -223,12 +239,21 @@ http {
     listen 127.0.0.1:$P_ORIGIN;
     root $T/www;
   }
+  server {
+    listen 127.0.0.1:$P_COVER ssl http2;
+    server_name $COVER_SNI;
+    ssl_certificate $T/nginx/cover.crt;
+    ssl_certificate_key $T/nginx/cover.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root $T/www;
+  }
 }
 EOF
 start_bg nginx /usr/sbin/nginx -e "$T/logs/nginx-error.log" -p "$T/nginx" -c "$T/nginx/nginx.conf"
 start_bg sink "$PY" "$TOOL" sink "$P_SINK"
 "$PY" "$TOOL" wait-port "$P_ORIGIN" 10 || { log "nginx did not start:"; cat "$T/logs/nginx"*.log >&2; exit 1; }
 "$PY" "$TOOL" wait-port "$P_SINK" 10 || { log "upload sink did not start"; exit 1; }
+"$PY" "$TOOL" wait-port "$P_COVER" 10 || log "the TLS cover did not start: the tls columns will be n/a"
 
 # ---------------------------------------------------------------- measurement
 PROXY="" # "direct" or the SOCKS5 port of the system being measured
@@ -321,6 +346,10 @@ quiet() {
   [ "$p" -ge 85 ] || put "$sys" note_busy "the machine was busy before this run (CPUs ${p}% idle after ${QUIET_SECS} s of waiting): its figures are disturbed"
 }
 
+curl_proxy_args() { # curl's options for the system being measured (none for direct)
+  [ "$PROXY" = direct ] || echo "--socks5-hostname 127.0.0.1:$PROXY"
+}
+
 kv() { # KEY LINE: the value of KEY=... in a "k=v k=v" line
   local k=$1 w
   for w in $2; do [ "${w%%=*}" = "$k" ] && { echo "${w#*=}"; return; }; done
@@ -374,6 +403,11 @@ measure() {
   put "$sys" lat_p50 "$(kv p50_ms "$line")"
   put "$sys" lat_p99 "$(kv p99_ms "$line")"
   [ "$(kv fail "$line")" = 0 ] || put "$sys" note_lat "latency run: $line"
+  log "[$sys] latency after ${IDLE_GAP_MS} ms idle ($IDLE_LAT_N sequential)"
+  line=$("$PY" "$TOOL" latency "$PROXY" "$P_ORIGIN" "$IDLE_LAT_N" "$LAT_SECS" "$IDLE_GAP_MS" 2>>"$T/logs/latency.log")
+  put "$sys" lati_p50 "$(kv p50_ms "$line")"
+  put "$sys" lati_p99 "$(kv p99_ms "$line")"
+  [ "$(kv fail "$line")" = 0 ] || put "$sys" note_lati "idle latency run: $line"
 
   log "[$sys] requests/s ($RPS_N requests, $RPS_CONC clients)"
   [ ${#pids[@]} -eq 0 ] || c0=$(ticks "${pids[@]}")
@@ -427,41 +461,69 @@ wait_up() {
 measure direct direct "" ""
 
 # ---------------------------------------------------------------- umbra
+# run_umbra SYS TRANSPORT TIMING SERVER_PORT SOCKS_PORT HTTP_PORT
+#   TRANSPORT tcp: `server init` as it stands, the client on the share link.
+#   TRANSPORT tls: `server init --transport tls --cover 127.0.0.1:COVER --sni`;
+#   TIMING none: the client on the share link; TIMING jitter: `timing = jitter`
+#   in the server's [transport] section and in a client config made from the
+#   link (a link carries no timing profile).
 run_umbra() {
-  local d="$T/umbra" link
+  local sys=$1 tr=$2 timing=$3 ps=$4 pc=$5 ph=$6 d="$T/$1" link init=() k host q sk ck
   mkdir -p "$d"
   if [ ! -x "$UMBRA" ]; then
-    put umbra status "n/a (no binary at $UMBRA)"
+    put "$sys" status "n/a (no binary at $UMBRA)"
     return
   fi
-  if ! "$UMBRA" server init -c "$d/server.conf" --listen "127.0.0.1:$P_UMBRA_S" >"$T/logs/umbra-init.log" 2>&1 ||
-    ! link=$("$UMBRA" server add-client -c "$d/server.conf" bench --no-qr 2>>"$T/logs/umbra-init.log" | grep -o 'umbra://[^ ]*' | head -1) ||
+  [ "$tr" = tcp ] || init=(--transport tls --cover "127.0.0.1:$P_COVER" --sni "$COVER_SNI")
+  if ! "$UMBRA" server init -c "$d/server.conf" --listen "127.0.0.1:$ps" "${init[@]}" >"$T/logs/$sys-init.log" 2>&1 ||
+    ! link=$("$UMBRA" server add-client -c "$d/server.conf" bench --no-qr 2>>"$T/logs/$sys-init.log" | grep -o 'umbra://[^ ]*' | head -1) ||
     [ -z "$link" ]; then
-    put umbra status "n/a (server init/add-client failed)"
+    put "$sys" status "n/a (server init/add-client failed)"
     return
   fi
-  start_bg umbra-server "$UMBRA" server -c "$d/server.conf" --allow 127.0.0.0/8
+  local client=(--link "$link")
+  if [ "$timing" != none ]; then
+    # timing goes into the server's [transport "tls"] section...
+    sed -i "/^\[transport \"tls\"\]\$/a timing = $timing" "$d/server.conf"
+    # ...and into a client config holding what the link holds.
+    b64() { # URL-safe base64 without padding -> standard with padding
+      local x
+      x=$(printf '%s' "$1" | tr '_-' '/+')
+      while [ $((${#x} % 4)) != 0 ]; do x+="="; done
+      printf '%s' "$x"
+    }
+    k=${link#umbra://}
+    sk=$(b64 "${k%%@*}")
+    k=${k#*@}
+    host=${k%%\?*}
+    q=${k#*\?}
+    q=${q%%#*}
+    ck=$(b64 "$(sed -n 's/.*\(^\|&\)k=\([^&]*\).*/\2/p' <<<"$q")")
+    (
+      umask 077
+      printf '[client]\nprivate-key = %s\n\n[server "bench"]\naddress = %s\npublic-key = %s\ntransport = t\n\n[transport "t"]\ntype = tls\nsni = %s\ntiming = %s\n' \
+        "$ck" "$host" "$sk" "$COVER_SNI" "$timing" >"$d/client.conf"
+    )
+    client=(-c "$d/client.conf")
+  fi
+  start_bg "$sys-server" "$UMBRA" server -c "$d/server.conf" --allow 127.0.0.0/8
   sleep 1
-  if ! kill -0 "${PID[umbra-server]}" 2>/dev/null; then
-    # The engine of issue 5 is not in this build yet: the server validates its
-    # config and exits. The peers' columns are still measured.
-    if grep -qi 'not built yet\|not ready' "$T/logs/umbra-server.log"; then
-      put umbra status "n/a (engine not ready)"
-    else
-      put umbra status "n/a (server exited at once: $(tail -1 "$T/logs/umbra-server.log" | cut -c1-80))"
-    fi
-    stop umbra-server
+  if ! kill -0 "${PID[$sys-server]}" 2>/dev/null; then
+    put "$sys" status "n/a (server exited at once: $(tail -1 "$T/logs/$sys-server.log" | cut -c1-80))"
+    stop "$sys-server"
     return
   fi
-  start_bg umbra-client "$UMBRA" client --link "$link" --socks "127.0.0.1:$P_UMBRA_C" --http "127.0.0.1:$P_UMBRA_H"
-  if wait_up umbra "$P_UMBRA_C" umbra-server umbra-client; then
-    measure umbra "$P_UMBRA_C" "${PID[umbra-client]}" "${PID[umbra-server]}"
-    alive umbra umbra-client umbra-server
+  start_bg "$sys-client" "$UMBRA" client "${client[@]}" --socks "127.0.0.1:$pc" --http "127.0.0.1:$ph"
+  if wait_up "$sys" "$pc" "$sys-server" "$sys-client"; then
+    measure "$sys" "$pc" "${PID[$sys-client]}" "${PID[$sys-server]}"
+    alive "$sys" "$sys-client" "$sys-server"
   fi
-  stop umbra-client
-  stop umbra-server
+  stop "$sys-client"
+  stop "$sys-server"
 }
-want umbra && run_umbra
+want umbra && run_umbra umbra tcp none "$P_UMBRA_S" "$P_UMBRA_C" "$P_UMBRA_H"
+want umbra-tls && run_umbra umbra-tls tls none "$P_TLS_S" "$P_TLS_C" "$P_TLS_H"
+want umbra-jitter && run_umbra umbra-jitter tls jitter "$P_JIT_S" "$P_JIT_C" "$P_JIT_H"
 
 # ---------------------------------------------------------------- shadowsocks-libev
 run_ss() {

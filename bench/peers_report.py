@@ -13,7 +13,9 @@ import sys
 
 SYSTEMS = [
     ("direct", "direct"),
-    ("umbra", "umbra"),
+    ("umbra", "umbra tcp"),
+    ("umbra-tls", "umbra tls"),
+    ("umbra-jitter", "umbra tls, timing = jitter"),
     ("ss", "shadowsocks-libev"),
     ("ssh", "ssh -D"),
     ("microsocks", "microsocks"),
@@ -30,6 +32,10 @@ ROWS = [
     ("lat_p99", "Connect + small GET, p99 (ms)", "%.3f", "lo", True),
     ("lat_added", "Added latency, p50 minus direct's (ms)", "%.3f", "lo",
      False),
+    ("lati_p50", "Connect + small GET after 100 ms idle, p50 (ms)", "%.3f",
+     "lo", True),
+    ("lati_p99", "Connect + small GET after 100 ms idle, p99 (ms)", "%.3f",
+     "lo", True),
     ("rps", "Requests/s, 64 concurrent clients", "%.0f", "hi", True),
     ("cpu_req", "CPU per request, client+server (ms)", "%.3f", "lo", False),
     ("cpu_dl", "CPU s per GiB, download 1 stream (client+server)", "%.2f",
@@ -59,13 +65,22 @@ METHOD = """
   compression) to an sshd started from a temp config with throwaway keys.
   microsocks: plain SOCKS5, no crypto, one process (shown as the server).
   umbra: `umbra server` (`--allow 127.0.0.0/8`) and `umbra client --link`.
+  umbra tls: `umbra server init --transport tls --cover 127.0.0.1:COVER
+  --sni cover.umbra-bench.test`, the cover a second server block of the same
+  nginx (TLS 1.2 and 1.3, a P-256 certificate the script makes with `openssl
+  req`); the client on the share link. umbra tls, timing = jitter: the same
+  with `timing = jitter` in the server's `[transport]` section and in a
+  client config made from the link.
 - MB/s = 10^6 bytes per second. 1 stream: one `curl --socks5-hostname`
   transfer, curl's own time. 8 streams: 8 curls at once, total bytes over
   wall time.
 - Latency: sequential requests, each a fresh TCP connection, SOCKS5 greeting
   and CONNECT (waiting for each reply, as curl does), `GET /tiny.txt`, and the
   whole response read (Python, `time.perf_counter_ns`); 10 warm-up requests
-  first. p99 is the nearest-rank percentile.
+  first. p99 is the nearest-rank percentile. "After 100 ms idle": the same,
+  a fifth as many, each request after 100 ms in which nothing moved, so
+  each one starts a burst (what `timing = jitter` delays); back-to-back
+  requests keep a tunnel busy and hide that delay.
 - Requests/s: the same request from 64 concurrent asyncio clients in one
   Python process on the same cores: the client's own CPU caps every column,
   so CPU per request (client + server processes' utime+stime from
@@ -150,6 +165,52 @@ def fmt_ratio(x):
     return "—" if x is None else "%.2f×" % x
 
 
+# Metrics with a bound for "tls within 10% of tcp": better, bound on tls/tcp.
+TLS_TARGET = {
+    "dl1": 0.90, "dl8": 0.90, "ul1": 0.90, "ul8": 0.90,
+    "cpu_dl": 1.10, "cpu_ul": 1.10,
+}
+
+
+def pair_table(w, res, hold_n, a, b, title, text, target):
+    """A table of system a against system b: both figures, a / b, and where
+    target bounds the metric a verdict."""
+    ra, rb = res.get(a, {}), res.get(b, {})
+    if a not in res or b not in res or not ra.get("status") or \
+            not rb.get("status"):
+        return
+    la = dict(SYSTEMS)[a]
+    lb = dict(SYSTEMS)[b]
+    w(title)
+    w("")
+    w(text)
+    w("")
+    w("| metric | %s | %s | %s / %s | verdict |" % (lb, la, la, lb))
+    w("|---|---:|---:|---:|---|")
+    oka = ra.get("status", "").startswith("ok")
+    okb = rb.get("status", "").startswith("ok")
+    for key, label, fmt, better, _ in ROWS:
+        if better is None:
+            continue
+        label = label.replace("N open", "%s open" % hold_n)
+        va = num(ra.get(key)) if oka else None
+        vb = num(rb.get(key)) if okb else None
+        r = ratio(va, vb)
+        verdict = ""
+        if key in target:
+            bound = target[key]
+            if r is None:
+                verdict = "not measured"
+            else:
+                met = r >= bound if better == "hi" else r <= bound
+                verdict = ("met" if met else "NOT met") + \
+                    " (bound %.2f×)" % bound
+        w("| %s | %s | %s | %s | %s |" % (
+            label, cell(res, b, key, fmt), cell(res, a, key, fmt),
+            fmt_ratio(r), verdict))
+    w("")
+
+
 def main(argv):
     if len(argv) != 2:
         print("usage: peers_report.py RESULTS_FILE", file=sys.stderr)
@@ -160,8 +221,8 @@ def main(argv):
     hold_n = md.get("hold_n", "N")
     out = []
     w = out.append
-    w("# umbra side by side with shadowsocks-libev, ssh -D, microsocks and "
-      "direct")
+    w("# umbra (tcp, tls, tls with jitter) side by side with "
+      "shadowsocks-libev, ssh -D, microsocks and direct")
     w("")
     w("Produced by `bench/peers.sh` (run by `make bench`); every process on "
       "127.0.0.1.")
@@ -258,6 +319,17 @@ def main(argv):
         w("| %s | %s | %s | %s | %s |" % (label, uvs, refs, fmt_ratio(rr),
                                          verdict))
     w("")
+    # Issue 10: tls against tcp, and the jitter timing profile's cost.
+    pair_table(w, res, hold_n, "umbra-tls", "umbra",
+               "## umbra tls against umbra tcp (issue 10)",
+               "Each ratio: tls's figure divided by tcp's, from the same run. "
+               "Target: tls within 10% of tcp on throughput (ratio ≥ 0.90) "
+               "and CPU (ratio ≤ 1.10).", TLS_TARGET)
+    pair_table(w, res, hold_n, "umbra-jitter", "umbra-tls",
+               "## timing = jitter against timing = none (tls transport)",
+               "Each ratio: the figure with `timing = jitter` at both ends "
+               "divided by the one without, from the same run. Informative: "
+               "`timing` stays `none` by default.", {})
     # Per-system notes (failures, warnings) recorded by the driver.
     notes = [(s, k, v) for s, _ in SYSTEMS
              for k, v in sorted(res.get(s, {}).items()) if k.startswith("note")]

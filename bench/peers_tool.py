@@ -9,7 +9,8 @@ count and in time):
   sink PORT               HTTP upload sink: reads each request body to the
                           end (Content-Length), answers 204 with the byte
                           count in X-Received; runs until killed
-  latency PROXY ORIGIN N SECS
+  latency PROXY ORIGIN N SECS [GAP_MS]
+                          (GAP_MS: idle this long before each request)
                           N sequential fresh connections: SOCKS5 handshake,
                           CONNECT, GET /tiny.txt, full response read; prints
                           "ok=.. fail=.. p50_ms=.. p99_ms=.. mean_ms=.."
@@ -157,8 +158,8 @@ def percentile(sorted_vals, q):
     return sorted_vals[k]
 
 
-def cmd_latency(proxy, origin, n, secs):
-    origin, n, secs = int(origin), int(n), float(secs)
+def cmd_latency(proxy, origin, n, secs, gap_ms="0"):
+    origin, n, secs, gap = int(origin), int(n), float(secs), int(gap_ms) / 1e3
     deadline = time.monotonic() + secs
     for _ in range(min(10, n)):  # warm-up: not measured
         try:
@@ -169,6 +170,8 @@ def cmd_latency(proxy, origin, n, secs):
     for _ in range(n):
         if time.monotonic() > deadline:
             break
+        if gap:
+            time.sleep(gap)  # the tunnel sits idle first: a request starts a burst
         t0 = time.perf_counter_ns()
         try:
             get_tiny_blocking(proxy, origin, 10)
@@ -408,7 +411,7 @@ def main(argv):
         "ports": (cmd_ports, 1),
         "wait-port": (cmd_wait_port, 2),
         "sink": (cmd_sink, 1),
-        "latency": (cmd_latency, 4),
+        "latency": (cmd_latency, (4, 5)),
         "rps": (cmd_rps, 5),
         "hold": (cmd_hold, 5),
     }
@@ -417,8 +420,9 @@ def main(argv):
     if len(argv) < 2 or argv[1] not in cmds:
         die("usage: see the docstring of " + argv[0])
     fn, nargs = cmds[argv[1]]
-    if len(argv) - 2 != nargs:
-        die("%s takes %d arguments" % (argv[1], nargs))
+    ok = nargs if isinstance(nargs, tuple) else (nargs, )
+    if len(argv) - 2 not in ok:
+        die("%s takes %s arguments" % (argv[1], " or ".join(map(str, ok))))
     return fn(*argv[2:]) or 0
 
 

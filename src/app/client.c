@@ -186,6 +186,12 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
         schedule_retry(c);
         return;
     }
+    const um_transport_cfg_t *tr = um_config_transport(c->cfg, cur_server(c)->transport);
+    if (tr && tr->timing == UM_CFG_TIMING_JITTER) {
+        um_tunnel_timing_t tm;
+        um_tunnel_timing_default(&tm, UM_TUNNEL_TIMING_JITTER);
+        um_tunnel_set_timing(t, &tm);
+    }
     uint64_t ms = um_now_ms() - c->t_start;
     c->t = t;
     c->up_since = um_now_ms();

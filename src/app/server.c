@@ -367,6 +367,12 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
         free(ss);
         return;
     }
+    const um_transport_cfg_t *tr = um_config_transport(&s->cfg, s->cfg.transport);
+    if (tr && tr->timing == UM_CFG_TIMING_JITTER) {
+        um_tunnel_timing_t tm;
+        um_tunnel_timing_default(&tm, UM_TUNNEL_TIMING_JITTER);
+        um_tunnel_set_timing(ss->t, &tm);
+    }
     ss->next = s->sessions;
     if (s->sessions) s->sessions->prev = ss;
     s->sessions = ss;

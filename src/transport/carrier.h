@@ -41,6 +41,12 @@ typedef void (*um_carrier_read_cb)(um_carrier_t *c, const uint8_t *p, size_t n, 
                                    void *ud);
 typedef void (*um_carrier_drain_cb)(um_carrier_t *c, void *ud);
 
+/* One piece of a gathered write (writev). */
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} um_carrier_iov_t;
+
 enum {
     UM_CARRIER_RELIABLE = 1u << 0, /* ordered, reliable byte stream (tcp, tls, ws) */
     UM_CARRIER_DATAGRAM = 1u << 1, /* message oriented, lossy (dns, udp) */
@@ -60,6 +66,11 @@ typedef struct {
     void (*close)(um_carrier_t *c);
     /* out must hold n bytes (stream bytes are never more than wire bytes). */
     int (*absorb)(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, size_t *outn);
+    /* Optional (NULL: not offered): write the pieces' bytes in order, as one
+     * write of their concatenation would (same copy, refusal and drain
+     * rules), without joining them first. A layered carrier (tls) writes its
+     * record headers and the caller's payload this way, with no copy. */
+    int (*writev)(um_carrier_t *c, const um_carrier_iov_t *iov, size_t n_iov);
 } um_carrier_ops_t;
 
 struct um_carrier {

@@ -321,6 +321,63 @@ int um_tcp_write(um_tcp_t *t, const uint8_t *p, size_t n)
     return 0;
 }
 
+int um_tcp_writev(um_tcp_t *t, const um_carrier_iov_t *iov, size_t n_iov)
+{
+    if (!t || (!iov && n_iov) || n_iov > UM_TCP_IOV_MAX) return UM_EINVAL;
+    if (t->closing || t->shut) return UM_EPIPE;
+    size_t n = 0;
+    for (size_t i = 0; i < n_iov; i++) {
+        if (!iov[i].p && iov[i].n) return UM_EINVAL;
+        n += iov[i].n;
+    }
+    if (n == 0) return 0;
+    if (n > t->wq_max - (t->wq < t->wq_max ? t->wq : t->wq_max) || t->wq >= t->wq_max) {
+        t->want_drain = 1;
+        return UM_ENOSPC;
+    }
+    size_t skip = 0; /* bytes the socket took at once */
+    if (t->wq == 0) {
+        uv_buf_t b0[UM_TCP_IOV_MAX];
+        unsigned nb = 0;
+        for (size_t i = 0; i < n_iov; i++)
+            if (iov[i].n) b0[nb++] = uv_buf_init((char *)iov[i].p, (unsigned)iov[i].n);
+        int w0 = uv_try_write((uv_stream_t *)&t->h, b0, nb);
+        if (w0 == (int)n) return 0;
+        if (w0 > 0)
+            skip = (size_t)w0;
+        else if (w0 != UV_EAGAIN)
+            return w0;
+    }
+    size_t left = n - skip;
+    wreq_t *w = malloc(sizeof(*w) + left);
+    if (!w) return UM_ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < n_iov; i++) {
+        size_t a = iov[i].n;
+        const uint8_t *p = iov[i].p;
+        if (skip >= a) {
+            skip -= a;
+            continue;
+        }
+        p += skip;
+        a -= skip;
+        skip = 0;
+        memcpy(w->data + off, p, a);
+        off += a;
+    }
+    w->n = left;
+    w->req.data = t;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)left);
+    int r = uv_write(&w->req, (uv_stream_t *)&t->h, &b, 1, write_cb);
+    if (r) {
+        free(w);
+        return r;
+    }
+    t->wq += left;
+    if (t->wq > t->wq_max / 2) t->want_drain = 1;
+    return 0;
+}
+
 size_t um_tcp_write_queued(const um_tcp_t *t)
 {
     return t->wq;
@@ -386,6 +443,11 @@ static int c_write(um_carrier_t *c, const uint8_t *p, size_t n)
     return um_tcp_write(tcp_of(c), p, n);
 }
 
+static int c_writev(um_carrier_t *c, const um_carrier_iov_t *iov, size_t n_iov)
+{
+    return um_tcp_writev(tcp_of(c), iov, n_iov);
+}
+
 static size_t c_queued(const um_carrier_t *c)
 {
     return um_tcp_write_queued((const um_tcp_t *)c);
@@ -437,6 +499,7 @@ const um_carrier_ops_t um_tcp_carrier_ops = {
     .shutdown = c_shutdown,
     .close = c_close,
     .absorb = c_absorb,
+    .writev = c_writev,
 };
 
 um_carrier_t *um_tcp_carrier(um_tcp_t *t)

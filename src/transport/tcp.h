@@ -50,6 +50,11 @@ int um_tcp_read_start(um_tcp_t *t);
 int um_tcp_read_stop(um_tcp_t *t);
 /* Copies p. UM_ENOSPC (nothing queued) when the queue would pass wq_max. */
 int um_tcp_write(um_tcp_t *t, const uint8_t *p, size_t n);
+/* As um_tcp_write of the pieces' concatenation: the socket is tried with all
+ * of them at once, and only what it does not take is copied and queued.
+ * At most UM_TCP_IOV_MAX pieces (UM_EINVAL beyond). */
+#define UM_TCP_IOV_MAX 32
+int um_tcp_writev(um_tcp_t *t, const um_carrier_iov_t *iov, size_t n_iov);
 size_t um_tcp_write_queued(const um_tcp_t *t);
 /* Sends FIN after the queued writes. */
 int um_tcp_shutdown(um_tcp_t *t);

@@ -103,10 +103,28 @@ static void t_set_cbs(um_carrier_t *c, um_carrier_read_cb rd, um_carrier_drain_c
     um_carrier_set_cbs(t->inner, rd ? inner_read : NULL, dr ? inner_drain : NULL, t);
 }
 
+/* Records per gathered write: a header and a payload piece each. */
+#define IOV_RECS 16
+
 static int t_write(um_carrier_t *c, const uint8_t *p, size_t n)
 {
     tls_carrier_t *t = of(c);
     if (n == 0) return 0;
+    size_t nrec = (n + UM_TLS_REC_FULL - 1) / UM_TLS_REC_FULL;
+    if (t->inner->ops->writev && nrec <= IOV_RECS) {
+        /* The headers go between the caller's bytes, not into a copy of
+         * them: bulk data is written once, not framed into a buffer first. */
+        uint8_t hdr[IOV_RECS][UM_TLS_REC_HDR];
+        um_carrier_iov_t iov[2 * IOV_RECS];
+        for (size_t i = 0, off = 0; i < nrec; i++) {
+            size_t take = n - off < UM_TLS_REC_FULL ? n - off : UM_TLS_REC_FULL;
+            um_tls_rec_put_header(hdr[i], UM_TLS_CT_APPDATA, take);
+            iov[2 * i] = (um_carrier_iov_t){hdr[i], UM_TLS_REC_HDR};
+            iov[2 * i + 1] = (um_carrier_iov_t){p + off, take};
+            off += take;
+        }
+        return t->inner->ops->writev(t->inner, iov, 2 * nrec);
+    }
     size_t need = um_tls_rec_framed_len(n), wn = 0;
     if (need > t->out_cap) {
         uint8_t *q = malloc(need);

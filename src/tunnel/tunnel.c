@@ -2,6 +2,7 @@
  * um_conn_t. See tunnel.h for the picture and the rules. */
 #include "tunnel/tunnel.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,7 +67,9 @@ struct um_tunnel {
     um_mux_t *mux;
     uv_idle_t idle;
     uv_timer_t timer;
-    int handles; /* open libuv handles; freed at zero once down */
+    uv_timer_t jtimer; /* timing: the held flush's release */
+    uv_timer_t ftimer; /* timing: the filler over a silence */
+    int handles;       /* open libuv handles; freed at zero once down */
     const um_tunnel_cbs_t *cbs;
     void *ud;
     um_hub_t *hub;       /* the hub whose current tunnel this is, if any */
@@ -83,6 +86,10 @@ struct um_tunnel {
     bool down, idle_on, graceful, goaway_in, in_pump, finishing;
     uint64_t drain_deadline;
     um_tunnel_stats_t st;
+    um_tunnel_timing_t tm;
+    uint64_t last_tx_ms;  /* when a record last went to the carrier */
+    uint32_t idle_gap_ms; /* the silence that earns the next filler */
+    bool jit_armed, jit_go;
 };
 
 struct um_hub {
@@ -430,10 +437,114 @@ static size_t fill_session(um_tunnel_t *t, size_t limit)
     return filled;
 }
 
+/* ---- the timing profile (tunnel.h) ---- */
+
+static void on_jitter(uv_timer_t *h);
+
+/* Jitter: true when this flush is held back (its timer releases it). Only a
+ * flush that starts a burst is: inside one (a record left less than
+ * burst_gap_ms ago, or the carrier still has bytes queued) nothing waits. */
+static bool jitter_hold(um_tunnel_t *t)
+{
+    if (t->tm.profile != UM_TUNNEL_TIMING_JITTER || t->jit_go) return false;
+    if (t->jit_armed) return true;
+    if (!um_mux_want_pull(t->mux) && !um_sess_want_pull(t->sess)) return false;
+    if (um_carrier_queued(t->car) > 0) return false;
+    if (um_now_ms() - t->last_tx_ms < t->tm.burst_gap_ms) return false;
+    uint32_t d = randombytes_uniform(t->tm.delay_max_ms + 1);
+    if (d == 0) return false;
+    t->jit_armed = true;
+    t->st.timing_delays++;
+    uv_timer_start(&t->jtimer, on_jitter, d, 0);
+    return true;
+}
+
+static void pump(um_tunnel_t *t);
+
+static void on_jitter(uv_timer_t *h)
+{
+    um_tunnel_t *t = h->data;
+    t->jit_armed = false;
+    if (t->down) return;
+    t->jit_go = true; /* this pump's flushes go now */
+    pump(t);
+    t->jit_go = false;
+}
+
+static uint32_t idle_gap(const um_tunnel_timing_t *tm)
+{
+    return tm->idle_min_ms + randombytes_uniform(tm->idle_max_ms - tm->idle_min_ms + 1);
+}
+
+/* Sizes of small HTTP/2 frames as TLS 1.3 record payloads (frame, content
+ * type byte, 16-byte tag): SETTINGS ack (9), WINDOW_UPDATE (13), PING (17),
+ * PING ack, and a small HEADERS/DATA frame of a few dozen bytes. */
+static size_t filler_size(void)
+{
+    static const uint16_t sizes[] = {26, 30, 34, 34, 34, 30};
+    uint32_t i = randombytes_uniform(sizeof(sizes) / sizeof(sizes[0]) + 1);
+    size_t n = i < sizeof(sizes) / sizeof(sizes[0]) ? sizes[i] : 40 + randombytes_uniform(60);
+    return n < UM_SESS_FILLER_MIN ? UM_SESS_FILLER_MIN : n;
+}
+
+/* The silence timer: a filler once this side has written nothing for
+ * idle_gap_ms; otherwise it sleeps until that point. */
+static void on_filler(uv_timer_t *h)
+{
+    um_tunnel_t *t = h->data;
+    if (t->down) return;
+    uint64_t now = um_now_ms(), quiet = now - t->last_tx_ms;
+    if (quiet < t->idle_gap_ms) {
+        uv_timer_start(&t->ftimer, on_filler, t->idle_gap_ms - quiet, 0);
+        return;
+    }
+    if (!t->finishing && !t->fatal && um_carrier_queued(t->car) == 0 &&
+        !um_sess_want_pull(t->sess)) {
+        size_t n = 0;
+        if (um_sess_pull_filler(t->sess, filler_size(), t->out, OUT_CAP, &n) == 0 && n &&
+            um_carrier_write(t->car, t->out, n) == 0) {
+            t->st.bytes_out += n;
+            t->st.timing_fillers++;
+        }
+    }
+    t->last_tx_ms = now;
+    t->idle_gap_ms = idle_gap(&t->tm);
+    uv_timer_start(&t->ftimer, on_filler, t->idle_gap_ms, 0);
+}
+
+void um_tunnel_timing_default(um_tunnel_timing_t *tm, int profile)
+{
+    memset(tm, 0, sizeof(*tm));
+    tm->profile = profile;
+    tm->delay_max_ms = UM_TUNNEL_JITTER_MAX_MS;
+    tm->burst_gap_ms = UM_TUNNEL_JITTER_GAP_MS;
+    tm->idle_min_ms = UM_TUNNEL_IDLE_MIN_MS;
+    tm->idle_max_ms = UM_TUNNEL_IDLE_MAX_MS;
+}
+
+void um_tunnel_set_timing(um_tunnel_t *t, const um_tunnel_timing_t *tm)
+{
+    if (t->down) return;
+    t->tm = *tm;
+    if (t->tm.delay_max_ms > 1000) t->tm.delay_max_ms = 1000;
+    if (t->tm.idle_min_ms < 1) t->tm.idle_min_ms = 1;
+    if (t->tm.idle_max_ms < t->tm.idle_min_ms) t->tm.idle_max_ms = t->tm.idle_min_ms;
+    uv_timer_stop(&t->ftimer);
+    if (t->tm.profile != UM_TUNNEL_TIMING_JITTER) {
+        uv_timer_stop(&t->jtimer);
+        t->jit_armed = false;
+        schedule(t); /* a held flush goes now */
+        return;
+    }
+    t->idle_gap_ms = idle_gap(&t->tm);
+    uv_timer_start(&t->ftimer, on_filler, t->idle_gap_ms, 0);
+}
+
 /* mux → session → TCP, in batches: up to 64 KiB of frames become a few
  * records that leave in one write. */
 static void outbound(um_tunnel_t *t)
 {
+    if (jitter_hold(t)) return; /* on_jitter pumps again */
     for (int round = 0; round < 64 && !t->down; round++) {
         if (um_carrier_queued(t->car) >= TCP_HIGH) return; /* the drain callback resumes */
         size_t filled = fill_session(t, MUX_OUT_CAP);
@@ -451,6 +562,7 @@ static void outbound(um_tunnel_t *t)
                 return;
             }
             t->st.bytes_out += outn;
+            if (t->tm.profile != UM_TUNNEL_TIMING_NONE) t->last_tx_ms = um_now_ms();
         }
         if (!outn && !filled) return;
     }
@@ -628,6 +740,8 @@ static void die(um_tunnel_t *t, int err)
     um_carrier_close(t->car);
     t->car = NULL;
     uv_timer_stop(&t->timer);
+    uv_timer_stop(&t->jtimer);
+    uv_timer_stop(&t->ftimer);
     if (!t->idle_on) {
         t->idle_on = true;
         uv_idle_start(&t->idle, on_idle);
@@ -658,6 +772,8 @@ static void finish(um_tunnel_t *t)
     t->sess = NULL;
     uv_close((uv_handle_t *)&t->idle, on_handle_closed);
     uv_close((uv_handle_t *)&t->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&t->jtimer, on_handle_closed);
+    uv_close((uv_handle_t *)&t->ftimer, on_handle_closed);
 }
 
 int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_role_t role,
@@ -683,8 +799,11 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_ro
     t->car = car;
     uv_idle_init(loop, &t->idle);
     uv_timer_init(loop, &t->timer);
-    t->idle.data = t->timer.data = t;
-    t->handles = 2;
+    uv_timer_init(loop, &t->jtimer);
+    uv_timer_init(loop, &t->ftimer);
+    t->idle.data = t->timer.data = t->jtimer.data = t->ftimer.data = t;
+    t->handles = 4;
+    t->last_tx_ms = um_now_ms();
     um_carrier_set_wq_max(car, TCP_WQ_MAX);
     um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
     um_carrier_read_start(car);

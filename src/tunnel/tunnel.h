@@ -60,7 +60,33 @@ typedef struct {
     /* stream and datagram payload bytes: traffic, keepalives (PING/PONG)
      * and other control frames left out */
     uint64_t payload_in, payload_out;
+    /* timing profile (um_tunnel_set_timing): flushes held back by a jitter
+     * delay, padding-only records sent over a silence */
+    uint64_t timing_delays, timing_fillers;
 } um_tunnel_stats_t;
+
+/* The timing profile of a transport (config key `timing`, docs/CONFIG.md).
+ * NONE: records leave as soon as the pump has them. JITTER: a flush that
+ * starts a burst (none for burst_gap_ms, nothing queued on the carrier)
+ * waits a random 0..delay_max_ms first, so the gap between an application's
+ * write and its record is not exact; flushes inside a burst (bulk) are not
+ * delayed, so a transfer pays the delay at most once per burst. And when
+ * this side has written nothing for a random idle_min_ms..idle_max_ms (drawn
+ * again after each one), it sends one padding-only record the size of a
+ * small HTTP/2 frame (a PING, a WINDOW_UPDATE) in TLS 1.3. Fillers are
+ * ordinary session records (PROTOCOL.md 4.2): the peer needs nothing. */
+enum { UM_TUNNEL_TIMING_NONE = 0, UM_TUNNEL_TIMING_JITTER = 1 };
+typedef struct {
+    int profile; /* UM_TUNNEL_TIMING_* */
+    uint32_t delay_max_ms;
+    uint32_t burst_gap_ms;
+    uint32_t idle_min_ms, idle_max_ms;
+} um_tunnel_timing_t;
+
+#define UM_TUNNEL_JITTER_MAX_MS 5
+#define UM_TUNNEL_JITTER_GAP_MS 50
+#define UM_TUNNEL_IDLE_MIN_MS   2000
+#define UM_TUNNEL_IDLE_MAX_MS   10000
 
 /* cbs is borrowed for the tunnel's lifetime. mcfg may be NULL (defaults). */
 int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_role_t role,
@@ -74,6 +100,12 @@ void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms);
 uint32_t um_tunnel_rtt(const um_tunnel_t *t);
 void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st);
 bool um_tunnel_is_down(const um_tunnel_t *t);
+
+/* The defaults of a profile (the UM_TUNNEL_JITTER_* / IDLE_* bounds). */
+void um_tunnel_timing_default(um_tunnel_timing_t *tm, int profile);
+/* Sets the tunnel's timing profile (copied; NONE until called). Bounds are
+ * clamped: delay_max_ms <= 1000, 1 <= idle_min_ms <= idle_max_ms. */
+void um_tunnel_set_timing(um_tunnel_t *t, const um_tunnel_timing_t *tm);
 
 /* Server: wrap the peer-opened stream `id` as a um_conn_t and answer it
  * "connected"; cbs/arg as for um_conn_open() (on_open is not called). */

@@ -336,11 +336,11 @@ int um_tcp_writev(um_tcp_t *t, const um_carrier_iov_t *iov, size_t n_iov)
         return UM_ENOSPC;
     }
     size_t skip = 0; /* bytes the socket took at once */
+    uv_buf_t b0[UM_TCP_IOV_MAX];
+    unsigned nb = 0;
+    for (size_t i = 0; i < n_iov; i++)
+        if (iov[i].n) b0[nb++] = uv_buf_init((char *)iov[i].p, (unsigned)iov[i].n);
     if (t->wq == 0) {
-        uv_buf_t b0[UM_TCP_IOV_MAX];
-        unsigned nb = 0;
-        for (size_t i = 0; i < n_iov; i++)
-            if (iov[i].n) b0[nb++] = uv_buf_init((char *)iov[i].p, (unsigned)iov[i].n);
         int w0 = uv_try_write((uv_stream_t *)&t->h, b0, nb);
         if (w0 == (int)n) return 0;
         if (w0 > 0)
@@ -349,30 +349,8 @@ int um_tcp_writev(um_tcp_t *t, const um_carrier_iov_t *iov, size_t n_iov)
             return w0;
     }
     size_t left = n - skip;
-    wreq_t *w = malloc(sizeof(*w) + left);
-    if (!w) return UM_ENOMEM;
-    size_t off = 0;
-    for (size_t i = 0; i < n_iov; i++) {
-        size_t a = iov[i].n;
-        const uint8_t *p = iov[i].p;
-        if (skip >= a) {
-            skip -= a;
-            continue;
-        }
-        p += skip;
-        a -= skip;
-        skip = 0;
-        memcpy(w->data + off, p, a);
-        off += a;
-    }
-    w->n = left;
-    w->req.data = t;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)left);
-    int r = uv_write(&w->req, (uv_stream_t *)&t->h, &b, 1, write_cb);
-    if (r) {
-        free(w);
-        return r;
-    }
+    int r = um_uv_write_gather((uv_stream_t *)&t->h, b0, nb, skip, written, t);
+    if (r) return r;
     t->wq += left;
     if (t->wq > t->wq_max / 2) t->want_drain = 1;
     return 0;

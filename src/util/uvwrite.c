@@ -28,13 +28,41 @@ static void written(uv_write_t *req, int status)
 
 int um_uv_write_copy(uv_stream_t *s, const void *p, size_t n, um_uvw_done_cb done, void *ud)
 {
-    if (!s || !p || !n || !done || n > UINT32_MAX) return UM_EINVAL;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    if (!p || n > UINT32_MAX) return UM_EINVAL;
+    return um_uv_write_gather(s, &b, 1, 0, done, ud);
+}
+
+int um_uv_write_gather(uv_stream_t *s, const uv_buf_t *bufs, unsigned nb, size_t skip,
+                       um_uvw_done_cb done, void *ud)
+{
+    size_t total = 0;
+    if (!s || !bufs || !done) return UM_EINVAL;
+    for (unsigned i = 0; i < nb; i++) {
+        if (!bufs[i].base && bufs[i].len) return UM_EINVAL;
+        total += bufs[i].len;
+    }
+    if (skip >= total || total - skip > UINT32_MAX) return UM_EINVAL;
+    size_t n = total - skip;
     uvw_t *w = malloc(sizeof(*w) + n);
     if (!w) return UM_ENOMEM;
     w->done = done;
     w->ud = ud;
     w->n = n;
-    memcpy(w->data, p, n);
+    size_t off = 0;
+    for (unsigned i = 0; i < nb; i++) {
+        size_t a = bufs[i].len;
+        const char *p = bufs[i].base;
+        if (skip >= a) {
+            skip -= a;
+            continue;
+        }
+        p += skip;
+        a -= skip;
+        skip = 0;
+        memcpy(w->data + off, p, a);
+        off += a;
+    }
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
     int r = uv_write(&w->req, s, &b, 1, written);
     if (r) {

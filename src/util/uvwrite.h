@@ -19,5 +19,9 @@ typedef void (*um_uvw_done_cb)(void *ud, size_t n, int status);
 /* Returns 0 (done will run), UM_ENOMEM, or libuv's error (nothing queued,
  * done will not run). n must be > 0. */
 int um_uv_write_copy(uv_stream_t *s, const void *p, size_t n, um_uvw_done_cb done, void *ud);
+/* The same for the bytes of nb buffers after the first `skip` of them (those
+ * the socket already took), gathered into one request. */
+int um_uv_write_gather(uv_stream_t *s, const uv_buf_t *b, unsigned nb, size_t skip,
+                       um_uvw_done_cb done, void *ud);
 
 #endif

@@ -300,14 +300,14 @@ static void fx_up(fx_t *fx, const um_tunnel_timing_t *tm)
     d.u.v4[0] = 127;
     d.u.v4[3] = 1;
     d.port = 80;
-    assert_int_equal(um_hub_ops.open(fx->hub, &d, NULL, 0, &c_cbs, fx, &fx->cc), 0);
+    assert_int_equal(um_conn_open(um_hub_connector(fx->hub), &d, NULL, 0, &c_cbs, fx, &fx->cc), 0);
     assert_true(run_until(fx, stream_up, 5000));
 }
 
 static void fx_down(fx_t *fx)
 {
-    um_hub_ops.close(fx->cc);
-    um_hub_ops.close(fx->sc);
+    um_conn_close(fx->cc);
+    um_conn_close(fx->sc);
     if (fx->ct) um_tunnel_close(fx->ct, false, 0);
     if (fx->st) um_tunnel_close(fx->st, false, 0);
     assert_true(run_until(fx, both_down, 5000));
@@ -336,7 +336,7 @@ static uint64_t write_after_silence(fx_t *fx, int loop_turns, bool *in_turns)
     spin(fx, 80); /* longer than the burst gap (50 ms) */
     size_t n0 = fx->spy->n;
     uint64_t t0 = uv_hrtime();
-    assert_int_equal(um_hub_ops.write(fx->cc, (const uint8_t *)"ping", 4), 0);
+    assert_int_equal(um_conn_write(fx->cc, (const uint8_t *)"ping", 4), 0);
     for (int i = 0; i < loop_turns && fx->spy->n == n0; i++)
         uv_run(&fx->loop, UV_RUN_NOWAIT);
     *in_turns = fx->spy->n > n0;
@@ -438,7 +438,7 @@ static void test_jitter_bulk_not_per_flush(void **state)
     size_t w0 = fx.spy->n;
     g_total = 4u << 20;
     for (size_t sent = 0; sent < g_total; sent += sizeof(chunk))
-        assert_int_equal(um_hub_ops.write(fx.cc, chunk, sizeof(chunk)), 0);
+        assert_int_equal(um_conn_write(fx.cc, chunk, sizeof(chunk)), 0);
     assert_true(run_until(&fx, got_all, 30000));
     um_tunnel_stats(fx.ct, &st);
     assert_int_equal(fx.s_got, g_total);
@@ -491,7 +491,7 @@ static void test_jitter_idle_fillers(void **state)
     assert_non_null(fx.ct);
     assert_non_null(fx.st);
     g_total = fx.s_got + 4;
-    assert_int_equal(um_hub_ops.write(fx.cc, (const uint8_t *)"data", 4), 0);
+    assert_int_equal(um_conn_write(fx.cc, (const uint8_t *)"data", 4), 0);
     assert_true(run_until(&fx, got_all, 5000));
     fx_down(&fx);
 }

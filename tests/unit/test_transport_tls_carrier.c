@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "tcp_pair.h"
 #include <sodium.h>
 #include <uv.h>
 
@@ -197,26 +199,9 @@ typedef struct {
     uv_loop_t loop;
     um_tcp_listener_t *ls;
     um_tcp_t *ctcp, *stcp;
-    int connected;
     uint8_t *got;
     size_t got_len, got_cap;
 } fx_t;
-
-static void on_accept(um_tcp_listener_t *l, um_tcp_t *conn, void *ud)
-{
-    fx_t *fx = ud;
-    (void)l;
-    fx->stcp = conn;
-    fx->connected++;
-}
-
-static void on_connect(um_tcp_t *t, int status, void *ud)
-{
-    fx_t *fx = ud;
-    (void)t;
-    assert_int_equal(status, 0);
-    fx->connected++;
-}
 
 static void s_read(um_carrier_t *c, const uint8_t *p, size_t n, int status, void *ud)
 {
@@ -234,16 +219,7 @@ static void test_over_tcp(void **state)
     fx_t fx;
     memset(&fx, 0, sizeof(fx));
     assert_int_equal(uv_loop_init(&fx.loop), 0);
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(um_tcp_listen(&fx.loop, (struct sockaddr *)&sa, 4, on_accept, &fx, &fx.ls), 0);
-    uv_ip4_addr("127.0.0.1", um_tcp_listener_port(fx.ls), &sa);
-    assert_int_equal(um_tcp_connect(&fx.loop, (struct sockaddr *)&sa, on_connect, &fx, &fx.ctcp),
-                     0);
-    uint64_t end = um_now_ms() + 5000;
-    while (fx.connected < 2 && um_now_ms() < end)
-        uv_run(&fx.loop, UV_RUN_ONCE);
-    assert_int_equal(fx.connected, 2);
+    tcp_pair_open(&fx.loop, &fx.ls, &fx.ctcp, &fx.stcp);
 
     um_tls_deframer_t rx;
     um_tls_deframer_init(&rx, 0);
@@ -285,7 +261,7 @@ static void test_over_tcp(void **state)
     um_carrier_t *sc = um_tcp_carrier(fx.stcp);
     um_carrier_set_cbs(sc, s_read, NULL, &fx);
     um_carrier_read_start(sc);
-    end = um_now_ms() + 30000;
+    uint64_t end = um_now_ms() + 30000;
     while (fx.got_len < exp_len && um_now_ms() < end)
         uv_run(&fx.loop, UV_RUN_ONCE);
     assert_int_equal(fx.got_len, exp_len);

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "tcp_pair.h"
 #include <sodium.h>
 #include <uv.h>
 
@@ -38,7 +40,6 @@ struct fx {
     uv_loop_t loop;
     um_tcp_listener_t *ls;
     um_tcp_t *ctcp, *stcp;
-    int connected;
     um_tunnel_t *ct, *st;
     um_hub_t *hub;
     int cdown, sdown;
@@ -155,27 +156,6 @@ static bool run_until(fx_t *fx, pred_t done, uint64_t ms)
     return done(fx);
 }
 
-static void on_accept(um_tcp_listener_t *l, um_tcp_t *conn, void *ud)
-{
-    fx_t *fx = ud;
-    (void)l;
-    fx->stcp = conn;
-    fx->connected++;
-}
-
-static void on_connect(um_tcp_t *t, int status, void *ud)
-{
-    fx_t *fx = ud;
-    (void)t;
-    assert_int_equal(status, 0);
-    fx->connected++;
-}
-
-static bool both_connected(fx_t *fx)
-{
-    return fx->connected == 2;
-}
-
 static void mkkeys(um_sess_keys_t *a, um_sess_keys_t *b)
 {
     memset(a, 0, sizeof(*a));
@@ -194,14 +174,7 @@ static void fx_up(fx_t *fx, bool with_tunnel)
 {
     memset(fx, 0, sizeof(*fx));
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(um_tcp_listen(&fx->loop, (struct sockaddr *)&sa, 16, on_accept, fx, &fx->ls),
-                     0);
-    uv_ip4_addr("127.0.0.1", um_tcp_listener_port(fx->ls), &sa);
-    assert_int_equal(um_tcp_connect(&fx->loop, (struct sockaddr *)&sa, on_connect, fx, &fx->ctcp),
-                     0);
-    assert_true(run_until(fx, both_connected, 5000));
+    tcp_pair_open(&fx->loop, &fx->ls, &fx->ctcp, &fx->stcp);
     um_sess_keys_t ka, kb;
     mkkeys(&ka, &kb);
     um_sess_t *a = um_sess_new(&ka, NULL), *b = um_sess_new(&kb, NULL);

@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "tcp_pair.h"
 #include <sodium.h>
 #include <uv.h>
 
@@ -122,7 +124,6 @@ typedef struct {
     uv_loop_t loop;
     um_tcp_listener_t *ls;
     um_tcp_t *ctcp, *stcp;
-    int connected;
     spy_t *spy;
     um_tunnel_t *ct, *st;
     um_hub_t *hub;
@@ -217,27 +218,6 @@ static void spin(fx_t *fx, uint64_t ms)
         uv_run(&fx->loop, UV_RUN_ONCE);
 }
 
-static void on_accept(um_tcp_listener_t *l, um_tcp_t *conn, void *ud)
-{
-    fx_t *fx = ud;
-    (void)l;
-    fx->stcp = conn;
-    fx->connected++;
-}
-
-static void on_connect(um_tcp_t *t, int status, void *ud)
-{
-    fx_t *fx = ud;
-    (void)t;
-    assert_int_equal(status, 0);
-    fx->connected++;
-}
-
-static bool both_connected(fx_t *fx)
-{
-    return fx->connected == 2;
-}
-
 static bool stream_up(fx_t *fx)
 {
     return fx->opened && fx->sc;
@@ -267,14 +247,7 @@ static void fx_up(fx_t *fx, const um_tunnel_timing_t *tm)
 {
     memset(fx, 0, sizeof(*fx));
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(um_tcp_listen(&fx->loop, (struct sockaddr *)&sa, 16, on_accept, fx, &fx->ls),
-                     0);
-    uv_ip4_addr("127.0.0.1", um_tcp_listener_port(fx->ls), &sa);
-    assert_int_equal(um_tcp_connect(&fx->loop, (struct sockaddr *)&sa, on_connect, fx, &fx->ctcp),
-                     0);
-    assert_true(run_until(fx, both_connected, 5000));
+    tcp_pair_open(&fx->loop, &fx->ls, &fx->ctcp, &fx->stcp);
     fx->spy = calloc(1, sizeof(*fx->spy));
     assert_non_null(fx->spy);
     fx->spy->base.ops = &spy_ops;

@@ -503,6 +503,14 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
             return r;
         }
     }
+    if (a->codec && a->codec->ops->unauth == UM_UNAUTH_COVER && !cfg->has_fallback) {
+        /* A transport whose unauthenticated connections go to a cover site
+         * needs the cover's address. */
+        um_gate_unref(a->gate);
+        sodium_memzero(a, sizeof(*a));
+        free(a);
+        return UM_EINVAL;
+    }
     if (!a->codec) {
         um_codec_tcp_init(&a->own_codec, um_gate_hs(a->gate)->s_pub, cfg->shape, UM_HS_MSG1_MIN,
                           UM_HS_MSG2_MIN);

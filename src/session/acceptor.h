@@ -58,7 +58,9 @@ typedef struct {
     struct sockaddr_storage fallback;
     um_sess_cfg_t sess; /* for every established session */
     /* The transport's first-flight codec (transport/codec.h), borrowed: it
-     * must outlive the acceptor. NULL: the tcp codec with `shape`. */
+     * must outlive the acceptor. NULL: the tcp codec with `shape`. A codec
+     * whose unauthenticated connections go to a cover (UM_UNAUTH_COVER)
+     * needs the cover as `fallback` (UM_EINVAL otherwise). */
     const um_codec_t *codec;
     uint8_t shape; /* um_shape_t (codec NULL only): first-flight prefix expected from
                       clients and put before our reply (PROTOCOL.md section 7) */

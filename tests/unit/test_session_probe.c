@@ -502,6 +502,17 @@ static void run_codec_session(uint8_t shape, const um_codec_t *srvc, const um_co
     um_acceptor_cfg_t cfg = base_cfg();
     cfg.shape = shape;
     cfg.codec = srvc;
+    if (srvc && srvc->ops->unauth == UM_UNAUTH_COVER) {
+        /* A cover is required; none of this test's bytes goes there. */
+        um_acceptor_cfg_t nocover = cfg;
+        um_acceptor_t *na = NULL;
+        uv_ip4_addr("127.0.0.1", 0, &c.addr);
+        assert_int_equal(um_acceptor_new(&c.loop, (const struct sockaddr *)&c.addr, &nocover,
+                                         srv_session, &c, &na),
+                         UM_EINVAL);
+        uv_ip4_addr("127.0.0.1", 9, (struct sockaddr_in *)&cfg.fallback);
+        cfg.has_fallback = 1;
+    }
     uv_ip4_addr("127.0.0.1", 0, &c.addr);
     assert_int_equal(
         um_acceptor_new(&c.loop, (const struct sockaddr *)&c.addr, &cfg, srv_session, &c, &c.acc),

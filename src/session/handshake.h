@@ -23,9 +23,9 @@
 /* Offsets in the client's payload (docs/PROTOCOL.md 3.2). */
 #define UM_HS_P1_OFF_FLAGS  1
 #define UM_HS_P1_OFF_TS     2
-#define UM_HS_P1_OFF_SID    UM_HS_P1_MIN            /* only with RESUME */
+#define UM_HS_P1_OFF_SID    UM_HS_P1_MIN                    /* only with RESUME */
 #define UM_HS_P1_OFF_RESOFF (UM_HS_P1_OFF_SID + UM_SID_LEN) /* only with RESUME */
-#define UM_HS_P2_MIN        3                       /* version, cipher, flags */
+#define UM_HS_P2_MIN        3                               /* version, cipher, flags */
 #define UM_HS_MSG1_MIN      (UM_NOISE_MSG1_OVERHEAD + UM_HS_P1_MIN)
 #define UM_HS_MSG2_MIN      (UM_NOISE_MSG2_OVERHEAD + UM_HS_P2_MIN)
 #define UM_HS_SKEW_DEFAULT  120

@@ -555,11 +555,16 @@ static void test_growth_and_free_wipe_old_storage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_empty),        cmocka_unit_test(test_append_peek_read_consume),
-        cmocka_unit_test(test_reserve_commit),    cmocka_unit_test(test_max_bound_table),
-        cmocka_unit_test(test_max_never_partial), cmocka_unit_test(test_compaction_preserves),
-        cmocka_unit_test(test_growth_preserves),  cmocka_unit_test(test_steady_state_no_growth),
-        cmocka_unit_test(test_model_random),      cmocka_unit_test(test_wipe_zeroes_then_frees),
+        cmocka_unit_test(test_init_empty),
+        cmocka_unit_test(test_append_peek_read_consume),
+        cmocka_unit_test(test_reserve_commit),
+        cmocka_unit_test(test_max_bound_table),
+        cmocka_unit_test(test_max_never_partial),
+        cmocka_unit_test(test_compaction_preserves),
+        cmocka_unit_test(test_growth_preserves),
+        cmocka_unit_test(test_steady_state_no_growth),
+        cmocka_unit_test(test_model_random),
+        cmocka_unit_test(test_wipe_zeroes_then_frees),
         cmocka_unit_test(test_growth_and_free_wipe_old_storage),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

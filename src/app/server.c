@@ -301,7 +301,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
 }
 
 static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
-                       const uint8_t client_static[32], void *ud)
+                       const uint8_t client_static[32], const um_accept_info_t *info, void *ud)
 {
     srv_t *s = ud;
     (void)acc;

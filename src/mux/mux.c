@@ -1162,6 +1162,15 @@ static void retry_withheld(um_mux_t *m)
             if (s->flags & S_WITHHELD) stream_grant(m, s);
 }
 
+void um_mux_touch(um_mux_t *m, uint64_t now_ms)
+{
+    if (now_ms < m->now) now_ms = m->now;
+    m->last_rx = now_ms;
+    m->ping_out = false;
+    /* A ping at the next tick: the round trip of the new path. */
+    m->last_ping = now_ms >= m->cfg.ping_interval_ms ? now_ms - m->cfg.ping_interval_ms : 0;
+}
+
 int um_mux_tick(um_mux_t *m, uint64_t now_ms)
 {
     if (m->err) return m->err;

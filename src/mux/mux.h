@@ -132,6 +132,9 @@ int um_mux_feed_eof(um_mux_t *m);
  * deficit round-robin. */
 size_t um_mux_pull(um_mux_t *m, uint8_t *out, size_t cap);
 bool um_mux_want_pull(const um_mux_t *m);
+/* A new connection under the session: the keepalive clock starts again now
+ * and a ping goes at the next tick. */
+void um_mux_touch(um_mux_t *m, uint64_t now_ms);
 /* Time in (monotonic ms; the mux has no clock of its own): sends pings,
  * detects a silent peer (UM_ETIMEDOUT: the session is over, EV_ERROR queued),
  * returns idle buffers' storage. Returns 0 or the session's fatal error. */

@@ -279,9 +279,11 @@ static void established(pconn_t *c, um_pa_result_t *res)
     um_acceptor_t *a = c->a;
     const um_codec_ops_t *o = a->codec->ops;
     um_sess_t *s = res->sess;
+    um_resumable_t *e = res->resumed;
     um_carrier_t *car = um_tcp_carrier(c->t);
     uint8_t rest[UM_PREAUTH_REPLY_MAX];
     size_t rn = 0, used = 0;
+    um_accept_info_t info = {.budget = res->budget, .wire = res->flight_len + res->reply_len};
     int r = um_tcp_write(c->t, res->reply, res->reply_len);
     sodium_memzero(res->reply, res->reply_len);
     um_tcp_read_stop(c->t);
@@ -290,11 +292,15 @@ static void established(pconn_t *c, um_pa_result_t *res)
     if (r == 0 && o->wrap) r = o->wrap(a->codec, &c->pa.st, 1, car, &car);
     if (r == 0 && res->rest_len > sizeof(rest)) r = UM_EMSGSIZE;
     if (r == 0) r = um_carrier_absorb(car, res->rest, res->rest_len, rest, &rn);
-    if (r == 0 && rn && (r = um_sess_feed(s, rest, rn, &used)) == 0 && used < rn) r = UM_ENOSPC;
-    sodium_memzero(rest, rn);
+    info.wire += res->rest_len;
+    if (r == 0 && !e && rn && (r = um_sess_feed(s, rest, rn, &used)) == 0 && used < rn)
+        r = UM_ENOSPC;
     if (r) {
-        /* A local failure after authentication: just close. */
-        um_sess_free(s);
+        /* A local failure after authentication: just close. (A resumed
+         * session has new keys now: its old connection breaks on the next
+         * record, and its client comes again.) */
+        sodium_memzero(rest, rn);
+        if (!e) um_sess_free(s);
         if (car != um_tcp_carrier(c->t)) {
             c->t = NULL; /* the wrap owns it now */
             um_carrier_close(car);
@@ -306,8 +312,13 @@ static void established(pconn_t *c, um_pa_result_t *res)
     memcpy(client, res->client, 32);
     sodium_memzero(res->client, 32);
     a->st.established++;
+    if (e) a->st.resumed++;
     pconn_end(c, 1);
-    a->cb(a, s, car, client, a->ud);
+    if (e)
+        e->attach(e, car, rest, rn, info.budget, info.wire);
+    else
+        a->cb(a, s, car, client, &info, a->ud);
+    sodium_memzero(rest, rn);
     sodium_memzero(client, 32);
 }
 

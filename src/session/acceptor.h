@@ -68,13 +68,23 @@ typedef struct {
 
 typedef struct um_acceptor um_acceptor_t;
 
-/* client_static: the authenticated client key. conn is the carrier the
- * session runs on (the codec's wrap of the TCP connection). */
+/* What else the handshake said about the new connection. */
+typedef struct {
+    uint32_t budget; /* the client's budget for this connection (0: none) */
+    size_t wire;     /* wire bytes it carried already (flight, reply, what followed) */
+} um_accept_info_t;
+
+/* A new session. client_static: the authenticated client key. conn is the
+ * carrier the session runs on (the codec's wrap of the TCP connection). A
+ * flight that continued a session listed in the gate (um_gate_add_resumable)
+ * goes to that entry's attach callback instead. */
 typedef void (*um_acceptor_session_cb)(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn,
-                                       const uint8_t client_static[32], void *ud);
+                                       const uint8_t client_static[32],
+                                       const um_accept_info_t *info, void *ud);
 
 typedef struct {
     uint64_t accepted, established, probes, fallbacks, overload;
+    uint64_t resumed; /* of established: flights that continued a session */
     uint32_t preauth;
 } um_acceptor_stats_t;
 

@@ -26,6 +26,10 @@ struct um_connector {
     um_codec_state_t st;
     um_buf_t buf;
     int done;
+    int resumed;         /* the callback's session is cfg.resume, continued */
+    size_t wire;         /* wire bytes of the handshake (both ways) */
+    uint8_t *rest;       /* resumed: stream bytes that followed the reply */
+    size_t rest_len;
 };
 
 int um_connector_flight(um_hs_client_t *hs, const uint8_t client_priv[32],
@@ -56,6 +60,8 @@ static void timer_closed(uv_handle_t *h)
 {
     um_connector_t *c = h->data;
     um_buf_wipe(&c->buf);
+    if (c->rest) sodium_memzero(c->rest, c->rest_len);
+    free(c->rest);
     sodium_memzero(c, sizeof(*c));
     free(c);
 }
@@ -89,6 +95,22 @@ static void on_timeout(uv_timer_t *tm)
 static int filler(void *ud, size_t size, uint8_t *out, size_t cap, size_t *outn)
 {
     return um_sess_pull_filler(ud, size, out, cap, outn);
+}
+
+/* Decodes wire bytes through the carrier into out (room for n bytes: a
+ * carrier's stream bytes are never more than its wire bytes). */
+static int absorb_all(um_carrier_t *car, const uint8_t *p, size_t n, uint8_t *out, size_t *outn)
+{
+    *outn = 0;
+    while (n) {
+        size_t take = n < 16384 ? n : 16384, tn = 0;
+        int r = um_carrier_absorb(car, p, take, out + *outn, &tn);
+        if (r) return r;
+        *outn += tn;
+        p += take;
+        n -= take;
+    }
+    return 0;
 }
 
 /* Hands wire bytes that came with (or right after) the reply to the session,
@@ -146,26 +168,59 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
         finish(c, r, NULL, NULL);
         return;
     }
-    um_sess_t *s = um_sess_new(&keys, &c->cfg.sess);
+    um_sess_t *s = NULL, *old = c->cfg.resume;
+    if (keys.resumed) {
+        /* Resend from what the server has, or (a reply too short to say)
+         * from what it acknowledged. */
+        um_sess_offsets_t of;
+        if (old) um_sess_offsets(old, &of);
+        uint64_t peer = old && keys.resume_has_peer_rx ? keys.resume_peer_rx : old ? of.tx_acked : 0;
+        r = !old || !um_sess_resumable(old, peer) ? UM_EPROTO : um_sess_resume(old, &keys, peer);
+        if (r == 0) {
+            s = old;
+            c->resumed = 1;
+        }
+    } else {
+        s = um_sess_new(&keys, &c->cfg.sess);
+        r = s ? 0 : UM_ENOMEM;
+    }
     um_sess_keys_wipe(&keys);
-    if (!s) {
-        finish(c, UM_ENOMEM, NULL, NULL);
+    if (r) {
+        finish(c, r, NULL, NULL);
         return;
     }
+    c->wire += qn + (n - take);
     um_carrier_t *car = um_tcp_carrier(c->t);
     um_tcp_read_stop(c->t);
     um_tcp_set_read_cb(c->t, NULL, NULL);
     if (o->client_finish) r = o->client_finish(c->codec, &c->st, filler, s, fin, sizeof(fin), &fn);
     if (r == 0 && fn) r = um_tcp_write(c->t, fin, fn);
+    c->wire += fn;
     if (r == 0 && o->wrap) {
         um_carrier_t *w = NULL;
         r = o->wrap(c->codec, &c->st, 0, car, &w);
         if (r == 0) car = w;
     }
-    if (r == 0) r = feed_rest(car, s, q + used, qn - used);
-    if (r == 0 && n > take) r = feed_rest(car, s, p + take, n - take);
+    if (c->resumed) {
+        /* The session's owner still reads the old connection: the bytes go
+         * to it with the new one (um_connector_rest), not into the session. */
+        size_t total = qn - used + (n - take);
+        c->rest = total ? malloc(total) : NULL;
+        if (total && !c->rest) r = UM_ENOMEM;
+        if (r == 0) r = absorb_all(car, q + used, qn - used, c->rest, &c->rest_len);
+        if (r == 0 && n > take) {
+            size_t more = 0;
+            r = absorb_all(car, p + take, n - take, c->rest + c->rest_len, &more);
+            c->rest_len += more;
+        }
+    } else {
+        if (r == 0) r = feed_rest(car, s, q + used, qn - used);
+        if (r == 0 && n > take) r = feed_rest(car, s, p + take, n - take);
+    }
     if (r) {
-        um_sess_free(s);
+        /* A resumed session has the new keys already: its owner must treat
+         * the old connection as broken (um_connector_resumed says so). */
+        if (!c->resumed) um_sess_free(s);
         finish(c, r, NULL, car);
         return;
     }
@@ -184,7 +239,13 @@ static void on_connect(um_tcp_t *t, int status, void *ud)
         return;
     }
     int aes = c->cfg.offer_aes < 0 ? um_cpu_has_aes() : c->cfg.offer_aes;
-    um_hs_client_opts_t ho = {.aes_hw = aes != 0};
+    um_hs_client_opts_t ho = {.aes_hw = aes != 0, .budget = c->cfg.budget};
+    if (c->cfg.resume) {
+        um_sess_offsets_t of;
+        um_sess_offsets(c->cfg.resume, &of);
+        ho.resume_sid = um_sess_id(c->cfg.resume);
+        ho.resume_offset = of.rx_next;
+    }
     uint8_t pro[UM_CODEC_PROLOGUE_MAX];
     size_t n1 = o->msg1_len(c->codec, &c->st);
     size_t pn = um_codec_prologue(c->codec, &c->st, pro);
@@ -195,6 +256,7 @@ static void on_connect(um_tcp_t *t, int status, void *ud)
     if (r == 0) r = o->seal_flight(c->codec, &c->st, msg, mn, wire, sizeof(wire), &wn);
     sodium_memzero(msg, sizeof(msg));
     if (r == 0) r = um_tcp_write(t, wire, wn);
+    c->wire += wn;
     if (r == 0) {
         um_tcp_set_read_cb(t, on_read, c);
         r = um_tcp_read_start(t);
@@ -243,4 +305,20 @@ void um_connector_cancel(um_connector_t *c)
     if (!c || c->done) return;
     c->cb = NULL;
     finish(c, UM_EPIPE, NULL, NULL);
+}
+
+int um_connector_resumed(const um_connector_t *c)
+{
+    return c->resumed;
+}
+
+size_t um_connector_wire(const um_connector_t *c)
+{
+    return c->wire;
+}
+
+size_t um_connector_rest(const um_connector_t *c, const uint8_t **p)
+{
+    *p = c->rest;
+    return c->rest_len;
 }

@@ -30,6 +30,13 @@ typedef struct {
     const um_codec_t *codec;
     uint8_t shape; /* um_shape_t (codec NULL only): prefix before our first flight,
                       expected before the reply (PROTOCOL.md section 7) */
+    /* Continue this session (borrowed until the callback has run) instead of
+     * making a new one (PROTOCOL.md 3.6). When the server continues it, the
+     * callback gets it back (um_connector_resumed() true) with the new keys
+     * installed: from then on its old connection is useless. When the server
+     * does not know it, the callback gets a new session as without. */
+    um_sess_t *resume;
+    uint32_t budget; /* bytes this connection may carry, told to the server (0: none) */
 } um_connector_cfg_t;
 
 typedef struct um_connector um_connector_t;
@@ -42,6 +49,14 @@ typedef void (*um_connector_cb)(um_connector_t *c, int status, um_sess_t *s, um_
 int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
                        const um_connector_cfg_t *cfg, um_connector_cb cb, void *ud,
                        um_connector_t **out);
+/* During the callback: whether the session is cfg.resume continued (also on
+ * a failure after the keys changed, so the owner drops the old connection);
+ * the wire bytes of the handshake; and, when resumed, the stream bytes that
+ * followed the reply (borrowed for the callback; the session's owner feeds
+ * them after whatever it still holds of the old connection is discarded). */
+int um_connector_resumed(const um_connector_t *c);
+size_t um_connector_wire(const um_connector_t *c);
+size_t um_connector_rest(const um_connector_t *c, const uint8_t **p);
 /* Cancels a pending connector: the callback does not run. */
 void um_connector_cancel(um_connector_t *c);
 

@@ -26,6 +26,8 @@ typedef struct {
     void *ud;
 } waiter_t;
 
+#define RES_BUCKETS 256
+
 struct um_gate {
     int refs;
     um_gate_cfg_t cfg;
@@ -43,6 +45,7 @@ struct um_gate {
     waiter_t waiters[MAX_WAITERS];
     size_t nwaiters;
     um_gate_stats_t st;
+    um_resumable_t *res[RES_BUCKETS]; /* resumable sessions, by the first byte of their id */
 };
 
 bool um_bucket_take(um_bucket_t *b, uint64_t now_ms, double rate_per_s, double burst, bool commit)
@@ -176,6 +179,53 @@ static bool key_quota(void *ud, const uint8_t client[32], uint64_t now_s, bool c
     return ok;
 }
 
+void um_gate_add_resumable(um_gate_t *g, um_resumable_t *e)
+{
+    if (!g || !e || e->linked) return;
+    um_resumable_t **b = &g->res[e->sid[0]];
+    e->next = *b;
+    *b = e;
+    e->linked = true;
+}
+
+void um_gate_del_resumable(um_gate_t *g, um_resumable_t *e)
+{
+    if (!g || !e || !e->linked) return;
+    for (um_resumable_t **p = &g->res[e->sid[0]]; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    e->next = NULL;
+    e->linked = false;
+}
+
+um_resumable_t *um_gate_find_resumable(um_gate_t *g, const uint8_t sid[UM_SID_LEN],
+                                       const uint8_t client[32])
+{
+    if (!g) return NULL;
+    /* The bucket is chosen by one byte of the id (a timing side channel of
+     * 8 bits of a 128-bit secret, to a client that already owns a key);
+     * within it every comparison is constant time. */
+    um_resumable_t *hit = NULL;
+    for (um_resumable_t *e = g->res[sid[0]]; e; e = e->next)
+        if (sodium_memcmp(e->sid, sid, UM_SID_LEN) == 0 &&
+            sodium_memcmp(e->client, client, 32) == 0)
+            hit = e;
+    return hit;
+}
+
+static bool resume_hook(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
+                        uint64_t client_rx, uint64_t *server_rx)
+{
+    um_resumable_t *e = um_gate_find_resumable(ud, sid, client);
+    if (!e || !um_sess_resumable(e->sess, client_rx)) return false;
+    um_sess_offsets_t o;
+    um_sess_offsets(e->sess, &o);
+    *server_rx = o.rx_next;
+    return true;
+}
+
 int um_gate_new(const uint8_t server_priv[32], um_keyset_t *keys, uint32_t skew_s,
                 size_t replay_entries, bool disable_aes, const um_gate_cfg_t *cfg, um_gate_t **out)
 {
@@ -216,6 +266,8 @@ int um_gate_new(const uint8_t server_priv[32], um_keyset_t *keys, uint32_t skew_
     if (disable_aes) g->hs.aes_hw = false;
     g->hs.quota = key_quota;
     g->hs.quota_ud = g;
+    g->hs.resume = resume_hook;
+    g->hs.resume_ud = g;
     g->refs = 1;
     *out = g;
     return 0;

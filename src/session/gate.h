@@ -37,6 +37,8 @@
 
 #include "session/handshake.h"
 #include "session/keyset.h"
+#include "session/session.h"
+#include "transport/carrier.h"
 
 #define UM_SRC_KEY_LEN 17 /* family byte + 16 address bytes, masked to the prefix */
 
@@ -111,6 +113,30 @@ void um_gate_unwait(um_gate_t *g, void *ud);
  * record (a web client; a masked flight looks like random bytes), so the
  * fallback gets them at once. Total over any input. */
 bool um_gate_not_flight(const uint8_t *p, size_t n);
+
+/* Resumable sessions (docs/PROTOCOL.md 3.6): the server's owner of each
+ * session lists it here while the session may be continued on a new
+ * connection; the handshake asks (um_hs_server_t.resume) and the pre-auth
+ * core resumes it. Entries are the owner's (intrusive); lookups compare the
+ * session id and the client key in constant time. */
+typedef struct um_resumable um_resumable_t;
+struct um_resumable {
+    uint8_t sid[UM_SID_LEN];
+    uint8_t client[32];
+    um_sess_t *sess; /* borrowed: the session to continue */
+    /* The new connection, once the reply is written and the session resumed:
+     * car is the owner's; rest are stream bytes that followed the flight
+     * (borrowed for the call); budget is the client's for this connection
+     * (0: none); wire the handshake bytes it carried already. */
+    void (*attach)(um_resumable_t *e, um_carrier_t *car, const uint8_t *rest, size_t n,
+                   uint32_t budget, size_t wire);
+    um_resumable_t *next;
+    bool linked;
+};
+void um_gate_add_resumable(um_gate_t *g, um_resumable_t *e);
+void um_gate_del_resumable(um_gate_t *g, um_resumable_t *e); /* no-op if not listed */
+um_resumable_t *um_gate_find_resumable(um_gate_t *g, const uint8_t sid[UM_SID_LEN],
+                                       const uint8_t client[32]);
 
 /* The server-wide handshake token bucket. */
 bool um_gate_take_handshake(um_gate_t *g, uint64_t now_ms);

@@ -23,6 +23,46 @@ static void derive(const um_noise_split_t *sp, um_sess_keys_t *k, int initiator)
     k->initiator = initiator;
 }
 
+int um_hs_p1_parse(const uint8_t *p, size_t n, um_hs_p1_t *out)
+{
+    if (!p || !out) return UM_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (n < UM_HS_P1_MIN || p[0] != UM_HS_VERSION) return UM_EPROTO;
+    size_t at = UM_HS_P1_MIN;
+    out->flags = p[UM_HS_P1_OFF_FLAGS];
+    out->timestamp = um_ld64(p + UM_HS_P1_OFF_TS);
+    if (out->flags & UM_HS_F_RESUME) {
+        if (n - at < UM_SID_LEN + 8) return UM_EPROTO;
+        out->resume = true;
+        memcpy(out->sid, p + at, UM_SID_LEN);
+        out->resume_offset = um_ld64(p + at + UM_SID_LEN);
+        at += UM_SID_LEN + 8;
+    }
+    if (out->flags & UM_HS_F_BUDGET) {
+        if (n - at < 4) return UM_EPROTO;
+        out->budget = um_ld32(p + at);
+    }
+    return 0;
+}
+
+int um_hs_p2_parse(const uint8_t *p, size_t n, um_hs_p2_t *out)
+{
+    if (!p || !out) return UM_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (n < UM_HS_P2_MIN || p[0] != UM_HS_VERSION ||
+        (p[1] != UM_AEAD_CHACHA20_POLY1305 && p[1] != UM_AEAD_AES256_GCM))
+        return UM_EPROTO;
+    out->alg = p[1];
+    if (p[2] & UM_HS_F2_RESUMED) {
+        out->resumed = true;
+        if (n >= UM_HS_P2_MIN + 8) {
+            out->has_peer_rx = true;
+            out->peer_rx = um_ld64(p + UM_HS_P2_MIN);
+        }
+    }
+    return 0;
+}
+
 int um_hs_server_init(um_hs_server_t *srv, const uint8_t s_priv[32], um_keyset_t *keys,
                       uint32_t skew_s, size_t replay_entries)
 {
@@ -84,32 +124,33 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
         r = UM_EACCES;
         goto out;
     }
-    if (pn < UM_HS_P1_MIN || pl[0] != UM_HS_VERSION) {
-        r = UM_EPROTO;
-        goto out;
-    }
-    uint8_t flags = pl[UM_HS_P1_OFF_FLAGS];
-    uint64_t ts = um_ld64(pl + UM_HS_P1_OFF_TS);
+    um_hs_p1_t p1;
+    if ((r = um_hs_p1_parse(pl, pn, &p1)) != 0) goto out;
+    uint8_t flags = p1.flags;
+    uint64_t ts = p1.timestamp;
     if (ts + srv->skew_s < now_s || ts > now_s + srv->skew_s) {
         r = UM_EREPLAY;
         goto out;
     }
-    if (flags & UM_HS_F_RESUME) {
-        if (pn < UM_HS_P1_MIN + UM_SID_LEN + 8) {
-            r = UM_EPROTO;
-            goto out;
-        }
+    uint64_t server_rx = 0;
+    if (p1.resume) {
         keys->resume_requested = 1;
-        memcpy(keys->resume_sid, pl + UM_HS_P1_OFF_SID, UM_SID_LEN);
-        keys->resume_offset = um_ld64(pl + UM_HS_P1_OFF_RESOFF);
+        memcpy(keys->resume_sid, p1.sid, UM_SID_LEN);
+        keys->resume_offset = p1.resume_offset;
+        keys->resumed = srv->resume && srv->resume(srv->resume_ud, hs.rs, p1.sid,
+                                                   p1.resume_offset, &server_rx);
     }
-    if (srv->quota && !srv->quota(srv->quota_ud, hs.rs, now_s, false)) {
+    keys->budget = p1.budget;
+    /* A flight that continues a session adds none: the quota counts sessions
+     * being made, not the moves of one (rotation makes many). */
+    bool quota = srv->quota && !keys->resumed;
+    if (quota && !srv->quota(srv->quota_ud, hs.rs, now_s, false)) {
         r = UM_ELIMIT;
         goto out;
     }
     /* Last check, so only authenticated, in-window flights fill the filter. */
     if ((r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0) goto out;
-    if (srv->quota) (void)srv->quota(srv->quota_ud, hs.rs, now_s, true);
+    if (quota) (void)srv->quota(srv->quota_ud, hs.rs, now_s, true);
 
     keys->alg =
         (srv->aes_hw && (flags & UM_HS_F_AES)) ? UM_AEAD_AES256_GCM : UM_AEAD_CHACHA20_POLY1305;
@@ -119,7 +160,13 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
     memset(p2, 0, p2n);
     p2[0] = UM_HS_VERSION;
     p2[1] = (uint8_t)keys->alg;
-    p2[2] = 0; /* resume is not offered by this version: the client starts afresh */
+    if (keys->resumed) {
+        /* A payload too short for the offset (a transport imitating a tiny
+         * first record) says RESUMED alone: the client then resends from the
+         * last offset we acknowledged. */
+        p2[2] = UM_HS_F2_RESUMED;
+        if (p2n >= UM_HS_P2_MIN + 8) um_st64(p2 + UM_HS_P2_MIN, server_rx);
+    }
     /* <- e, ee, se, payload */
     if ((r = um_noise_write_msg2(&hs, p2, p2n, reply, cap, replyn)) != 0) goto out;
     if ((r = um_noise_split(&hs, &sp)) != 0) goto out;
@@ -143,6 +190,7 @@ int um_hs_client_start(um_hs_client_t *c, const uint8_t *prologue, size_t prolen
 
     if (!c || !c_priv || !server_pub || !out || !outn) return UM_EINVAL;
     if (opts && opts->resume_sid) min += UM_SID_LEN + 8;
+    if (opts && opts->budget) min += 4;
     if (msg_len < min) msg_len = min;
     if (msg_len > UM_HS_MSG_MAX || cap < msg_len) return UM_ENOSPC;
     memset(c, 0, sizeof(*c));
@@ -152,12 +200,16 @@ int um_hs_client_start(um_hs_client_t *c, const uint8_t *prologue, size_t prolen
     memset(pl, 0, pn);
     pl[0] = UM_HS_VERSION;
     pl[UM_HS_P1_OFF_FLAGS] = (uint8_t)((opts && opts->aes_hw ? UM_HS_F_AES : 0) |
-                                       (opts && opts->resume_sid ? UM_HS_F_RESUME : 0));
+                                       (opts && opts->resume_sid ? UM_HS_F_RESUME : 0) |
+                                       (opts && opts->budget ? UM_HS_F_BUDGET : 0));
     um_st64(pl + UM_HS_P1_OFF_TS, now_s);
+    size_t at = UM_HS_P1_MIN;
     if (opts && opts->resume_sid) {
-        memcpy(pl + UM_HS_P1_OFF_SID, opts->resume_sid, UM_SID_LEN);
-        um_st64(pl + UM_HS_P1_OFF_RESOFF, opts->resume_offset);
+        memcpy(pl + at, opts->resume_sid, UM_SID_LEN);
+        um_st64(pl + at + UM_SID_LEN, opts->resume_offset);
+        at += UM_SID_LEN + 8;
     }
+    if (opts && opts->budget) um_st32(pl + at, opts->budget);
     r = um_noise_write_msg1(&c->nz, pl, pn, out, cap, outn);
     sodium_memzero(pl, pn);
     if (r) {
@@ -185,12 +237,12 @@ int um_hs_client_finish(um_hs_client_t *c, const uint8_t *msg2, size_t n, um_ses
     }
     /* <- e, ee, se, payload */
     if ((r = um_noise_read_msg2(&c->nz, msg2, n, pl, sizeof(pl), &pn)) != 0) goto out;
-    if (pn < UM_HS_P2_MIN || pl[0] != UM_HS_VERSION ||
-        (pl[1] != UM_AEAD_CHACHA20_POLY1305 && pl[1] != UM_AEAD_AES256_GCM)) {
-        r = UM_EPROTO;
-        goto out;
-    }
-    keys->alg = pl[1];
+    um_hs_p2_t p2;
+    if ((r = um_hs_p2_parse(pl, pn, &p2)) != 0) goto out;
+    keys->alg = p2.alg;
+    keys->resumed = p2.resumed;
+    keys->resume_peer_rx = p2.peer_rx;
+    keys->resume_has_peer_rx = p2.has_peer_rx;
     memcpy(keys->peer_static, c->server_pub, 32);
     if ((r = um_noise_split(&c->nz, &sp)) != 0) goto out;
     derive(&sp, keys, 1);

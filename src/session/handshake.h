@@ -32,7 +32,30 @@
 #define UM_SID_LEN          16
 #define UM_HS_MSG_MAX       4096 /* largest handshake message accepted or written */
 
-enum { UM_HS_F_AES = 1u << 0, UM_HS_F_RESUME = 1u << 1 };
+enum { UM_HS_F_AES = 1u << 0, UM_HS_F_RESUME = 1u << 1, UM_HS_F_BUDGET = 1u << 2 };
+enum { UM_HS_F2_RESUMED = 1u << 0 };
+
+/* Payload 1 (docs/PROTOCOL.md 3.2), parsed: a pure function over the
+ * decrypted bytes. */
+typedef struct {
+    uint8_t flags;
+    uint64_t timestamp;
+    bool resume;
+    uint8_t sid[UM_SID_LEN]; /* resume only */
+    uint64_t resume_offset;  /* resume only: what the client has received */
+    uint32_t budget;         /* BUDGET only (0: none): bytes this connection may carry */
+} um_hs_p1_t;
+/* 0, or UM_EPROTO (too short for its flags, or another version). */
+int um_hs_p1_parse(const uint8_t *p, size_t n, um_hs_p1_t *out);
+
+/* Payload 2 (3.3), parsed. */
+typedef struct {
+    uint8_t alg;
+    bool resumed;
+    bool has_peer_rx; /* resumed with a payload of at least 11 bytes */
+    uint64_t peer_rx; /* what the server has received */
+} um_hs_p2_t;
+int um_hs_p2_parse(const uint8_t *p, size_t n, um_hs_p2_t *out);
 
 /* What both ends know once the handshake is done; the session is built from
  * it (um_sess_new). Wipe with um_sess_keys_wipe. */
@@ -44,8 +67,12 @@ typedef struct {
     int initiator;
     int resume_requested; /* server side: the client named a session */
     uint8_t resume_sid[UM_SID_LEN];
-    uint64_t resume_offset;
-    uint64_t timestamp; /* client's wall clock (server side) */
+    uint64_t resume_offset; /* server side: what the client has received of it */
+    int resumed;            /* the named session continues (both sides) */
+    uint64_t resume_peer_rx; /* client side, resumed: what the server has received */
+    int resume_has_peer_rx;  /* ... when the reply had room to say it */
+    uint32_t budget;         /* server side: the client's budget for this connection (0: none) */
+    uint64_t timestamp;      /* client's wall clock (server side) */
 } um_sess_keys_t;
 
 void um_sess_keys_wipe(um_sess_keys_t *k);
@@ -62,6 +89,16 @@ typedef struct {
      * replayed flight costs its client nothing). false refuses the flight. */
     bool (*quota)(void *ud, const uint8_t client[32], uint64_t now_s, bool commit);
     void *quota_ud;
+    /* Optional resumption lookup (docs/PROTOCOL.md 3.6): does session `sid`
+     * of this client exist, and may it resume from client_rx (what the client
+     * has received)? If so, true and *server_rx (what the server has
+     * received). No side effect: the caller resumes the session itself once
+     * message 2 is written. A flight that names a resumable session is exempt
+     * from the per-client quota (it adds no session). Asked after the key
+     * lookup and the timestamp check, before the replay filter. */
+    bool (*resume)(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
+                   uint64_t client_rx, uint64_t *server_rx);
+    void *resume_ud;
 } um_hs_server_t;
 
 /* keys: a reference is taken. skew_s 0 = 120; replay_entries 0 = 65536. */
@@ -92,6 +129,7 @@ typedef struct {
     bool aes_hw;               /* offer AES-256-GCM */
     const uint8_t *resume_sid; /* NULL: new session */
     uint64_t resume_offset;    /* bytes of the old session received so far */
+    uint32_t budget;           /* bytes this connection may carry (0: no BUDGET field) */
 } um_hs_client_opts_t;
 
 /* Writes message 1 of exactly msg_len bytes (0 = minimal) with timestamp

@@ -69,22 +69,39 @@ um_pa_verdict_t um_preauth_feed(um_preauth_t *pa, const uint8_t *p, size_t n, si
     sodium_memzero(msg, mn);
     if (r) return reject(pa, res, r);
     pa->done = 1;
-    um_sess_t *s = um_sess_new(&keys, scfg);
-    if (s)
+    um_resumable_t *e = NULL;
+    um_sess_t *s = NULL;
+    if (keys.resumed) {
+        /* The handshake found it and nothing ran since: it is still there. */
+        e = um_gate_find_resumable(pa->gate, keys.resume_sid, keys.peer_static);
+        r = e ? um_sess_resume(e->sess, &keys, keys.resume_offset) : UM_ENOENT;
+        if (r == 0) s = e->sess;
+    } else {
+        s = um_sess_new(&keys, scfg);
+        r = s ? 0 : UM_ENOMEM;
+    }
+    if (r == 0)
         r = o->seal_reply(pa->codec, &pa->st, reply, rn, filler, s, res->reply, sizeof(res->reply),
                           &res->reply_len);
     sodium_memzero(reply, rn);
     memcpy(res->client, keys.peer_static, 32);
+    res->budget = keys.budget;
     um_sess_keys_wipe(&keys);
-    if (!s || r) {
+    if (r) {
         /* A local failure after authentication: nothing to show a prober;
-         * the glue just closes. */
-        um_sess_free(s);
-        res->why = s ? r : UM_ENOMEM;
+         * the glue just closes. (A resumed session whose reply could not be
+         * sealed has new keys its client never learns: its connection then
+         * breaks, and the client tries again.) */
+        if (!e) um_sess_free(s);
+        res->why = r;
         sodium_memzero(res->client, 32);
         return UM_PA_REJECT;
     }
-    res->sess = s;
+    if (e)
+        res->resumed = e;
+    else
+        res->sess = s;
+    res->flight_len = used;
     res->rest = q + used;
     res->rest_len = qn - used;
     return UM_PA_ESTABLISHED;

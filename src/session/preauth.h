@@ -37,7 +37,13 @@ typedef struct {
 } um_preauth_t;
 
 typedef struct {
-    um_sess_t *sess; /* the caller's */
+    um_sess_t *sess; /* the caller's (NULL when resumed) */
+    /* A flight that continued a listed session (gate.h): that session has
+     * been resumed with the new keys; the glue hands it the connection
+     * (resumed->attach). */
+    um_resumable_t *resumed;
+    uint32_t budget; /* the client's for this connection (0: none) */
+    size_t flight_len; /* wire bytes of the flight */
     uint8_t client[32];
     uint8_t reply[UM_PREAUTH_REPLY_MAX]; /* to write as is, before anything else */
     size_t reply_len;

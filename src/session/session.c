@@ -23,6 +23,7 @@ struct um_sess {
     um_buf_t rxq; /* delivered, not yet read */
     um_buf_t inb; /* a partial record (or a few) from the wire */
     uint64_t tx_acked, tx_sent, tx_queued, rx_next, ack_sent;
+    uint64_t tx_high; /* the most ever sealed (tx_sent rewinds on resumption) */
     uint64_t key_bytes, key_ms; /* bytes sealed under the current tx key; when it began */
     bool ack_pending;           /* an ACK record must go out */
     uint64_t unacked_since;     /* when rx_next first passed ack_sent (0: it has not) */
@@ -129,10 +130,13 @@ static int apply(um_sess_t *s, const uint8_t *b, size_t n)
     uint8_t type = b[0];
     uint64_t ack = um_ld64(b + 1);
     if (type != UM_REC_T_DATA && type != UM_REC_T_ACK && type != UM_REC_T_REKEY) return UM_EPROTO;
-    if (ack < s->tx_acked || ack > s->tx_sent) return UM_EPROTO;
+    /* After a resumption tx_sent starts again below what was sealed before
+     * (tx_high); the peer may acknowledge up to that. */
+    if (ack < s->tx_acked || ack > s->tx_high) return UM_EPROTO;
     if (ack > s->tx_acked) {
         um_buf_consume(&s->txq, (size_t)(ack - s->tx_acked));
         s->tx_acked = ack;
+        if (s->tx_sent < ack) s->tx_sent = ack;
         s->events |= UM_SESS_EV_ACKED;
     }
     if (type == UM_REC_T_DATA) {
@@ -281,9 +285,11 @@ static size_t pad_for(um_sess_t *s, size_t body, bool guarded)
     return pad > room ? room : pad;
 }
 
-/* Seals one record of the given type; DATA takes up to UM_SESS_DATA_MAX
- * unsent bytes. */
-static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
+/* Seals one record of the given type, at most `room` bytes on the wire
+ * (room >= RECORD_MIN, and >= UM_SESS_FILLER_MIN for a DATA record); DATA
+ * takes up to UM_SESS_DATA_MAX unsent bytes. */
+#define DATA_RECORD_MIN (UM_REC_OVERHEAD + ACK_FIELDS + DATA_FIELDS + 1)
+static int emit(um_sess_t *s, uint8_t type, size_t room, uint8_t *out, size_t *outn)
 {
     size_t n = ACK_FIELDS, dlen = 0;
     bool guarded = false;
@@ -295,6 +301,7 @@ static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
         size_t at = (size_t)(s->tx_sent - s->tx_acked);
         dlen = (size_t)(s->tx_queued - s->tx_sent);
         if (dlen > UM_SESS_DATA_MAX) dlen = UM_SESS_DATA_MAX;
+        if (dlen > room - (DATA_RECORD_MIN - 1)) dlen = room - (DATA_RECORD_MIN - 1);
         um_st64(s->body + n, s->tx_sent);
         s->body[n + 8] = (uint8_t)(dlen >> 8);
         s->body[n + 9] = (uint8_t)dlen;
@@ -313,11 +320,13 @@ static int emit(um_sess_t *s, uint8_t type, uint8_t *out, size_t *outn)
         }
     }
     size_t pad = pad_for(s, n, guarded);
+    if (pad > room - UM_REC_OVERHEAD - n) pad = room - UM_REC_OVERHEAD - n;
     memset(s->body + n, 0, pad);
     n += pad;
     int r = um_rec_seal(&s->tx, s->body, n, out, UM_REC_WIRE_MAX, outn);
     if (r) return r;
     s->tx_sent += dlen;
+    if (s->tx_sent > s->tx_high) s->tx_high = s->tx_sent;
     s->ack_sent = s->rx_next;
     s->ack_pending = false;
     s->unacked_since = 0;
@@ -357,31 +366,44 @@ bool um_sess_want_pull(const um_sess_t *s)
     return s && !s->err && (s->tx_queued > s->tx_sent || ack_due(s));
 }
 
-int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn)
+int um_sess_pull_limit(um_sess_t *s, uint8_t *out, size_t cap, size_t limit, size_t *outn)
 {
     size_t total = 0, rn = 0;
     int r = 0;
     if (!s || !out || !outn) return UM_EINVAL;
     *outn = 0;
     if (s->err) return s->err;
-    while (cap - total >= UM_REC_WIRE_MAX && um_sess_want_pull(s)) {
+    if (limit > cap) limit = cap;
+    /* Each record needs room for a whole one of its kind: a full-size record
+     * without a limit, a smaller DATA record (or an ACK) under one. */
+    for (;;) {
+        size_t left = limit - total;
+        /* Bound by the buffer, not the limit: whole-size room or stop. */
+        if (left == cap - total && left < UM_REC_WIRE_MAX) break;
+        size_t room = left < UM_REC_WIRE_MAX ? left : UM_REC_WIRE_MAX;
+        if (room < DATA_RECORD_MIN || !um_sess_want_pull(s)) break;
         if (s->key_bytes >= s->cfg.rekey_bytes || now_ms(s) - s->key_ms >= s->cfg.rekey_ms) {
             /* REKEY is the last record under this key; the next one uses
              * the ratcheted key. No round trip, so traffic never stalls. */
-            if ((r = emit(s, UM_REC_T_REKEY, out + total, &rn)) != 0) break;
+            if ((r = emit(s, UM_REC_T_REKEY, room, out + total, &rn)) != 0) break;
             total += rn;
             if ((r = um_rec_ratchet(&s->tx)) != 0) break;
             s->key_bytes = 0;
             s->key_ms = now_ms(s);
             s->events |= UM_SESS_EV_REKEY_TX;
-            if (cap - total < UM_REC_WIRE_MAX || !um_sess_want_pull(s)) break;
+            continue;
         }
         uint8_t type = s->tx_queued > s->tx_sent ? UM_REC_T_DATA : UM_REC_T_ACK;
-        if ((r = emit(s, type, out + total, &rn)) != 0) break;
+        if ((r = emit(s, type, room, out + total, &rn)) != 0) break;
         total += rn;
     }
     *outn = total;
     return r ? die(s, r) : 0;
+}
+
+int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn)
+{
+    return um_sess_pull_limit(s, out, cap, cap, outn);
 }
 
 unsigned um_sess_events(um_sess_t *s)
@@ -421,6 +443,7 @@ void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o)
 {
     o->tx_acked = s->tx_acked;
     o->tx_sent = s->tx_sent;
+    o->tx_high = s->tx_high;
     o->tx_queued = s->tx_queued;
     o->rx_next = s->rx_next;
     o->tx_epoch = s->tx.epoch;
@@ -431,7 +454,7 @@ int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx)
 {
     if (!s || !keys || keys->alg != s->alg) return UM_EINVAL;
     if (s->err) return s->err;
-    if (peer_rx < s->tx_acked || peer_rx > s->tx_sent) return UM_EINVAL;
+    if (peer_rx < s->tx_acked || peer_rx > s->tx_high) return UM_EINVAL;
     um_rec_close(&s->tx);
     um_rec_close(&s->rx);
     int r = install_keys(s, keys);
@@ -441,5 +464,11 @@ int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx)
     s->tx_sent = peer_rx;
     um_buf_clear(&s->inb);
     s->ack_pending = true;
+    s->events |= UM_SESS_EV_ACKED; /* room in the send queue, perhaps */
     return 0;
+}
+
+bool um_sess_resumable(const um_sess_t *s, uint64_t peer_rx)
+{
+    return s && !s->err && peer_rx >= s->tx_acked && peer_rx <= s->tx_high;
 }

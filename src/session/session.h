@@ -73,7 +73,8 @@ typedef struct um_sess um_sess_t;
 
 typedef struct {
     uint64_t tx_acked;           /* peer has everything below this offset */
-    uint64_t tx_sent;            /* sealed into records up to here */
+    uint64_t tx_sent;            /* sealed into records up to here (since the last resumption) */
+    uint64_t tx_high;            /* the most ever sealed */
     uint64_t tx_queued;          /* accepted from the writer up to here */
     uint64_t rx_next;            /* received (and delivered to the read queue) up to here */
     uint32_t tx_epoch, rx_epoch; /* key ratchets so far */
@@ -106,6 +107,11 @@ void um_sess_write_commit(um_sess_t *s, size_t n);
 /* Produces wire bytes (whole records) into out; *outn == 0 when there is
  * nothing to send. cap should be >= UM_REC_WIRE_MAX. */
 int um_sess_pull(um_sess_t *s, uint8_t *out, size_t cap, size_t *outn);
+/* The same, with at most `limit` wire bytes in all (a connection's budget):
+ * DATA records shrink to fit; nothing is produced when less than the
+ * smallest DATA record (UM_SESS_RECORD_MIN bytes) is left. */
+#define UM_SESS_RECORD_MIN (UM_REC_OVERHEAD + 20)
+int um_sess_pull_limit(um_sess_t *s, uint8_t *out, size_t cap, size_t limit, size_t *outn);
 bool um_sess_want_pull(const um_sess_t *s);
 /* Seals one record of exactly wire_len bytes that carries no data (an ACK,
  * zero-padded): transports use it to give their first flights the sizes of
@@ -124,9 +130,13 @@ void um_sess_guard(um_sess_t *s, uint32_t bytes);
 const uint8_t *um_sess_id(const um_sess_t *s); /* UM_SID_LEN bytes, borrowed */
 int um_sess_alg(const um_sess_t *s);
 void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o);
-/* Resumption groundwork: install the keys of a fresh handshake that named
- * this session and resend from peer_rx (the peer's received offset, which
- * must lie in [tx_acked, tx_sent]). Partial input is dropped. */
+/* Resumption (PROTOCOL.md 3.6, 4.4): install the keys of a fresh handshake
+ * that named this session and resend from peer_rx (the peer's received
+ * offset, which must lie in [tx_acked, tx_high]: um_sess_resumable). A
+ * partial record of the old connection is dropped; what arrives under the
+ * old keys after this fails to open, so the caller stops reading the old
+ * connection first. */
 int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx);
+bool um_sess_resumable(const um_sess_t *s, uint64_t peer_rx);
 
 #endif

@@ -88,6 +88,16 @@ struct um_tunnel {
     um_tunnel_stats_t st;
     um_tunnel_timing_t tm;
     uint64_t last_tx_ms;  /* when a record last went to the carrier */
+    /* Resumption (tunnel.h): a carrier that breaks detaches (car NULL) and
+     * the owner brings the next one (um_tunnel_attach). */
+    bool resumable;
+    uint32_t stall_ms;    /* a carrier silent this long while we wait for an ack is dead */
+    uint64_t last_rx_ms;  /* when the current carrier last delivered bytes */
+    uint64_t car_bytes;   /* wire bytes both ways on the current carrier */
+    uint64_t car_budget;  /* the most it may carry (0: no bound) */
+    bool budget_hit;      /* it did: nothing more is sent on it */
+    bool note_budget;     /* on_budget is owed (told from the idle handle) */
+    int note_detached;    /* on_detached is owed, with this error (0: none) */
     uint32_t idle_gap_ms; /* the silence that earns the next filler */
     bool jit_armed, jit_go;
 };
@@ -449,7 +459,7 @@ static bool jitter_hold(um_tunnel_t *t)
     if (t->tm.profile != UM_TUNNEL_TIMING_JITTER || t->jit_go) return false;
     if (t->jit_armed) return true;
     if (!um_mux_want_pull(t->mux) && !um_sess_want_pull(t->sess)) return false;
-    if (um_carrier_queued(t->car) > 0) return false;
+    if (!t->car || um_carrier_queued(t->car) > 0) return false;
     if (um_now_ms() - t->last_tx_ms < t->tm.burst_gap_ms) return false;
     uint32_t d = randombytes_uniform(t->tm.delay_max_ms + 1);
     if (d == 0) return false;
@@ -498,12 +508,15 @@ static void on_filler(uv_timer_t *h)
         uv_timer_start(&t->ftimer, on_filler, t->idle_gap_ms - quiet, 0);
         return;
     }
-    if (!t->finishing && !t->fatal && um_carrier_queued(t->car) == 0 &&
-        !um_sess_want_pull(t->sess)) {
+    size_t fsize = filler_size();
+    if (!t->finishing && !t->fatal && t->car && um_carrier_queued(t->car) == 0 &&
+        !um_sess_want_pull(t->sess) && !t->budget_hit &&
+        (!t->car_budget || t->car_bytes + fsize <= t->car_budget)) {
         size_t n = 0;
-        if (um_sess_pull_filler(t->sess, filler_size(), t->out, OUT_CAP, &n) == 0 && n &&
+        if (um_sess_pull_filler(t->sess, fsize, t->out, OUT_CAP, &n) == 0 && n &&
             um_carrier_write(t->car, t->out, n) == 0) {
             t->st.bytes_out += n;
+            t->car_bytes += n;
             t->st.timing_fillers++;
         }
     }
@@ -542,26 +555,45 @@ void um_tunnel_set_timing(um_tunnel_t *t, const um_tunnel_timing_t *tm)
 
 /* mux → session → TCP, in batches: up to 64 KiB of frames become a few
  * records that leave in one write. */
+static void detach(um_tunnel_t *t, int err);
+
 static void outbound(um_tunnel_t *t)
 {
-    if (jitter_hold(t)) return; /* on_jitter pumps again */
-    for (int round = 0; round < 64 && !t->down; round++) {
+    if (!t->car || t->budget_hit) return; /* detached, or waiting for the next carrier */
+    if (jitter_hold(t)) return;          /* on_jitter pumps again */
+    for (int round = 0; round < 64 && !t->down && t->car; round++) {
         if (um_carrier_queued(t->car) >= TCP_HIGH) return; /* the drain callback resumes */
         size_t filled = fill_session(t, MUX_OUT_CAP);
         if (!um_sess_want_pull(t->sess)) return;
-        size_t outn = 0;
-        int r = um_sess_pull(t->sess, t->out, OUT_CAP, &outn);
+        size_t outn = 0, limit = OUT_CAP;
+        if (t->car_budget) {
+            uint64_t left = t->car_budget > t->car_bytes ? t->car_budget - t->car_bytes : 0;
+            if (left < limit) limit = (size_t)left;
+        }
+        int r = um_sess_pull_limit(t->sess, t->out, OUT_CAP, limit, &outn);
         if (r < 0) {
             t->fatal = r;
+            return;
+        }
+        if (!outn && limit < OUT_CAP) {
+            /* The carrier's budget is spent: what is left waits for the
+             * next one, and the owner hears it (from the idle handle). */
+            t->budget_hit = true;
+            t->note_budget = true;
+            schedule(t);
             return;
         }
         if (outn) {
             r = um_carrier_write(t->car, t->out, outn);
             if (r < 0) {
-                t->fatal = r;
+                if (t->resumable)
+                    detach(t, r);
+                else
+                    t->fatal = r;
                 return;
             }
             t->st.bytes_out += outn;
+            t->car_bytes += outn;
             if (t->tm.profile != UM_TUNNEL_TIMING_NONE) t->last_tx_ms = um_now_ms();
         }
         if (!outn && !filled) return;
@@ -580,7 +612,7 @@ static void feed_hold(um_tunnel_t *t)
     }
     memmove(t->hold, t->hold + used, t->hold_len - used);
     t->hold_len -= used;
-    if (t->hold_len == 0 && !t->finishing) um_carrier_read_start(t->car);
+    if (t->hold_len == 0 && !t->finishing && t->car) um_carrier_read_start(t->car);
 }
 
 static void pump(um_tunnel_t *t)
@@ -624,14 +656,18 @@ static void pump(um_tunnel_t *t)
         if (t->mux) {
             fill_session(t, MUX_OUT_CAP);
             size_t outn = 0;
-            if (um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
+            if (t->car && um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
                 um_carrier_write(t->car, t->out, outn);
         }
         die(t, t->fatal);
     } else if (!t->down && t->graceful && !t->finishing && um_mux_done(t->mux) &&
                !um_sess_want_pull(t->sess)) {
-        t->finishing = true;
-        um_carrier_shutdown(t->car); /* FIN after the queued records; die on EOF or timer */
+        if (!t->car) {
+            die(t, UM_EPIPE); /* nothing left to say, and nowhere to say it */
+        } else {
+            t->finishing = true;
+            um_carrier_shutdown(t->car); /* FIN after the queued records; die on EOF or timer */
+        }
     }
 out:
     t->in_pump = false;
@@ -644,10 +680,24 @@ static void on_idle(uv_idle_t *h)
     um_tunnel_t *t = h->data;
     uv_idle_stop(h);
     t->idle_on = false;
-    if (t->down)
+    if (t->down) {
         finish(t);
-    else
-        pump(t);
+        return;
+    }
+    /* The owner's notes, here and not where they arose (that may be inside
+     * one of its own calls). */
+    if (t->note_detached) {
+        int err = t->note_detached;
+        t->note_detached = 0;
+        if (t->cbs->on_detached) t->cbs->on_detached(t, err, t->ud);
+        if (t->down) return;
+    }
+    if (t->note_budget && t->budget_hit && t->car) {
+        t->note_budget = false;
+        if (t->cbs->on_budget) t->cbs->on_budget(t, t->ud);
+        if (t->down) return;
+    }
+    pump(t);
 }
 
 static void schedule(um_tunnel_t *t)
@@ -666,6 +716,12 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
             die(t, UM_EPIPE);
             return;
         }
+        if (t->resumable && !t->graceful) {
+            /* The connection broke, not the session: the owner brings the
+             * next connection, or gives up (um_tunnel_close). */
+            detach(t, status);
+            return;
+        }
         int r = um_mux_feed_eof(t->mux);
         t->fatal = r ? r : UM_EPIPE;
         pump(t);
@@ -673,6 +729,8 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
         return;
     }
     t->st.bytes_in += n;
+    t->car_bytes += n;
+    t->last_rx_ms = um_now_ms();
     size_t used = 0;
     int r = t->hold_len ? 0 : um_sess_feed(t->sess, p, n, &used);
     if (r < 0) {
@@ -710,12 +768,39 @@ static void on_timer(uv_timer_t *h)
         die(t, UM_ETIMEDOUT);
         return;
     }
+    if (!t->car) return; /* detached: time stands still for the mux until the next carrier */
+    if (t->resumable && t->stall_ms && !t->finishing && now - t->last_rx_ms >= t->stall_ms) {
+        /* Nothing has come for stall_ms while the peer owes us an
+         * acknowledgement: a frozen or silently dropped connection. */
+        um_sess_offsets_t o;
+        um_sess_offsets(t->sess, &o);
+        if (o.tx_sent > o.tx_acked || o.tx_queued > o.tx_sent) {
+            detach(t, UM_ETIMEDOUT);
+            return;
+        }
+    }
     int r = um_mux_tick(t->mux, now);
     if (r == UM_ETIMEDOUT) {
         die(t, UM_ETIMEDOUT);
         return;
     }
     pump(t);
+}
+
+/* The carrier is gone; the session, the mux and the streams stay. */
+static void detach(um_tunnel_t *t, int err)
+{
+    if (t->down || !t->car) return;
+    um_carrier_close(t->car);
+    t->car = NULL;
+    t->hold_len = 0; /* bytes of the old connection: the peer resends them */
+    t->budget_hit = false;
+    t->note_budget = false;
+    t->note_detached = err ? err : UM_EPIPE;
+    t->st.detaches++;
+    uv_timer_stop(&t->jtimer);
+    t->jit_armed = false;
+    schedule(t);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -737,7 +822,7 @@ static void die(um_tunnel_t *t, int err)
     t->down = true;
     t->down_err = err;
     if (t->hub && t->hub->t == t) t->hub->t = NULL;
-    um_carrier_close(t->car);
+    if (t->car) um_carrier_close(t->car);
     t->car = NULL;
     uv_timer_stop(&t->timer);
     uv_timer_stop(&t->jtimer);
@@ -803,7 +888,7 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_ro
     uv_timer_init(loop, &t->ftimer);
     t->idle.data = t->timer.data = t->jtimer.data = t->ftimer.data = t;
     t->handles = 4;
-    t->last_tx_ms = um_now_ms();
+    t->last_tx_ms = t->last_rx_ms = um_now_ms();
     um_carrier_set_wq_max(car, TCP_WQ_MAX);
     um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
     um_carrier_read_start(car);
@@ -827,6 +912,66 @@ void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms)
     if (t->hub && t->hub->t == t) t->hub->t = NULL;
     um_mux_goaway(t->mux, UM_MUX_GOAWAY_NORMAL);
     schedule(t);
+}
+
+void um_tunnel_set_resumable(um_tunnel_t *t, uint32_t stall_ms)
+{
+    t->resumable = t->cbs->on_detached != NULL;
+    t->stall_ms = stall_ms;
+}
+
+void um_tunnel_set_budget(um_tunnel_t *t, uint64_t budget, uint64_t wire)
+{
+    t->car_budget = budget;
+    t->car_bytes += wire;
+}
+
+int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, size_t n,
+                     uint64_t wire, uint64_t budget)
+{
+    if (t->down || t->graceful || !car) return UM_EINVAL;
+    if (n > SCRATCH_CAP) return UM_EMSGSIZE;
+    if (t->car) {
+        um_carrier_close(t->car); /* make-before-break: the new one is ready */
+        t->st.rotations++;
+    }
+    t->note_detached = 0; /* a detach not yet told is moot now */
+    t->car = car;
+    t->hold_len = 0; /* bytes of the old connection: the peer resends them */
+    memcpy(t->hold, rest, n);
+    t->hold_len = n;
+    t->car_bytes = wire;
+    t->car_budget = budget;
+    t->budget_hit = t->note_budget = false;
+    t->last_rx_ms = t->last_tx_ms = um_now_ms();
+    t->st.attaches++;
+    um_carrier_set_wq_max(car, TCP_WQ_MAX);
+    um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
+    if (!t->hold_len) um_carrier_read_start(car);
+    um_mux_touch(t->mux, um_now_ms());
+    schedule(t);
+    return 0;
+}
+
+void um_tunnel_detach(um_tunnel_t *t)
+{
+    detach(t, UM_EPIPE);
+    t->note_detached = 0; /* the owner knows */
+}
+
+bool um_tunnel_attached(const um_tunnel_t *t)
+{
+    return t->car != NULL;
+}
+
+uint64_t um_tunnel_carrier_bytes(const um_tunnel_t *t)
+{
+    return t->car ? t->car_bytes : 0;
+}
+
+um_sess_t *um_tunnel_session(um_tunnel_t *t)
+{
+    return t->sess;
 }
 
 uint32_t um_tunnel_rtt(const um_tunnel_t *t)

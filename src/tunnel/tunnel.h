@@ -51,6 +51,15 @@ typedef struct {
     /* The tunnel is over (err: why; UM_EPIPE for an orderly end). Streams have
      * already been told. The tunnel is freed after this returns. */
     void (*on_down)(um_tunnel_t *t, int err, void *ud);
+    /* Resumption (um_tunnel_set_resumable): the carrier broke (err: why) and
+     * is closed; the session, the mux and every stream wait. The owner
+     * attaches the next carrier (um_tunnel_attach) or gives up
+     * (um_tunnel_close). NULL: a broken carrier ends the tunnel. */
+    void (*on_detached)(um_tunnel_t *t, int err, void *ud);
+    /* The carrier has carried its budget (um_tunnel_set_budget /
+     * um_tunnel_attach): nothing more is sent on it; the owner brings the
+     * next one. */
+    void (*on_budget)(um_tunnel_t *t, void *ud);
 } um_tunnel_cbs_t;
 
 typedef struct {
@@ -63,6 +72,9 @@ typedef struct {
     /* timing profile (um_tunnel_set_timing): flushes held back by a jitter
      * delay, padding-only records sent over a silence */
     uint64_t timing_delays, timing_fillers;
+    /* carriers: broken ones let go (detaches), attached after the first
+     * (attaches), of which replaced a live one (rotations) */
+    uint64_t detaches, attaches, rotations;
 } um_tunnel_stats_t;
 
 /* The timing profile of a transport (config key `timing`, docs/CONFIG.md).
@@ -97,6 +109,29 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_ro
  * after; the streams' on_error/on_open and on_down follow on a later turn
  * of the loop, never inside this call. um_tunnel_is_down() is true at once. */
 void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms);
+/* Resumption (PROTOCOL.md 3.6): a broken carrier detaches instead of ending
+ * the tunnel (needs cbs->on_detached). stall_ms: a carrier that delivered
+ * nothing for this long while this side waits for an acknowledgement counts
+ * as broken (0: only errors and EOF do). The mux's own keepalive timeout
+ * should then be off (ping_timeout_ms 0). */
+void um_tunnel_set_resumable(um_tunnel_t *t, uint32_t stall_ms);
+/* The current carrier may carry `budget` wire bytes both ways (0: no bound),
+ * of which `wire` (its handshake) are spent. */
+void um_tunnel_set_budget(um_tunnel_t *t, uint64_t budget, uint64_t wire);
+/* Moves the tunnel onto a new carrier whose handshake resumed this tunnel's
+ * session (um_sess_resume done): the old carrier, if any, is closed (what
+ * it had in flight is resent by the session), `rest` are stream bytes that
+ * followed the handshake (copied; at most 64 KiB), `wire` the bytes the
+ * handshake carried, `budget` as um_tunnel_set_budget. Takes the carrier
+ * (also on failure: no, the caller closes it then). */
+int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, size_t n,
+                     uint64_t wire, uint64_t budget);
+/* Lets the carrier go without telling on_detached (the owner knows: its
+ * session has keys the old connection cannot follow). */
+void um_tunnel_detach(um_tunnel_t *t);
+bool um_tunnel_attached(const um_tunnel_t *t);
+uint64_t um_tunnel_carrier_bytes(const um_tunnel_t *t); /* on the current carrier */
+um_sess_t *um_tunnel_session(um_tunnel_t *t);           /* borrowed */
 uint32_t um_tunnel_rtt(const um_tunnel_t *t);
 void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st);
 bool um_tunnel_is_down(const um_tunnel_t *t);

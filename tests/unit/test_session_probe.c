@@ -175,8 +175,9 @@ static void start_next(ctx_t *c)
 }
 
 static void session_cb(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn, const uint8_t cs[32],
-                       void *ud)
+                       const um_accept_info_t *info, void *ud)
 {
+    (void)info;
     ctx_t *c = ud;
     c->sessions++;
     assert_memory_equal(cs, cp, 32);
@@ -201,8 +202,9 @@ typedef struct {
 } srv_thread_t;
 
 static void srv_session_cb(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn, const uint8_t cs[32],
-                           void *ud)
+                           const um_accept_info_t *info, void *ud)
 {
+    (void)info;
     srv_thread_t *t = ud;
     t->sessions += sodium_memcmp(cs, cp, 32) == 0;
     um_sess_free(s);
@@ -467,8 +469,9 @@ static void end_read(um_carrier_t *t, const uint8_t *p, size_t n, int status, vo
 static end_t srv_end, cli_end;
 
 static void srv_session(um_acceptor_t *a, um_sess_t *s, um_carrier_t *conn, const uint8_t cs[32],
-                        void *ud)
+                        const um_accept_info_t *info, void *ud)
 {
+    (void)info;
     srv_end.s = s;
     srv_end.t = conn;
     um_carrier_set_cbs(conn, end_read, NULL, &srv_end);

@@ -33,6 +33,13 @@
 #define RESOLVE_MS     5000
 #define STATS_EVERY_MS 30000
 #define MAX_PROXIES    (2 + UM_CFG_MAX_FORWARDS)
+/* Resumption (docs/PROTOCOL.md 3.6): how long the streams of a session whose
+ * connection broke wait for a new one (the server's resume-grace defaults to
+ * the same), the retry step meanwhile, and the silence after which a
+ * connection that owes us an acknowledgement counts as broken. */
+#define RESUME_WAIT_MS   120000
+#define RESUME_RETRY_MAX 1000
+#define STALL_MS         5000
 
 typedef struct {
     uv_loop_t *loop;
@@ -41,6 +48,15 @@ typedef struct {
     um_hub_t *hub;
     um_tunnel_t *t;
     um_connector_t *conn;
+    bool conn_resume;     /* conn continues t's session */
+    const char *conn_why; /* ... as a planned move ("bytes", "time", "hop"); NULL after a break */
+    uint32_t conn_budget; /* the budget conn announces */
+    const char *move;     /* a planned move is wanted (its reason), none under way yet */
+    uint64_t detached_at; /* t's connection broke at (0: t has one) */
+    char detach_why[64];
+    uint64_t resumptions, rotations;
+    char last_resume[64], last_rotate[16];
+    uv_timer_t rot_timer; /* rotate-after */
     um_codec_tls_t tls;
     /* the codec of the tls transport (the connector borrows it) */ /* a handshake in progress
                                                                      */
@@ -63,17 +79,33 @@ typedef struct {
 } cli_t;
 
 static void connect_next(cli_t *c);
+static void arm_rotation(cli_t *c);
+
+/* A value in [lo, hi] (hi < lo: lo). */
+static uint32_t draw(uint32_t lo, uint32_t hi)
+{
+    return hi > lo ? lo + randombytes_uniform(hi - lo + 1) : lo;
+}
+
+/* The budget of the next connection to the current server (0: none). */
+static uint32_t next_budget(const cli_t *c);
 
 static const um_peer_server_t *cur_server(const cli_t *c)
 {
     return &c->cfg->servers[c->server % c->cfg->n_servers];
 }
 
-/* Moves to the next address, and past the last one to the next server. */
+/* Moves to the next address, and past the last one to the next server;
+ * not while a session waits to resume (its server is the only one that can
+ * continue it), for the first RESUME_STAY_MS. */
+#define RESUME_STAY_MS 10000
 static void advance(cli_t *c)
 {
     const um_peer_server_t *s = cur_server(c);
-    if (++c->addr >= s->n_addrs) {
+    bool stay = c->t && (!c->detached_at || um_now_ms() - c->detached_at < RESUME_STAY_MS);
+    if (++c->addr >= s->n_addrs && stay) {
+        c->addr = 0;
+    } else if (c->addr >= s->n_addrs) {
         c->addr = 0;
         c->server = (c->server + 1) % c->cfg->n_servers;
     }
@@ -86,14 +118,23 @@ static void on_retry(uv_timer_t *h)
     connect_next(c);
 }
 
+/* Is a connection wanted: no session, a session waiting for a new
+ * connection, or a planned move? */
+static bool want_conn(const cli_t *c)
+{
+    return !c->t || c->detached_at || c->move;
+}
+
 static void schedule_retry(cli_t *c)
 {
-    if (c->stopping || c->retry_on || c->conn || c->rq || c->t) return;
+    if (c->stopping || c->retry_on || c->conn || c->rq || !want_conn(c)) return;
     uint64_t d = 0;
     if (c->attempt > 0) {
-        /* Exponential, capped, with jitter in [50%, 100%] of the step. */
+        /* Exponential, capped, with jitter in [50%, 100%] of the step; a
+         * session waiting with its streams tries more often. */
+        uint64_t cap = c->t ? RESUME_RETRY_MAX : BACKOFF_MAX_MS;
         uint64_t step = BACKOFF_MIN_MS << (c->attempt > 10 ? 10 : c->attempt - 1);
-        if (step > BACKOFF_MAX_MS) step = BACKOFF_MAX_MS;
+        if (step > cap) step = cap;
         d = step / 2 + randombytes_uniform((uint32_t)(step / 2 + 1));
     }
     c->retry_on = true;
@@ -104,7 +145,7 @@ static void schedule_retry(cli_t *c)
  * a backoff step (a restarted server is then found within one round trip). */
 static void on_demand(cli_t *c)
 {
-    if (c->t || c->conn || c->rq || c->stopping) return;
+    if (!want_conn(c) || c->conn || c->rq || c->stopping) return;
     if (c->retry_on) {
         uv_timer_stop(&c->retry);
         c->retry_on = false;
@@ -118,7 +159,14 @@ static void on_goaway(um_tunnel_t *t, void *ud)
     if (c->t != t) return;
     /* Open the next session now; the old one's streams finish, then it closes. */
     UM_INFO("server %s is going away; opening a new session", c->cur);
+    if (c->conn && c->conn_resume) {
+        um_connector_cancel(c->conn);
+        c->conn = NULL;
+    }
     c->t = NULL;
+    c->detached_at = 0;
+    c->move = NULL;
+    uv_timer_stop(&c->rot_timer);
     um_hub_set_tunnel(c->hub, NULL);
     um_tunnel_close(t, true, 30000);
     on_demand(c);
@@ -135,6 +183,13 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
         return;
     }
     const char *why = err == UM_EPIPE ? "closed" : um_strerror(err);
+    if (c->conn && c->conn_resume) {
+        um_connector_cancel(c->conn); /* it borrows this session */
+        c->conn = NULL;
+    }
+    c->detached_at = 0;
+    c->move = NULL;
+    uv_timer_stop(&c->rot_timer);
     UM_WARN("session to %s down: %s", c->cur, why);
     um_ev_begin(&c->ev, "session_down");
     um_ev_str(&c->ev, "address", c->cur);
@@ -153,13 +208,126 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     schedule_retry(c);
 }
 
-static const um_tunnel_cbs_t tunnel_cbs = {.on_goaway = on_goaway, .on_down = on_down};
+/* The connection broke; the session and its streams wait for the next. */
+static void on_detached(um_tunnel_t *t, int err, void *ud)
+{
+    cli_t *c = ud;
+    if (c->t != t) return;
+    c->detached_at = um_now_ms();
+    snprintf(c->detach_why, sizeof(c->detach_why), "%s",
+             err == UM_EPIPE ? "end of file" : um_strerror(err));
+    uv_timer_stop(&c->rot_timer);
+    UM_INFO("connection to %s lost (%s); resuming the session", c->cur, c->detach_why);
+    /* A planned move under way carries on: it resumes the session. */
+    if (c->conn && c->conn_resume) {
+        c->conn_why = NULL;
+        return;
+    }
+    c->move = NULL;
+    c->attempt = 0;
+    on_demand(c);
+}
+
+/* The connection has carried its soft mark (bring the next one) or its
+ * whole budget (nothing more goes on it until the next one comes). */
+static void on_budget(um_tunnel_t *t, bool spent, void *ud)
+{
+    cli_t *c = ud;
+    (void)spent;
+    if (c->t != t || c->detached_at || c->conn) return;
+    c->move = "bytes";
+    on_demand(c);
+}
+
+static const um_tunnel_cbs_t tunnel_cbs = {.on_goaway = on_goaway,
+                                           .on_down = on_down,
+                                           .on_detached = on_detached,
+                                           .on_budget = on_budget};
+
+static void on_rotate_timer(uv_timer_t *h)
+{
+    cli_t *c = h->data;
+    if (!c->t || c->detached_at || c->conn || c->move) return;
+    c->move = "time";
+    on_demand(c);
+}
+
+/* The time budget of the connection just attached. */
+static void arm_rotation(cli_t *c)
+{
+    const um_peer_server_t *s = cur_server(c);
+    uv_timer_stop(&c->rot_timer);
+    if (s->rotate_after_min_ms)
+        uv_timer_start(&c->rot_timer, on_rotate_timer,
+                       draw(s->rotate_after_min_ms, s->rotate_after_max_ms), 0);
+}
+
+static uint32_t next_budget(const cli_t *c)
+{
+    const um_peer_server_t *s = cur_server(c);
+    return s->rotate_min ? draw(s->rotate_min, s->rotate_max) : 0;
+}
+
+static void ev_move(cli_t *c, const char *what, const char *reason, uint64_t count)
+{
+    um_ev_begin(&c->ev, what);
+    um_ev_str(&c->ev, "server", cur_server(c)->name);
+    um_ev_str(&c->ev, "address", c->cur);
+    um_ev_str(&c->ev, "reason", reason);
+    um_ev_int(&c->ev, strcmp(what, "session_rotated") == 0 ? "rotations" : "resumptions",
+              (int64_t)count);
+    um_ev_end(&c->ev);
+}
+
+/* The connector continued the session: move the tunnel onto it. */
+static void resumed(cli_t *c, um_connector_t *cn, um_carrier_t *car)
+{
+    const uint8_t *rest;
+    size_t rn = um_connector_rest(cn, &rest);
+    uint32_t budget = c->conn_budget;
+    bool planned = c->detached_at == 0 && c->conn_why;
+    if (um_tunnel_attach(c->t, car, rest, rn, um_connector_wire(cn), budget, budget / 2) != 0) {
+        um_carrier_close(car);
+        um_tunnel_close(c->t, false, 0); /* on_down: a new session follows */
+        return;
+    }
+    c->attempt = 0;
+    if (planned) {
+        c->rotations++;
+        snprintf(c->last_rotate, sizeof(c->last_rotate), "%s", c->conn_why);
+        UM_DEBUG("session moved to a new connection to %s (%s)", c->cur, c->conn_why);
+        ev_move(c, "session_rotated", c->conn_why, c->rotations);
+    } else {
+        c->resumptions++;
+        snprintf(c->last_resume, sizeof(c->last_resume), "%s",
+                 c->detach_why[0] ? c->detach_why : "connection lost");
+        UM_INFO("session resumed on a new connection to %s after %llu ms", c->cur,
+                (unsigned long long)(um_now_ms() - c->detached_at));
+        ev_move(c, "session_resumed", c->last_resume, c->resumptions);
+    }
+    c->detached_at = 0;
+    arm_rotation(c);
+}
 
 static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn, void *ud)
 {
     cli_t *c = ud;
-    (void)cn;
+    bool was_resume = c->conn_resume;
+    const char *was_move = c->conn_why;
     c->conn = NULL;
+    c->conn_resume = false;
+    c->move = NULL;
+    if (status != 0 && was_resume && um_connector_resumed(cn) && c->t && !c->detached_at) {
+        /* The session took the new keys, the connection then failed: the
+         * old connection cannot follow any more. */
+        um_tunnel_detach(c->t);
+        c->detached_at = um_now_ms();
+        snprintf(c->detach_why, sizeof(c->detach_why), "%s", um_strerror(status));
+    }
+    if (status == 0 && was_resume && um_connector_resumed(cn)) {
+        resumed(c, cn, conn);
+        return;
+    }
     if (status != 0) {
         um_log_limited(&c->rl_connect, 1, 1000, UM_LOG_WARN, "cannot reach %s: %s", c->cur,
                        um_strerror(status));
@@ -169,23 +337,42 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
         um_ev_str(&c->ev, "reason", um_strerror(status));
         um_ev_end(&c->ev);
         c->attempt++;
+        if (c->t && !c->detached_at) c->move = was_move ? was_move : "bytes"; /* again, later */
         advance(c);
         schedule_retry(c);
         return;
     }
+    um_tunnel_t *old = c->t;
+    if (old) {
+        /* The server does not know the session any more (it restarted, or
+         * the wait was over): the new session first, then the old streams
+         * are reset. */
+        UM_WARN("server %s could not resume the session; starting a new one", c->cur);
+        um_ev_begin(&c->ev, "session_lost");
+        um_ev_str(&c->ev, "server", cur_server(c)->name);
+        um_ev_str(&c->ev, "reason", c->detached_at ? c->detach_why : "not resumed");
+        um_ev_end(&c->ev);
+        c->t = NULL;
+        c->detached_at = 0;
+    }
     um_mux_config_t mc;
     um_mux_config_default(&mc);
     mc.ping_interval_ms = c->cfg->keepalive_s * 1000;
-    mc.ping_timeout_ms = c->cfg->keepalive_s * 3000;
+    /* The tunnel lets a silent connection go (STALL_MS) and the session
+     * resumes on the next: the mux itself never times out. */
+    mc.ping_timeout_ms = 0;
     mc.stream_timeout_ms = c->cfg->stream_timeout_s * 1000;
     um_tunnel_t *t;
     if (um_tunnel_new(c->loop, s, conn, UM_MUX_CLIENT, &mc, &tunnel_cbs, c, &t) != 0) {
         um_sess_free(s);
         um_carrier_close(conn);
+        if (old) um_tunnel_close(old, false, 0);
         c->attempt++;
         schedule_retry(c);
         return;
     }
+    um_tunnel_set_resumable(t, STALL_MS);
+    um_tunnel_set_budget(t, c->conn_budget, c->conn_budget / 2, um_connector_wire(cn));
     const um_transport_cfg_t *tr = um_config_transport(c->cfg, cur_server(c)->transport);
     if (tr && tr->timing == UM_CFG_TIMING_JITTER) {
         um_tunnel_timing_t tm;
@@ -197,6 +384,8 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
     c->up_since = um_now_ms();
     c->sessions_up++;
     um_hub_set_tunnel(c->hub, t);
+    if (old) um_tunnel_close(old, false, 0); /* its streams are reset (on a later turn) */
+    arm_rotation(c);
     UM_INFO("session up to %s (%s) in %llu ms", c->cur, cur_server(c)->name,
             (unsigned long long)ms);
     um_ev_begin(&c->ev, "session_up");
@@ -235,11 +424,20 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
         cc.sess.pad.guard_bytes = UM_TLS_GUARD_BYTES;
         cc.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
     }
+    if (c->t) {
+        /* Continue the session (after a break, or as a planned move). */
+        cc.resume = um_tunnel_session(c->t);
+        c->conn_resume = true;
+        c->conn_why = c->detached_at ? NULL : c->move;
+    }
+    cc.budget = c->conn_budget = next_budget(c);
     um_addr_to_sockaddr(ip, &ss, &len);
     int r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_connected, c, &c->conn);
     sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
     if (r != 0) {
         c->conn = NULL;
+        c->conn_resume = false;
+        c->move = NULL;
         c->attempt++;
         advance(c);
         schedule_retry(c);
@@ -263,7 +461,15 @@ static void on_resolved(void *arg, int status, const um_addr_t *addrs, size_t n)
 
 static void connect_next(cli_t *c)
 {
-    if (c->stopping || c->t || c->conn || c->rq) return;
+    if (c->stopping || !want_conn(c) || c->conn || c->rq) return;
+    if (c->t && c->detached_at && um_now_ms() - c->detached_at > RESUME_WAIT_MS) {
+        /* Waited long enough: the streams are reset; a new session follows
+         * from on_down. */
+        UM_WARN("no connection to %s for %u s; dropping the session", c->cur,
+                RESUME_WAIT_MS / 1000);
+        um_tunnel_close(c->t, false, 0);
+        return;
+    }
     const um_peer_server_t *s = cur_server(c);
     const um_addr_t *a = &s->addrs[c->addr % s->n_addrs];
     um_addr_format(a, c->cur, sizeof(c->cur));
@@ -309,10 +515,10 @@ static size_t report(char *out, size_t cap, void *ud)
         um_tunnel_stats_t st;
         um_tunnel_stats(c->t, &st);
         n = snprintf(out, cap,
-                     "state:        up\nserver:       %s (%s)\nuptime:       %llu s\n"
+                     "state:        %s\nserver:       %s (%s)\nuptime:       %llu s\n"
                      "rtt:          %u ms\nstreams open: %zu\nbytes in:     %llu\n"
                      "bytes out:    %llu\n",
-                     cur_server(c)->name, c->cur,
+                     c->detached_at ? "resuming" : "up", cur_server(c)->name, c->cur,
                      (unsigned long long)((um_now_ms() - c->up_since) / 1000), um_tunnel_rtt(c->t),
                      st.streams_open, (unsigned long long)st.bytes_in,
                      (unsigned long long)st.bytes_out);
@@ -323,8 +529,12 @@ static size_t report(char *out, size_t cap, void *ud)
     }
     if (n < 0) return 0;
     size_t used = (size_t)n < cap ? (size_t)n : cap - 1;
-    n = snprintf(out + used, cap - used, "sessions:     %llu since start\nlistening:   %s\n",
-                 (unsigned long long)c->sessions_up, c->listening);
+    n = snprintf(out + used, cap - used,
+                 "sessions:     %llu since start\nresumptions:  %llu (last: %s)\n"
+                 "rotations:    %llu (last: %s)\nlistening:   %s\n",
+                 (unsigned long long)c->sessions_up, (unsigned long long)c->resumptions,
+                 c->last_resume[0] ? c->last_resume : "-", (unsigned long long)c->rotations,
+                 c->last_rotate[0] ? c->last_rotate : "-", c->listening);
     if (n > 0) used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
     return used;
 }
@@ -416,7 +626,8 @@ int um_run_client(const um_config_t *cfg)
     }
     uv_timer_init(c->loop, &c->retry);
     uv_timer_init(c->loop, &c->stats);
-    c->retry.data = c->stats.data = c;
+    uv_timer_init(c->loop, &c->rot_timer);
+    c->retry.data = c->stats.data = c->rot_timer.data = c;
     uv_timer_start(&c->stats, on_stats, STATS_EVERY_MS, STATS_EVERY_MS);
     uv_signal_init(c->loop, &c->sig_term);
     uv_signal_init(c->loop, &c->sig_int);

@@ -69,6 +69,8 @@ void um_config_init(um_config_t *c)
     c->max_sessions_per_client = 8;
     c->max_streams = 1024;
     c->idle_timeout_s = 300;
+    c->resume_grace_ms = 120000;
+    c->resumable_per_client = 4;
     c->memory_budget_mib = 256;
     c->keepalive_s = 15;
     c->stream_timeout_s = 60;

@@ -66,7 +66,9 @@ typedef struct {
     char sni[UM_DOMAIN_MAX + 1];
     uint8_t fingerprint; /* um_tls_fp_t */
     uint8_t timing;      /* um_cfg_timing_t */
-    int shape_line;      /* lines of keys cross-checked by um_config_validate */
+    uint16_t hop_lo, hop_hi; /* port hopping (tcp): the range (0: off) */
+    uint32_t hop_ms;         /* ... and the slot */
+    int shape_line;          /* lines of keys cross-checked by um_config_validate */
     int cover_line;
 } um_transport_cfg_t;
 
@@ -89,6 +91,12 @@ typedef struct {
     bool has_public_key;
     char transport[UM_NAME_MAX + 1]; /* "" = built-in tcp */
     uint32_t weight;
+    /* rotation (docs/CONFIG.md): bytes and time per connection (0: off),
+     * connections to this server at once */
+    uint32_t rotate_min, rotate_max;
+    uint32_t rotate_after_min_ms, rotate_after_max_ms;
+    uint32_t max_connections;
+    bool rotate_set, rotate_after_set;
     int line;
 } um_peer_server_t;
 
@@ -129,6 +137,10 @@ typedef struct {
     uint32_t max_sessions_per_client;
     uint32_t max_streams;
     uint32_t idle_timeout_s;
+    /* resumption (docs/CONFIG.md): how long a session whose connection broke
+     * waits for its client (0: off), and how many of one client may wait */
+    uint32_t resume_grace_ms;
+    uint32_t resumable_per_client;
     /* buffered stream bytes, MiB: all clients together, and one client's cap
      * (0: its share of the budget) */
     uint32_t memory_budget_mib, client_memory_mib;

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <sys/resource.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -67,6 +68,9 @@ struct srv_sess {
     srv_assoc_t *assocs;
     size_t n_assocs;
     uint64_t idle_since, last_bytes;
+    um_resumable_t res;      /* listed in the gate while the session may be continued */
+    uint64_t detached_since; /* its connection broke at (0: it has one) */
+    uint64_t resumptions;
     srv_sess_t *prev, *next;
 };
 
@@ -287,6 +291,8 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     }
     while (ss->assocs)
         assoc_free(ss, ss->assocs);
+    um_gate_del_resumable(s->gate, &ss->res);
+    sodium_memzero(&ss->res, sizeof(ss->res));
     um_direct_free(ss->egress);
     um_memacct_unref(ss->mem); /* the mux keeps its own reference until it is freed */
     if (ss->prev)
@@ -300,12 +306,59 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     maybe_finish(s);
 }
 
+/* The session's connection broke: it waits resume-grace for its client.
+ * At most resumable-per-client of one client wait at once: the one waiting
+ * longest goes. */
+static void on_detached(um_tunnel_t *t, int err, void *ud)
+{
+    srv_sess_t *ss = ud;
+    srv_t *s = ss->srv;
+    (void)t;
+    ss->detached_since = um_now_ms();
+    UM_DEBUG("session of %s (%s): connection lost (%s); waiting %u ms for the client", ss->name,
+             ss->fp, um_strerror(err), s->cfg.resume_grace_ms);
+    size_t waiting = 0;
+    srv_sess_t *oldest = NULL;
+    for (srv_sess_t *o = s->sessions; o; o = o->next)
+        if (o->detached_since && !um_tunnel_is_down(o->t) &&
+            sodium_memcmp(o->client_key, ss->client_key, 32) == 0) {
+            waiting++;
+            if (!oldest || o->detached_since < oldest->detached_since) oldest = o;
+        }
+    if (waiting > s->cfg.resumable_per_client && oldest) {
+        UM_INFO("session of %s (%s): too many waiting to resume; dropping the oldest", ss->name,
+                ss->fp);
+        um_tunnel_close(oldest->t, false, 0);
+    }
+}
+
+/* A flight continued this session (session/gate.h): move it onto the new
+ * connection. */
+static void on_resumed(um_resumable_t *e, um_carrier_t *car, const uint8_t *rest, size_t n,
+                       uint32_t budget, size_t wire)
+{
+    srv_sess_t *ss = (srv_sess_t *)((char *)e - offsetof(srv_sess_t, res));
+    bool was = ss->detached_since == 0;
+    int r = um_tunnel_attach(ss->t, car, rest, n, wire, budget, 0);
+    if (r != 0) {
+        /* The session has keys its old connection cannot follow: over. */
+        um_carrier_close(car);
+        um_tunnel_close(ss->t, false, 0);
+        return;
+    }
+    ss->detached_since = 0;
+    ss->resumptions++;
+    UM_DEBUG("session of %s (%s) %s (%llu so far)", ss->name, ss->fp,
+             was ? "moved to a new connection" : "resumed", (unsigned long long)ss->resumptions);
+}
+
 static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
                        const uint8_t client_static[32], const um_accept_info_t *info, void *ud)
 {
     srv_t *s = ud;
     (void)acc;
     const um_peer_client_t *pc = find_client(s, client_static);
+    bool resumable = s->cfg.resume_grace_ms > 0;
     char fp[9];
     um_log_fingerprint(client_static, fp);
     uint32_t max_sessions =
@@ -317,6 +370,20 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
             have++;
             sib = o;
         }
+    if (!s->stopping && have >= max_sessions) {
+        /* A session waiting for a client that came back with a new one is
+         * the first to go. */
+        srv_sess_t *oldest = NULL;
+        for (srv_sess_t *o = s->sessions; o; o = o->next)
+            if (o->detached_since && !um_tunnel_is_down(o->t) &&
+                sodium_memcmp(o->client_key, client_static, 32) == 0 &&
+                (!oldest || o->detached_since < oldest->detached_since))
+                oldest = o;
+        if (oldest) {
+            um_tunnel_close(oldest->t, false, 0);
+            have--;
+        }
+    }
     if (s->stopping || have >= max_sessions) {
         UM_WARN("session of %s (%s) refused: %s", pc ? pc->name : "?", fp,
                 s->stopping ? "shutting down" : "too many sessions for this client");
@@ -356,7 +423,9 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
     mc.max_streams = pc && pc->max_streams ? pc->max_streams : s->cfg.max_streams;
     mc.max_pending_opens = mc.max_streams; /* a browser opens many at once; dials are async */
     mc.ping_interval_ms = 15000;
-    mc.ping_timeout_ms = 60000;
+    /* Resumable: a silent connection is let go by the tunnel (stall), and
+     * the session waits for the next; the mux never times out itself. */
+    mc.ping_timeout_ms = resumable ? 0 : 60000;
     mc.stream_timeout_ms = s->cfg.stream_timeout_s * 1000;
     mc.mem = ss->mem;
     if (um_tunnel_new(s->loop, sess, conn, UM_MUX_SERVER, &mc, &s->tcbs, ss, &ss->t) != 0) {
@@ -372,6 +441,15 @@ static void on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
         um_tunnel_timing_t tm;
         um_tunnel_timing_default(&tm, UM_TUNNEL_TIMING_JITTER);
         um_tunnel_set_timing(ss->t, &tm);
+    }
+    um_tunnel_set_budget(ss->t, info->budget, 0, info->wire);
+    if (resumable) {
+        um_tunnel_set_resumable(ss->t, 60000);
+        memcpy(ss->res.sid, um_sess_id(sess), UM_SID_LEN);
+        memcpy(ss->res.client, client_static, 32);
+        ss->res.sess = sess;
+        ss->res.attach = on_resumed;
+        um_gate_add_resumable(s->gate, &ss->res);
     }
     ss->next = s->sessions;
     if (s->sessions) s->sessions->prev = ss;
@@ -524,6 +602,13 @@ static void on_sweep(uv_timer_t *h)
             an = a->next;
             if (now - a->last_ms > ASSOC_IDLE_MS) assoc_free(ss, a);
         }
+        if (ss->detached_since && !um_tunnel_is_down(ss->t) &&
+            now - ss->detached_since > s->cfg.resume_grace_ms) {
+            UM_INFO("session of %s (%s): no resumption within %u ms; closing", ss->name, ss->fp,
+                    s->cfg.resume_grace_ms);
+            um_tunnel_close(ss->t, false, 0);
+            continue;
+        }
         um_tunnel_stats_t st;
         um_tunnel_stats(ss->t, &st);
         /* Payload only: keepalives (PING/PONG) are not traffic, or a session
@@ -578,6 +663,7 @@ int um_run_server(const um_config_t *cfg)
      * 1 MiB each is kept for clients that arrive while the budget is full. */
     um_membudget_init(&s->mem, (uint64_t)cfg->memory_budget_mib << 20, 16u << 20, 1u << 20);
     s->tcbs = (um_tunnel_cbs_t){.on_opened = on_opened,
+                                .on_detached = on_detached,
                                 .on_dgram = on_dgram,
                                 .on_assoc_closed = on_assoc_closed,
                                 .on_down = on_down};

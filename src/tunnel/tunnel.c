@@ -96,6 +96,8 @@ struct um_tunnel {
     uint64_t car_bytes;   /* wire bytes both ways on the current carrier */
     uint64_t car_budget;  /* the most it may carry (0: no bound) */
     bool budget_hit;      /* it did: nothing more is sent on it */
+    uint64_t car_soft;    /* on_budget(spent = false) once car_bytes reaches this (0: never) */
+    bool soft_told;
     bool note_budget;     /* on_budget is owed (told from the idle handle) */
     int note_detached;    /* on_detached is owed, with this error (0: none) */
     uint32_t idle_gap_ms; /* the silence that earns the next filler */
@@ -557,6 +559,16 @@ void um_tunnel_set_timing(um_tunnel_t *t, const um_tunnel_timing_t *tm)
  * records that leave in one write. */
 static void detach(um_tunnel_t *t, int err);
 
+/* The owner hears once when the carrier has carried its soft mark. */
+static void check_soft(um_tunnel_t *t)
+{
+    if (t->car_soft && !t->soft_told && t->car_bytes >= t->car_soft) {
+        t->soft_told = true;
+        t->note_budget = true;
+        schedule(t);
+    }
+}
+
 static void outbound(um_tunnel_t *t)
 {
     if (!t->car || t->budget_hit) return; /* detached, or waiting for the next carrier */
@@ -594,6 +606,7 @@ static void outbound(um_tunnel_t *t)
             }
             t->st.bytes_out += outn;
             t->car_bytes += outn;
+            check_soft(t);
             if (t->tm.profile != UM_TUNNEL_TIMING_NONE) t->last_tx_ms = um_now_ms();
         }
         if (!outn && !filled) return;
@@ -692,9 +705,9 @@ static void on_idle(uv_idle_t *h)
         if (t->cbs->on_detached) t->cbs->on_detached(t, err, t->ud);
         if (t->down) return;
     }
-    if (t->note_budget && t->budget_hit && t->car) {
+    if (t->note_budget && t->car) {
         t->note_budget = false;
-        if (t->cbs->on_budget) t->cbs->on_budget(t, t->ud);
+        if (t->cbs->on_budget) t->cbs->on_budget(t, t->budget_hit, t->ud);
         if (t->down) return;
     }
     pump(t);
@@ -730,6 +743,7 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
     }
     t->st.bytes_in += n;
     t->car_bytes += n;
+    check_soft(t);
     t->last_rx_ms = um_now_ms();
     size_t used = 0;
     int r = t->hold_len ? 0 : um_sess_feed(t->sess, p, n, &used);
@@ -920,14 +934,17 @@ void um_tunnel_set_resumable(um_tunnel_t *t, uint32_t stall_ms)
     t->stall_ms = stall_ms;
 }
 
-void um_tunnel_set_budget(um_tunnel_t *t, uint64_t budget, uint64_t wire)
+void um_tunnel_set_budget(um_tunnel_t *t, uint64_t budget, uint64_t soft, uint64_t wire)
 {
     t->car_budget = budget;
+    t->car_soft = soft;
+    t->soft_told = false;
     t->car_bytes += wire;
+    check_soft(t);
 }
 
 int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, size_t n,
-                     uint64_t wire, uint64_t budget)
+                     uint64_t wire, uint64_t budget, uint64_t soft)
 {
     if (t->down || t->graceful || !car) return UM_EINVAL;
     if (n > SCRATCH_CAP) return UM_EMSGSIZE;
@@ -942,9 +959,12 @@ int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, siz
     t->hold_len = n;
     t->car_bytes = wire;
     t->car_budget = budget;
+    t->car_soft = soft;
+    t->soft_told = false;
     t->budget_hit = t->note_budget = false;
     t->last_rx_ms = t->last_tx_ms = um_now_ms();
     t->st.attaches++;
+    check_soft(t);
     um_carrier_set_wq_max(car, TCP_WQ_MAX);
     um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
     if (!t->hold_len) um_carrier_read_start(car);

@@ -56,10 +56,10 @@ typedef struct {
      * attaches the next carrier (um_tunnel_attach) or gives up
      * (um_tunnel_close). NULL: a broken carrier ends the tunnel. */
     void (*on_detached)(um_tunnel_t *t, int err, void *ud);
-    /* The carrier has carried its budget (um_tunnel_set_budget /
-     * um_tunnel_attach): nothing more is sent on it; the owner brings the
-     * next one. */
-    void (*on_budget)(um_tunnel_t *t, void *ud);
+    /* The carrier has carried its soft mark (spent false: time to bring the
+     * next one) or its whole budget (spent true: nothing more is sent on it
+     * until the next one comes); see um_tunnel_set_budget. */
+    void (*on_budget)(um_tunnel_t *t, bool spent, void *ud);
 } um_tunnel_cbs_t;
 
 typedef struct {
@@ -116,16 +116,18 @@ void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms);
  * should then be off (ping_timeout_ms 0). */
 void um_tunnel_set_resumable(um_tunnel_t *t, uint32_t stall_ms);
 /* The current carrier may carry `budget` wire bytes both ways (0: no bound),
- * of which `wire` (its handshake) are spent. */
-void um_tunnel_set_budget(um_tunnel_t *t, uint64_t budget, uint64_t wire);
+ * of which `wire` (its handshake) are spent; on_budget(false) once it has
+ * carried `soft` (0: never). */
+void um_tunnel_set_budget(um_tunnel_t *t, uint64_t budget, uint64_t soft, uint64_t wire);
 /* Moves the tunnel onto a new carrier whose handshake resumed this tunnel's
  * session (um_sess_resume done): the old carrier, if any, is closed (what
  * it had in flight is resent by the session), `rest` are stream bytes that
  * followed the handshake (copied; at most 64 KiB), `wire` the bytes the
- * handshake carried, `budget` as um_tunnel_set_budget. Takes the carrier
- * (also on failure: no, the caller closes it then). */
+ * handshake carried, `budget` and `soft` as um_tunnel_set_budget. Takes the
+ * carrier on success; on failure (the tunnel is down or closing, rest too
+ * long) the caller still owns it. */
 int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, size_t n,
-                     uint64_t wire, uint64_t budget);
+                     uint64_t wire, uint64_t budget, uint64_t soft);
 /* Lets the carrier go without telling on_detached (the owner knows: its
  * session has keys the old connection cannot follow). */
 void um_tunnel_detach(um_tunnel_t *t);

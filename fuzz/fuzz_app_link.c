@@ -12,7 +12,13 @@ static int same(const um_link_t *a, const um_link_t *b)
     if (memcmp(a->server_public_key, b->server_public_key, 32) ||
         memcmp(a->client_private_key, b->client_private_key, 32) || a->n_addrs != b->n_addrs ||
         strcmp(a->name, b->name) || a->shape != b->shape || a->padding != b->padding ||
-        a->transport != b->transport || strcmp(a->sni, b->sni) || a->fingerprint != b->fingerprint)
+        a->transport != b->transport || strcmp(a->sni, b->sni) ||
+        a->fingerprint != b->fingerprint || a->hop_lo != b->hop_lo || a->hop_hi != b->hop_hi ||
+        a->hop_ms != b->hop_ms || a->rotate_set != b->rotate_set ||
+        a->rotate_min != b->rotate_min || a->rotate_max != b->rotate_max ||
+        a->rotate_after_set != b->rotate_after_set ||
+        a->rotate_after_min_ms != b->rotate_after_min_ms ||
+        a->rotate_after_max_ms != b->rotate_after_max_ms)
         return 0;
     for (size_t i = 0; i < a->n_addrs; i++)
         if (!um_addr_equal(&a->addrs[i], &b->addrs[i])) return 0;

@@ -36,6 +36,11 @@ const char um_usage_client[] =
     "  --tun-mtu N          MTU of the TUN device (1280..65535; see docs/CONFIG.md)\n"
     "  --tun-fd FD          VPN mode on a TUN descriptor a parent process opened and\n"
     "                       configured (address, routes), as Android's VpnService does\n"
+    "  --rotate MIN[-MAX]   move the session to a new connection after a random\n"
+    "                       MIN..MAX bytes on each (k/m suffixes, e.g. 12k-16k; off)\n"
+    "  --rotate-after MIN[-MAX]\n"
+    "                       ... and after a random MIN..MAX time (e.g. 30s-5m; off)\n"
+    "  --max-connections N  connections to one server at once (2..64, default 6)\n"
     "  --events FILE|-      write JSON-line events to FILE, or '-' for standard output\n"
     "  --control PATH|off   control socket read by 'umbra status' (default\n"
     "                       $XDG_RUNTIME_DIR/umbra/umbra.sock or\n"
@@ -156,19 +161,75 @@ static void warn_exposed(const char *what, const um_addr_t *a, bool has_creds)
                       "and HTTP proxies) or anyone who reaches it uses the tunnel");
 }
 
+/* --rotate, --rotate-after and --max-connections (each may be NULL): they
+ * override every server's keys. 0, or -1 after printing why. */
+static int apply_rotation(um_config_t *cfg, const char *rotate, const char *after,
+                          const char *max_conns)
+{
+    uint32_t bmin = 0, bmax = 0, tmin = 0, tmax = 0, mc = 0;
+    if (rotate &&
+        um_parse_size_range(&bmin, &bmax, rotate, UM_ROTATE_BYTES_MIN, UM_ROTATE_BYTES_MAX) != 0) {
+        um_cli_error("client",
+                     "--rotate '%s': expected bytes per connection MIN[-MAX] from 4k to 1024m "
+                     "(suffix k or m), e.g. 12k-16k, or off",
+                     rotate);
+        return -1;
+    }
+    if (after && um_parse_duration_range(&tmin, &tmax, after, UM_ROTATE_AFTER_MIN_MS,
+                                         UM_ROTATE_AFTER_MAX_MS) != 0) {
+        um_cli_error("client",
+                     "--rotate-after '%s': expected a time per connection MIN[-MAX] from 1s to 24h "
+                     "(suffix ms, s, m or h), e.g. 30s-5m, or off",
+                     after);
+        return -1;
+    }
+    if (max_conns &&
+        um_parse_u32(&mc, max_conns, UM_MAX_CONNECTIONS_MIN, UM_MAX_CONNECTIONS_MAX) != 0) {
+        um_cli_error("client", "--max-connections '%s': expected a number from %u to %u", max_conns,
+                     UM_MAX_CONNECTIONS_MIN, UM_MAX_CONNECTIONS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_servers; i++) {
+        um_peer_server_t *s = &cfg->servers[i];
+        if (rotate) {
+            s->rotate_min = bmin;
+            s->rotate_max = bmax;
+            s->rotate_set = true;
+        }
+        if (after) {
+            s->rotate_after_min_ms = tmin;
+            s->rotate_after_max_ms = tmax;
+            s->rotate_after_set = true;
+        }
+        if (max_conns) s->max_connections = mc;
+    }
+    return 0;
+}
+
 int um_cmd_client(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"link", required_argument, NULL, 'k'},      {"link-file", required_argument, NULL, 'l'},
-        {"config", required_argument, NULL, 'c'},    {"socks", required_argument, NULL, 's'},
-        {"http", required_argument, NULL, 'h'},      {"events", required_argument, NULL, 'e'},
-        {"log-level", required_argument, NULL, 'v'}, {"check", no_argument, NULL, 'K'},
-        {"control", required_argument, NULL, 'C'},   {"tun", no_argument, NULL, 'T'},
-        {"tun-name", required_argument, NULL, 'N'},  {"tun-fd", required_argument, NULL, 'F'},
-        {"tun-mtu", required_argument, NULL, 'M'},   {NULL, 0, NULL, 0},
+        {"link", required_argument, NULL, 'k'},
+        {"link-file", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},
+        {"socks", required_argument, NULL, 's'},
+        {"http", required_argument, NULL, 'h'},
+        {"events", required_argument, NULL, 'e'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'K'},
+        {"control", required_argument, NULL, 'C'},
+        {"tun", no_argument, NULL, 'T'},
+        {"tun-name", required_argument, NULL, 'N'},
+        {"tun-fd", required_argument, NULL, 'F'},
+        {"tun-mtu", required_argument, NULL, 'M'},
+        {"rotate", required_argument, NULL, 'R'},
+        {"rotate-after", required_argument, NULL, 'A'},
+        {"max-connections", required_argument, NULL, 'X'},
+        {NULL, 0, NULL, 0},
     };
     const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
-               *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL;
+               *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
+               *rotate = NULL, *rotate_after = NULL, *max_conns = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
     int c, check = 0, tun = 0, n_link = 0;
@@ -202,6 +263,9 @@ int um_cmd_client(int argc, char **argv)
         case 'F': tun_fd = optarg; break;
         case 'M': tun_mtu = optarg; break;
         case 'C': control = optarg; break;
+        case 'R': rotate = optarg; break;
+        case 'A': rotate_after = optarg; break;
+        case 'X': max_conns = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -303,6 +367,10 @@ int um_cmd_client(int argc, char **argv)
         goto out;
     }
     if (tun || tun_name || tun_fd) cfg.tun = true;
+    if (apply_rotation(&cfg, rotate, rotate_after, max_conns) != 0) {
+        rc = UM_EXIT_USAGE;
+        goto out;
+    }
     if (events) snprintf(cfg.events, sizeof(cfg.events), "%s", events);
     if (control) {
         if (!*control || strlen(control) >= UM_CONTROL_PATH_MAX) {
@@ -349,6 +417,22 @@ int um_cmd_client(int argc, char **argv)
                        (unsigned)cfg.tun_mtu);
         }
         printf("\n");
+        for (size_t i = 0; i < cfg.n_servers; i++) {
+            const um_peer_server_t *s = &cfg.servers[i];
+            const um_transport_cfg_t *t = um_config_transport(&cfg, s->transport);
+            char rb[40], rt[40];
+            um_format_size_range(rb, sizeof(rb), s->rotate_min, s->rotate_max);
+            um_format_duration_range(rt, sizeof(rt), s->rotate_after_min_ms,
+                                     s->rotate_after_max_ms);
+            printf("server %s: rotate %s, rotate-after %s, max-connections %u", s->name, rb, rt,
+                   (unsigned)s->max_connections);
+            if (t && t->hop_lo) {
+                char d[16];
+                um_format_duration(d, sizeof(d), t->hop_ms);
+                printf(", ports %u-%u hop %s", (unsigned)t->hop_lo, (unsigned)t->hop_hi, d);
+            }
+            printf("\n");
+        }
         goto out;
     }
     rc = um_run_client(&cfg);

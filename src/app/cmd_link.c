@@ -58,6 +58,19 @@ int um_cmd_link(int argc, char **argv)
     else
         printf("transport:         tcp (shape %s, padding %s)\n", um_shape_name(l.shape),
                um_cfg_pad_name(l.padding));
+    if (l.hop_lo) {
+        char d[16];
+        um_format_duration(d, sizeof(d), l.hop_ms);
+        printf("port hopping:      ports %u-%u, hop %s\n", (unsigned)l.hop_lo, (unsigned)l.hop_hi,
+               d);
+    }
+    if (l.rotate_set || l.rotate_after_set) {
+        char rb[40] = "(default)", rt[40] = "(default)";
+        if (l.rotate_set) um_format_size_range(rb, sizeof(rb), l.rotate_min, l.rotate_max);
+        if (l.rotate_after_set)
+            um_format_duration_range(rt, sizeof(rt), l.rotate_after_min_ms, l.rotate_after_max_ms);
+        printf("rotation:          rotate %s, rotate-after %s\n", rb, rt);
+    }
     if (um_key_public(pub, l.client_private_key) == 0) {
         um_key_to_b64(key, pub);
         printf("client public key: %s\n", key);

@@ -1,6 +1,7 @@
 /* umbra server: run a server, or manage its config file.
  *   umbra server init -c server.conf --listen 0.0.0.0:443 [--public-host vps.example]
  *       [--transport tls --cover HOST:PORT [--sni NAME] [--fingerprint chromium|firefox]]
+ *       [--ports LO-HI [--hop D]]
  *   umbra server add-client -c server.conf NAME
  *   umbra server -c server.conf [--allow CIDR]... [--check] */
 #include <errno.h>
@@ -24,6 +25,7 @@ const char um_usage_server[] =
     "usage: umbra server init -c FILE --listen ADDR [--public-host HOST]\n"
     "                         [--transport tls --cover HOST:PORT [--sni NAME]\n"
     "                          [--fingerprint chromium|firefox]]\n"
+    "                         [--ports LO-HI [--hop D]]\n"
     "       umbra server add-client -c FILE NAME [--qr | --no-qr]\n"
     "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--check]\n\n"
     "init        writes a new server config with a fresh private key (mode 0600);\n"
@@ -38,6 +40,9 @@ const char um_usage_server[] =
     "            --sni NAME           tls: the server name clients send (default: the\n"
     "                                 cover's host; required when it is an IP address)\n"
     "            --fingerprint F      tls: chromium (default) or firefox\n"
+    "            --ports LO-HI        tcp: hop over this port range (the listen port is\n"
+    "                                 then unused), e.g. 20000-40000\n"
+    "            --hop D              tcp: slot length of the hopping (1s..1h, default 60s)\n"
     "add-client  authorises a new client with a fresh key and prints its umbra://\n"
     "            link (and a QR code when standard output is a terminal).\n"
     "(run)       runs the server.\n"
@@ -78,7 +83,8 @@ static int write_new_file(const char *path, const char *text, char *err, size_t 
  * else "transport = tls" for [server] and a [transport "tls"] section, in
  * out. Returns 0, or -1 after printing the usage error. */
 static int init_transport(const char *transport, const char *cover, const char *sni,
-                          const char *fingerprint, char *out, size_t cap)
+                          const char *fingerprint, const char *ports, const char *hop, char *out,
+                          size_t cap)
 {
     uint8_t type = UM_TR_TCP, fp = UM_TLS_FP_CHROMIUM;
     char why[160];
@@ -87,13 +93,50 @@ static int init_transport(const char *transport, const char *cover, const char *
         um_cli_error("server init", "--transport '%s': expected tcp or tls", transport);
         return -1;
     }
+    if (hop && !ports) {
+        um_cli_error("server init", "--hop goes with --ports LO-HI");
+        return -1;
+    }
     if (type != UM_TR_TLS) {
         const char *opt = cover ? "--cover" : sni ? "--sni" : fingerprint ? "--fingerprint" : NULL;
         if (opt) {
             um_cli_error("server init", "%s goes with --transport tls", opt);
             return -1;
         }
+        if (!ports) return 0;
+        uint16_t lo, hi;
+        uint32_t ms = UM_HOP_DEFAULT_MS;
+        if (um_parse_port_range(&lo, &hi, ports) != 0) {
+            um_cli_error("server init",
+                         "--ports '%s': expected a port range LO-HI, e.g. 20000-40000", ports);
+            return -1;
+        }
+        if (hop &&
+            (um_parse_duration_ms(&ms, hop) != 0 || ms < UM_HOP_MIN_MS || ms > UM_HOP_MAX_MS)) {
+            um_cli_error("server init",
+                         "--hop '%s': expected a slot length from 1s to 1h (suffix ms, s, m or h), "
+                         "e.g. 60s",
+                         hop);
+            return -1;
+        }
+        char d[16];
+        um_format_duration(d, sizeof(d), ms);
+        snprintf(out, cap,
+                 "transport = tcp\n"
+                 "\n"
+                 "# Port hopping: the port changes every hop (docs/PROTOCOL.md); the listen\n"
+                 "# address's port is unused.\n"
+                 "[transport \"tcp\"]\n"
+                 "type = tcp\n"
+                 "ports = %u-%u\n"
+                 "hop = %s\n",
+                 (unsigned)lo, (unsigned)hi, d);
         return 0;
+    }
+    if (ports) {
+        um_cli_error("server init",
+                     "--ports goes with the tcp transport (port hopping is tcp only)");
+        return -1;
     }
     if (!cover) {
         um_cli_error("server init",
@@ -153,10 +196,12 @@ static int cmd_init(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
         {"public-host", required_argument, NULL, 'p'}, {"transport", required_argument, NULL, 't'},
         {"cover", required_argument, NULL, 'C'},       {"sni", required_argument, NULL, 's'},
-        {"fingerprint", required_argument, NULL, 'f'}, {NULL, 0, NULL, 0},
+        {"fingerprint", required_argument, NULL, 'f'}, {"ports", required_argument, NULL, 'P'},
+        {"hop", required_argument, NULL, 'H'},         {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *listen = NULL, *host = NULL;
     const char *transport = NULL, *cover = NULL, *sni = NULL, *fingerprint = NULL;
+    const char *ports = NULL, *hop = NULL;
     int c;
     char why[160];
     while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -168,6 +213,8 @@ static int cmd_init(int argc, char **argv)
         case 'C': cover = optarg; break;
         case 's': sni = optarg; break;
         case 'f': fingerprint = optarg; break;
+        case 'P': ports = optarg; break;
+        case 'H': hop = optarg; break;
         default: return UM_EXIT_USAGE;
         }
     }
@@ -187,7 +234,7 @@ static int cmd_init(int argc, char **argv)
         return UM_EXIT_USAGE;
     }
     char trtext[UM_DOMAIN_MAX * 2 + 256];
-    if (init_transport(transport, cover, sni, fingerprint, trtext, sizeof(trtext)) != 0)
+    if (init_transport(transport, cover, sni, fingerprint, ports, hop, trtext, sizeof(trtext)) != 0)
         return UM_EXIT_USAGE;
     uint8_t priv[32];
     char key[UM_KEY_B64_LEN + 1];
@@ -261,6 +308,10 @@ static int server_link(const um_config_t *cfg, const uint8_t client_priv[32], co
         if (t->type == UM_TR_TLS) {
             snprintf(l.sni, sizeof(l.sni), "%s", t->sni);
             l.fingerprint = t->fingerprint;
+        } else if (t->hop_lo) {
+            l.hop_lo = t->hop_lo;
+            l.hop_hi = t->hop_hi;
+            l.hop_ms = t->hop_ms;
         }
     }
     int r = um_link_encode(&l, out, cap);

@@ -69,11 +69,11 @@ void um_config_init(um_config_t *c)
     c->max_sessions_per_client = 8;
     c->max_streams = 1024;
     c->idle_timeout_s = 300;
-    c->resume_grace_ms = 120000;
-    c->resumable_per_client = 4;
     c->memory_budget_mib = 256;
     c->keepalive_s = 15;
     c->stream_timeout_s = 60;
+    c->resume_grace_ms = UM_RESUME_GRACE_DEF_MS;
+    c->resumable_per_client = UM_RESUMABLE_DEF;
     parse_ifaddr(&c->tun_addr4, "10.233.0.1/30", NULL, 0);
     parse_ifaddr(&c->tun_addr6, "fd75:6d62:7261::1/64", NULL, 0);
     c->has_tun_addr6 = true;
@@ -129,6 +129,139 @@ int um_parse_u32(uint32_t *out, const char *s, uint32_t min, uint32_t max)
     if (v < min || v > max) return UM_EINVAL;
     *out = (uint32_t)v;
     return 0;
+}
+
+/* Digits then a unit among units[] (scale[] each; "" for none), into
+ * uint32_t. Pure; bounded by the 10 digits it reads. */
+static int parse_scaled(uint32_t *out, const char *s, const char *const *units,
+                        const uint32_t *scale, size_t n_units)
+{
+    size_t d = 0;
+    uint64_t v = 0;
+    while (s[d] >= '0' && s[d] <= '9') {
+        if (d == 10) return UM_EINVAL;
+        v = v * 10 + (uint64_t)(s[d] - '0');
+        d++;
+    }
+    if (d == 0) return UM_EINVAL;
+    for (size_t i = 0; i < n_units; i++)
+        if (strcmp(s + d, units[i]) == 0) {
+            v *= scale[i];
+            if (v > UINT32_MAX) return UM_EINVAL;
+            *out = (uint32_t)v;
+            return 0;
+        }
+    return UM_EINVAL;
+}
+
+int um_parse_size(uint32_t *out, const char *s)
+{
+    static const char *const units[] = {"", "k", "m"};
+    static const uint32_t scale[] = {1, 1024, 1024 * 1024};
+    return parse_scaled(out, s, units, scale, 3);
+}
+
+int um_parse_duration_ms(uint32_t *out, const char *s)
+{
+    static const char *const units[] = {"", "ms", "s", "m", "h"};
+    static const uint32_t scale[] = {1000, 1, 1000, 60000, 3600000};
+    return parse_scaled(out, s, units, scale, 5);
+}
+
+static int parse_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi,
+                       int (*one)(uint32_t *, const char *))
+{
+    char a[24];
+    uint32_t x, y;
+    if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0) {
+        *min = *max = 0;
+        return 0;
+    }
+    const char *dash = strchr(s, '-');
+    size_t n = dash ? (size_t)(dash - s) : strlen(s);
+    if (n == 0 || n >= sizeof(a)) return UM_EINVAL;
+    memcpy(a, s, n);
+    a[n] = '\0';
+    if (one(&x, a) != 0) return UM_EINVAL;
+    y = x;
+    if (dash && one(&y, dash + 1) != 0) return UM_EINVAL;
+    if (x < lo || y > hi || x > y) return UM_EINVAL;
+    *min = x;
+    *max = y;
+    return 0;
+}
+
+int um_parse_size_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi)
+{
+    return parse_range(min, max, s, lo, hi, um_parse_size);
+}
+
+int um_parse_duration_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi)
+{
+    return parse_range(min, max, s, lo, hi, um_parse_duration_ms);
+}
+
+int um_parse_port_range(uint16_t *lo, uint16_t *hi, const char *s)
+{
+    char a[8];
+    uint32_t x, y;
+    const char *dash = strchr(s, '-');
+    if (!dash || dash == s || (size_t)(dash - s) >= sizeof(a)) return UM_EINVAL;
+    memcpy(a, s, (size_t)(dash - s));
+    a[dash - s] = '\0';
+    if (um_parse_u32(&x, a, 1, 65535) != 0 || um_parse_u32(&y, dash + 1, 1, 65535) != 0 || x > y)
+        return UM_EINVAL;
+    *lo = (uint16_t)x;
+    *hi = (uint16_t)y;
+    return 0;
+}
+
+void um_format_size(char *out, size_t cap, uint32_t v)
+{
+    if (v && v % (1024u * 1024) == 0)
+        snprintf(out, cap, "%um", (unsigned)(v / (1024u * 1024)));
+    else if (v && v % 1024 == 0)
+        snprintf(out, cap, "%uk", (unsigned)(v / 1024));
+    else
+        snprintf(out, cap, "%u", (unsigned)v);
+}
+
+void um_format_duration(char *out, size_t cap, uint32_t ms)
+{
+    if (ms && ms % 3600000 == 0)
+        snprintf(out, cap, "%uh", (unsigned)(ms / 3600000));
+    else if (ms && ms % 60000 == 0)
+        snprintf(out, cap, "%um", (unsigned)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(out, cap, "%us", (unsigned)(ms / 1000));
+    else
+        snprintf(out, cap, "%ums", (unsigned)ms);
+}
+
+static void format_range(char *out, size_t cap, uint32_t min, uint32_t max,
+                         void (*one)(char *, size_t, uint32_t))
+{
+    char a[16], b[16];
+    if (min == 0 && max == 0) {
+        snprintf(out, cap, "off");
+        return;
+    }
+    one(a, sizeof(a), min);
+    one(b, sizeof(b), max);
+    if (min == max)
+        snprintf(out, cap, "%s", a);
+    else
+        snprintf(out, cap, "%s-%s", a, b);
+}
+
+void um_format_size_range(char *out, size_t cap, uint32_t min, uint32_t max)
+{
+    format_range(out, cap, min, max, um_format_size);
+}
+
+void um_format_duration_range(char *out, size_t cap, uint32_t min, uint32_t max)
+{
+    format_range(out, cap, min, max, um_format_duration);
 }
 
 static const char *const shape_names[] = {"none", "printable", "http", "tls"};
@@ -421,6 +554,7 @@ static void on_section(parser_t *p, const char *s, size_t n)
         memset(ps, 0, sizeof(*ps));
         snprintf(ps->name, sizeof(ps->name), "%s", name);
         ps->weight = 1;
+        ps->max_connections = UM_MAX_CONNECTIONS_DEF;
         ps->line = p->line;
         p->sec_index = c->n_servers++;
         p->sec = SEC_PEER_SERVER;
@@ -593,6 +727,17 @@ static void key_server(parser_t *p, const char *name, const char *v)
         parse_num_key(p, name, v, &c->memory_budget_mib, 8, 1048576);
     } else if (key_is(name, "client-memory")) {
         parse_num_key(p, name, v, &c->client_memory_mib, 0, 1048576);
+    } else if (key_is(name, "resume-grace")) {
+        uint32_t ms;
+        if (um_parse_duration_ms(&ms, v) != 0 || ms > UM_RESUME_GRACE_MAX_MS)
+            perr(p,
+                 "key 'resume-grace': '%s': expected a duration from 0 (resumption off) to 1h, "
+                 "e.g. 120s (suffix ms, s, m or h; a plain number is seconds)",
+                 v);
+        else
+            c->resume_grace_ms = ms;
+    } else if (key_is(name, "resumable-per-client")) {
+        parse_num_key(p, name, v, &c->resumable_per_client, 1, 1024);
     } else {
         perr(p, "unknown key '%s' in [server]", name);
     }
@@ -715,6 +860,27 @@ static void key_peer_server(parser_t *p, const char *name, const char *v)
             snprintf(ps->transport, sizeof(ps->transport), "%s", v);
     } else if (key_is(name, "weight")) {
         parse_num_key(p, name, v, &ps->weight, 1, 1000);
+    } else if (key_is(name, "rotate")) {
+        if (um_parse_size_range(&ps->rotate_min, &ps->rotate_max, v, UM_ROTATE_BYTES_MIN,
+                                UM_ROTATE_BYTES_MAX) != 0)
+            perr(p,
+                 "key 'rotate': '%s': expected bytes per connection MIN[-MAX] from 4k to 1024m "
+                 "(suffix k or m), e.g. 12k-16k, or off",
+                 v);
+        else
+            ps->rotate_set = true;
+    } else if (key_is(name, "rotate-after")) {
+        if (um_parse_duration_range(&ps->rotate_after_min_ms, &ps->rotate_after_max_ms, v,
+                                    UM_ROTATE_AFTER_MIN_MS, UM_ROTATE_AFTER_MAX_MS) != 0)
+            perr(p,
+                 "key 'rotate-after': '%s': expected a time per connection MIN[-MAX] from 1s to "
+                 "24h (suffix ms, s, m or h), e.g. 30s-5m, or off",
+                 v);
+        else
+            ps->rotate_after_set = true;
+    } else if (key_is(name, "max-connections")) {
+        parse_num_key(p, name, v, &ps->max_connections, UM_MAX_CONNECTIONS_MIN,
+                      UM_MAX_CONNECTIONS_MAX);
     } else {
         perr(p, "unknown key '%s' in [server \"%s\"]", name, ps->name);
     }
@@ -764,6 +930,22 @@ static void key_transport(parser_t *p, const char *name, const char *v)
     } else if (key_is(name, "timing")) {
         if (um_cfg_timing_parse(v, &t->timing) != 0)
             perr(p, "key 'timing': '%s': expected none or jitter", v);
+    } else if (key_is(name, "ports")) {
+        t->ports_line = p->line;
+        if (um_parse_port_range(&t->hop_lo, &t->hop_hi, v) != 0)
+            perr(p, "key 'ports': '%s': expected a port range LO-HI, e.g. 20000-40000", v);
+        else if (!t->hop_ms)
+            t->hop_ms = UM_HOP_DEFAULT_MS;
+    } else if (key_is(name, "hop")) {
+        t->hop_line = p->line;
+        uint32_t ms;
+        if (um_parse_duration_ms(&ms, v) != 0 || ms < UM_HOP_MIN_MS || ms > UM_HOP_MAX_MS)
+            perr(p,
+                 "key 'hop': '%s': expected a slot length from 1s to 1h (suffix ms, s, m or h), "
+                 "e.g. 60s",
+                 v);
+        else
+            t->hop_ms = ms;
     } else {
         perr(p, "unknown key '%s' in [transport \"%s\"]", name, t->name);
     }
@@ -856,6 +1038,21 @@ static void default_sni(um_transport_cfg_t *t)
     }
 }
 
+void um_config_rotation_defaults(um_config_t *c)
+{
+    for (size_t i = 0; i < c->n_servers; i++) {
+        um_peer_server_t *s = &c->servers[i];
+        const um_transport_cfg_t *t = um_config_transport(c, s->transport);
+        if (s->rotate_after_set || !t) continue;
+        if (t->type == UM_TR_TLS) {
+            s->rotate_after_min_ms = UM_TLS_ROTATE_AFTER_MIN;
+            s->rotate_after_max_ms = UM_TLS_ROTATE_AFTER_MAX;
+        } else {
+            s->rotate_after_min_ms = s->rotate_after_max_ms = 0;
+        }
+    }
+}
+
 int um_config_parse(um_config_t *c, const char *path, const char *text, size_t n, char *err,
                     size_t errlen)
 {
@@ -886,6 +1083,7 @@ int um_config_parse(um_config_t *c, const char *path, const char *text, size_t n
     } else {
         for (size_t i = 0; i < c->n_transports; i++)
             default_sni(&c->transports[i]);
+        um_config_rotation_defaults(c);
     }
     free(p);
     return ret;
@@ -931,6 +1129,26 @@ static int check_tls(const um_config_t *c, const um_transport_cfg_t *t, char *er
     return UM_EINVAL;
 }
 
+/* Port hopping is for the tcp transport, and 'hop' needs 'ports'. */
+static int check_hop(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen)
+{
+    if (t->hop_lo && t->type != UM_TR_TCP) {
+        snprintf(err, errlen,
+                 "%s:%d: key 'ports': port hopping is for the tcp transport (remove the key or "
+                 "set type = tcp)",
+                 c->path, t->ports_line);
+        return UM_EINVAL;
+    }
+    if (t->hop_line && !t->hop_lo) {
+        snprintf(err, errlen,
+                 "%s:%d: key 'hop': [transport \"%s\"] has no 'ports' to hop over (e.g. ports = "
+                 "20000-40000)",
+                 c->path, t->hop_line, t->name);
+        return UM_EINVAL;
+    }
+    return 0;
+}
+
 int um_config_validate(const um_config_t *c, char *err, size_t errlen)
 {
     const char *f = c->path;
@@ -940,7 +1158,9 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen)
         return UM_EINVAL;
     }
     for (size_t i = 0; i < c->n_transports; i++)
-        if (check_tls(c, &c->transports[i], err, errlen) != 0) return UM_EINVAL;
+        if (check_tls(c, &c->transports[i], err, errlen) != 0 ||
+            check_hop(c, &c->transports[i], err, errlen) != 0)
+            return UM_EINVAL;
     if (c->role == UM_ROLE_SERVER) {
         if (c->n_listen == 0) {
             snprintf(err, errlen,

@@ -45,6 +45,23 @@
 #define UM_PATH_MAX           1024
 #define UM_ERR_MAX            512
 
+/* Limits of the rotation and hopping keys (docs/CONFIG.md). */
+#define UM_ROTATE_BYTES_MIN     4096u               /* 4k */
+#define UM_ROTATE_BYTES_MAX     (1024u << 20)       /* 1024m */
+#define UM_ROTATE_AFTER_MIN_MS  1000u               /* 1s */
+#define UM_ROTATE_AFTER_MAX_MS  (24u * 3600 * 1000) /* 24h */
+#define UM_TLS_ROTATE_AFTER_MIN (5u * 60 * 1000)    /* the tls default, 5m-20m */
+#define UM_TLS_ROTATE_AFTER_MAX (20u * 60 * 1000)
+#define UM_MAX_CONNECTIONS_MIN  2u
+#define UM_MAX_CONNECTIONS_MAX  64u
+#define UM_MAX_CONNECTIONS_DEF  6u
+#define UM_HOP_MIN_MS           1000u          /* 1s */
+#define UM_HOP_MAX_MS           (3600u * 1000) /* 1h */
+#define UM_HOP_DEFAULT_MS       60000u         /* 60s */
+#define UM_RESUME_GRACE_MAX_MS  (3600u * 1000) /* 1h */
+#define UM_RESUME_GRACE_DEF_MS  120000u
+#define UM_RESUMABLE_DEF        4u
+
 typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 
 typedef enum { UM_TR_TCP = 0, UM_TR_TLS = 1 } um_tr_type_t;
@@ -66,10 +83,14 @@ typedef struct {
     char sni[UM_DOMAIN_MAX + 1];
     uint8_t fingerprint; /* um_tls_fp_t */
     uint8_t timing;      /* um_cfg_timing_t */
-    uint16_t hop_lo, hop_hi; /* port hopping (tcp): the range (0: off) */
-    uint32_t hop_ms;         /* ... and the slot */
-    int shape_line;          /* lines of keys cross-checked by um_config_validate */
+    int shape_line;      /* lines of keys cross-checked by um_config_validate */
     int cover_line;
+    /* tcp port hopping (docs/PROTOCOL.md, "Port hopping"): the port range,
+     * 0 = no hopping, and the slot length (UM_HOP_DEFAULT_MS when ports is
+     * set without hop). */
+    uint16_t hop_lo, hop_hi;
+    uint32_t hop_ms;
+    int ports_line, hop_line;
 } um_transport_cfg_t;
 
 /* An authorised client in a server config. */
@@ -91,11 +112,14 @@ typedef struct {
     bool has_public_key;
     char transport[UM_NAME_MAX + 1]; /* "" = built-in tcp */
     uint32_t weight;
-    /* rotation (docs/CONFIG.md): bytes and time per connection (0: off),
-     * connections to this server at once */
+    /* Rotation (docs/CONFIG.md): a connection carries a random budget of
+     * rotate_min..rotate_max bytes (0 = off) and lives a random
+     * rotate_after_min_ms..rotate_after_max_ms (0 = off), then the session
+     * moves on. *_set: given explicitly (config, link or command line), so
+     * the transport's default (um_config_rotation_defaults) does not apply. */
     uint32_t rotate_min, rotate_max;
     uint32_t rotate_after_min_ms, rotate_after_max_ms;
-    uint32_t max_connections;
+    uint32_t max_connections; /* to this server at once, successors and draining ones included */
     bool rotate_set, rotate_after_set;
     int line;
 } um_peer_server_t;
@@ -137,16 +161,17 @@ typedef struct {
     uint32_t max_sessions_per_client;
     uint32_t max_streams;
     uint32_t idle_timeout_s;
-    /* resumption (docs/CONFIG.md): how long a session whose connection broke
-     * waits for its client (0: off), and how many of one client may wait */
-    uint32_t resume_grace_ms;
-    uint32_t resumable_per_client;
     /* buffered stream bytes, MiB: all clients together, and one client's cap
      * (0: its share of the budget) */
     uint32_t memory_budget_mib, client_memory_mib;
     /* [server] and [client]: a stream whose bytes do not move for this long
      * is reset (0: never) */
     uint32_t stream_timeout_s;
+    /* [server] resumption: how long a session whose connection broke waits
+     * for its client (0 = resumption off), and how many sessions of one
+     * client key may wait at once (the oldest is dropped). */
+    uint32_t resume_grace_ms;
+    uint32_t resumable_per_client;
 
     /* [client] */
     um_addr_t socks, http;
@@ -196,6 +221,32 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen);
 int um_parse_forward(um_forward_t *f, const char *s, char *err, size_t errlen);
 int um_parse_u32(uint32_t *out, const char *s, uint32_t min, uint32_t max);
 bool um_name_valid(const char *s);
+/* A byte count: digits with an optional k or m suffix (1024-based), e.g.
+ * "16k". 0, or UM_EINVAL (also above UINT32_MAX). */
+int um_parse_size(uint32_t *out, const char *s);
+/* A duration: digits with a suffix ms, s, m or h; plain digits are seconds.
+ * Into milliseconds; 0, or UM_EINVAL (also above UINT32_MAX ms). */
+int um_parse_duration_ms(uint32_t *out, const char *s);
+/* "MIN[-MAX]" of byte counts (um_parse_size) or durations
+ * (um_parse_duration_ms), each from lo to hi and MIN <= MAX; a single value
+ * means MIN = MAX. "off" or "0" give 0-0 (off). 0, or UM_EINVAL. */
+int um_parse_size_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi);
+int um_parse_duration_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi);
+/* A port range "LO-HI", 1 <= LO <= HI <= 65535. 0, or UM_EINVAL. */
+int um_parse_port_range(uint16_t *lo, uint16_t *hi, const char *s);
+/* Canonical text of a byte count ("16k", "1m", "1000"), a duration ("60s"
+ * is "1m"; "1500ms") and of ranges ("12k-16k", a single value when MIN =
+ * MAX, "off" for 0-0); what the parsers above read back. NUL-terminated,
+ * truncated to cap. */
+void um_format_size(char *out, size_t cap, uint32_t v);
+void um_format_duration(char *out, size_t cap, uint32_t ms);
+void um_format_size_range(char *out, size_t cap, uint32_t min, uint32_t max);
+void um_format_duration_range(char *out, size_t cap, uint32_t min, uint32_t max);
+/* The transport's rotation defaults (a tls transport: rotate-after 5m-20m)
+ * for every [server "name"] whose rotate-after was not given explicitly.
+ * Called by um_config_parse and um_config_from_link; call it again after
+ * changing transports. */
+void um_config_rotation_defaults(um_config_t *c);
 /* A network interface name (tun-name, --tun-name): 1..15 of [A-Za-z0-9._-]. */
 bool um_tun_name_valid(const char *s);
 int um_shape_parse(const char *s, uint8_t *out);

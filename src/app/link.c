@@ -114,8 +114,9 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
     pos = end;
     if (pos < n && s[pos] == '/') pos++;
     bool have_k = false, seen_t = false, seen_shape = false, seen_pad = false, seen_v = false;
-    bool seen_sni = false, seen_fp = false;
-    size_t t_pos = 0, shape_pos = 0, sni_pos = 0, fp_pos = 0; /* where each parameter starts */
+    bool seen_sni = false, seen_fp = false, seen_ports = false, seen_hop = false;
+    /* where each parameter starts */
+    size_t t_pos = 0, shape_pos = 0, sni_pos = 0, fp_pos = 0, ports_pos = 0, hop_pos = 0;
     if (pos < n && s[pos] == '?') {
         pos++;
         size_t qend = pos;
@@ -183,6 +184,40 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
                 seen_pad = true;
                 if (um_cfg_pad_parse(val, &l->padding) != 0)
                     return fail(err, errlen, vpos, "pad '%s' (expected random or none)", val);
+            } else if (PARAM("ports")) {
+                if (seen_ports) return fail(err, errlen, pos, "parameter 'ports' given twice");
+                seen_ports = true;
+                ports_pos = pos;
+                if (um_parse_port_range(&l->hop_lo, &l->hop_hi, val) != 0)
+                    return fail(err, errlen, vpos,
+                                "ports '%s' (expected a port range LO-HI, e.g. 20000-40000)", val);
+            } else if (PARAM("hop")) {
+                if (seen_hop) return fail(err, errlen, pos, "parameter 'hop' given twice");
+                seen_hop = true;
+                hop_pos = pos;
+                if (um_parse_duration_ms(&l->hop_ms, val) != 0 || l->hop_ms < UM_HOP_MIN_MS ||
+                    l->hop_ms > UM_HOP_MAX_MS)
+                    return fail(err, errlen, vpos,
+                                "hop '%s' (expected a slot length from 1s to 1h, e.g. 60s)", val);
+            } else if (PARAM("rot")) {
+                if (l->rotate_set) return fail(err, errlen, pos, "parameter 'rot' given twice");
+                l->rotate_set = true;
+                if (um_parse_size_range(&l->rotate_min, &l->rotate_max, val, UM_ROTATE_BYTES_MIN,
+                                        UM_ROTATE_BYTES_MAX) != 0)
+                    return fail(err, errlen, vpos,
+                                "rot '%s' (expected bytes per connection MIN[-MAX] from 4k to "
+                                "1024m, e.g. 12k-16k, or off)",
+                                val);
+            } else if (PARAM("rta")) {
+                if (l->rotate_after_set)
+                    return fail(err, errlen, pos, "parameter 'rta' given twice");
+                l->rotate_after_set = true;
+                if (um_parse_duration_range(&l->rotate_after_min_ms, &l->rotate_after_max_ms, val,
+                                            UM_ROTATE_AFTER_MIN_MS, UM_ROTATE_AFTER_MAX_MS) != 0)
+                    return fail(err, errlen, vpos,
+                                "rta '%s' (expected a time per connection MIN[-MAX] from 1s to "
+                                "24h, e.g. 30s-5m, or off)",
+                                val);
             } else if (PARAM("v")) {
                 if (seen_v) return fail(err, errlen, pos, "parameter 'v' given twice");
                 seen_v = true;
@@ -209,10 +244,16 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
             return fail(err, errlen, t_pos,
                         "t=tls needs parameter 'sni' (the cover site's name, e.g. "
                         "sni=www.example.com)");
+        if (seen_ports)
+            return fail(err, errlen, ports_pos,
+                        "parameter 'ports' is for t=tcp only (port hopping is a tcp feature)");
     } else {
         if (seen_sni) return fail(err, errlen, sni_pos, "parameter 'sni' needs t=tls");
         if (seen_fp) return fail(err, errlen, fp_pos, "parameter 'fp' needs t=tls");
     }
+    if (seen_hop && !seen_ports)
+        return fail(err, errlen, hop_pos, "parameter 'hop' needs 'ports' (the range to hop over)");
+    if (seen_ports && !seen_hop) l->hop_ms = UM_HOP_DEFAULT_MS;
     if (pos < n) {
         pos++;
         long dl = pct_decode(l->name, sizeof(l->name), s + pos, n - pos);
@@ -246,7 +287,18 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
         if (w_ < 0 || (size_t)w_ >= (o < cap ? cap - o : 0)) goto full;                            \
         o += (size_t)w_;                                                                           \
     } while (0)
-    if (l->transport == UM_TR_TLS && !um_sni_valid(l->sni, strnlen(l->sni, sizeof(l->sni)))) {
+    bool hop_bad =
+        l->hop_lo && (l->hop_lo > l->hop_hi || l->transport != UM_TR_TCP ||
+                      (l->hop_ms && (l->hop_ms < UM_HOP_MIN_MS || l->hop_ms > UM_HOP_MAX_MS)));
+    bool rot_bad = l->rotate_set && (l->rotate_min || l->rotate_max) &&
+                   (l->rotate_min < UM_ROTATE_BYTES_MIN || l->rotate_max > UM_ROTATE_BYTES_MAX ||
+                    l->rotate_min > l->rotate_max);
+    bool rta_bad = l->rotate_after_set && (l->rotate_after_min_ms || l->rotate_after_max_ms) &&
+                   (l->rotate_after_min_ms < UM_ROTATE_AFTER_MIN_MS ||
+                    l->rotate_after_max_ms > UM_ROTATE_AFTER_MAX_MS ||
+                    l->rotate_after_min_ms > l->rotate_after_max_ms);
+    if (hop_bad || rot_bad || rta_bad ||
+        (l->transport == UM_TR_TLS && !um_sni_valid(l->sni, strnlen(l->sni, sizeof(l->sni))))) {
         if (cap) out[0] = '\0';
         return UM_EINVAL;
     }
@@ -263,10 +315,28 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
         /* The sni's characters are all unreserved: no escaping. */
         PUT("&t=tls&sni=%s", l->sni);
         if (l->fingerprint != UM_TLS_FP_CHROMIUM) PUT("&fp=%s", um_cfg_fp_name(l->fingerprint));
-    } else if (l->shape != UM_SHAPE_NONE) {
-        PUT("&shape=%s", um_shape_name(l->shape));
+    } else {
+        if (l->shape != UM_SHAPE_NONE) PUT("&shape=%s", um_shape_name(l->shape));
+        if (l->hop_lo) {
+            PUT("&ports=%u-%u", (unsigned)l->hop_lo, (unsigned)l->hop_hi);
+            if (l->hop_ms && l->hop_ms != UM_HOP_DEFAULT_MS) {
+                char d[16];
+                um_format_duration(d, sizeof(d), l->hop_ms);
+                PUT("&hop=%s", d);
+            }
+        }
     }
     if (l->padding != UM_CFG_PAD_RANDOM) PUT("&pad=%s", um_cfg_pad_name(l->padding));
+    if (l->rotate_set) {
+        char r[40];
+        um_format_size_range(r, sizeof(r), l->rotate_min, l->rotate_max);
+        PUT("&rot=%s", r);
+    }
+    if (l->rotate_after_set) {
+        char r[40];
+        um_format_duration_range(r, sizeof(r), l->rotate_after_min_ms, l->rotate_after_max_ms);
+        PUT("&rta=%s", r);
+    }
     if (l->name[0]) {
         PUT("#");
         for (const unsigned char *p = (const unsigned char *)l->name; *p; p++) {
@@ -297,6 +367,13 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
     memcpy(s->addrs, l->addrs, sizeof(l->addrs));
     s->n_addrs = l->n_addrs;
     s->weight = 1;
+    s->max_connections = UM_MAX_CONNECTIONS_DEF;
+    s->rotate_min = l->rotate_min;
+    s->rotate_max = l->rotate_max;
+    s->rotate_set = l->rotate_set;
+    s->rotate_after_min_ms = l->rotate_after_min_ms;
+    s->rotate_after_max_ms = l->rotate_after_max_ms;
+    s->rotate_after_set = l->rotate_after_set;
     snprintf(s->transport, sizeof(s->transport), "link");
     c->n_servers = 1;
     um_transport_cfg_t *t = &c->transports[0];
@@ -309,6 +386,11 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
         t->shape = UM_SHAPE_NONE;
         snprintf(t->sni, sizeof(t->sni), "%s", l->sni);
         t->fingerprint = l->fingerprint;
+    } else if (l->hop_lo) {
+        t->hop_lo = l->hop_lo;
+        t->hop_hi = l->hop_hi;
+        t->hop_ms = l->hop_ms ? l->hop_ms : UM_HOP_DEFAULT_MS;
     }
     c->n_transports = 1;
+    um_config_rotation_defaults(c);
 }

@@ -2,9 +2,12 @@
  *
  *   umbra://<server-public-key>@<address>[,<address>...]?k=<client-private-key>
  *          [&t=tcp|tls][&sni=<name>][&fp=chromium|firefox]
- *          [&shape=none|printable|http|tls][&pad=random|none][&v=1]#<name>
+ *          [&shape=none|printable|http|tls][&ports=LO-HI[&hop=D]][&pad=random|none]
+ *          [&rot=MIN[-MAX]|off][&rta=MIN[-MAX]|off][&v=1]#<name>
  *
- * sni (required with t=tls) and fp go with t=tls only; shape with t=tcp only.
+ * sni (required with t=tls) and fp go with t=tls only; shape, ports and hop
+ * with t=tcp only (hop needs ports). rot and rta are the rotate and
+ * rotate-after keys of [server "name"].
  *
  * Keys are 43-character URL-safe base64 without padding. The full grammar is
  * in docs/CONFIG.md. The link holds the client's private key: treat it as a
@@ -12,6 +15,7 @@
 #ifndef UM_APP_LINK_H
 #define UM_APP_LINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,13 +34,20 @@ typedef struct {
     uint8_t padding;             /* um_cfg_pad_t */
     char sni[UM_DOMAIN_MAX + 1]; /* t=tls: lower case, um_sni_valid; "" for tcp */
     uint8_t fingerprint;         /* t=tls: um_tls_fp_t */
+    uint16_t hop_lo, hop_hi;     /* t=tcp: ports=LO-HI, 0 = no hopping */
+    uint32_t hop_ms;             /* hop=D; UM_HOP_DEFAULT_MS when ports is given alone */
+    /* rot= and rta=; *_set when the parameter is present (0-0 = off) */
+    uint32_t rotate_min, rotate_max;
+    uint32_t rotate_after_min_ms, rotate_after_max_ms;
+    bool rotate_set, rotate_after_set;
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that
  * names the position and the part (never the secret) into err. */
 int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen);
 /* Canonical encoding into out (NUL-terminated); UM_ENOSPC when too small,
- * UM_EINVAL for t=tls without a valid sni. */
+ * UM_EINVAL for t=tls without a valid sni, or ports, hop, rot or rta values
+ * the decoder would refuse. */
 int um_link_encode(const um_link_t *l, char *out, size_t cap);
 /* Wipes the secret. */
 void um_link_wipe(um_link_t *l);

@@ -24,6 +24,7 @@
 #include "session/acceptor.h"
 #include "session/keyset.h"
 #include "transport/codec_tls.h"
+#include "transport/hop.h"
 #include "transport/tls_probe.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -78,8 +79,23 @@ struct srv {
     uv_loop_t *loop;
     um_config_t cfg; /* the running config (reloaded on SIGHUP) */
     char path[UM_PATH_MAX];
-    um_acceptor_t *acc[UM_CFG_MAX_LISTEN];
+    /* The acceptors: one per listen address, or with port hopping one per
+     * live port of each listen host (hop_port/hop_host say which). */
+    um_acceptor_t *acc[UM_CFG_MAX_LISTEN * 3];
     size_t n_acc;
+    /* Port hopping (docs/PROTOCOL.md 2.3), when the transport has ports:
+     * the key, the range, the slot length, the slot the listeners are for,
+     * the acceptor config to open new ones with (server_priv wiped: the
+     * shared gate holds the key), and the timer of the slot boundaries. */
+    bool hop;
+    uint8_t hop_key[32];
+    uint16_t hop_lo, hop_hi;
+    uint32_t hop_ms;
+    uint64_t hop_slot;
+    uint16_t hop_port[UM_CFG_MAX_LISTEN * 3];
+    uint8_t hop_host[UM_CFG_MAX_LISTEN * 3]; /* index into cfg.listen */
+    um_acceptor_cfg_t hop_ac;
+    uv_timer_t hop_timer;
     um_gate_t *gate; /* admission state shared by every acceptor */
     um_keyset_t *keys;
     um_policy_t policy;
@@ -515,6 +531,100 @@ static void on_cover_timer(uv_timer_t *t)
     cover_probe(t->data);
 }
 
+/* ---- port hopping: the listeners of slots s-1, s and s+1 ---- */
+
+static bool hop_wanted(const srv_t *s, uint64_t slot, uint16_t port)
+{
+    for (int d = -1; d <= 1; d++)
+        if (um_hop_port(s->hop_key, slot + (uint64_t)(int64_t)d, s->hop_lo, s->hop_hi) == port)
+            return true;
+    return false;
+}
+
+/* A listen address whose host an earlier one has already (its port aside). */
+static bool hop_host_dup(const srv_t *s, size_t h)
+{
+    for (size_t j = 0; j < h; j++) {
+        um_addr_t a = s->cfg.listen[j], b = s->cfg.listen[h];
+        a.port = b.port = 0;
+        if (um_addr_equal(&a, &b)) return true;
+    }
+    return false;
+}
+
+/* Makes the listeners those of slot-1..slot+1 on every listen host: closes
+ * the others (connections they accepted are untouched) and opens the
+ * missing ones; a port that cannot be bound is logged and tried again at
+ * the next slot. Returns how many listeners are open. */
+static size_t hop_sync(srv_t *s, uint64_t slot)
+{
+    char a[UM_ADDR_STRLEN];
+    s->hop_slot = slot;
+    for (size_t i = 0; i < s->n_acc;) {
+        if (hop_wanted(s, slot, s->hop_port[i])) {
+            i++;
+            continue;
+        }
+        UM_DEBUG("hop slot %llu: closing port %u", (unsigned long long)slot,
+                 (unsigned)s->hop_port[i]);
+        um_acceptor_close(s->acc[i]);
+        s->n_acc--;
+        s->acc[i] = s->acc[s->n_acc];
+        s->hop_port[i] = s->hop_port[s->n_acc];
+        s->hop_host[i] = s->hop_host[s->n_acc];
+    }
+    for (size_t h = 0; h < s->cfg.n_listen; h++) {
+        if (hop_host_dup(s, h)) continue;
+        for (int d = -1; d <= 1; d++) {
+            uint16_t port =
+                um_hop_port(s->hop_key, slot + (uint64_t)(int64_t)d, s->hop_lo, s->hop_hi);
+            bool open = false;
+            for (size_t i = 0; i < s->n_acc; i++)
+                if (s->hop_host[i] == h && s->hop_port[i] == port) open = true;
+            if (open || s->n_acc == sizeof(s->acc) / sizeof(s->acc[0])) continue;
+            um_addr_t la = s->cfg.listen[h];
+            la.port = port;
+            struct sockaddr_storage ss;
+            socklen_t len;
+            um_addr_to_sockaddr(&la, &ss, &len);
+            um_addr_format(&la, a, sizeof(a));
+            int r = um_acceptor_new(s->loop, (struct sockaddr *)&ss, &s->hop_ac, on_session, s,
+                                    &s->acc[s->n_acc]);
+            if (r != 0) {
+                UM_WARN("port hopping: cannot listen on %s: %s; skipped this slot", a,
+                        um_strerror(r));
+                continue;
+            }
+            s->hop_port[s->n_acc] = port;
+            s->hop_host[s->n_acc] = (uint8_t)h;
+            s->n_acc++;
+            UM_DEBUG("hop slot %llu: listening on %s", (unsigned long long)slot, a);
+        }
+    }
+    return s->n_acc;
+}
+
+/* At each slot boundary (by the wall clock: both ends count slots from the
+ * Unix epoch), a few ms late so the new slot has begun. */
+static void on_hop_timer(uv_timer_t *t);
+
+static void hop_arm(srv_t *s)
+{
+    uint64_t now = um_wall_ms();
+    uv_timer_start(&s->hop_timer, on_hop_timer, s->hop_ms - now % s->hop_ms + 5, 0);
+}
+
+static void on_hop_timer(uv_timer_t *t)
+{
+    srv_t *s = t->data;
+    if (s->stopping) return;
+    uint64_t slot = um_hop_slot(um_wall_ms(), s->hop_ms);
+    if (slot != s->hop_slot && hop_sync(s, slot) == 0)
+        UM_WARN("port hopping: no port of slot %llu could be bound; trying again next slot",
+                (unsigned long long)slot);
+    hop_arm(s);
+}
+
 static void stop(srv_t *s)
 {
     if (s->stopping) {
@@ -529,6 +639,7 @@ static void stop(srv_t *s)
     for (size_t i = 0; i < s->n_acc; i++)
         um_acceptor_close(s->acc[i]);
     s->n_acc = 0;
+    if (s->hop) uv_timer_stop(&s->hop_timer);
     for (srv_sess_t *ss = s->sessions, *nx; ss; ss = nx) {
         nx = ss->next;
         um_tunnel_close(ss->t, true, DRAIN_MS);
@@ -747,7 +858,41 @@ int um_run_server(const um_config_t *cfg)
         goto out;
     }
     ac.gate = s->gate;
-    for (size_t i = 0; i < cfg->n_listen; i++) {
+    if (tr && tr->hop_lo && tr->type == UM_TR_TCP) {
+        /* Port hopping: the listen addresses give the hosts; the ports come
+         * from the slots. */
+        uint8_t pub[32];
+        um_key_public(pub, cfg->private_key);
+        um_hop_key(pub, s->hop_key);
+        s->hop = true;
+        s->hop_lo = tr->hop_lo;
+        s->hop_hi = tr->hop_hi;
+        s->hop_ms = tr->hop_ms ? tr->hop_ms : UM_HOP_DEFAULT_MS;
+        s->hop_ac = ac;
+        sodium_memzero(s->hop_ac.server_priv, sizeof(s->hop_ac.server_priv));
+        if (hop_sync(s, um_hop_slot(um_wall_ms(), s->hop_ms)) == 0) {
+            um_cli_error("server", "port hopping: cannot listen on any port of %u-%u",
+                         (unsigned)s->hop_lo, (unsigned)s->hop_hi);
+            sodium_memzero(ac.server_priv, sizeof(ac.server_priv));
+            goto out;
+        }
+        char d[16];
+        um_format_duration(d, sizeof(d), s->hop_ms);
+        for (size_t i = 0; i < cfg->n_listen; i++) {
+            if (hop_host_dup(s, i)) continue;
+            um_addr_t h = cfg->listen[i];
+            h.port = 0;
+            um_addr_format(&h, a, sizeof(a));
+            char *colon = strrchr(a, ':');
+            if (colon) *colon = '\0'; /* the host alone */
+            UM_INFO("listening on %s, ports %u-%u hopping every %s (tcp transport)", a,
+                    (unsigned)s->hop_lo, (unsigned)s->hop_hi, d);
+        }
+        uv_timer_init(s->loop, &s->hop_timer);
+        s->hop_timer.data = s;
+        hop_arm(s);
+    }
+    for (size_t i = 0; !s->hop && i < cfg->n_listen; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
         um_addr_to_sockaddr(&cfg->listen[i], &ss, &len);
@@ -809,6 +954,7 @@ out:
     um_keyset_unref(s->keys);
     um_policy_close(&s->policy);
     free(s->tls);
+    sodium_memzero(s->hop_key, sizeof(s->hop_key));
     sodium_memzero(s->cfg.private_key, sizeof(s->cfg.private_key));
     free(s->cfg.clients);
     free(s);

@@ -138,6 +138,42 @@ expect 2 "client rejects an over-long --link" -- "$U" client --link "umbra://$(h
 expect 1 "client rejects a bad -L" -- "$U" client --link "$link" -L nonsense; has err "-L 'nonsense'"
 expect 1 "client rejects a bad --socks" -- "$U" client --link "$link" --socks 1.2.3.4; has err "--socks '1.2.3.4'"
 expect 2 "client rejects a server config" -- "$U" client -c s.conf; has err "is a server config"
+
+# rotation options and port hopping (docs/CONFIG.md)
+expect 0 "client --rotate --rotate-after --max-connections --check" -- "$U" client --link "$link" --rotate 12k-16k --rotate-after 30s-5m --max-connections 3 --check
+has out "rotate 12k-16k, rotate-after 30s-5m, max-connections 3"
+expect 0 "client (tcp) defaults: rotation off" -- "$U" client --link "$link" --check; has out "rotate off, rotate-after off, max-connections 6"
+expect 0 "client (tls) default rotate-after 5m-20m" -- "$U" client --link "$tlink" --check; has out "rotate off, rotate-after 5m-20m"
+expect 0 "client (tls) --rotate-after off" -- "$U" client --link "$tlink" --rotate-after off --rotate 1m --check; has out "rotate 1m, rotate-after off"
+expect 0 "client: rot= and rta= in a link" -- "$U" client --link "${link%%#*}&rot=12k-16k&rta=1m#x" --check; has out "rotate 12k-16k, rotate-after 1m"
+expect 0 "client: --rotate overrides rot=" -- "$U" client --link "${link%%#*}&rot=12k-16k#x" --rotate 64k --check; has out "rotate 64k,"
+expect 1 "client rejects a bad --rotate" -- "$U" client --link "$link" --rotate 12q; has err "--rotate '12q': expected bytes per connection"
+expect 1 "client rejects a tiny --rotate" -- "$U" client --link "$link" --rotate 1k-2k; has err "--rotate '1k-2k'"
+expect 1 "client rejects a bad --rotate-after" -- "$U" client --link "$link" --rotate-after 5m-1m; has err "--rotate-after '5m-1m'"
+expect 1 "client rejects a bad --max-connections" -- "$U" client --link "$link" --max-connections 1; has err "--max-connections '1': expected a number from 2 to 64"
+expect 0 "server init --ports --hop" -- "$U" server init -c hop.conf --listen 127.0.0.1:4436 --ports 20000-40000 --hop 2s
+grep -qx 'transport = tcp' hop.conf && ok "  [server] names the tcp transport" || bad "  no 'transport = tcp': $(cat hop.conf)"
+sed -n '/^\[transport "tcp"\]$/,/^\[/p' hop.conf > hop.sec
+for l in 'type = tcp' 'ports = 20000-40000' 'hop = 2s'; do
+  grep -qxF "$l" hop.sec && ok "  [transport \"tcp\"] has '$l'" || bad "  [transport \"tcp\"] lacks '$l': $(cat hop.conf)"
+done
+expect 0 "hopping server config --check" -- "$U" server -c hop.conf --check
+expect 0 "add-client on a hopping server" -- "$U" server add-client -c hop.conf laptop
+hlink=$(cat out)
+[[ $hlink == umbra://*@127.0.0.1:4436\?k=*'&ports=20000-40000&hop=2s#laptop' ]] && ok "  link has ports= and hop=" || bad "  link '$hlink'"
+expect 0 "link shows the hopping" -- "$U" link "$hlink"; has out "port hopping:      ports 20000-40000, hop 2s"
+expect 0 "client --link (hopping) --check" -- "$U" client --link "$hlink" --check; has out "ports 20000-40000 hop 2s"
+expect 0 "server init --ports alone: hop 60s" -- "$U" server init -c hop2.conf --listen 127.0.0.1:4437 --ports 30000-30010
+grep -qx 'hop = 1m' hop2.conf && ok "  hop = 1m written" || bad "  hop: $(cat hop2.conf)"
+"$U" server add-client -c hop2.conf x >out 2>/dev/null
+[[ $(cat out) == *'&ports=30000-30010#x' ]] && ok "  link has ports= without hop= (default)" || bad "  link '$(cat out)'"
+expect 1 "server init: bad --ports" -- "$U" server init -c hop3.conf --listen 127.0.0.1:1 --ports 40000-20000; has err "--ports '40000-20000'"
+expect 1 "server init: bad --hop" -- "$U" server init -c hop3.conf --listen 127.0.0.1:1 --ports 1-2 --hop 2h; has err "--hop '2h'"
+expect 1 "server init: --hop without --ports" -- "$U" server init -c hop3.conf --listen 127.0.0.1:1 --hop 2s; has err "--hop goes with --ports"
+expect 1 "server init: --ports with tls" -- "$U" server init -c hop3.conf --listen 127.0.0.1:1 --transport tls --cover a.example:443 --ports 1-2; has err "--ports goes with the tcp transport"
+[ -e hop3.conf ] && bad "  wrote a file anyway" || ok "  no file written"
+printf '[server]\nprivate-key-file = k.key\nlisten = 127.0.0.1:1\nresume-grace = 1d\n' > bad.conf
+expect 2 "config: bad resume-grace" -- "$U" server -c bad.conf --check; has err "bad.conf:4: key 'resume-grace': '1d'"
 # proxies off loopback: warnings (credentials silence the second one)
 expect 0 "client on loopback: no warning" -- "$U" client --link-file tight.link --check
 [ -s err ] && bad "warning on loopback: $(cat err)" || ok "no warning for loopback proxies"

@@ -345,6 +345,57 @@ static const struct {
     {"[client]\nprivate-key = " PRIV "\ntun-address6 = 10.0.0.1/24\n",
      {"t.conf:3:", "key 'tun-address6'"}},
     {"[client]\nprivate-key = " PRIV "\ntun-mtu = 500\n", {"t.conf:3:", "key 'tun-mtu'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate = 12q\n",
+     {"t.conf:5:", "key 'rotate'", "'12q'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate = 1k\n",
+     {"t.conf:5:", "key 'rotate'", "from 4k to 1024m"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate = 16k-12k\n",
+     {"t.conf:5:", "key 'rotate'", "'16k-12k'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate = 2000m\n",
+     {"t.conf:5:", "key 'rotate'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate = 12k-\n",
+     {"t.conf:5:", "key 'rotate'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate = -12k\n",
+     {"t.conf:5:", "key 'rotate'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate = 12K\n",
+     {"t.conf:5:", "key 'rotate'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate-after = 30x\n",
+     {"t.conf:5:", "key 'rotate-after'", "'30x'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate-after = 500ms\n",
+     {"t.conf:5:", "key 'rotate-after'", "from 1s to 24h"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate-after = 5m-30s\n",
+     {"t.conf:5:", "key 'rotate-after'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nrotate-after = 25h\n",
+     {"t.conf:5:", "key 'rotate-after'"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nmax-connections = 1\n",
+     {"t.conf:5:", "key 'max-connections'", "from 2 to 64"}},
+    {"[client]\nprivate-key = " PRIV "\n[server \"v\"]\naddress = a.b:1\nmax-connections = 65\n",
+     {"t.conf:5:", "key 'max-connections'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nports = 40000\n",
+     {"t.conf:5:", "key 'ports'", "'40000'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nports = 0-100\n",
+     {"t.conf:5:", "key 'ports'", "LO-HI"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nports = 400-300\n",
+     {"t.conf:5:", "key 'ports'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nports = 1-65536\n",
+     {"t.conf:5:", "key 'ports'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nports = "
+     "20000-40000\nhop = 500ms\n",
+     {"t.conf:6:", "key 'hop'", "from 1s to 1h"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nports = "
+     "20000-40000\nhop = 2h\n",
+     {"t.conf:6:", "key 'hop'", "'2h'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\nhop = 10s\n",
+     {"t.conf:5:", "key 'hop'", "no 'ports'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\ntype = tls\n"
+     "cover = www.example.com:443\nports = 20000-40000\n",
+     {"t.conf:7:", "key 'ports'", "tcp transport"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nresume-grace = 2h\n",
+     {"t.conf:4:", "key 'resume-grace'", "'2h'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nresume-grace = soon\n",
+     {"t.conf:4:", "key 'resume-grace'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\nresumable-per-client = 0\n",
+     {"t.conf:4:", "key 'resumable-per-client'", "from 1 to 1024"}},
     {"[client]\nprivate-key = " PRIV "\nevents = "
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
      "a"
@@ -491,6 +542,216 @@ static void test_forward_parse(void **state)
             fail_msg("accepted '%s'", badf[i]);
 }
 
+/* Byte counts, durations and their ranges: the value parsers themselves,
+ * and that the canonical text reads back to the same value. */
+static void test_value_parsers(void **state)
+{
+    (void)state;
+    uint32_t v, a, b;
+    assert_int_equal(um_parse_size(&v, "0"), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(um_parse_size(&v, "1000"), 0);
+    assert_int_equal(v, 1000);
+    assert_int_equal(um_parse_size(&v, "16k"), 0);
+    assert_int_equal(v, 16384);
+    assert_int_equal(um_parse_size(&v, "3m"), 0);
+    assert_int_equal(v, 3u << 20);
+    assert_int_equal(um_parse_size(&v, "4095m"), 0);
+    assert_int_equal(v, 4095u << 20);
+    const char *bad_sizes[] = {"",   "k",     "16K",         "16kb", "16 k",
+                               "-1", "4096m", "99999999999", "1.5k", "0x10"};
+    for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++)
+        if (um_parse_size(&v, bad_sizes[i]) == 0) fail_msg("size '%s' accepted", bad_sizes[i]);
+    assert_int_equal(um_parse_duration_ms(&v, "30"), 0);
+    assert_int_equal(v, 30000);
+    assert_int_equal(um_parse_duration_ms(&v, "250ms"), 0);
+    assert_int_equal(v, 250);
+    assert_int_equal(um_parse_duration_ms(&v, "30s"), 0);
+    assert_int_equal(v, 30000);
+    assert_int_equal(um_parse_duration_ms(&v, "5m"), 0);
+    assert_int_equal(v, 300000);
+    assert_int_equal(um_parse_duration_ms(&v, "2h"), 0);
+    assert_int_equal(v, 7200000);
+    const char *bad_durs[] = {"", "s", "5M", "5 s", "1d", "5min", "-5s", "2000h", "1.5s"};
+    for (size_t i = 0; i < sizeof(bad_durs) / sizeof(bad_durs[0]); i++)
+        if (um_parse_duration_ms(&v, bad_durs[i]) == 0)
+            fail_msg("duration '%s' accepted", bad_durs[i]);
+    assert_int_equal(um_parse_size_range(&a, &b, "12k-16k", 4096, 1u << 30), 0);
+    assert_int_equal(a, 12288);
+    assert_int_equal(b, 16384);
+    assert_int_equal(um_parse_size_range(&a, &b, "16k", 4096, 1u << 30), 0);
+    assert_int_equal(a, 16384);
+    assert_int_equal(b, 16384);
+    a = b = 7;
+    assert_int_equal(um_parse_size_range(&a, &b, "off", 4096, 1u << 30), 0);
+    assert_true(a == 0 && b == 0);
+    a = b = 7;
+    assert_int_equal(um_parse_size_range(&a, &b, "0", 4096, 1u << 30), 0);
+    assert_true(a == 0 && b == 0);
+    assert_int_not_equal(um_parse_size_range(&a, &b, "2k-16k", 4096, 1u << 30), 0);
+    assert_int_not_equal(um_parse_size_range(&a, &b, "0-16k", 4096, 1u << 30), 0);
+    assert_int_not_equal(um_parse_size_range(&a, &b, "12k-16k-20k", 4096, 1u << 30), 0);
+    assert_int_not_equal(um_parse_size_range(&a, &b, "", 4096, 1u << 30), 0);
+    assert_int_equal(um_parse_duration_range(&a, &b, "30s-5m", 1000, 86400000), 0);
+    assert_int_equal(a, 30000);
+    assert_int_equal(b, 300000);
+    assert_int_equal(um_parse_duration_range(&a, &b, "1500ms-2", 1000, 86400000), 0);
+    assert_true(a == 1500 && b == 2000);
+    uint16_t lo, hi;
+    assert_int_equal(um_parse_port_range(&lo, &hi, "20000-40000"), 0);
+    assert_true(lo == 20000 && hi == 40000);
+    assert_int_equal(um_parse_port_range(&lo, &hi, "443-443"), 0);
+    assert_true(lo == 443 && hi == 443);
+    assert_int_not_equal(um_parse_port_range(&lo, &hi, "443"), 0);
+    assert_int_not_equal(um_parse_port_range(&lo, &hi, "-443"), 0);
+    assert_int_not_equal(um_parse_port_range(&lo, &hi, "1-65536"), 0);
+    /* Canonical forms. */
+    char out[40];
+    um_format_size(out, sizeof(out), 16384);
+    assert_string_equal(out, "16k");
+    um_format_size(out, sizeof(out), 1u << 20);
+    assert_string_equal(out, "1m");
+    um_format_size(out, sizeof(out), 5000);
+    assert_string_equal(out, "5000");
+    um_format_duration(out, sizeof(out), 60000);
+    assert_string_equal(out, "1m");
+    um_format_duration(out, sizeof(out), 90000);
+    assert_string_equal(out, "90s");
+    um_format_duration(out, sizeof(out), 1500);
+    assert_string_equal(out, "1500ms");
+    um_format_duration(out, sizeof(out), 7200000);
+    assert_string_equal(out, "2h");
+    um_format_size_range(out, sizeof(out), 12288, 16384);
+    assert_string_equal(out, "12k-16k");
+    um_format_size_range(out, sizeof(out), 16384, 16384);
+    assert_string_equal(out, "16k");
+    um_format_size_range(out, sizeof(out), 0, 0);
+    assert_string_equal(out, "off");
+    um_format_duration_range(out, sizeof(out), 30000, 300000);
+    assert_string_equal(out, "30s-5m");
+    /* Every value's canonical text reads back to it. */
+    for (int i = 0; i < 2000; i++) {
+        uint32_t x = randombytes_random() >> randombytes_uniform(32);
+        if (i % 3 == 0) x &= ~1023u;
+        if (i % 5 == 0) x &= ~((1u << 20) - 1);
+        um_format_size(out, sizeof(out), x);
+        assert_int_equal(um_parse_size(&v, out), 0);
+        assert_int_equal(v, x);
+        um_format_duration(out, sizeof(out), x);
+        assert_int_equal(um_parse_duration_ms(&v, out), 0);
+        assert_int_equal(v, x);
+    }
+}
+
+/* rotate, rotate-after and max-connections in [server "name"], with the
+ * transport's defaults (tls: rotate-after 5m-20m unless given). */
+static void test_rotation_keys(void **state)
+{
+    (void)state;
+    const char *text = "[client]\n"
+                       "private-key = " PRIV "\n"
+                       "[server \"plain\"]\n"
+                       "address = a.example:443\n"
+                       "public-key = " PUB1 "\n"
+                       "[server \"rot\"]\n"
+                       "address = a.example:443\n"
+                       "public-key = " PUB1 "\n"
+                       "rotate = 12k-16k\n"
+                       "rotate-after = 30s-5m\n"
+                       "max-connections = 3\n"
+                       "[server \"web\"]\n"
+                       "address = a.example:443\n"
+                       "public-key = " PUB1 "\n"
+                       "transport = tls\n"
+                       "[server \"web-off\"]\n"
+                       "address = a.example:443\n"
+                       "public-key = " PUB1 "\n"
+                       "transport = tls\n"
+                       "rotate-after = off\n"
+                       "rotate = 1m\n"
+                       "[transport \"tls\"]\n"
+                       "type = tls\n"
+                       "sni = www.example.com\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    if (parse(&c, text, err) != 0) fail_msg("%s", err);
+    const um_peer_server_t *s = &c.servers[0];
+    assert_int_equal(s->rotate_min, 0);
+    assert_int_equal(s->rotate_max, 0);
+    assert_int_equal(s->rotate_after_min_ms, 0);
+    assert_int_equal(s->rotate_after_max_ms, 0);
+    assert_int_equal(s->max_connections, 6);
+    assert_false(s->rotate_set);
+    assert_false(s->rotate_after_set);
+    s = &c.servers[1];
+    assert_int_equal(s->rotate_min, 12 * 1024);
+    assert_int_equal(s->rotate_max, 16 * 1024);
+    assert_int_equal(s->rotate_after_min_ms, 30000);
+    assert_int_equal(s->rotate_after_max_ms, 300000);
+    assert_int_equal(s->max_connections, 3);
+    assert_true(s->rotate_set && s->rotate_after_set);
+    s = &c.servers[2];
+    assert_int_equal(s->rotate_min, 0);
+    assert_int_equal(s->rotate_after_min_ms, 5 * 60000);
+    assert_int_equal(s->rotate_after_max_ms, 20 * 60000);
+    assert_false(s->rotate_after_set);
+    s = &c.servers[3];
+    assert_int_equal(s->rotate_min, 1u << 20);
+    assert_int_equal(s->rotate_max, 1u << 20);
+    assert_int_equal(s->rotate_after_min_ms, 0);
+    assert_int_equal(s->rotate_after_max_ms, 0);
+    assert_true(s->rotate_after_set);
+    um_config_free(&c);
+}
+
+/* ports and hop in a tcp transport; resume-grace and resumable-per-client
+ * in [server], with their defaults. */
+static void test_hop_and_resume_keys(void **state)
+{
+    (void)state;
+    const char *text = "[server]\n"
+                       "private-key = " PRIV "\n"
+                       "listen = 0.0.0.0:443\n"
+                       "transport = hop\n"
+                       "resume-grace = 90s\n"
+                       "resumable-per-client = 2\n"
+                       "[transport \"hop\"]\n"
+                       "ports = 20000-40000\n"
+                       "[transport \"fast\"]\n"
+                       "hop = 2s\n"
+                       "ports = 1024-1100\n"
+                       "[transport \"none\"]\n"
+                       "type = tcp\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    if (parse(&c, text, err) != 0) fail_msg("%s", err);
+    assert_int_equal(c.resume_grace_ms, 90000);
+    assert_int_equal(c.resumable_per_client, 2);
+    const um_transport_cfg_t *t = um_config_transport(&c, "hop");
+    assert_int_equal(t->hop_lo, 20000);
+    assert_int_equal(t->hop_hi, 40000);
+    assert_int_equal(t->hop_ms, 60000);
+    t = um_config_transport(&c, "fast");
+    assert_int_equal(t->hop_lo, 1024);
+    assert_int_equal(t->hop_hi, 1100);
+    assert_int_equal(t->hop_ms, 2000);
+    t = um_config_transport(&c, "none");
+    assert_int_equal(t->hop_lo, 0);
+    assert_int_equal(t->hop_ms, 0);
+    um_config_free(&c);
+    /* Defaults, and resume-grace = 0 turns resumption off. */
+    const char *text2 = "[server]\nprivate-key = " PRIV "\nlisten = 0.0.0.0:443\n";
+    assert_int_equal(parse(&c, text2, err), 0);
+    assert_int_equal(c.resume_grace_ms, 120000);
+    assert_int_equal(c.resumable_per_client, 4);
+    um_config_free(&c);
+    const char *text3 =
+        "[server]\nprivate-key = " PRIV "\nlisten = 0.0.0.0:443\nresume-grace = 0\n";
+    assert_int_equal(parse(&c, text3, err), 0);
+    assert_int_equal(c.resume_grace_ms, 0);
+    um_config_free(&c);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -499,7 +760,8 @@ int main(void)
         cmocka_unit_test(test_bad_table),       cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_key_file),        cmocka_unit_test(test_forward_parse),
         cmocka_unit_test(test_client_tun_keys), cmocka_unit_test(test_tls_ok),
-        cmocka_unit_test(test_sni_valid),
+        cmocka_unit_test(test_sni_valid),       cmocka_unit_test(test_value_parsers),
+        cmocka_unit_test(test_rotation_keys),   cmocka_unit_test(test_hop_and_resume_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,19 @@ static void test_roundtrip_random(void **state)
             a.fingerprint = (uint8_t)randombytes_uniform(UM_TLS_FP_MAX + 1);
         } else {
             a.shape = (uint8_t)randombytes_uniform(4);
+            if (randombytes_uniform(2)) {
+                a.hop_lo = (uint16_t)(1 + randombytes_uniform(65535));
+                a.hop_hi = (uint16_t)(a.hop_lo + randombytes_uniform(65536u - a.hop_lo));
+                a.hop_ms = randombytes_uniform(2) ? 60000 : 1000 + randombytes_uniform(3599001);
+            }
+        }
+        if ((a.rotate_set = randombytes_uniform(2)) && randombytes_uniform(4)) {
+            a.rotate_min = 4096 + randombytes_uniform(1u << 20);
+            a.rotate_max = a.rotate_min + randombytes_uniform(1u << 20);
+        }
+        if ((a.rotate_after_set = randombytes_uniform(2)) && randombytes_uniform(4)) {
+            a.rotate_after_min_ms = 1000 + randombytes_uniform(600000);
+            a.rotate_after_max_ms = a.rotate_after_min_ms + randombytes_uniform(600000);
         }
         /* Names with characters that need escaping. */
         for (size_t k = 0, n = randombytes_uniform(UM_NAME_MAX + 1); k < n; k++)
@@ -69,6 +82,15 @@ static void test_roundtrip_random(void **state)
         assert_int_equal(a.transport, b.transport);
         assert_string_equal(a.sni, b.sni);
         assert_int_equal(a.fingerprint, b.fingerprint);
+        assert_int_equal(a.hop_lo, b.hop_lo);
+        assert_int_equal(a.hop_hi, b.hop_hi);
+        assert_int_equal(a.hop_ms, b.hop_ms);
+        assert_int_equal(a.rotate_set, b.rotate_set);
+        assert_int_equal(a.rotate_min, b.rotate_min);
+        assert_int_equal(a.rotate_max, b.rotate_max);
+        assert_int_equal(a.rotate_after_set, b.rotate_after_set);
+        assert_int_equal(a.rotate_after_min_ms, b.rotate_after_min_ms);
+        assert_int_equal(a.rotate_after_max_ms, b.rotate_after_max_ms);
         char s2[UM_LINK_MAX];
         assert_int_equal(um_link_encode(&b, s2, sizeof(s2)), 0);
         assert_string_equal(s, s2);
@@ -211,6 +233,22 @@ static const struct {
      "#aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
      "longer than 63"},
     {"umbra://" SPUB "@h.example:1:2?k=" CKEY, "brackets"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&ports=20000", "ports '20000' (expected a port range"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&ports=2-1", "ports '2-1'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&ports=1-2&ports=1-2", "'ports' given twice"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&hop=10s",
+     "at character 111: parameter 'hop' needs 'ports'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&ports=1-2&hop=0s", "hop '0s' (expected a slot"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&ports=1-2&hop=2h", "hop '2h'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&ports=1-2&hop=1s&hop=1s", "'hop' given twice"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=a.b&ports=1-2",
+     "at character 125: parameter 'ports' is for t=tcp only"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&rot=1k", "rot '1k' (expected bytes per connection"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&rot=16k-12k", "rot '16k-12k'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&rot=off&rot=off", "'rot' given twice"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&rta=500ms", "at character 115: rta '500ms'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&rta=30s-5x", "rta '30s-5x'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&rta=1m&rta=1m", "'rta' given twice"},
 };
 
 static void test_bad_links(void **state)
@@ -240,13 +278,114 @@ static void test_encode_small_buffer(void **state)
     assert_string_equal(s, "");
 }
 
+/* ports, hop, rot and rta: decoding, the canonical order, the config a link
+ * makes (tls: rotate-after 5m-20m unless rta is given), add-client's kind of
+ * link, and the encoder's refusals. */
+static void test_rotation_hop_links(void **state)
+{
+    (void)state;
+    um_link_t l;
+    char err[256] = "", out[UM_LINK_MAX];
+    const char *s = "umbra://" SPUB "@192.0.2.1:443?rta=30s-5m&hop=2s&k=" CKEY
+                    "&rot=12k-16k&ports=20000-40000&shape=http#h";
+    if (um_link_decode(&l, s, strlen(s), err, sizeof(err)) != 0) fail_msg("%s", err);
+    assert_int_equal(l.hop_lo, 20000);
+    assert_int_equal(l.hop_hi, 40000);
+    assert_int_equal(l.hop_ms, 2000);
+    assert_true(l.rotate_set && l.rotate_after_set);
+    assert_int_equal(l.rotate_min, 12288);
+    assert_int_equal(l.rotate_max, 16384);
+    assert_int_equal(l.rotate_after_min_ms, 30000);
+    assert_int_equal(l.rotate_after_max_ms, 300000);
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_string_equal(out, "umbra://" SPUB "@192.0.2.1:443?k=" CKEY
+                             "&shape=http&ports=20000-40000&hop=2s&rot=12k-16k&rta=30s-5m#h");
+    um_config_t c;
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    const um_peer_server_t *ps = &c.servers[0];
+    const um_transport_cfg_t *t = um_config_transport(&c, ps->transport);
+    assert_int_equal(t->hop_lo, 20000);
+    assert_int_equal(t->hop_hi, 40000);
+    assert_int_equal(t->hop_ms, 2000);
+    assert_int_equal(ps->rotate_min, 12288);
+    assert_int_equal(ps->rotate_max, 16384);
+    assert_int_equal(ps->rotate_after_min_ms, 30000);
+    assert_int_equal(ps->rotate_after_max_ms, 300000);
+    assert_int_equal(ps->max_connections, 6);
+    assert_true(ps->rotate_set && ps->rotate_after_set);
+    assert_int_equal(um_config_validate(&c, err, sizeof(err)), 0);
+    um_config_free(&c);
+    um_link_wipe(&l);
+
+    /* ports alone: hop 60s, not written back; rot=off is kept (explicit). */
+    s = "umbra://" SPUB "@h.example:1?k=" CKEY "&ports=1000-1000&hop=60s&rot=off&rta=0";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_int_equal(l.hop_ms, 60000);
+    assert_true(l.rotate_set && l.rotate_min == 0 && l.rotate_max == 0);
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_string_equal(out,
+                        "umbra://" SPUB "@h.example:1?k=" CKEY "&ports=1000-1000&rot=off&rta=off");
+    um_link_wipe(&l);
+
+    /* tls: rotate-after defaults to 5m-20m, rta overrides it. */
+    s = "umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=h.example";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_false(l.rotate_after_set);
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    assert_int_equal(c.servers[0].rotate_after_min_ms, 300000);
+    assert_int_equal(c.servers[0].rotate_after_max_ms, 1200000);
+    assert_int_equal(c.servers[0].rotate_min, 0);
+    um_config_free(&c);
+    s = "umbra://" SPUB "@h.example:1?k=" CKEY "&t=tls&sni=h.example&rta=off";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    assert_int_equal(c.servers[0].rotate_after_min_ms, 0);
+    assert_int_equal(c.servers[0].rotate_after_max_ms, 0);
+    um_config_free(&c);
+    /* tcp without rta: rotation off. */
+    s = "umbra://" SPUB "@h.example:1?k=" CKEY;
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    assert_int_equal(c.servers[0].rotate_after_max_ms, 0);
+    assert_int_equal(c.servers[0].rotate_max, 0);
+    um_config_free(&c);
+
+    /* The encoder refuses what the decoder would. */
+    memset(&l, 0, sizeof(l));
+    l.n_addrs = 1;
+    um_addr_parse(&l.addrs[0], "h.example:1", 11, 0, NULL, 0);
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    l.hop_lo = 2;
+    l.hop_hi = 1;
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), UM_EINVAL);
+    l.hop_hi = 3;
+    l.hop_ms = 500;
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), UM_EINVAL);
+    l.hop_ms = 0;
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    l.rotate_set = true;
+    l.rotate_min = 100;
+    l.rotate_max = 100;
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), UM_EINVAL);
+    l.rotate_min = 0;
+    l.rotate_max = 0;
+    l.rotate_after_set = true;
+    l.rotate_after_min_ms = 5000;
+    l.rotate_after_max_ms = 4000;
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), UM_EINVAL);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_random),    cmocka_unit_test(test_decode_known),
         cmocka_unit_test(test_tls_links),           cmocka_unit_test(test_bad_links),
-        cmocka_unit_test(test_encode_small_buffer),
+        cmocka_unit_test(test_encode_small_buffer), cmocka_unit_test(test_rotation_hop_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "exit/resolver.h"
 #include "proxy/server.h"
 #include "session/connector.h"
+#include "transport/hop.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -57,6 +58,8 @@ typedef struct {
     uint64_t resumptions, rotations;
     char last_resume[64], last_rotate[16];
     uv_timer_t rot_timer; /* rotate-after */
+    uv_timer_t hop_timer; /* port hopping: the next slot boundary */
+    uint64_t hop_slot;    /* the slot of the port the session's connection uses */
     um_codec_tls_t tls;
     /* the codec of the tls transport (the connector borrows it) */ /* a handshake in progress
                                                                      */
@@ -239,10 +242,52 @@ static void on_budget(um_tunnel_t *t, bool spent, void *ud)
     on_demand(c);
 }
 
-static const um_tunnel_cbs_t tunnel_cbs = {.on_goaway = on_goaway,
-                                           .on_down = on_down,
-                                           .on_detached = on_detached,
-                                           .on_budget = on_budget};
+static const um_tunnel_cbs_t tunnel_cbs = {
+    .on_goaway = on_goaway, .on_down = on_down, .on_detached = on_detached, .on_budget = on_budget};
+
+/* Port hopping (PROTOCOL.md 2.3): the port of the current slot, or the
+ * address's own port without hopping. */
+static const um_transport_cfg_t *cur_transport(const cli_t *c)
+{
+    return um_config_transport(c->cfg, cur_server(c)->transport);
+}
+
+static uint16_t dial_port(cli_t *c, uint16_t port)
+{
+    const um_transport_cfg_t *tr = cur_transport(c);
+    if (!tr || !tr->hop_lo) return port;
+    uint8_t key[32];
+    um_hop_key(cur_server(c)->public_key, key);
+    c->hop_slot = um_hop_slot(um_wall_ms(), tr->hop_ms);
+    uint16_t p = um_hop_port(key, c->hop_slot, tr->hop_lo, tr->hop_hi);
+    sodium_memzero(key, sizeof(key));
+    return p;
+}
+
+static void on_hop_timer(uv_timer_t *h);
+
+/* Wakes at the next slot boundary (plus a little, so the server's clock
+ * has turned too when ours is a bit ahead). */
+static void arm_hop(cli_t *c)
+{
+    const um_transport_cfg_t *tr = cur_transport(c);
+    uv_timer_stop(&c->hop_timer);
+    if (!tr || !tr->hop_lo || !c->t) return;
+    uint64_t now = um_wall_ms(), next = (um_hop_slot(now, tr->hop_ms) + 1) * tr->hop_ms;
+    uv_timer_start(&c->hop_timer, on_hop_timer, next - now + 20, 0);
+}
+
+static void on_hop_timer(uv_timer_t *h)
+{
+    cli_t *c = h->data;
+    const um_transport_cfg_t *tr = cur_transport(c);
+    if (!c->t || !tr || !tr->hop_lo) return;
+    if (um_hop_slot(um_wall_ms(), tr->hop_ms) != c->hop_slot && !c->detached_at && !c->conn) {
+        c->move = "hop";
+        on_demand(c);
+    }
+    arm_hop(c);
+}
 
 static void on_rotate_timer(uv_timer_t *h)
 {
@@ -307,6 +352,7 @@ static void resumed(cli_t *c, um_connector_t *cn, um_carrier_t *car)
     }
     c->detached_at = 0;
     arm_rotation(c);
+    arm_hop(c);
 }
 
 static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn, void *ud)
@@ -386,6 +432,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
     um_hub_set_tunnel(c->hub, t);
     if (old) um_tunnel_close(old, false, 0); /* its streams are reset (on a later turn) */
     arm_rotation(c);
+    arm_hop(c);
     UM_INFO("session up to %s (%s) in %llu ms", c->cur, cur_server(c)->name,
             (unsigned long long)ms);
     um_ev_begin(&c->ev, "session_up");
@@ -431,7 +478,10 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
         c->conn_why = c->detached_at ? NULL : c->move;
     }
     cc.budget = c->conn_budget = next_budget(c);
-    um_addr_to_sockaddr(ip, &ss, &len);
+    um_addr_t dst = *ip;
+    dst.port = dial_port(c, ip->port);
+    um_addr_format(&dst, c->cur, sizeof(c->cur));
+    um_addr_to_sockaddr(&dst, &ss, &len);
     int r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_connected, c, &c->conn);
     sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
     if (r != 0) {
@@ -627,7 +677,8 @@ int um_run_client(const um_config_t *cfg)
     uv_timer_init(c->loop, &c->retry);
     uv_timer_init(c->loop, &c->stats);
     uv_timer_init(c->loop, &c->rot_timer);
-    c->retry.data = c->stats.data = c->rot_timer.data = c;
+    uv_timer_init(c->loop, &c->hop_timer);
+    c->retry.data = c->stats.data = c->rot_timer.data = c->hop_timer.data = c;
     uv_timer_start(&c->stats, on_stats, STATS_EVERY_MS, STATS_EVERY_MS);
     uv_signal_init(c->loop, &c->sig_term);
     uv_signal_init(c->loop, &c->sig_int);

@@ -26,9 +26,9 @@ struct um_connector {
     um_codec_state_t st;
     um_buf_t buf;
     int done;
-    int resumed;         /* the callback's session is cfg.resume, continued */
-    size_t wire;         /* wire bytes of the handshake (both ways) */
-    uint8_t *rest;       /* resumed: stream bytes that followed the reply */
+    int resumed;   /* the callback's session is cfg.resume, continued */
+    size_t wire;   /* wire bytes of the handshake (both ways) */
+    uint8_t *rest; /* resumed: stream bytes that followed the reply */
     size_t rest_len;
 };
 
@@ -174,7 +174,9 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
          * from what it acknowledged. */
         um_sess_offsets_t of;
         if (old) um_sess_offsets(old, &of);
-        uint64_t peer = old && keys.resume_has_peer_rx ? keys.resume_peer_rx : old ? of.tx_acked : 0;
+        uint64_t peer = old && keys.resume_has_peer_rx ? keys.resume_peer_rx
+                        : old                          ? of.tx_acked
+                                                       : 0;
         r = !old || !um_sess_resumable(old, peer) ? UM_EPROTO : um_sess_resume(old, &keys, peer);
         if (r == 0) {
             s = old;

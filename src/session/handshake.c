@@ -137,8 +137,8 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
         keys->resume_requested = 1;
         memcpy(keys->resume_sid, p1.sid, UM_SID_LEN);
         keys->resume_offset = p1.resume_offset;
-        keys->resumed = srv->resume && srv->resume(srv->resume_ud, hs.rs, p1.sid,
-                                                   p1.resume_offset, &server_rx);
+        keys->resumed =
+            srv->resume && srv->resume(srv->resume_ud, hs.rs, p1.sid, p1.resume_offset, &server_rx);
     }
     keys->budget = p1.budget;
     /* A flight that continues a session adds none: the quota counts sessions

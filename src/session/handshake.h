@@ -67,8 +67,8 @@ typedef struct {
     int initiator;
     int resume_requested; /* server side: the client named a session */
     uint8_t resume_sid[UM_SID_LEN];
-    uint64_t resume_offset; /* server side: what the client has received of it */
-    int resumed;            /* the named session continues (both sides) */
+    uint64_t resume_offset;  /* server side: what the client has received of it */
+    int resumed;             /* the named session continues (both sides) */
     uint64_t resume_peer_rx; /* client side, resumed: what the server has received */
     int resume_has_peer_rx;  /* ... when the reply had room to say it */
     uint32_t budget;         /* server side: the client's budget for this connection (0: none) */

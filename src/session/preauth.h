@@ -42,7 +42,7 @@ typedef struct {
      * been resumed with the new keys; the glue hands it the connection
      * (resumed->attach). */
     um_resumable_t *resumed;
-    uint32_t budget; /* the client's for this connection (0: none) */
+    uint32_t budget;   /* the client's for this connection (0: none) */
     size_t flight_len; /* wire bytes of the flight */
     uint8_t client[32];
     uint8_t reply[UM_PREAUTH_REPLY_MAX]; /* to write as is, before anything else */

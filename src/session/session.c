@@ -23,7 +23,7 @@ struct um_sess {
     um_buf_t rxq; /* delivered, not yet read */
     um_buf_t inb; /* a partial record (or a few) from the wire */
     uint64_t tx_acked, tx_sent, tx_queued, rx_next, ack_sent;
-    uint64_t tx_high; /* the most ever sealed (tx_sent rewinds on resumption) */
+    uint64_t tx_high;           /* the most ever sealed (tx_sent rewinds on resumption) */
     uint64_t key_bytes, key_ms; /* bytes sealed under the current tx key; when it began */
     bool ack_pending;           /* an ACK record must go out */
     uint64_t unacked_since;     /* when rx_next first passed ack_sent (0: it has not) */

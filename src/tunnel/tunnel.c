@@ -87,16 +87,16 @@ struct um_tunnel {
     uint64_t drain_deadline;
     um_tunnel_stats_t st;
     um_tunnel_timing_t tm;
-    uint64_t last_tx_ms;  /* when a record last went to the carrier */
+    uint64_t last_tx_ms; /* when a record last went to the carrier */
     /* Resumption (tunnel.h): a carrier that breaks detaches (car NULL) and
      * the owner brings the next one (um_tunnel_attach). */
     bool resumable;
-    uint32_t stall_ms;    /* a carrier silent this long while we wait for an ack is dead */
-    uint64_t last_rx_ms;  /* when the current carrier last delivered bytes */
-    uint64_t car_bytes;   /* wire bytes both ways on the current carrier */
-    uint64_t car_budget;  /* the most it may carry (0: no bound) */
-    bool budget_hit;      /* it did: nothing more is sent on it */
-    uint64_t car_soft;    /* on_budget(spent = false) once car_bytes reaches this (0: never) */
+    uint32_t stall_ms;   /* a carrier silent this long while we wait for an ack is dead */
+    uint64_t last_rx_ms; /* when the current carrier last delivered bytes */
+    uint64_t car_bytes;  /* wire bytes both ways on the current carrier */
+    uint64_t car_budget; /* the most it may carry (0: no bound) */
+    bool budget_hit;     /* it did: nothing more is sent on it */
+    uint64_t car_soft;   /* on_budget(spent = false) once car_bytes reaches this (0: never) */
     bool soft_told;
     bool note_budget;     /* on_budget is owed (told from the idle handle) */
     int note_detached;    /* on_detached is owed, with this error (0: none) */
@@ -572,7 +572,7 @@ static void check_soft(um_tunnel_t *t)
 static void outbound(um_tunnel_t *t)
 {
     if (!t->car || t->budget_hit) return; /* detached, or waiting for the next carrier */
-    if (jitter_hold(t)) return;          /* on_jitter pumps again */
+    if (jitter_hold(t)) return;           /* on_jitter pumps again */
     for (int round = 0; round < 64 && !t->down && t->car; round++) {
         if (um_carrier_queued(t->car) >= TCP_HIGH) return; /* the drain callback resumes */
         size_t filled = fill_session(t, MUX_OUT_CAP);

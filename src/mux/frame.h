@@ -74,6 +74,7 @@ typedef enum {
     UM_MUX_GOAWAY_LIMIT = 0x03,
     UM_MUX_GOAWAY_INTERNAL = 0x04,
     UM_MUX_GOAWAY_TIMEOUT = 0x05,
+    UM_MUX_GOAWAY_CLOSED = 0x06, /* the sender ends the session now: not to be resumed */
 } um_mux_goaway_t;
 
 /* A decoded frame. Pointers borrow from the decoder's input buffer. */

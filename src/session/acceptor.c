@@ -524,7 +524,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
     }
     if (!a->codec) {
         um_codec_tcp_init(&a->own_codec, um_gate_hs(a->gate)->s_pub, cfg->shape, UM_HS_MSG1_MIN,
-                          UM_HS_MSG2_MIN);
+                          UM_HS_MSG2_RESUME_MIN);
         a->codec = &a->own_codec.base;
     }
     sodium_memzero(a->cfg.server_priv, sizeof(a->cfg.server_priv)); /* the gate has it */

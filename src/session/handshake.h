@@ -28,6 +28,9 @@
 #define UM_HS_P2_MIN        3                               /* version, cipher, flags */
 #define UM_HS_MSG1_MIN      (UM_NOISE_MSG1_OVERHEAD + UM_HS_P1_MIN)
 #define UM_HS_MSG2_MIN      (UM_NOISE_MSG2_OVERHEAD + UM_HS_P2_MIN)
+/* The shortest message 2 with room for the resumed offset (3.3): what a
+ * server writes whenever the transport lets it choose. */
+#define UM_HS_MSG2_RESUME_MIN (UM_HS_MSG2_MIN + 8)
 #define UM_HS_SKEW_DEFAULT  120
 #define UM_SID_LEN          16
 #define UM_HS_MSG_MAX       4096 /* largest handshake message accepted or written */

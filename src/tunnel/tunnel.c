@@ -402,9 +402,12 @@ static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
         if (t->cbs->on_rtt) t->cbs->on_rtt(t, um_mux_rtt_ms(t->mux), t->ud);
         break;
     case UM_MUX_EV_GOAWAY:
+        /* Either way the session is not to be resumed: when its connection
+         * ends, the tunnel ends. A CLOSED one is no drain: the connection
+         * ends right after it, and on_down says so. */
         t->goaway_in = true;
         if (t->hub && t->hub->t == t) t->hub->t = NULL; /* new opens wait for the next one */
-        if (t->cbs->on_goaway) t->cbs->on_goaway(t, t->ud);
+        if (ev->code != UM_MUX_GOAWAY_CLOSED && t->cbs->on_goaway) t->cbs->on_goaway(t, t->ud);
         break;
     case UM_MUX_EV_ERROR:
         if (!t->fatal) t->fatal = ev->code ? ev->code : UM_EPROTO;
@@ -598,7 +601,7 @@ static void outbound(um_tunnel_t *t)
         if (outn) {
             r = um_carrier_write(t->car, t->out, outn);
             if (r < 0) {
-                if (t->resumable)
+                if (t->resumable && !t->goaway_in)
                     detach(t, r);
                 else
                     t->fatal = r;
@@ -729,7 +732,7 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
             die(t, UM_EPIPE);
             return;
         }
-        if (t->resumable && !t->graceful) {
+        if (t->resumable && !t->graceful && !t->goaway_in) {
             /* The connection broke, not the session: the owner brings the
              * next connection, or gives up (um_tunnel_close). */
             detach(t, status);
@@ -783,7 +786,8 @@ static void on_timer(uv_timer_t *h)
         return;
     }
     if (!t->car) return; /* detached: time stands still for the mux until the next carrier */
-    if (t->resumable && t->stall_ms && !t->finishing && now - t->last_rx_ms >= t->stall_ms) {
+    if (t->resumable && t->stall_ms && !t->finishing && !t->goaway_in &&
+        now - t->last_rx_ms >= t->stall_ms) {
         /* Nothing has come for stall_ms while the peer owes us an
          * acknowledgement: a frozen or silently dropped connection. */
         um_sess_offsets_t o;
@@ -917,6 +921,14 @@ void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms)
 {
     if (t->down) return;
     if (!graceful) {
+        /* Tell the peer the session ends (so it does not try to resume it):
+         * best effort, the GOAWAY leaves now if the connection has room. */
+        if (t->car && !t->fatal && um_mux_goaway(t->mux, UM_MUX_GOAWAY_CLOSED) == 0) {
+            fill_session(t, MUX_OUT_CAP);
+            size_t outn = 0;
+            if (um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
+                um_carrier_write(t->car, t->out, outn);
+        }
         die(t, UM_EPIPE);
         return;
     }

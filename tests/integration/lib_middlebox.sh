@@ -418,6 +418,46 @@ mb_has_option() {
     "$UMBRA" $1 --help 2>&1 | grep -q -- "$2"
 }
 
+# mb_hop_check LINK LO HI HOP_MS SAMPLES [D]: checks port-hopping samples
+# against the contract's derivation, computed here independently (Python's
+# hashlib/hmac): key = BLAKE2b-256(key = server public key, "umbra/1 port
+# hopping"), port = LO + HOTP-SHA256(key, slot) mod (HI - LO + 1), slot =
+# floor(unix_ms / HOP_MS). SAMPLES has lines "UNIX_MS PORT..." (the server
+# ports the client was connected to at that time). Prints "distinct D
+# samples N unexpected U" (U: ports not of a slot within D, default 1, of
+# the sample's) and, after it, the unexpected samples.
+mb_hop_check() {
+    "$PY" - "$@" <<'PYEOF'
+import base64, hashlib, hmac, re, struct, sys
+link, lo, hi, hop_ms, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+dist = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+m = re.match(r"umbra://([A-Za-z0-9_-]+)@", link)
+pub = base64.urlsafe_b64decode(m.group(1) + "=" * (-len(m.group(1)) % 4))
+key = hashlib.blake2b(b"umbra/1 port hopping", key=pub, digest_size=32).digest()
+def port(slot):
+    h = hmac.new(key, struct.pack(">Q", slot), hashlib.sha256).digest()
+    o = h[-1] & 0x0F
+    v = struct.unpack(">I", h[o:o + 4])[0] & 0x7FFFFFFF
+    return lo + v % (hi - lo + 1)
+seen, n, bad = set(), 0, []
+for line in open(path):
+    f = line.split()
+    if len(f) < 2:
+        continue
+    t, ports = int(f[0]), [int(x) for x in f[1:]]
+    s = t // hop_ms
+    ok = {port(s + d) for d in range(-dist, dist + 1)}
+    n += 1
+    for p in ports:
+        seen.add(p)
+        if p not in ok:
+            bad.append("%d: %d not in %s" % (t, p, sorted(ok)))
+print("distinct %d samples %d unexpected %d" % (len(seen), n, len(bad)))
+for b in bad[:5]:
+    print(b)
+PYEOF
+}
+
 # ---------------------------------------------------------------- self-test
 
 # Run directly, this file checks the topology and the freezer alone (no

@@ -249,15 +249,20 @@ mb_client_start() {
 # mb_vpn_client LOG [ARGS]: umbra client --tun in C; waits for the session
 # and its routes. Sets CLIENT_PID, EVENTS, CONTROL.
 mb_vpn_client() {
-    local log=$1 out
+    local log=$1
     shift
     EVENTS=$WORK/$log.events
     CONTROL=$WORK/$log.sock
     tl_bg "$WORK/$log.log" ip netns exec "$MB_C" "$UMBRA" client --link "$LINK" --tun --tun-name "$TUN" \
         --events "$EVENTS" --control "$CONTROL" "$@"
     CLIENT_PID=$BG_PID
-    out=$("$PY" "$HELPER" wait-event "$EVENTS" session_up 1 $((15 * TM))) ||
-        { bad "VPN client $*: $out; $(tail -n 3 "$WORK/$log.log")"; return 1; }
+    local end=$(($(tl_now_ms) + 15000 * TM))
+    until "$PY" "$HELPER" wait-event "$EVENTS" session_up 1 0.5 >/dev/null; do
+        if ! kill -0 "$CLIENT_PID" 2>/dev/null || [ "$(tl_now_ms)" -ge $end ]; then
+            bad "VPN client $*: no session_up ($(kill -0 "$CLIENT_PID" 2>/dev/null && echo "in $((15 * TM)) s" || echo "it exited")); $(tail -n 3 "$WORK/$log.log")"
+            return 1
+        fi
+    done
     for _ in $(seq 50); do
         ip -n "$MB_C" route show 0.0.0.0/1 | grep -q "$TUN" && return 0
         sleep 0.1

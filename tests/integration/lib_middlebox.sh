@@ -36,9 +36,10 @@
 #
 # Tools for any test: mb_count FILE EVENT [KEY=VALUE], mb_event_field FILE
 # EVENT FIELD (of the last such event), mb_event_ms FILE EVENT N (its ts, in
-# Unix ms), mb_event_order FILE A B (true when the last A comes before the
-# last B), mb_ss_count NS FILTER, mb_mbps BYTES MS, mb_wait_size FILE BYTES
-# SECS PID, mb_status CONTROL NAME (the N of "NAME: N (last: ...)").
+# Unix ms), mb_event_order FILE A NA B NB (the NA-th A before the NB-th
+# B), mb_ss / mb_ss_kill NS FILTER, mb_mbps BYTES MS, mb_wait_size FILE
+# BYTES SECS PID, mb_status CONTROL NAME (sets MB_STATUS_N, the N of "NAME:
+# N (last: ...)"), mb_hop_check (port-hopping samples against the derivation).
 
 MB_CADDR=10.202.1.2
 MB_RADDR_C=10.202.1.1
@@ -346,22 +347,28 @@ except FileNotFoundError:
 PYEOF
 }
 
-# mb_event_order FILE A B: true when an A event comes before the last B event.
+# mb_event_order FILE A NA B NB: true when the NA-th A event comes before the
+# NB-th B event (both present).
 mb_event_order() {
     "$PY" - "$@" <<'PYEOF'
 import json, sys
-path, a, b = sys.argv[1:4]
-first_a = last_b = None
+path, a, na, b, nb = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+ia = ib = None
+ca = cb = 0
 for i, line in enumerate(open(path, "rb")):
     try:
         e = json.loads(line).get("event")
     except (ValueError, AttributeError):
         continue
-    if e == a and first_a is None:
-        first_a = i
+    if e == a:
+        ca += 1
+        if ca == na:
+            ia = i
     if e == b:
-        last_b = i
-sys.exit(0 if first_a is not None and last_b is not None and first_a < last_b else 1)
+        cb += 1
+        if cb == nb:
+            ib = i
+sys.exit(0 if ia is not None and ib is not None and ia < ib else 1)
 PYEOF
 }
 

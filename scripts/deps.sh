@@ -13,9 +13,11 @@ BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise
 # peer, tshark to dissect built ClientHellos); the openssl command (make demo:
 # the certificate of its nginx cover site, s_client as the prober);
-# valgrind; network namespaces (iproute2, util-linux's unshare).
+# valgrind; network namespaces (iproute2, util-linux's unshare); nftables for
+# the middlebox of the rotation tests (a router that freezes TCP connections).
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light openssl python3 python3-dissononce
-      chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps"
+      chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps
+      nftables"
 # Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
 BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
        python3"

@@ -57,9 +57,10 @@ typedef struct {
     char detach_why[64];
     uint64_t resumptions, rotations;
     char last_resume[64], last_rotate[16];
-    uv_timer_t rot_timer; /* rotate-after */
-    uv_timer_t hop_timer; /* port hopping: the next slot boundary */
-    uint64_t hop_slot;    /* the slot of the port the session's connection uses */
+    uv_timer_t rot_timer;  /* rotate-after */
+    um_tunnel_t *replaced; /* an old session a new one replaced (session_lost told) */
+    uv_timer_t hop_timer;  /* port hopping: the next slot boundary */
+    uint64_t hop_slot;     /* the slot of the port the session's connection uses */
     um_codec_tls_t tls;
     /* the codec of the tls transport (the connector borrows it) */ /* a handshake in progress
                                                                      */
@@ -181,8 +182,18 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     um_tunnel_stats_t st;
     um_tunnel_stats(t, &st);
     if (c->t != t) {
-        /* An old session that was draining after a GOAWAY. */
+        /* An old session that was draining after a GOAWAY (or that a new
+         * session replaced). Streams it still had are reset now: say so. */
         UM_DEBUG("previous session closed: %s", um_strerror(err));
+        bool told = c->replaced == t;
+        if (told) c->replaced = NULL;
+        if (st.streams_failed > 0 && !c->stopping && !told) {
+            um_ev_begin(&c->ev, "session_lost");
+            um_ev_str(&c->ev, "server", cur_server(c)->name);
+            um_ev_str(&c->ev, "reason", "server going away");
+            um_ev_int(&c->ev, "streams_reset", (int64_t)st.streams_failed);
+            um_ev_end(&c->ev);
+        }
         return;
     }
     const char *why = err == UM_EPIPE ? "closed" : um_strerror(err);
@@ -430,7 +441,10 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
     c->up_since = um_now_ms();
     c->sessions_up++;
     um_hub_set_tunnel(c->hub, t);
-    if (old) um_tunnel_close(old, false, 0); /* its streams are reset (on a later turn) */
+    if (old) {
+        c->replaced = old;
+        um_tunnel_close(old, false, 0); /* its streams are reset (on a later turn) */
+    }
     arm_rotation(c);
     arm_hop(c);
     UM_INFO("session up to %s (%s) in %llu ms", c->cur, cur_server(c)->name,

@@ -860,8 +860,10 @@ static void finish(um_tunnel_t *t)
         struct tconn *c = t->conns;
         if (c->closed)
             conn_gone(t, c);
-        else
+        else {
+            t->st.streams_failed++;
             conn_fail(t, c, c->state == C_OPENING, UM_CONN_GENERAL_FAILURE, UM_EPIPE);
+        }
     }
     for (struct tassoc *a = t->assocs; a; a = a->next)
         a->t = NULL;

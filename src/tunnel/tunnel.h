@@ -75,6 +75,7 @@ typedef struct {
     /* carriers: broken ones let go (detaches), attached after the first
      * (attaches), of which replaced a live one (rotations) */
     uint64_t detaches, attaches, rotations;
+    uint64_t streams_failed; /* streams still open when the tunnel went down (reset) */
 } um_tunnel_stats_t;
 
 /* The timing profile of a transport (config key `timing`, docs/CONFIG.md).

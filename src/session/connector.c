@@ -247,6 +247,7 @@ static void on_connect(um_tcp_t *t, int status, void *ud)
         um_sess_offsets(c->cfg.resume, &of);
         ho.resume_sid = um_sess_id(c->cfg.resume);
         ho.resume_offset = of.rx_next;
+        ho.resume_move = um_sess_take_move(c->cfg.resume);
     }
     uint8_t pro[UM_CODEC_PROLOGUE_MAX];
     size_t n1 = o->msg1_len(c->codec, &c->st);

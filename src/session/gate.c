@@ -27,7 +27,12 @@ typedef struct {
 } waiter_t;
 
 #define RES_BUCKETS 256
+#define TOMBS_MAX   65536 /* ended sessions remembered for the replay window */
 
+typedef struct {
+    uint8_t sid[UM_SID_LEN];
+    uint64_t until_s;
+} tomb_t;
 struct um_gate {
     int refs;
     um_gate_cfg_t cfg;
@@ -46,6 +51,9 @@ struct um_gate {
     size_t nwaiters;
     um_gate_stats_t st;
     um_resumable_t *res[RES_BUCKETS]; /* resumable sessions, by the first byte of their id */
+    tomb_t *tombs;                    /* ended resumed sessions (unordered) */
+    size_t ntombs, captombs;
+    uint64_t tombs_full_until; /* no room for a tombstone: unknown resumptions refused until */
 };
 
 bool um_bucket_take(um_bucket_t *b, uint64_t now_ms, double rate_per_s, double burst, bool commit)
@@ -188,9 +196,52 @@ void um_gate_add_resumable(um_gate_t *g, um_resumable_t *e)
     e->linked = true;
 }
 
+static void tomb_add(um_gate_t *g, const uint8_t sid[UM_SID_LEN], uint64_t until_s, uint64_t now_s)
+{
+    if (g->ntombs == g->captombs) {
+        size_t k = 0; /* sweep the expired first */
+        for (size_t i = 0; i < g->ntombs; i++)
+            if (g->tombs[i].until_s >= now_s) g->tombs[k++] = g->tombs[i];
+        g->ntombs = k;
+    }
+    if (g->ntombs == g->captombs && g->captombs < TOMBS_MAX) {
+        size_t cap = g->captombs ? 2 * g->captombs : 64;
+        tomb_t *t = realloc(g->tombs, cap * sizeof(*t));
+        if (t) {
+            g->tombs = t;
+            g->captombs = cap;
+        }
+    }
+    if (g->ntombs == g->captombs) {
+        /* Fail closed: until this one would have expired, a flight naming a
+         * session we do not know is refused, not taken for a new session. */
+        if (until_s > g->tombs_full_until) g->tombs_full_until = until_s;
+        return;
+    }
+    memcpy(g->tombs[g->ntombs].sid, sid, UM_SID_LEN);
+    g->tombs[g->ntombs++].until_s = until_s;
+}
+
+static bool tomb_has(const um_gate_t *g, const uint8_t sid[UM_SID_LEN], uint64_t now_s)
+{
+    if (now_s <= g->tombs_full_until) return true;
+    bool hit = false;
+    for (size_t i = 0; i < g->ntombs; i++)
+        if (g->tombs[i].until_s >= now_s && sodium_memcmp(g->tombs[i].sid, sid, UM_SID_LEN) == 0)
+            hit = true;
+    return hit;
+}
+
+void um_gate_resumed(um_resumable_t *e, uint32_t move, uint64_t ts)
+{
+    e->last_move = move;
+    e->last_ts = ts;
+}
+
 void um_gate_del_resumable(um_gate_t *g, um_resumable_t *e)
 {
     if (!g || !e || !e->linked) return;
+    if (e->last_move) tomb_add(g, e->sid, e->last_ts + g->hs.skew_s, e->last_ts);
     for (um_resumable_t **p = &g->res[e->sid[0]]; *p; p = &(*p)->next)
         if (*p == e) {
             *p = e->next;
@@ -215,15 +266,18 @@ um_resumable_t *um_gate_find_resumable(um_gate_t *g, const uint8_t sid[UM_SID_LE
     return hit;
 }
 
-static bool resume_hook(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
-                        uint64_t client_rx, uint64_t *server_rx)
+static int resume_hook(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
+                       uint64_t client_rx, uint32_t move, uint64_t now_s, uint64_t *server_rx)
 {
-    um_resumable_t *e = um_gate_find_resumable(ud, sid, client);
-    if (!e || !um_sess_resumable(e->sess, client_rx)) return false;
+    um_gate_t *g = ud;
+    um_resumable_t *e = um_gate_find_resumable(g, sid, client);
+    if (!e) return tomb_has(g, sid, now_s) ? UM_HS_RESUME_STALE : UM_HS_RESUME_NO;
+    if (move <= e->last_move) return UM_HS_RESUME_STALE;
+    if (!um_sess_resumable(e->sess, client_rx)) return UM_HS_RESUME_NO;
     um_sess_offsets_t o;
     um_sess_offsets(e->sess, &o);
     *server_rx = o.rx_next;
-    return true;
+    return UM_HS_RESUME_YES;
 }
 
 int um_gate_new(const uint8_t server_priv[32], um_keyset_t *keys, uint32_t skew_s,
@@ -284,6 +338,8 @@ void um_gate_unref(um_gate_t *g)
     if (!g || --g->refs > 0) return;
     um_hs_server_close(&g->hs);
     free(g->src);
+    if (g->tombs) sodium_memzero(g->tombs, g->captombs * sizeof(*g->tombs));
+    free(g->tombs);
     if (g->q) sodium_memzero(g->q, g->capq * sizeof(*g->q));
     free(g->q);
     sodium_memzero(g, sizeof(*g));

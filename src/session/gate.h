@@ -123,7 +123,9 @@ typedef struct um_resumable um_resumable_t;
 struct um_resumable {
     uint8_t sid[UM_SID_LEN];
     uint8_t client[32];
-    um_sess_t *sess; /* borrowed: the session to continue */
+    um_sess_t *sess;    /* borrowed: the session to continue */
+    uint32_t last_move; /* the highest move that resumed it (0: none yet) */
+    uint64_t last_ts;   /* that move's flight timestamp (wall clock, s) */
     /* The new connection, once the reply is written and the session resumed:
      * car is the owner's; rest are stream bytes that followed the flight
      * (borrowed for the call); budget is the client's for this connection
@@ -134,7 +136,13 @@ struct um_resumable {
     bool linked;
 };
 void um_gate_add_resumable(um_gate_t *g, um_resumable_t *e);
-void um_gate_del_resumable(um_gate_t *g, um_resumable_t *e); /* no-op if not listed */
+/* No-op if not listed. A session that was ever resumed leaves a tombstone
+ * (its id, until its last move's flight is out of the timestamp window), so
+ * that a replay of a resuming flight, which the replay filter never saw,
+ * is refused rather than taken for a new session. */
+void um_gate_del_resumable(um_gate_t *g, um_resumable_t *e);
+/* Records the move that just resumed e (preauth, after message 2). */
+void um_gate_resumed(um_resumable_t *e, uint32_t move, uint64_t ts);
 um_resumable_t *um_gate_find_resumable(um_gate_t *g, const uint8_t sid[UM_SID_LEN],
                                        const uint8_t client[32]);
 

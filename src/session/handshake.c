@@ -32,11 +32,12 @@ int um_hs_p1_parse(const uint8_t *p, size_t n, um_hs_p1_t *out)
     out->flags = p[UM_HS_P1_OFF_FLAGS];
     out->timestamp = um_ld64(p + UM_HS_P1_OFF_TS);
     if (out->flags & UM_HS_F_RESUME) {
-        if (n - at < UM_SID_LEN + 8) return UM_EPROTO;
+        if (n - at < UM_HS_P1_RESUME_LEN) return UM_EPROTO;
         out->resume = true;
         memcpy(out->sid, p + at, UM_SID_LEN);
         out->resume_offset = um_ld64(p + at + UM_SID_LEN);
-        at += UM_SID_LEN + 8;
+        out->resume_move = um_ld32(p + at + UM_SID_LEN + 8);
+        at += UM_HS_P1_RESUME_LEN;
     }
     if (out->flags & UM_HS_F_BUDGET) {
         if (n - at < 4) return UM_EPROTO;
@@ -137,8 +138,15 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
         keys->resume_requested = 1;
         memcpy(keys->resume_sid, p1.sid, UM_SID_LEN);
         keys->resume_offset = p1.resume_offset;
-        keys->resumed =
-            srv->resume && srv->resume(srv->resume_ud, hs.rs, p1.sid, p1.resume_offset, &server_rx);
+        keys->resume_move = p1.resume_move;
+        int v = srv->resume ? srv->resume(srv->resume_ud, hs.rs, p1.sid, p1.resume_offset,
+                                          p1.resume_move, now_s, &server_rx)
+                            : UM_HS_RESUME_NO;
+        if (v == UM_HS_RESUME_STALE) {
+            r = UM_EREPLAY;
+            goto out;
+        }
+        keys->resumed = v == UM_HS_RESUME_YES;
     }
     keys->budget = p1.budget;
     /* A flight that continues a session adds none: the quota counts sessions
@@ -147,9 +155,12 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
     if (quota && !srv->quota(srv->quota_ud, hs.rs, now_s, false)) {
         r = UM_ELIMIT;
         goto out;
-    }
-    /* Last check, so only authenticated, in-window flights fill the filter. */
-    if ((r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0) goto out;
+    } /* Last check, so only authenticated, in-window flights fill the filter.
+       * A flight that resumes is not entered: its move number, above every
+       * earlier one of its session, already makes a replay of it stale, so
+       * rotating sessions (thousands of moves) cannot fill the filter. */
+    if (!keys->resumed && (r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0)
+        goto out;
     if (quota) (void)srv->quota(srv->quota_ud, hs.rs, now_s, true);
 
     keys->alg =
@@ -189,7 +200,7 @@ int um_hs_client_start(um_hs_client_t *c, const uint8_t *prologue, size_t prolen
     int r;
 
     if (!c || !c_priv || !server_pub || !out || !outn) return UM_EINVAL;
-    if (opts && opts->resume_sid) min += UM_SID_LEN + 8;
+    if (opts && opts->resume_sid) min += UM_HS_P1_RESUME_LEN;
     if (opts && opts->budget) min += 4;
     if (msg_len < min) msg_len = min;
     if (msg_len > UM_HS_MSG_MAX || cap < msg_len) return UM_ENOSPC;
@@ -207,7 +218,8 @@ int um_hs_client_start(um_hs_client_t *c, const uint8_t *prologue, size_t prolen
     if (opts && opts->resume_sid) {
         memcpy(pl + at, opts->resume_sid, UM_SID_LEN);
         um_st64(pl + at + UM_SID_LEN, opts->resume_offset);
-        at += UM_SID_LEN + 8;
+        um_st32(pl + at + UM_SID_LEN + 8, opts->resume_move);
+        at += UM_HS_P1_RESUME_LEN;
     }
     if (opts && opts->budget) um_st32(pl + at, opts->budget);
     r = um_noise_write_msg1(&c->nz, pl, pn, out, cap, outn);

@@ -25,18 +25,20 @@
 #define UM_HS_P1_OFF_TS     2
 #define UM_HS_P1_OFF_SID    UM_HS_P1_MIN                    /* only with RESUME */
 #define UM_HS_P1_OFF_RESOFF (UM_HS_P1_OFF_SID + UM_SID_LEN) /* only with RESUME */
+#define UM_HS_P1_RESUME_LEN (UM_SID_LEN + 8 + 4)            /* sid, offset, move */
 #define UM_HS_P2_MIN        3                               /* version, cipher, flags */
 #define UM_HS_MSG1_MIN      (UM_NOISE_MSG1_OVERHEAD + UM_HS_P1_MIN)
 #define UM_HS_MSG2_MIN      (UM_NOISE_MSG2_OVERHEAD + UM_HS_P2_MIN)
 /* The shortest message 2 with room for the resumed offset (3.3): what a
  * server writes whenever the transport lets it choose. */
 #define UM_HS_MSG2_RESUME_MIN (UM_HS_MSG2_MIN + 8)
-#define UM_HS_SKEW_DEFAULT  120
-#define UM_SID_LEN          16
-#define UM_HS_MSG_MAX       4096 /* largest handshake message accepted or written */
+#define UM_HS_SKEW_DEFAULT    120
+#define UM_SID_LEN            16
+#define UM_HS_MSG_MAX         4096 /* largest handshake message accepted or written */
 
 enum { UM_HS_F_AES = 1u << 0, UM_HS_F_RESUME = 1u << 1, UM_HS_F_BUDGET = 1u << 2 };
 enum { UM_HS_F2_RESUMED = 1u << 0 };
+enum { UM_HS_RESUME_NO = 0, UM_HS_RESUME_YES = 1, UM_HS_RESUME_STALE = 2 };
 
 /* Payload 1 (docs/PROTOCOL.md 3.2), parsed: a pure function over the
  * decrypted bytes. */
@@ -46,6 +48,7 @@ typedef struct {
     bool resume;
     uint8_t sid[UM_SID_LEN]; /* resume only */
     uint64_t resume_offset;  /* resume only: what the client has received */
+    uint32_t resume_move;    /* resume only: this move's number in the session (1, 2, ...) */
     uint32_t budget;         /* BUDGET only (0: none): bytes this connection may carry */
 } um_hs_p1_t;
 /* 0, or UM_EPROTO (too short for its flags, or another version). */
@@ -71,6 +74,7 @@ typedef struct {
     int resume_requested; /* server side: the client named a session */
     uint8_t resume_sid[UM_SID_LEN];
     uint64_t resume_offset;  /* server side: what the client has received of it */
+    uint32_t resume_move;    /* server side: the move's number */
     int resumed;             /* the named session continues (both sides) */
     uint64_t resume_peer_rx; /* client side, resumed: what the server has received */
     int resume_has_peer_rx;  /* ... when the reply had room to say it */
@@ -91,16 +95,19 @@ typedef struct {
      * filter; told with commit true once the filter took the flight (so a
      * replayed flight costs its client nothing). false refuses the flight. */
     bool (*quota)(void *ud, const uint8_t client[32], uint64_t now_s, bool commit);
-    void *quota_ud;
-    /* Optional resumption lookup (docs/PROTOCOL.md 3.6): does session `sid`
-     * of this client exist, and may it resume from client_rx (what the client
-     * has received)? If so, true and *server_rx (what the server has
-     * received). No side effect: the caller resumes the session itself once
-     * message 2 is written. A flight that names a resumable session is exempt
-     * from the per-client quota (it adds no session). Asked after the key
-     * lookup and the timestamp check, before the replay filter. */
-    bool (*resume)(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
-                   uint64_t client_rx, uint64_t *server_rx);
+    void *quota_ud; /* Optional resumption lookup (docs/PROTOCOL.md 3.6): does session `sid`
+                     * of this client exist, is `move` above every move it made so far, and
+                     * may it resume from client_rx (what the client has received)? Then
+                     * UM_HS_RESUME_YES and *server_rx (what the server has received).
+                     * UM_HS_RESUME_STALE: the session is known (or was, within the replay
+                     * window) and the move is not new: a replay, refused. UM_HS_RESUME_NO:
+                     * a new session instead. No side effect: the caller resumes the session
+                     * (and records the move) once message 2 is written. A flight that resumes
+                     * is exempt from the per-client quota (it adds no session) and from the
+                     * replay filter (its move number is its replay protection). Asked after
+                     * the key lookup and the timestamp check. */
+    int (*resume)(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
+                  uint64_t client_rx, uint32_t move, uint64_t now_s, uint64_t *server_rx);
     void *resume_ud;
 } um_hs_server_t;
 
@@ -132,6 +139,7 @@ typedef struct {
     bool aes_hw;               /* offer AES-256-GCM */
     const uint8_t *resume_sid; /* NULL: new session */
     uint64_t resume_offset;    /* bytes of the old session received so far */
+    uint32_t resume_move;      /* this move's number (um_sess_take_move) */
     uint32_t budget;           /* bytes this connection may carry (0: no BUDGET field) */
 } um_hs_client_opts_t;
 

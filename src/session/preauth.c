@@ -75,7 +75,10 @@ um_pa_verdict_t um_preauth_feed(um_preauth_t *pa, const uint8_t *p, size_t n, si
         /* The handshake found it and nothing ran since: it is still there. */
         e = um_gate_find_resumable(pa->gate, keys.resume_sid, keys.peer_static);
         r = e ? um_sess_resume(e->sess, &keys, keys.resume_offset) : UM_ENOENT;
-        if (r == 0) s = e->sess;
+        if (r == 0) {
+            s = e->sess;
+            um_gate_resumed(e, keys.resume_move, keys.timestamp);
+        }
     } else {
         s = um_sess_new(&keys, scfg);
         r = s ? 0 : UM_ENOMEM;

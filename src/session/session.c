@@ -24,6 +24,7 @@ struct um_sess {
     um_buf_t inb; /* a partial record (or a few) from the wire */
     uint64_t tx_acked, tx_sent, tx_queued, rx_next, ack_sent;
     uint64_t tx_high;           /* the most ever sealed (tx_sent rewinds on resumption) */
+    uint32_t moves;             /* resuming handshakes started (client) */
     uint64_t key_bytes, key_ms; /* bytes sealed under the current tx key; when it began */
     bool ack_pending;           /* an ACK record must go out */
     uint64_t unacked_since;     /* when rx_next first passed ack_sent (0: it has not) */
@@ -471,4 +472,9 @@ int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx)
 bool um_sess_resumable(const um_sess_t *s, uint64_t peer_rx)
 {
     return s && !s->err && peer_rx >= s->tx_acked && peer_rx <= s->tx_high;
+}
+
+uint32_t um_sess_take_move(um_sess_t *s)
+{
+    return ++s->moves;
 }

@@ -138,5 +138,8 @@ void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o);
  * connection first. */
 int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx);
 bool um_sess_resumable(const um_sess_t *s, uint64_t peer_rx);
+/* The number of the client's next move of this session (1, 2, ...): each
+ * resuming handshake carries a new one (PROTOCOL.md 3.6). */
+uint32_t um_sess_take_move(um_sess_t *s);
 
 #endif

@@ -11,11 +11,14 @@
 #              or BUILD_DIR/RESULTS-quick.md with --quick (a quick run never
 #              overwrites the real results unless told to)
 #   --only L   comma-separated subset of:
-#              direct,umbra,umbra-tls,umbra-jitter,ss,ssh,microsocks
+#              direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,
+#              ss,ssh,microsocks
 #              (direct is always measured: the other columns are compared to it;
 #              umbra is the tcp transport, umbra-tls the tls transport with a
 #              local nginx as its cover site, umbra-jitter the same with
-#              timing = jitter at both ends)
+#              timing = jitter at both ends, umbra-rot1m / umbra-rot16k the tcp
+#              transport with the session moved to a new connection every
+#              1 MiB / every 16 KiB (umbra client --rotate 1m / 16k))
 #
 # Topology (one system at a time; the others are stopped while it is measured):
 #
@@ -50,13 +53,12 @@ CMDLINE="bench/peers.sh $*"
 bdir=build
 quick=0
 out=""
-only="direct,umbra,umbra-tls,umbra-jitter,ss,ssh,microsocks"
+only="direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,ss,ssh,microsocks"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) out=${2:?--out needs a file}; shift ;;
-    --only) only="direct,${2:?--only needs a list}"; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --only) only="direct,${2:?--only needs a list}"; shift ;;    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     -*) echo "peers.sh: unknown option '$1'" >&2; exit 1 ;;
     *) bdir=$1 ;;
   esac
@@ -193,7 +195,8 @@ ticks() { local t; read -r _ t _ < <(pstat "$@"); echo "$t"; }
 CLK=$(getconf CLK_TCK)
 
 read -r P_ORIGIN P_SINK P_UMBRA_S P_UMBRA_C P_UMBRA_H P_SS_S P_SS_C P_SSHD P_SSH_C P_MS \
-  P_COVER P_TLS_S P_TLS_C P_TLS_H P_JIT_S P_JIT_C P_JIT_H < <("$PY" "$TOOL" ports 17)
+  P_COVER P_TLS_S P_TLS_C P_TLS_H P_JIT_S P_JIT_C P_JIT_H \
+  P_R1_S P_R1_C P_R1_H P_R16_S P_R16_C P_R16_H < <("$PY" "$TOOL" ports 23)
 
 # ---------------------------------------------------------------- origin
 log "generating ${BIG_MIB} MiB of random data in $T/www"
@@ -461,14 +464,15 @@ wait_up() {
 measure direct direct "" ""
 
 # ---------------------------------------------------------------- umbra
-# run_umbra SYS TRANSPORT TIMING SERVER_PORT SOCKS_PORT HTTP_PORT
+# run_umbra SYS TRANSPORT TIMING SERVER_PORT SOCKS_PORT HTTP_PORT [ROTATE]
 #   TRANSPORT tcp: `server init` as it stands, the client on the share link.
 #   TRANSPORT tls: `server init --transport tls --cover 127.0.0.1:COVER --sni`;
 #   TIMING none: the client on the share link; TIMING jitter: `timing = jitter`
 #   in the server's [transport] section and in a client config made from the
 #   link (a link carries no timing profile).
+#   ROTATE: the client runs with --rotate ROTATE (bytes per connection).
 run_umbra() {
-  local sys=$1 tr=$2 timing=$3 ps=$4 pc=$5 ph=$6 d="$T/$1" link init=() k host q sk ck
+  local sys=$1 tr=$2 timing=$3 ps=$4 pc=$5 ph=$6 rot=${7:-} d="$T/$1" link init=() k host q sk ck
   mkdir -p "$d"
   if [ ! -x "$UMBRA" ]; then
     put "$sys" status "n/a (no binary at $UMBRA)"
@@ -480,8 +484,8 @@ run_umbra() {
     [ -z "$link" ]; then
     put "$sys" status "n/a (server init/add-client failed)"
     return
-  fi
-  local client=(--link "$link")
+  fi  local client=(--link "$link")
+  [ -z "$rot" ] || client+=(--rotate "$rot")
   if [ "$timing" != none ]; then
     # timing goes into the server's [transport "tls"] section...
     sed -i "/^\[transport \"tls\"\]\$/a timing = $timing" "$d/server.conf"
@@ -524,6 +528,8 @@ run_umbra() {
 want umbra && run_umbra umbra tcp none "$P_UMBRA_S" "$P_UMBRA_C" "$P_UMBRA_H"
 want umbra-tls && run_umbra umbra-tls tls none "$P_TLS_S" "$P_TLS_C" "$P_TLS_H"
 want umbra-jitter && run_umbra umbra-jitter tls jitter "$P_JIT_S" "$P_JIT_C" "$P_JIT_H"
+want umbra-rot1m && run_umbra umbra-rot1m tcp none "$P_R1_S" "$P_R1_C" "$P_R1_H" 1m
+want umbra-rot16k && run_umbra umbra-rot16k tcp none "$P_R16_S" "$P_R16_C" "$P_R16_H" 16k
 
 # ---------------------------------------------------------------- shadowsocks-libev
 run_ss() {

@@ -14,8 +14,9 @@ import sys
 SYSTEMS = [
     ("direct", "direct"),
     ("umbra", "umbra tcp"),
-    ("umbra-tls", "umbra tls"),
-    ("umbra-jitter", "umbra tls, timing = jitter"),
+    ("umbra-tls", "umbra tls"),    ("umbra-jitter", "umbra tls, timing = jitter"),
+    ("umbra-rot1m", "umbra tcp, --rotate 1m"),
+    ("umbra-rot16k", "umbra tcp, --rotate 16k"),
     ("ss", "shadowsocks-libev"),
     ("ssh", "ssh -D"),
     ("microsocks", "microsocks"),
@@ -328,8 +329,19 @@ def main(argv):
     pair_table(w, res, hold_n, "umbra-jitter", "umbra-tls",
                "## timing = jitter against timing = none (tls transport)",
                "Each ratio: the figure with `timing = jitter` at both ends "
-               "divided by the one without, from the same run. Informative: "
-               "`timing` stays `none` by default.", {})
+               "divided by the one without, from the same run. Informative: "               "`timing` stays `none` by default.", {})
+    # Issue 11: what moving the session between connections costs.
+    pair_table(w, res, hold_n, "umbra-rot1m", "umbra",
+               "## rotation every 1 MiB against no rotation (tcp transport, issue 11)",
+               "Each ratio: the figure with `--rotate 1m` divided by the one "
+               "without, from the same run. Every move is a resuming "
+               "handshake on a new TCP connection, make-before-break. "
+               "Informative.", {})
+    pair_table(w, res, hold_n, "umbra-rot16k", "umbra",
+               "## rotation every 16 KiB against no rotation (tcp transport, issue 11)",
+               "Each ratio: the figure with `--rotate 16k` divided by the one "
+               "without, from the same run (about 64 moves per MiB; what a "
+               "connection freezer after 20 KB forces). Informative.", {})
     # Per-system notes (failures, warnings) recorded by the driver.
     notes = [(s, k, v) for s, _ in SYSTEMS
              for k, v in sorted(res.get(s, {}).items()) if k.startswith("note")]

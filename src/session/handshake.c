@@ -155,10 +155,11 @@ int um_hs_server_respond(um_hs_server_t *srv, const uint8_t *prologue, size_t pr
     if (quota && !srv->quota(srv->quota_ud, hs.rs, now_s, false)) {
         r = UM_ELIMIT;
         goto out;
-    } /* Last check, so only authenticated, in-window flights fill the filter.
-       * A flight that resumes is not entered: its move number, above every
-       * earlier one of its session, already makes a replay of it stale, so
-       * rotating sessions (thousands of moves) cannot fill the filter. */
+    }
+    /* Last check, so only authenticated, in-window flights fill the filter.
+     * A flight that resumes is not entered: its move number, above every
+     * earlier one of its session, already makes a replay of it stale, so
+     * rotating sessions (thousands of moves) cannot fill the filter. */
     if (!keys->resumed && (r = um_replay_check(&srv->replay, hs.re, ts + srv->skew_s, now_s)) != 0)
         goto out;
     if (quota) (void)srv->quota(srv->quota_ud, hs.rs, now_s, true);

@@ -95,17 +95,18 @@ typedef struct {
      * filter; told with commit true once the filter took the flight (so a
      * replayed flight costs its client nothing). false refuses the flight. */
     bool (*quota)(void *ud, const uint8_t client[32], uint64_t now_s, bool commit);
-    void *quota_ud; /* Optional resumption lookup (docs/PROTOCOL.md 3.6): does session `sid`
-                     * of this client exist, is `move` above every move it made so far, and
-                     * may it resume from client_rx (what the client has received)? Then
-                     * UM_HS_RESUME_YES and *server_rx (what the server has received).
-                     * UM_HS_RESUME_STALE: the session is known (or was, within the replay
-                     * window) and the move is not new: a replay, refused. UM_HS_RESUME_NO:
-                     * a new session instead. No side effect: the caller resumes the session
-                     * (and records the move) once message 2 is written. A flight that resumes
-                     * is exempt from the per-client quota (it adds no session) and from the
-                     * replay filter (its move number is its replay protection). Asked after
-                     * the key lookup and the timestamp check. */
+    void *quota_ud;
+    /* Optional resumption lookup (docs/PROTOCOL.md 3.6): does session `sid`
+     * of this client exist, is `move` above every move it made so far, and
+     * may it resume from client_rx (what the client has received)? Then
+     * UM_HS_RESUME_YES and *server_rx (what the server has received).
+     * UM_HS_RESUME_STALE: the session is known (or was, within the replay
+     * window) and the move is not new: a replay, refused. UM_HS_RESUME_NO:
+     * a new session instead. No side effect: the caller resumes the session
+     * (and records the move) once message 2 is written. A flight that resumes
+     * is exempt from the per-client quota (it adds no session) and from the
+     * replay filter (its move number is its replay protection). Asked after
+     * the key lookup and the timestamp check. */
     int (*resume)(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
                   uint64_t client_rx, uint32_t move, uint64_t now_s, uint64_t *server_rx);
     void *resume_ud;

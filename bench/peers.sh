@@ -58,7 +58,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) out=${2:?--out needs a file}; shift ;;
-    --only) only="direct,${2:?--only needs a list}"; shift ;;    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --only) only="direct,${2:?--only needs a list}"; shift ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     -*) echo "peers.sh: unknown option '$1'" >&2; exit 1 ;;
     *) bdir=$1 ;;
   esac
@@ -484,7 +485,8 @@ run_umbra() {
     [ -z "$link" ]; then
     put "$sys" status "n/a (server init/add-client failed)"
     return
-  fi  local client=(--link "$link")
+  fi
+  local client=(--link "$link")
   [ -z "$rot" ] || client+=(--rotate "$rot")
   if [ "$timing" != none ]; then
     # timing goes into the server's [transport "tls"] section...

@@ -14,7 +14,8 @@ import sys
 SYSTEMS = [
     ("direct", "direct"),
     ("umbra", "umbra tcp"),
-    ("umbra-tls", "umbra tls"),    ("umbra-jitter", "umbra tls, timing = jitter"),
+    ("umbra-tls", "umbra tls"),
+    ("umbra-jitter", "umbra tls, timing = jitter"),
     ("umbra-rot1m", "umbra tcp, --rotate 1m"),
     ("umbra-rot16k", "umbra tcp, --rotate 16k"),
     ("ss", "shadowsocks-libev"),
@@ -329,7 +330,8 @@ def main(argv):
     pair_table(w, res, hold_n, "umbra-jitter", "umbra-tls",
                "## timing = jitter against timing = none (tls transport)",
                "Each ratio: the figure with `timing = jitter` at both ends "
-               "divided by the one without, from the same run. Informative: "               "`timing` stays `none` by default.", {})
+               "divided by the one without, from the same run. Informative: "
+               "`timing` stays `none` by default.", {})
     # Issue 11: what moving the session between connections costs.
     pair_table(w, res, hold_n, "umbra-rot1m", "umbra",
                "## rotation every 1 MiB against no rotation (tcp transport, issue 11)",

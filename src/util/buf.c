@@ -45,6 +45,7 @@ static int make_room(um_buf_t *b, size_t n)
 {
     size_t len = b->tail - b->head;
     if (n > b->max - len) return UM_ENOSPC;
+    b->used = true;
     if (b->cap - b->tail >= n) return 0;
     if (b->head > 0 && b->cap - len >= n && (b->head >= len || b->cap >= 2 * b->max)) {
         memmove(b->data, b->data + b->head, len);
@@ -52,7 +53,11 @@ static int make_room(um_buf_t *b, size_t n)
         b->tail = len;
         return 0;
     }
-    size_t want = len + n, cap = b->cap ? b->cap : 256;
+    /* Growing means a bigger storage: at least twice the old one. Storage of
+     * the same size would copy the queue and wipe the old storage for
+     * nothing, on every append, once a deep queue (more unread than read
+     * since) fills it: a 16 MiB stream queue did that 50 times per GiB. */
+    size_t want = len + n, cap = b->cap ? (b->cap > SIZE_MAX / 2 ? SIZE_MAX : b->cap * 2) : 256;
     while (cap < want)
         cap = cap > SIZE_MAX / 2 ? want : cap * 2;
     size_t limit = b->max > SIZE_MAX / 2 ? b->max : 2 * b->max;
@@ -132,4 +137,17 @@ void um_buf_shrink(um_buf_t *b)
     b->cap = cap;
     b->head = 0;
     b->tail = b->dirty = len;
+}
+
+void um_buf_trim(um_buf_t *b)
+{
+    if (b->used) {
+        b->used = false;
+        return;
+    }
+    if (!b->data) return;
+    if (b->tail == b->head)
+        um_buf_free(b);
+    else
+        um_buf_shrink(b);
 }

@@ -14,6 +14,7 @@
 #ifndef UM_UTIL_BUF_H
 #define UM_UTIL_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,9 +25,16 @@ typedef struct {
     size_t tail;   /* one past the last byte */
     size_t max;    /* hard bound on queued bytes */
     size_t dirty;  /* storage bytes [0, dirty) have held data: wiped on release */
+    bool used;     /* appended to since the owner last cleared it (um_buf_trim) */
 } um_buf_t;
 
 void um_buf_init(um_buf_t *b, size_t max);
+/* For owners that hand back storage of idle queues now and then: storage
+ * that was appended to since the last call stays (a busy queue that happens
+ * to be empty would otherwise be regrown from nothing, copy and wipe at every
+ * step, right after); else an empty queue's storage is released and a small
+ * queue's shrunk (um_buf_shrink). */
+void um_buf_trim(um_buf_t *b);
 void um_buf_free(um_buf_t *b); /* wipes what held data, releases; may be re-used */
 void um_buf_wipe(um_buf_t *b); /* zero all the storage, then release it */
 

@@ -510,6 +510,74 @@ static void test_wipe_zeroes_then_frees(void **state)
     assert_null(e.data);
 }
 
+/* A deep queue (more unread than was read since) that fills its storage
+ * gets a bigger one, not a copy of the same size: a same-size copy moved the
+ * whole queue and wiped the old storage on every append that found no room
+ * (a 16 MiB stream queue did that about 50 times per GiB of upload). Here the
+ * queue stays between 3/4 and all of max; the storage is replaced once (to
+ * twice max) and compacted in place from then on. */
+static void test_deep_queue_grows_not_copies(void **state)
+{
+    (void)state;
+    const size_t max = 4096;
+    um_buf_t b;
+    um_buf_init(&b, max);
+    uint8_t piece[512], out[512];
+    fill_pattern(piece, sizeof(piece), 3);
+    while (um_buf_len(&b) + sizeof(piece) <= max)
+        assert_int_equal(um_buf_append(&b, piece, sizeof(piece)), 0);
+    assert_int_equal(um_buf_len(&b), max);
+    const uint8_t *data = b.data;
+    size_t cap = b.cap, replaced = 0, same_size = 0;
+    uint64_t in = max, got = 0;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(um_buf_read(&b, out, sizeof(out)), sizeof(out));
+        for (size_t k = 0; k < sizeof(out); k++)
+            assert_int_equal(out[k], piece[(got + k) % sizeof(piece)]);
+        got += sizeof(out);
+        assert_int_equal(um_buf_append(&b, piece, sizeof(piece)), 0);
+        in += sizeof(piece);
+        if (b.data != data) {
+            replaced++;
+            if (b.cap == cap) same_size++;
+            data = b.data;
+            cap = b.cap;
+        }
+    }
+    assert_int_equal(um_buf_len(&b), in - got);
+    assert_int_equal(same_size, 0);
+    assert_true(replaced <= 1);
+    assert_true(b.cap <= 2 * max);
+    um_buf_free(&b);
+}
+
+/* um_buf_trim keeps the storage of a queue appended to since the last trim
+ * (a busy queue that is empty at that moment), and releases it at the next
+ * trim if nothing came in between. */
+static void test_trim_keeps_busy_storage(void **state)
+{
+    (void)state;
+    um_buf_t b;
+    um_buf_init(&b, 1 << 20);
+    uint8_t piece[4096], out[4096];
+    fill_pattern(piece, sizeof(piece), 5);
+    assert_int_equal(um_buf_append(&b, piece, sizeof(piece)), 0);
+    assert_int_equal(um_buf_read(&b, out, sizeof(out)), sizeof(out));
+    const uint8_t *data = b.data;
+    um_buf_trim(&b); /* empty, but appended to since: kept */
+    assert_ptr_equal(b.data, data);
+    assert_int_equal(um_buf_append(&b, piece, 100), 0);
+    assert_ptr_equal(b.data, data); /* no regrowth */
+    um_buf_trim(&b);
+    assert_ptr_equal(b.data, data); /* used again */
+    um_buf_consume(&b, 100);
+    g_zero_calls = 0;
+    um_buf_trim(&b); /* idle for a whole trim period: released, wiped */
+    assert_null(b.data);
+    assert_int_equal(g_zero_calls, 1);
+    um_buf_free(&b);
+}
+
 /* Storage outgrown by a bigger queue, and storage released by um_buf_free(),
  * is zeroed first wherever it held data: session and stream queues hold
  * plaintext, which must not linger in freed heap memory. */
@@ -561,6 +629,8 @@ int main(void)
         cmocka_unit_test(test_max_bound_table),
         cmocka_unit_test(test_max_never_partial),
         cmocka_unit_test(test_compaction_preserves),
+        cmocka_unit_test(test_deep_queue_grows_not_copies),
+        cmocka_unit_test(test_trim_keeps_busy_storage),
         cmocka_unit_test(test_growth_preserves),
         cmocka_unit_test(test_steady_state_no_growth),
         cmocka_unit_test(test_model_random),

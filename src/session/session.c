@@ -455,7 +455,11 @@ int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx)
 {
     if (!s || !keys || keys->alg != s->alg) return UM_EINVAL;
     if (s->err) return s->err;
-    if (peer_rx < s->tx_acked || peer_rx > s->tx_high) return UM_EINVAL;
+    if (peer_rx > s->tx_high) return UM_EINVAL;
+    /* An offset below what the peer acknowledged: it wrote it before those
+     * acks (make-before-break: it kept reading the old connection), and it
+     * has everything up to its acks. */
+    if (peer_rx < s->tx_acked) peer_rx = s->tx_acked;
     um_rec_close(&s->tx);
     um_rec_close(&s->rx);
     int r = install_keys(s, keys);
@@ -471,7 +475,7 @@ int um_sess_resume(um_sess_t *s, const um_sess_keys_t *keys, uint64_t peer_rx)
 
 bool um_sess_resumable(const um_sess_t *s, uint64_t peer_rx)
 {
-    return s && !s->err && peer_rx >= s->tx_acked && peer_rx <= s->tx_high;
+    return s && !s->err && peer_rx <= s->tx_high;
 }
 
 uint32_t um_sess_take_move(um_sess_t *s)

@@ -132,7 +132,8 @@ int um_sess_alg(const um_sess_t *s);
 void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o);
 /* Resumption (PROTOCOL.md 3.6, 4.4): install the keys of a fresh handshake
  * that named this session and resend from peer_rx (the peer's received
- * offset, which must lie in [tx_acked, tx_high]: um_sess_resumable). A
+ * offset, at most tx_high: um_sess_resumable; one below tx_acked means
+ * tx_acked, as the peer may have written it before acknowledging more). A
  * partial record of the old connection is dropped; what arrives under the
  * old keys after this fails to open, so the caller stops reading the old
  * connection first. */

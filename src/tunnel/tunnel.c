@@ -969,7 +969,7 @@ int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, siz
     t->note_detached = 0; /* a detach not yet told is moot now */
     t->car = car;
     t->hold_len = 0; /* bytes of the old connection: the peer resends them */
-    memcpy(t->hold, rest, n);
+    if (n) memcpy(t->hold, rest, n);
     t->hold_len = n;
     t->car_bytes = wire;
     t->car_budget = budget;

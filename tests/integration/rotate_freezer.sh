@@ -65,8 +65,8 @@ expect_eq "small request through umbra" "$got" small-ok
 
 # Bounded: a frozen connection that is never left makes curl see no bytes
 # for --speed-time seconds and give up.
-CURL_BOUNDS=(--max-time $((240 * TM)) --speed-limit 1 --speed-time $((30 * TM)))
-tl_budget $((240 * TM)) "16 MiB download" && {
+CURL_BOUNDS=(--max-time $((60 * TM)) --speed-limit 1 --speed-time $((30 * TM)))
+tl_budget $((60 * TM)) "16 MiB download" && {
     t0=$(tl_now_ms)
     in_c curl -sS "${CURL_BOUNDS[@]}" "${SOX[@]}" -o "$WORK/down" "http://127.0.0.1/blob" 2>"$WORK/down.err"
     rc=$?
@@ -78,7 +78,7 @@ tl_budget $((240 * TM)) "16 MiB download" && {
     fi
     rm -f "$WORK/down"
 }
-tl_budget $((240 * TM)) "16 MiB upload" && {
+tl_budget $((60 * TM)) "16 MiB upload" && {
     t0=$(tl_now_ms)
     got=$(in_c curl -sS "${CURL_BOUNDS[@]}" "${SOX[@]}" -T "$WORK/www/blob" "http://127.0.0.1/upload/blob" 2>"$WORK/up.err")
     rc=$?

@@ -70,6 +70,7 @@ static void wire_put(wire_t *w, const uint8_t *p, size_t n)
 
 static void wire_take(wire_t *w, size_t k)
 {
+    if (!k) return;
     memmove(w->p, w->p + k, w->n - k);
     w->n -= k;
 }

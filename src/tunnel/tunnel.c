@@ -860,10 +860,8 @@ static void finish(um_tunnel_t *t)
         struct tconn *c = t->conns;
         if (c->closed)
             conn_gone(t, c);
-        else {
-            t->st.streams_failed++;
+        else
             conn_fail(t, c, c->state == C_OPENING, UM_CONN_GENERAL_FAILURE, UM_EPIPE);
-        }
     }
     for (struct tassoc *a = t->assocs; a; a = a->next)
         a->t = NULL;
@@ -968,8 +966,8 @@ int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, siz
     }
     t->note_detached = 0; /* a detach not yet told is moot now */
     t->car = car;
-    t->hold_len = 0; /* bytes of the old connection: the peer resends them */
-    if (n) memcpy(t->hold, rest, n);
+    t->hold_len = 0;                 /* bytes of the old connection: the peer resends them */
+    if (n) memcpy(t->hold, rest, n); /* rest may be NULL when n is 0 (client.c) */
     t->hold_len = n;
     t->car_bytes = wire;
     t->car_budget = budget;

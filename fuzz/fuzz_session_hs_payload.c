@@ -37,7 +37,8 @@ static size_t p1_encode(const um_hs_p1_t *f, uint8_t *out)
     if (f->flags & UM_HS_F_RESUME) {
         memcpy(out + at, f->sid, UM_SID_LEN);
         um_st64(out + at + UM_SID_LEN, f->resume_offset);
-        at += UM_SID_LEN + 8;
+        um_st32(out + at + UM_SID_LEN + 8, f->resume_move);
+        at += UM_HS_P1_RESUME_LEN;
     }
     if (f->flags & UM_HS_F_BUDGET) {
         um_st32(out + at, f->budget);
@@ -60,7 +61,7 @@ static bool p1_equal(const um_hs_p1_t *a, const um_hs_p1_t *b)
 {
     return a->flags == b->flags && a->timestamp == b->timestamp && a->resume == b->resume &&
            memcmp(a->sid, b->sid, UM_SID_LEN) == 0 && a->resume_offset == b->resume_offset &&
-           a->budget == b->budget;
+           a->resume_move == b->resume_move && a->budget == b->budget;
 }
 
 static bool p2_equal(const um_hs_p2_t *a, const um_hs_p2_t *b)
@@ -116,15 +117,17 @@ typedef struct {
     int asked;
 } hook_t;
 
-static bool hook(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
-                 uint64_t client_rx, uint64_t *server_rx)
+static int hook(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
+                uint64_t client_rx, uint32_t move, uint64_t now_s, uint64_t *server_rx)
 {
     hook_t *h = ud;
     (void)client;
+    (void)now_s;
     h->asked++;
-    CHECK(memcmp(sid, h->p1->sid, UM_SID_LEN) == 0 && client_rx == h->p1->resume_offset);
+    CHECK(memcmp(sid, h->p1->sid, UM_SID_LEN) == 0 && client_rx == h->p1->resume_offset &&
+          move == h->p1->resume_move);
     *server_rx = h->p2->peer_rx;
-    return h->p2->resumed;
+    return h->p2->resumed ? UM_HS_RESUME_YES : UM_HS_RESUME_NO;
 }
 
 static void through_handshake(const um_hs_p1_t *f1, size_t n1, const um_hs_p2_t *f2, size_t n2)
@@ -149,6 +152,7 @@ static void through_handshake(const um_hs_p1_t *f1, size_t n1, const um_hs_p2_t 
     um_hs_client_opts_t o = {.aes_hw = f1->flags & UM_HS_F_AES,
                              .resume_sid = f1->resume ? f1->sid : NULL,
                              .resume_offset = f1->resume_offset,
+                             .resume_move = f1->resume_move,
                              .budget = f1->budget};
     size_t len1 = UM_NOISE_MSG1_OVERHEAD + n1, len2 = UM_NOISE_MSG2_OVERHEAD + n2;
     if (len1 > UM_HS_MSG_MAX) len1 = UM_HS_MSG_MAX;
@@ -173,7 +177,7 @@ static void through_handshake(const um_hs_p1_t *f1, size_t n1, const um_hs_p2_t 
     CHECK(sk.resume_requested == f1->resume && h.asked == f1->resume);
     if (f1->resume)
         CHECK(memcmp(sk.resume_sid, f1->sid, UM_SID_LEN) == 0 &&
-              sk.resume_offset == f1->resume_offset);
+              sk.resume_offset == f1->resume_offset && sk.resume_move == f1->resume_move);
     /* The client read payload 2's: RESUMED only when asked and granted, the
      * offset when the reply has room for it. */
     bool resumed = f1->resume && f2->resumed;

@@ -308,7 +308,11 @@ typedef struct {
 static void rs_start_as(rs_t *x, const uint8_t *cpriv, const uint8_t *sid, uint64_t offer,
                         uint32_t budget)
 {
-    um_hs_client_opts_t o = {.resume_sid = sid, .resume_offset = offer, .budget = budget};
+    /* Move numbers only grow (PROTOCOL.md 3.6); one counter for every
+     * session of the test is enough for that. */
+    static uint32_t moves;
+    um_hs_client_opts_t o = {
+        .resume_sid = sid, .resume_offset = offer, .resume_move = ++moves, .budget = budget};
     uint8_t spub[32];
     memset(x, 0, sizeof(*x));
     x->offer = offer;
@@ -337,6 +341,7 @@ static int rs_respond(rs_t *x, pair_t *p, size_t reply_len)
         assert_non_null(e);
         assert_int_equal(x->sk.resume_offset, x->offer);
         assert_int_equal(um_sess_resume(e->sess, &x->sk, x->sk.resume_offset), 0);
+        um_gate_resumed(e, x->sk.resume_move, x->sk.timestamp);
     }
     return r;
 }
@@ -767,17 +772,19 @@ static void test_offsets_outside_range(void **st)
     offsets(&p.a, &o);
     assert_int_equal(o.tx_acked, 50000);
     assert_int_equal(o.tx_high, 60000);
-    assert_false(um_sess_resumable(p.a.s, 49999));
+    /* Below tx_acked is an offer written before later acks (make-before-
+     * break): resumable, from tx_acked. Above tx_high: never. */
+    assert_true(um_sess_resumable(p.a.s, 49999));
+    assert_true(um_sess_resumable(p.a.s, 0));
     assert_false(um_sess_resumable(p.a.s, 60001));
     assert_true(um_sess_resumable(p.a.s, 50000));
     assert_true(um_sess_resumable(p.a.s, 60000));
-    assert_int_equal(um_sess_resume(p.a.s, &k, 49999), UM_EINVAL);
     assert_int_equal(um_sess_resume(p.a.s, &k, 60001), UM_EINVAL);
     offsets(&p.a, &o2);
     assert_memory_equal(&o, &o2, sizeof(o)); /* untouched */
-    /* Through the handshake: a client offer outside B's range. */
-    uint64_t bad[2] = {49999, 60001};
-    for (int i = 0; i < 2; i++) {
+    /* Through the handshake: a client offer above what B ever sent. */
+    uint64_t bad[1] = {60001};
+    for (int i = 0; i < 1; i++) {
         rs_t x;
         offsets(&p.b, &o);
         rs_start_as(&x, ci, um_sess_id(p.a.s), bad[i], 0);
@@ -796,6 +803,86 @@ static void test_offsets_outside_range(void **st)
     reconnect(&p, FULL);
     settle(&p.c, &p.a, &p.b);
     check_done(&p.a, &p.b);
+    pair_close(&p);
+}
+
+/* Make-before-break: the client writes message 1 with its rx, then keeps
+ * reading the old wire and acknowledges more on it; the server sees those
+ * acks before message 1, so the offer is below its tx_acked. It resumes
+ * from its tx_acked, and nothing is lost or doubled. (A bound of
+ * [tx_acked, tx_high] refused this and lost the session: found by the
+ * rotation bench.) */
+static void test_offer_below_acked(void **st)
+{
+    pair_t p;
+    um_sess_offsets_t o;
+    pair_open(&p, 0);
+    put(&p.a, 20000);
+    put(&p.b, 60000);
+    pull(&p.a, &p.c.up);
+    pull(&p.b, &p.c.down);
+    deliver(&p.c.down, &p.a, 20000);
+    rs_t x;
+    rs_start(&x, &p);                     /* offers what A has now */
+    deliver(&p.c.down, &p.a, p.c.down.n); /* the rest still arrives on the old wire */
+    put(&p.a, 5000);                      /* A's DATA carries its ack of all of it */
+    pull(&p.a, &p.c.up);
+    deliver(&p.c.up, &p.b, p.c.up.n);
+    offsets(&p.b, &o);
+    assert_true(o.tx_acked > x.offer);
+    conn_drop(&p.c);
+    assert_int_equal(rs_respond(&x, &p, FULL), 0);
+    assert_true(x.sk.resumed);
+    assert_true(rs_finish(&x, p.a.s));
+    settle(&p.c, &p.a, &p.b);
+    check_done(&p.a, &p.b);
+    pair_close(&p);
+}
+
+/* The session ended after a resumption: a replay of the resuming flight
+ * (which never entered the replay filter) is refused by the session's
+ * tombstone, not taken for a new session, and so is a fresh flight naming
+ * it while its last move is in the timestamp window. A session never
+ * resumed leaves no tombstone. */
+static void test_replay_after_end(void **st)
+{
+    pair_t p;
+    pair_open(&p, 0);
+    put(&p.a, 5000);
+    put(&p.b, 5000);
+    settle(&p.c, &p.a, &p.b);
+    conn_drop(&p.c);
+    rs_t x;
+    rs_start(&x, &p);
+    assert_int_equal(rs_respond(&x, &p, FULL), 0);
+    assert_true(rs_finish(&x, p.a.s));
+    um_gate_del_resumable(p.g, &p.ent); /* the server's session ends */
+    um_sess_keys_t sk;
+    uint8_t m2[UM_HS_MSG_MAX];
+    size_t m2n = 0;
+    assert_int_equal(um_hs_server_respond(um_gate_hs(p.g), PRO, PRO_LEN, x.m1, x.m1n, NOW, FULL, m2,
+                                          sizeof(m2), &m2n, &sk),
+                     UM_EREPLAY);
+    rs_wipe(&x);
+    /* A new flight naming the ended session: refused too while its last
+     * move is in the window (a client cannot tell it from a replay). */
+    rs_t y;
+    rs_start(&y, &p);
+    assert_int_equal(rs_respond(&y, &p, FULL), UM_EREPLAY);
+    um_hs_client_wipe(&y.hs);
+    rs_wipe(&y);
+    /* A session that was never resumed: a flight naming it after its end
+     * is a new session (it went through the replay filter). */
+    pair_t q;
+    pair_open(&q, 0);
+    um_gate_del_resumable(q.g, &q.ent);
+    rs_t z;
+    rs_start(&z, &q);
+    assert_int_equal(rs_respond(&z, &q, FULL), 0);
+    assert_false(z.sk.resumed);
+    assert_false(rs_finish(&z, q.a.s));
+    rs_wipe(&z);
+    pair_close(&q);
     pair_close(&p);
 }
 
@@ -1128,6 +1215,8 @@ int main(void)
         cmocka_unit_test(test_ack_above_tx_high),
         cmocka_unit_test(test_two_resumptions),
         cmocka_unit_test(test_offsets_outside_range),
+        cmocka_unit_test(test_offer_below_acked),
+        cmocka_unit_test(test_replay_after_end),
         cmocka_unit_test(test_replay_refused),
         cmocka_unit_test(test_not_resumed),
         cmocka_unit_test(test_quota_not_charged),

@@ -367,18 +367,20 @@ static const um_tunnel_cbs_t scbs = {
 
 /* ---- fixture ---- */
 
-static bool resume_hook(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
-                        uint64_t client_rx, uint64_t *server_rx)
+static int resume_hook(void *ud, const uint8_t client[32], const uint8_t sid[UM_SID_LEN],
+                       uint64_t client_rx, uint32_t move, uint64_t now_s, uint64_t *server_rx)
 {
     fx_t *fx = ud;
     (void)client;
+    (void)move;
+    (void)now_s;
     um_sess_t *s = fx->st ? um_tunnel_session(fx->st) : NULL;
-    if (!s || sodium_memcmp(um_sess_id(s), sid, UM_SID_LEN) != 0) return false;
-    if (!um_sess_resumable(s, client_rx)) return false;
+    if (!s || sodium_memcmp(um_sess_id(s), sid, UM_SID_LEN) != 0) return UM_HS_RESUME_NO;
+    if (!um_sess_resumable(s, client_rx)) return UM_HS_RESUME_NO;
     um_sess_offsets_t o;
     um_sess_offsets(s, &o);
     *server_rx = o.rx_next;
-    return true;
+    return UM_HS_RESUME_YES;
 }
 
 static uint64_t g_soft;

@@ -486,7 +486,11 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
         cc.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
     }
     if (c->t) {
-        /* Continue the session (after a break, or as a planned move). */
+        /* Continue the session (after a break, or as a planned move). A
+         * server that refuses the flight (its handshake rate) stays silent:
+         * give up on it after a few round trips, not the full 10 s. */
+        uint32_t rtt = um_tunnel_rtt(c->t);
+        cc.timeout_ms = rtt < 500 ? 2000 + 8 * rtt : HS_TIMEOUT_MS;
         cc.resume = um_tunnel_session(c->t);
         c->conn_resume = true;
         c->conn_why = c->detached_at ? NULL : c->move;

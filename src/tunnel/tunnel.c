@@ -91,6 +91,7 @@ struct um_tunnel {
     /* Resumption (tunnel.h): a carrier that breaks detaches (car NULL) and
      * the owner brings the next one (um_tunnel_attach). */
     bool resumable;
+    bool lost_counted;   /* st.streams_failed was counted when the connection ended */
     uint32_t stall_ms;   /* a carrier silent this long while we wait for an ack is dead */
     uint64_t last_rx_ms; /* when the current carrier last delivered bytes */
     uint64_t car_bytes;  /* wire bytes both ways on the current carrier */
@@ -738,6 +739,11 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
             detach(t, status);
             return;
         }
+        /* The streams still open now are lost with the connection (the
+         * mux may reset them before finish() would count them). */
+        for (struct tconn *c = t->conns; c; c = c->lnext)
+            if (!c->closed) t->st.streams_failed++;
+        t->lost_counted = true;
         int r = um_mux_feed_eof(t->mux);
         t->fatal = r ? r : UM_EPIPE;
         pump(t);
@@ -858,10 +864,12 @@ static void finish(um_tunnel_t *t)
 {
     while (t->conns) {
         struct tconn *c = t->conns;
-        if (c->closed)
+        if (c->closed) {
             conn_gone(t, c);
-        else
+        } else {
+            if (!t->lost_counted) t->st.streams_failed++;
             conn_fail(t, c, c->state == C_OPENING, UM_CONN_GENERAL_FAILURE, UM_EPIPE);
+        }
     }
     for (struct tassoc *a = t->assocs; a; a = a->next)
         a->t = NULL;

@@ -355,6 +355,11 @@ static void on_resumed(um_resumable_t *e, um_carrier_t *car, const uint8_t *rest
 {
     srv_sess_t *ss = (srv_sess_t *)((char *)e - offsetof(srv_sess_t, res));
     bool was = ss->detached_since == 0;
+    if (!car) {
+        um_tunnel_detach(ss->t);
+        if (!ss->detached_since) ss->detached_since = um_now_ms();
+        return;
+    }
     int r = um_tunnel_attach(ss->t, car, rest, n, wire, budget, 0);
     if (r != 0) {
         /* The session has keys its old connection cannot follow: over. */

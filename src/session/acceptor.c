@@ -296,10 +296,12 @@ static void established(pconn_t *c, um_pa_result_t *res)
     if (r == 0 && !e && rn && (r = um_sess_feed(s, rest, rn, &used)) == 0 && used < rn)
         r = UM_ENOSPC;
     if (r) {
-        /* A local failure after authentication: just close. (A resumed
-         * session has new keys now: its old connection breaks on the next
-         * record, and its client comes again.) */
+        /* A local failure after authentication: just close. A resumed
+         * session has new keys its old connection cannot follow: its owner
+         * lets that connection go (attach without a carrier) and the
+         * session waits for its client to come again. */
         sodium_memzero(rest, rn);
+        if (e) e->attach(e, NULL, NULL, 0, 0, 0);
         if (!e) um_sess_free(s);
         if (car != um_tcp_carrier(c->t)) {
             c->t = NULL; /* the wrap owns it now */

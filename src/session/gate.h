@@ -129,7 +129,9 @@ struct um_resumable {
     /* The new connection, once the reply is written and the session resumed:
      * car is the owner's; rest are stream bytes that followed the flight
      * (borrowed for the call); budget is the client's for this connection
-     * (0: none); wire the handshake bytes it carried already. */
+     * (0: none); wire the handshake bytes it carried already. car NULL: the
+     * session was resumed but the new connection failed right after: the
+     * owner lets the old one go (its keys are gone) and waits. */
     void (*attach)(um_resumable_t *e, um_carrier_t *car, const uint8_t *rest, size_t n,
                    uint32_t budget, size_t wire);
     um_resumable_t *next;

@@ -496,6 +496,7 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
         c->conn_why = c->detached_at ? NULL : c->move;
     }
     cc.budget = c->conn_budget = next_budget(c);
+    if (c->cfg->upstream.kind != UM_UPSTREAM_NONE) cc.upstream = &c->cfg->upstream;
     um_addr_t dst = *ip;
     dst.port = dial_port(c, ip->port);
     um_addr_format(&dst, c->cur, sizeof(c->cur));

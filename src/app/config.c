@@ -87,6 +87,7 @@ void um_config_free(um_config_t *c)
 {
     sodium_memzero(c->private_key, sizeof(c->private_key));
     sodium_memzero(c->socks_pass, sizeof(c->socks_pass));
+    um_upstream_cfg_wipe(&c->upstream);
     free(c->clients);
     c->clients = NULL;
     c->n_clients = c->cap_clients = 0;
@@ -823,6 +824,10 @@ static void key_client(parser_t *p, const char *name, const char *v)
         }
     } else if (key_is(name, "tun-mtu")) {
         parse_num_key(p, name, v, &c->tun_mtu, 1280, 65535);
+    } else if (key_is(name, "upstream")) {
+        /* The value may hold a password: never quoted. */
+        if (um_upstream_parse(&c->upstream, v, strlen(v), why, sizeof(why)) != 0)
+            perr(p, "key 'upstream': %s", why);
     } else {
         perr(p, "unknown key '%s' in [client]", name);
     }

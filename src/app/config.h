@@ -32,6 +32,7 @@
 
 #include "transport/shape.h"
 #include "transport/tls_hello.h"
+#include "transport/upstream.h"
 #include "util/addr.h"
 
 #define UM_NAME_MAX           63
@@ -191,6 +192,9 @@ typedef struct {
     bool tun_dns;                   /* tun-dns = on: resolvers routed through the TUN */
     bool tun_routes;                /* tun-routes = on: everything through the TUN */
     int tun_fd;                     /* --tun-fd (command line only); -1 = open a device */
+    /* [client] upstream = socks5://... or http://... (kind NONE: direct);
+     * its password is a secret */
+    um_upstream_cfg_t upstream;
 
     /* Named sections. */
     um_peer_client_t *clients; /* owned array */

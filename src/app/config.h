@@ -123,6 +123,10 @@ typedef struct {
     uint32_t max_connections; /* to this server at once, successors and draining ones included */
     bool rotate_set, rotate_after_set;
     int line;
+    /* via = NAME: the [server "NAME"] this server's session rides through (a
+     * bridge, src/app/bridge.h); "" = direct */
+    char via[UM_NAME_MAX + 1];
+    int via_line;
 } um_peer_server_t;
 
 /* A -L style forward: listen locally, connect to target through the tunnel. */

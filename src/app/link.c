@@ -431,7 +431,7 @@ static void add_via(um_config_t *c, size_t exit_i, const um_link_t *l)
         snprintf(t->sni, sizeof(t->sni), "%s", b->sni);
         t->fingerprint = b->fingerprint;
     }
-    snprintf(c->servers[exit_i].via, sizeof(c->servers[exit_i].via), "%s", s->name);
+    memcpy(c->servers[exit_i].via, s->name, sizeof(s->name)); /* same size, NUL-terminated */
     c->n_servers++;
     c->n_transports++;
     free(b);

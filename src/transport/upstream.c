@@ -19,6 +19,8 @@ enum {
 };
 
 static int fail(um_upstream_t *u, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(um_upstream_t *u, int r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -427,7 +427,7 @@ int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
                               UM_HS_MSG2_MIN);
         c->codec = &c->own_codec.base;
     }
-    um_buf_init(&c->buf, c->codec->reply_max);
+    um_buf_init(&c->buf, c->codec ? c->codec->reply_max : 0);
     um_buf_init(&c->pbuf, UM_UPSTREAM_IN_MAX);
     if (r == 0 && cfg->dialer) {
         r = cfg->dialer->start(cfg->dialer->ctx, &c->target, on_dialed, c, &c->dial);

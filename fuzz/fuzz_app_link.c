@@ -22,6 +22,7 @@ static int same(const um_link_t *a, const um_link_t *b)
         return 0;
     for (size_t i = 0; i < a->n_addrs; i++)
         if (!um_addr_equal(&a->addrs[i], &b->addrs[i])) return 0;
+    if (strcmp(a->via, b->via) != 0) return 0; /* via= (bridges) */
     return 1;
 }
 

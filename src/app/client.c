@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "app/bridge.h"
 #include "app/cli.h"
 #include "app/config.h"
 #include "app/control.h"
@@ -80,9 +81,11 @@ typedef struct {
     um_control_t *ctl;
     char listening[512];
     um_ratelimit_t rl_connect; /* "cannot reach" lines: state must persist across calls */
+    um_bridge_t *bridges[UM_CFG_MAX_SERVERS]; /* by server index, made on first use */
 } cli_t;
 
 static void connect_next(cli_t *c);
+static void skip_bridges(cli_t *c);
 static void arm_rotation(cli_t *c);
 
 /* A value in [lo, hi] (hi < lo: lo). */
@@ -112,7 +115,27 @@ static void advance(cli_t *c)
     } else if (c->addr >= s->n_addrs) {
         c->addr = 0;
         c->server = (c->server + 1) % c->cfg->n_servers;
+        skip_bridges(c);
     }
+}
+
+/* Bridges (a server another names in `via`) are not dialed as exits. */
+static void skip_bridges(cli_t *c)
+{
+    for (size_t k = 0;
+         k < c->cfg->n_servers && um_bridge_is_bridge(c->cfg, c->server % c->cfg->n_servers); k++)
+        c->server = (c->server + 1) % c->cfg->n_servers;
+}
+
+/* The dialer of the current server's bridge (made on first use), or NULL
+ * when it has none; *err on failure. */
+static const um_connector_dialer_t *bridge_dialer(cli_t *c, int *err)
+{
+    int bi = um_bridge_of(c->cfg, c->server % c->cfg->n_servers);
+    *err = 0;
+    if (bi < 0) return NULL;
+    if (!c->bridges[bi]) *err = um_bridge_new(c->loop, c->cfg, (size_t)bi, &c->ev, &c->bridges[bi]);
+    return *err ? NULL : um_bridge_dialer(c->bridges[bi]);
 }
 
 static void on_retry(uv_timer_t *h)
@@ -496,11 +519,16 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
         c->conn_why = c->detached_at ? NULL : c->move;
     }
     cc.budget = c->conn_budget = next_budget(c);
+    if (c->cfg->upstream.kind != UM_UPSTREAM_NONE) cc.upstream = &c->cfg->upstream;
+    int br = 0;
+    cc.dialer = bridge_dialer(c, &br); /* the exit's session rides a stream of the bridge's */
     um_addr_t dst = *ip;
     dst.port = dial_port(c, ip->port);
     um_addr_format(&dst, c->cur, sizeof(c->cur));
     um_addr_to_sockaddr(&dst, &ss, &len);
-    int r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_connected, c, &c->conn);
+    int r =
+        br ? br
+           : um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_connected, c, &c->conn);
     sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
     if (r != 0) {
         c->conn = NULL;
@@ -721,6 +749,7 @@ int um_run_client(const um_config_t *cfg)
             UM_DEBUG("control socket %s", path);
     }
     UM_INFO("umbra %s client: %zu server(s)", UMBRA_VERSION, cfg->n_servers);
+    skip_bridges(c);
     connect_next(c);
     uv_run(c->loop, UV_RUN_DEFAULT);
     rc = UM_EXIT_OK;
@@ -736,6 +765,10 @@ out:
     if (c->t) um_tunnel_close(c->t, false, 0); /* on_down follows on a later turn */
     uv_run(c->loop, UV_RUN_NOWAIT);            /* close callbacks of the proxies' connections */
     for (int i = 0; c->t && i < 1000; i++)
+        uv_run(c->loop, UV_RUN_NOWAIT);
+    for (size_t i = 0; i < UM_CFG_MAX_SERVERS; i++)
+        um_bridge_free(c->bridges[i]); /* after the exits' streams are gone */
+    for (int i = 0; um_bridge_live() > 0 && i < 1000; i++)
         uv_run(c->loop, UV_RUN_NOWAIT);
     um_hub_free(c->hub);
     um_resolver_free(c->resolver);

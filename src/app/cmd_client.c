@@ -41,6 +41,8 @@ const char um_usage_client[] =
     "  --rotate-after MIN[-MAX]\n"
     "                       ... and after a random MIN..MAX time (e.g. 30s-5m; off)\n"
     "  --max-connections N  connections to one server at once (2..64, default 6)\n"
+    "  --upstream URL       reach the server through a proxy: socks5://[user:pass@]host:port\n"
+    "                       or http://[user:pass@]host:port (HTTP CONNECT)\n"
     "  --events FILE|-      write JSON-line events to FILE, or '-' for standard output\n"
     "  --control PATH|off   control socket read by 'umbra status' (default\n"
     "                       $XDG_RUNTIME_DIR/umbra/umbra.sock or\n"
@@ -225,18 +227,19 @@ int um_cmd_client(int argc, char **argv)
         {"rotate", required_argument, NULL, 'R'},
         {"rotate-after", required_argument, NULL, 'A'},
         {"max-connections", required_argument, NULL, 'X'},
+        {"upstream", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
-               *rotate = NULL, *rotate_after = NULL, *max_conns = NULL;
+               *rotate = NULL, *rotate_after = NULL, *max_conns = NULL, *upstream = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
     int c, check = 0, tun = 0, n_link = 0;
     bool link_long = false;
     /* The link holds the client's private key: keep a copy, and scrub the
      * argument in place so /proc/PID/cmdline (ps) stops showing it. */
-    char link[UM_LINK_MAX + 1];
+    char link[UM_LINK_MAX + 1], up_arg[1024];
     link[0] = 0;
     while ((c = getopt_long(argc, argv, "c:L:", opts, NULL)) != -1) {
         switch (c) {
@@ -266,6 +269,11 @@ int um_cmd_client(int argc, char **argv)
         case 'R': rotate = optarg; break;
         case 'A': rotate_after = optarg; break;
         case 'X': max_conns = optarg; break;
+        case 'U': /* may hold a password: keep a copy, scrub the argument (as --link) */
+            snprintf(up_arg, sizeof(up_arg), "%s", optarg);
+            sodium_memzero(optarg, strlen(optarg));
+            upstream = up_arg;
+            break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -371,6 +379,12 @@ int um_cmd_client(int argc, char **argv)
         rc = UM_EXIT_USAGE;
         goto out;
     }
+    if (upstream &&
+        um_upstream_parse(&cfg.upstream, upstream, strlen(upstream), err, sizeof(err)) != 0) {
+        um_cli_error("client", "--upstream: %s", err); /* not quoted: it may hold a password */
+        rc = UM_EXIT_USAGE;
+        goto out;
+    }
     if (events) snprintf(cfg.events, sizeof(cfg.events), "%s", events);
     if (control) {
         if (!*control || strlen(control) >= UM_CONTROL_PATH_MAX) {
@@ -438,6 +452,7 @@ int um_cmd_client(int argc, char **argv)
     rc = um_run_client(&cfg);
 out:
     sodium_memzero(link, sizeof(link));
+    sodium_memzero(up_arg, sizeof(up_arg));
     um_config_free(&cfg);
     return rc;
 }

@@ -87,6 +87,7 @@ void um_config_free(um_config_t *c)
 {
     sodium_memzero(c->private_key, sizeof(c->private_key));
     sodium_memzero(c->socks_pass, sizeof(c->socks_pass));
+    um_upstream_cfg_wipe(&c->upstream);
     free(c->clients);
     c->clients = NULL;
     c->n_clients = c->cap_clients = 0;
@@ -823,6 +824,10 @@ static void key_client(parser_t *p, const char *name, const char *v)
         }
     } else if (key_is(name, "tun-mtu")) {
         parse_num_key(p, name, v, &c->tun_mtu, 1280, 65535);
+    } else if (key_is(name, "upstream")) {
+        /* The value may hold a password: never quoted. */
+        if (um_upstream_parse(&c->upstream, v, strlen(v), why, sizeof(why)) != 0)
+            perr(p, "key 'upstream': %s", why);
     } else {
         perr(p, "unknown key '%s' in [client]", name);
     }
@@ -881,6 +886,13 @@ static void key_peer_server(parser_t *p, const char *name, const char *v)
     } else if (key_is(name, "max-connections")) {
         parse_num_key(p, name, v, &ps->max_connections, UM_MAX_CONNECTIONS_MIN,
                       UM_MAX_CONNECTIONS_MAX);
+    } else if (key_is(name, "via")) {
+        if (!um_name_valid(v)) {
+            perr(p, "key 'via': '%s': expected the name of a [server] section (the bridge)", v);
+        } else {
+            snprintf(ps->via, sizeof(ps->via), "%s", v);
+            ps->via_line = p->line;
+        }
     } else {
         perr(p, "unknown key '%s' in [server \"%s\"]", name, ps->name);
     }
@@ -1149,6 +1161,26 @@ static int check_hop(const um_config_t *c, const um_transport_cfg_t *t, char *er
     return 0;
 }
 
+/* via = NAME names another [server] section, which has no via itself (one
+ * bridge in front of an exit) and is reached by IP address. */
+static int validate_via(const um_config_t *c, const um_peer_server_t *s, char *err, size_t errlen)
+{
+    if (!s->via[0]) return 0;
+    const um_peer_server_t *b = NULL;
+    for (size_t k = 0; k < c->n_servers; k++)
+        if (strcmp(c->servers[k].name, s->via) == 0) b = &c->servers[k];
+    const char *why = !b          ? "no such [server] section"
+                      : b == s    ? "a server cannot be its own bridge"
+                      : b->via[0] ? "the bridge has a via itself (one bridge per exit)"
+                                  : NULL;
+    for (size_t i = 0; b && !why && i < b->n_addrs; i++)
+        if (b->addrs[i].type == UM_ADDR_DOMAIN) why = "the bridge's address must be an IP address";
+    if (!why) return 0;
+    snprintf(err, errlen, "%s:%d: [server \"%s\"]: key 'via': '%s': %s", c->path,
+             s->via_line ? s->via_line : s->line, s->name, s->via, why);
+    return UM_EINVAL;
+}
+
 int um_config_validate(const um_config_t *c, char *err, size_t errlen)
 {
     const char *f = c->path;
@@ -1212,6 +1244,7 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen)
                          s->line, s->name, s->transport);
                 return UM_EINVAL;
             }
+            if (validate_via(c, s, err, errlen) != 0) return UM_EINVAL;
         }
         if ((c->socks_user[0] != 0) != (c->socks_pass[0] != 0)) {
             snprintf(err, errlen, "%s:%d: [client]: socks-user and socks-password go together", f,

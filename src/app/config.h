@@ -32,6 +32,7 @@
 
 #include "transport/shape.h"
 #include "transport/tls_hello.h"
+#include "transport/upstream.h"
 #include "util/addr.h"
 
 #define UM_NAME_MAX           63
@@ -122,6 +123,10 @@ typedef struct {
     uint32_t max_connections; /* to this server at once, successors and draining ones included */
     bool rotate_set, rotate_after_set;
     int line;
+    /* via = NAME: the [server "NAME"] this server's session rides through (a
+     * bridge, src/app/bridge.h); "" = direct */
+    char via[UM_NAME_MAX + 1];
+    int via_line;
 } um_peer_server_t;
 
 /* A -L style forward: listen locally, connect to target through the tunnel. */
@@ -191,6 +196,9 @@ typedef struct {
     bool tun_dns;                   /* tun-dns = on: resolvers routed through the TUN */
     bool tun_routes;                /* tun-routes = on: everything through the TUN */
     int tun_fd;                     /* --tun-fd (command line only); -1 = open a device */
+    /* [client] upstream = socks5://... or http://... (kind NONE: direct);
+     * its password is a secret */
+    um_upstream_cfg_t upstream;
 
     /* Named sections. */
     um_peer_client_t *clients; /* owned array */

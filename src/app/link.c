@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/b64.h"
@@ -67,7 +68,8 @@ static int decode_key(uint8_t key[32], const char *s, size_t n)
     return um_b64_decode_key(key, s, n, UM_B64_URL);
 }
 
-int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen)
+/* depth 1: the bridge link of a via= (no k=, no via=, IP addresses). */
+static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t errlen, int depth)
 {
     memset(l, 0, sizeof(*l));
     const size_t sl = sizeof(scheme) - 1;
@@ -135,6 +137,9 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
             if (vl < sizeof(val) * 3) dl = pct_decode(val, sizeof(val), v, vl);
 #define PARAM(str) (nl == sizeof(str) - 1 && memcmp(nm, str, nl) == 0)
             if (PARAM("k")) {
+                if (depth)
+                    return fail(err, errlen, pos,
+                                "a bridge link carries no 'k' (the client's key is the exit's)");
                 if (have_k) return fail(err, errlen, pos, "parameter 'k' given twice");
                 if (decode_key(l->client_private_key, v, vl) != 0)
                     return fail(err, errlen, vpos,
@@ -142,6 +147,23 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
                                 "(%zu characters given; value not shown)",
                                 vl);
                 have_k = true;
+            } else if (PARAM("via")) {
+                if (depth) return fail(err, errlen, pos, "a bridge link has no 'via' of its own");
+                if (l->via[0]) return fail(err, errlen, pos, "parameter 'via' given twice");
+                long vn = pct_decode(l->via, sizeof(l->via), v, vl);
+                if (vn <= 0)
+                    return fail(err, errlen, vpos, "parameter 'via': %s",
+                                vn == 0 || vn == -2 ? "empty or longer than 1024 characters"
+                                                    : "bad %-escape or control character");
+                um_link_t *b = malloc(sizeof(*b));
+                char why[200];
+                int r = b ? decode_at(b, l->via, (size_t)vn, why, sizeof(why), 1) : UM_ENOMEM;
+                free(b);
+                if (r) {
+                    l->via[0] = 0;
+                    return fail(err, errlen, vpos, "bridge link 'via': %s",
+                                r == UM_ENOMEM ? "out of memory" : why);
+                }
             } else if (dl < 0) {
                 return fail(err, errlen, vpos, "parameter '%.*s': %s", (int)(nl > 20 ? 20 : nl), nm,
                             dl == -1   ? "bad %-escape"
@@ -263,11 +285,19 @@ int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errl
                         : dl == -2 ? "longer than 63 bytes"
                                    : "control character");
     }
-    if (!have_k) {
+    if (!have_k && !depth) {
         um_link_wipe(l);
         return fail(err, errlen, n, "missing parameter 'k' (the client's private key)");
     }
+    for (size_t i = 0; depth && i < l->n_addrs; i++)
+        if (l->addrs[i].type == UM_ADDR_DOMAIN)
+            return fail(err, errlen, sl, "a bridge's address must be an IP address");
     return 0;
+}
+
+int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen)
+{
+    return decode_at(l, s, n, err, errlen, 0);
 }
 
 /* Characters left unescaped in a name: RFC 3986 unreserved. */
@@ -337,6 +367,15 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
         um_format_duration_range(r, sizeof(r), l->rotate_after_min_ms, l->rotate_after_max_ms);
         PUT("&rta=%s", r);
     }
+    if (l->via[0]) {
+        PUT("&via=");
+        for (const unsigned char *p = (const unsigned char *)l->via; *p; p++) {
+            if (unreserved(*p))
+                PUT("%c", *p);
+            else
+                PUT("%%%02X", *p);
+        }
+    }
     if (l->name[0]) {
         PUT("#");
         for (const unsigned char *p = (const unsigned char *)l->name; *p; p++) {
@@ -352,6 +391,50 @@ full:
     if (cap) out[0] = '\0';
     return UM_ENOSPC;
 #undef PUT
+}
+
+/* The bridge of a link's via=, after the sections there are: a [server]
+ * named for its link (else "bridge") with its own transport, named in the
+ * via of servers[exit_i]. */
+static void add_via(um_config_t *c, size_t exit_i, const um_link_t *l)
+{
+    if (!l->via[0] || c->n_servers >= UM_CFG_MAX_SERVERS ||
+        c->n_transports >= UM_CFG_MAX_TRANSPORTS)
+        return;
+    um_link_t *b = malloc(sizeof(*b));
+    if (!b) return;
+    if (decode_at(b, l->via, strlen(l->via), NULL, 0, 1) != 0) {
+        free(b);
+        return;
+    }
+    size_t si = c->n_servers, ti = c->n_transports;
+    um_peer_server_t *s = &c->servers[si];
+    memset(s, 0, sizeof(*s));
+    bool own = um_name_valid(b->name) && strcmp(b->name, c->servers[exit_i].name) != 0;
+    snprintf(s->name, sizeof(s->name), "%s", own ? b->name : "bridge");
+    memcpy(s->public_key, b->server_public_key, 32);
+    s->has_public_key = true;
+    memcpy(s->addrs, b->addrs, sizeof(b->addrs));
+    s->n_addrs = b->n_addrs;
+    s->weight = 1;
+    s->max_connections = UM_MAX_CONNECTIONS_DEF;
+    um_transport_cfg_t *t = &c->transports[ti];
+    memset(t, 0, sizeof(*t));
+    char tn[UM_NAME_MAX + 1];
+    snprintf(tn, sizeof(tn), "link-via%zu", si);
+    memcpy(t->name, tn, sizeof(tn));
+    memcpy(s->transport, tn, sizeof(tn));
+    t->type = b->transport;
+    t->shape = b->transport == UM_TR_TLS ? UM_SHAPE_NONE : b->shape;
+    t->padding = b->padding;
+    if (b->transport == UM_TR_TLS) {
+        snprintf(t->sni, sizeof(t->sni), "%s", b->sni);
+        t->fingerprint = b->fingerprint;
+    }
+    memcpy(c->servers[exit_i].via, s->name, sizeof(s->name)); /* same size, NUL-terminated */
+    c->n_servers++;
+    c->n_transports++;
+    free(b);
 }
 
 void um_config_from_link(um_config_t *c, const um_link_t *l)
@@ -392,5 +475,6 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
         t->hop_ms = l->hop_ms ? l->hop_ms : UM_HOP_DEFAULT_MS;
     }
     c->n_transports = 1;
+    add_via(c, 0, l);
     um_config_rotation_defaults(c);
 }

@@ -3,11 +3,13 @@
  *   umbra://<server-public-key>@<address>[,<address>...]?k=<client-private-key>
  *          [&t=tcp|tls][&sni=<name>][&fp=chromium|firefox]
  *          [&shape=none|printable|http|tls][&ports=LO-HI[&hop=D]][&pad=random|none]
- *          [&rot=MIN[-MAX]|off][&rta=MIN[-MAX]|off][&v=1]#<name>
+ *          [&rot=MIN[-MAX]|off][&rta=MIN[-MAX]|off][&via=<bridge link>][&v=1]#<name>
  *
  * sni (required with t=tls) and fp go with t=tls only; shape, ports and hop
  * with t=tcp only (hop needs ports). rot and rta are the rotate and
- * rotate-after keys of [server "name"].
+ * rotate-after keys of [server "name"]. via is a bridge in front of this
+ * server (docs/CONFIG.md `via`): a percent-encoded link of its own, without
+ * k= (the client's key is the same) and without via=, addresses by IP.
  *
  * Keys are 43-character URL-safe base64 without padding. The full grammar is
  * in docs/CONFIG.md. The link holds the client's private key: treat it as a
@@ -21,7 +23,8 @@
 
 #include "app/config.h"
 
-#define UM_LINK_MAX 2048
+#define UM_LINK_MAX     2048
+#define UM_LINK_VIA_MAX 1024
 
 typedef struct {
     char name[UM_NAME_MAX + 1]; /* may be empty */
@@ -40,6 +43,8 @@ typedef struct {
     uint32_t rotate_min, rotate_max;
     uint32_t rotate_after_min_ms, rotate_after_max_ms;
     bool rotate_set, rotate_after_set;
+    /* via=: the bridge's link, percent-decoded and checked ("" = none) */
+    char via[UM_LINK_VIA_MAX + 1];
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that
@@ -53,7 +58,9 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap);
 void um_link_wipe(um_link_t *l);
 
 /* Fills a client config (already um_config_init'ed) with the server and key
- * of a link: one [server "<name or link>"] section and its transport. */
+ * of a link: one [server "<name or link>"] section and its transport (and,
+ * with via=, the bridge's [server] section and transport after them, which
+ * the first names in its via). */
 void um_config_from_link(um_config_t *c, const um_link_t *l);
 
 #endif

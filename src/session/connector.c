@@ -7,9 +7,11 @@
 #include "crypto/aead.h"
 #include "transport/mask.h"
 #include "transport/shape.h"
+#include "transport/upstream.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define FINISH_MAX 1024 /* what a codec sends after the reply (TLS: CCS + Finished) */
 
@@ -18,7 +20,9 @@ struct um_connector {
     um_connector_cfg_t cfg;
     um_connector_cb cb;
     void *ud;
-    um_tcp_t *t;
+    um_tcp_t *t;       /* while TCP connects */
+    um_carrier_t *car; /* the byte stream to the server once there is one */
+    void *dial;        /* cfg.dialer's pending dial */
     uv_timer_t timer;
     um_hs_client_t hs;
     const um_codec_t *codec;
@@ -30,6 +34,12 @@ struct um_connector {
     size_t wire;   /* wire bytes of the handshake (both ways) */
     uint8_t *rest; /* resumed: stream bytes that followed the reply */
     size_t rest_len;
+    /* An upstream proxy (cfg.upstream, copied): its exchange runs first. */
+    um_upstream_cfg_t up_cfg;
+    um_upstream_t up;
+    um_addr_t target;
+    um_buf_t pbuf; /* what the proxy sent that its codec has not used yet */
+    bool proxying;
 };
 
 int um_connector_flight(um_hs_client_t *hs, const uint8_t client_priv[32],
@@ -60,6 +70,7 @@ static void timer_closed(uv_handle_t *h)
 {
     um_connector_t *c = h->data;
     um_buf_wipe(&c->buf);
+    um_buf_wipe(&c->pbuf);
     if (c->rest) sodium_memzero(c->rest, c->rest_len);
     free(c->rest);
     sodium_memzero(c, sizeof(*c));
@@ -71,14 +82,22 @@ static void finish(um_connector_t *c, int status, um_sess_t *s, um_carrier_t *ca
     if (c->done) return;
     c->done = 1;
     um_tcp_t *t = c->t;
+    um_carrier_t *base = c->car;
     c->t = NULL;
+    c->car = NULL;
+    if (c->dial && c->cfg.dialer) c->cfg.dialer->cancel(c->dial);
+    c->dial = NULL;
     um_hs_client_wipe(&c->hs);
     sodium_memzero(&c->cfg, sizeof(c->cfg));
     sodium_memzero(&c->st, sizeof(c->st));
+    um_upstream_cfg_wipe(&c->up_cfg);
+    sodium_memzero(&c->up, sizeof(c->up));
     uv_timer_stop(&c->timer);
     if (status != 0) {
         if (car)
-            um_carrier_close(car); /* owns t */
+            um_carrier_close(car); /* owns base */
+        else if (base)
+            um_carrier_close(base); /* owns t */
         else
             um_tcp_close(t);
         car = NULL;
@@ -132,14 +151,14 @@ static int feed_rest(um_carrier_t *car, um_sess_t *s, const uint8_t *p, size_t n
     return 0;
 }
 
-static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud)
+static void on_read(um_carrier_t *base, const uint8_t *p, size_t n, int status, void *ud)
 {
     um_connector_t *c = ud;
     const um_codec_ops_t *o = c->codec->ops;
     uint8_t msg[UM_HS_MSG_MAX], fin[FINISH_MAX];
     size_t mn = 0, used = 0, fn = 0;
     um_sess_keys_t keys;
-    (void)t;
+    (void)base;
 
     if (status < 0) {
         finish(c, status, NULL, NULL);
@@ -192,11 +211,11 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
         return;
     }
     c->wire += qn + (n - take);
-    um_carrier_t *car = um_tcp_carrier(c->t);
-    um_tcp_read_stop(c->t);
-    um_tcp_set_read_cb(c->t, NULL, NULL);
+    um_carrier_t *car = c->car;
+    um_carrier_read_stop(car);
+    um_carrier_set_cbs(car, NULL, NULL, NULL);
     if (o->client_finish) r = o->client_finish(c->codec, &c->st, filler, s, fin, sizeof(fin), &fn);
-    if (r == 0 && fn) r = um_tcp_write(c->t, fin, fn);
+    if (r == 0 && fn) r = um_carrier_write(car, fin, fn);
     c->wire += fn;
     if (r == 0 && o->wrap) {
         um_carrier_t *w = NULL;
@@ -226,20 +245,18 @@ static void on_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *u
         finish(c, r, NULL, car);
         return;
     }
-    c->t = NULL; /* the carrier's now */
+    c->car = NULL; /* the caller's now */
     finish(c, 0, s, car);
 }
 
-static void on_connect(um_tcp_t *t, int status, void *ud)
+/* The first flight, on the byte stream to the server; `early` are bytes
+ * that came from the server's side before it (after a proxy's reply: none
+ * expected), handled as the first read. */
+static void send_flight(um_connector_t *c, const uint8_t *early, size_t en)
 {
-    um_connector_t *c = ud;
     const um_codec_ops_t *o = c->codec->ops;
     uint8_t msg[UM_HS_MSG_MAX], wire[8192];
     size_t mn = 0, wn = 0;
-    if (status < 0) {
-        finish(c, status, NULL, NULL);
-        return;
-    }
     int aes = c->cfg.offer_aes < 0 ? um_cpu_has_aes() : c->cfg.offer_aes;
     um_hs_client_opts_t ho = {.aes_hw = aes != 0, .budget = c->cfg.budget};
     if (c->cfg.resume) {
@@ -258,13 +275,132 @@ static void on_connect(um_tcp_t *t, int status, void *ud)
     /* One write, so the flight leads the first segment. */
     if (r == 0) r = o->seal_flight(c->codec, &c->st, msg, mn, wire, sizeof(wire), &wn);
     sodium_memzero(msg, sizeof(msg));
-    if (r == 0) r = um_tcp_write(t, wire, wn);
+    if (r == 0) r = um_carrier_write(c->car, wire, wn);
     c->wire += wn;
     if (r == 0) {
-        um_tcp_set_read_cb(t, on_read, c);
-        r = um_tcp_read_start(t);
+        um_carrier_set_cbs(c->car, on_read, NULL, c);
+        r = um_carrier_read_start(c->car);
+    }
+    if (r) {
+        finish(c, r, NULL, NULL);
+        return;
+    }
+    if (en) on_read(c->car, early, en, 0, c);
+}
+
+static void proxy_failed(um_connector_t *c, int r)
+{
+    char a[UM_ADDR_STRLEN];
+    um_addr_format(&c->up_cfg.proxy, a, sizeof(a));
+    UM_WARN("upstream proxy %s: %s", a, um_upstream_reason(&c->up));
+    finish(c, r, NULL, NULL);
+}
+
+/* The proxy's replies, until its tunnel to the server is open. */
+static void on_proxy_read(um_carrier_t *base, const uint8_t *p, size_t n, int status, void *ud)
+{
+    um_connector_t *c = ud;
+    uint8_t out[UM_UPSTREAM_OUT_MAX];
+    (void)base;
+    if (status < 0) {
+        snprintf(c->up.reason, sizeof(c->up.reason), "%s",
+                 status == UM_EPIPE ? "closed the connection" : um_strerror(status));
+        proxy_failed(c, status);
+        return;
+    }
+    c->wire += n;
+    size_t take = c->pbuf.max - um_buf_len(&c->pbuf);
+    if (take > n) take = n;
+    if (take && um_buf_append(&c->pbuf, p, take) != 0) {
+        finish(c, UM_ENOMEM, NULL, NULL);
+        return;
+    }
+    int r = UM_EAGAIN;
+    for (int rounds = 0; r == UM_EAGAIN && rounds < 8; rounds++) {
+        const uint8_t *q;
+        size_t qn = um_buf_peek(&c->pbuf, &q), used = 0, on = 0;
+        r = um_upstream_input(&c->up, q, qn, &used, out, sizeof(out), &on);
+        um_buf_consume(&c->pbuf, used);
+        if (on) {
+            int w = um_carrier_write(c->car, out, on);
+            c->wire += on;
+            sodium_memzero(out, on); /* may hold the password */
+            if (w) {
+                finish(c, w, NULL, NULL);
+                return;
+            }
+        }
+        if (r == UM_EAGAIN && used == 0) break;
+    }
+    if (r == UM_EAGAIN) {
+        if (um_buf_len(&c->pbuf) == c->pbuf.max) {
+            snprintf(c->up.reason, sizeof(c->up.reason), "reply too long");
+            proxy_failed(c, UM_EPROTO);
+        }
+        return;
+    }
+    if (r) {
+        proxy_failed(c, r);
+        return;
+    }
+    /* Open: what followed the reply is the server's. */
+    c->proxying = false;
+    c->wire -= um_buf_len(&c->pbuf) + (n - take);
+    uint8_t early[UM_UPSTREAM_IN_MAX];
+    const uint8_t *q;
+    size_t qn = um_buf_peek(&c->pbuf, &q), en = qn;
+    memcpy(early, q, qn);
+    um_buf_consume(&c->pbuf, qn);
+    if (n > take) {
+        /* Rare: more than the buffer's room came at once; it goes on in order. */
+        send_flight(c, early, en);
+        if (!c->done) on_read(c->car, p + take, n - take, 0, c);
+        return;
+    }
+    send_flight(c, early, en);
+}
+
+static void start_on(um_connector_t *c)
+{
+    if (!c->proxying) {
+        send_flight(c, NULL, 0);
+        return;
+    }
+    uint8_t out[UM_UPSTREAM_OUT_MAX];
+    size_t on = 0;
+    int r = um_upstream_start(&c->up, &c->up_cfg, &c->target, out, sizeof(out), &on);
+    if (r == 0) r = um_carrier_write(c->car, out, on);
+    sodium_memzero(out, sizeof(out));
+    c->wire += on;
+    if (r == 0) {
+        um_carrier_set_cbs(c->car, on_proxy_read, NULL, c);
+        r = um_carrier_read_start(c->car);
     }
     if (r) finish(c, r, NULL, NULL);
+}
+
+static void on_connect(um_tcp_t *t, int status, void *ud)
+{
+    um_connector_t *c = ud;
+    if (status < 0) {
+        finish(c, status, NULL, NULL);
+        return;
+    }
+    c->car = um_tcp_carrier(t);
+    c->t = NULL; /* the carrier's */
+    start_on(c);
+}
+
+static void on_dialed(void *arg, int status, um_carrier_t *car)
+{
+    um_connector_t *c = arg;
+    c->dial = NULL;
+    if (status != 0 || !car) {
+        finish(c, status ? status : UM_EIO, NULL, NULL);
+        return;
+    }
+    c->car = car;
+    start_on(c);
 }
 
 int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
@@ -272,6 +408,7 @@ int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
                        um_connector_t **out)
 {
     if (!loop || !server || !cfg || !cb || cfg->shape > UM_SHAPE_MAX) return UM_EINVAL;
+    if (cfg->dialer && (!cfg->dialer->start || !cfg->dialer->cancel)) return UM_EINVAL;
     um_connector_t *c = calloc(1, sizeof(*c));
     if (!c) return UM_ENOMEM;
     c->loop = loop;
@@ -279,19 +416,33 @@ int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
     c->cb = cb;
     c->ud = ud;
     c->codec = cfg->codec;
-    if (!c->codec) {
-        int r = um_codec_tcp_init(&c->own_codec, cfg->server_pub, cfg->shape, UM_HS_MSG1_MIN,
-                                  UM_HS_MSG2_MIN);
-        if (r) {
-            sodium_memzero(c, sizeof(*c));
-            free(c);
-            return r;
-        }
+    int r = um_addr_from_sockaddr(&c->target, server);
+    if (r == 0 && !cfg->dialer && cfg->upstream && cfg->upstream->kind != UM_UPSTREAM_NONE) {
+        c->up_cfg = *cfg->upstream;
+        c->proxying = true;
+    }
+    c->cfg.upstream = NULL; /* copied */
+    if (r == 0 && !c->codec) {
+        r = um_codec_tcp_init(&c->own_codec, cfg->server_pub, cfg->shape, UM_HS_MSG1_MIN,
+                              UM_HS_MSG2_MIN);
         c->codec = &c->own_codec.base;
     }
-    um_buf_init(&c->buf, c->codec->reply_max);
-    int r = um_tcp_connect(loop, server, on_connect, c, &c->t);
+    um_buf_init(&c->buf, c->codec ? c->codec->reply_max : 0);
+    um_buf_init(&c->pbuf, UM_UPSTREAM_IN_MAX);
+    if (r == 0 && cfg->dialer) {
+        r = cfg->dialer->start(cfg->dialer->ctx, &c->target, on_dialed, c, &c->dial);
+    } else if (r == 0) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        const struct sockaddr *to = server;
+        if (c->proxying) {
+            um_addr_to_sockaddr(&c->up_cfg.proxy, &ss, &len);
+            to = (const struct sockaddr *)&ss;
+        }
+        r = um_tcp_connect(loop, to, on_connect, c, &c->t);
+    }
     if (r) {
+        um_upstream_cfg_wipe(&c->up_cfg);
         sodium_memzero(c, sizeof(*c));
         free(c);
         return r;

@@ -18,6 +18,21 @@
 #include "transport/carrier.h"
 #include "transport/codec.h"
 #include "transport/tcp.h"
+#include "transport/upstream.h"
+#include "util/addr.h"
+
+/* A maker of byte streams to the server other than a TCP connection of our
+ * own (a stream through a bridge's tunnel, src/app/bridge.h). start() dials
+ * dst and calls cb exactly once on a later turn of the loop (status 0: car
+ * is the callee's to keep, i.e. the connector's), unless cancel(handle) came
+ * first. */
+typedef void (*um_connector_dial_cb)(void *arg, int status, um_carrier_t *car);
+typedef struct {
+    int (*start)(void *ctx, const um_addr_t *dst, um_connector_dial_cb cb, void *arg,
+                 void **handle);
+    void (*cancel)(void *handle);
+    void *ctx;
+} um_connector_dialer_t;
 
 typedef struct {
     uint8_t client_priv[32];
@@ -37,6 +52,13 @@ typedef struct {
      * does not know it, the callback gets a new session as without. */
     um_sess_t *resume;
     uint32_t budget; /* bytes this connection may carry, told to the server (0: none) */
+    /* Reach the server through this proxy (copied; NULL or kind NONE: dial
+     * it directly): TCP to the proxy, its CONNECT to `server`, then the
+     * flight on the same connection. */
+    const um_upstream_cfg_t *upstream;
+    /* Instead of TCP, the byte stream comes from this dialer (borrowed until
+     * the callback has run); upstream is then not used. */
+    const um_connector_dialer_t *dialer;
 } um_connector_cfg_t;
 
 typedef struct um_connector um_connector_t;

@@ -405,6 +405,63 @@ static const struct {
      {"t.conf:3:", "longer than"}},
 };
 
+/* upstream and via: parsed, and mistakes named by file, line and key; a
+ * password is never quoted. */
+static void test_upstream_via_keys(void **state)
+{
+    (void)state;
+    const char *text = "[client]\n"
+                       "private-key = " PRIV "\n"
+                       "upstream = socks5://me:s3cr%40t@10.0.0.1:1080\n"
+                       "[server \"bridge\"]\n"
+                       "address = 192.0.2.1:443\n"
+                       "public-key = " PUB1 "\n"
+                       "[server \"exit\"]\n"
+                       "address = exit.example:443\n"
+                       "public-key = " PUB2 "\n"
+                       "via = bridge\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    assert_int_equal(parse(&c, text, err), 0);
+    assert_int_equal(c.upstream.kind, UM_UPSTREAM_SOCKS5);
+    assert_string_equal(c.upstream.pass, "s3cr@t");
+    assert_int_equal(c.upstream.proxy.port, 1080);
+    assert_string_equal(c.servers[1].via, "bridge");
+    um_config_free(&c);
+    assert_string_equal(c.upstream.pass, ""); /* wiped */
+
+    static const struct {
+        const char *text, *want[3];
+    } tab[] = {
+        {"[client]\nprivate-key = " PRIV "\nupstream = ftp://u:hunter2@1.2.3.4:21\n",
+         {"t.conf:3:", "key 'upstream'", "socks5://"}},
+        {"[client]\nprivate-key = " PRIV "\nupstream = http://u:hunter2@proxy.example:3128\n",
+         {"t.conf:3:", "key 'upstream'", "IP address"}},
+        {"[client]\nprivate-key = " PRIV "\n[server \"e\"]\naddress = 1.2.3.4:1\npublic-key = " PUB1
+         "\nvia = nobody\n",
+         {"t.conf:6:", "key 'via'", "no such [server]"}},
+        {"[client]\nprivate-key = " PRIV "\n[server \"e\"]\naddress = 1.2.3.4:1\npublic-key = " PUB1
+         "\nvia = e\n",
+         {"t.conf:6:", "its own bridge"}},
+        {"[client]\nprivate-key = " PRIV
+         "\n[server \"b\"]\naddress = b.example:1\npublic-key = " PUB1
+         "\n[server \"e\"]\naddress = 1.2.3.4:1\npublic-key = " PUB2 "\nvia = b\n",
+         {"t.conf:9:", "key 'via'", "IP address"}},
+        {"[client]\nprivate-key = " PRIV "\n[server \"b\"]\naddress = 1.2.3.5:1\npublic-key = " PUB1
+         "\nvia = e\n[server \"e\"]\naddress = 1.2.3.4:1\npublic-key = " PUB2 "\nvia = b\n",
+         {"key 'via'", "one bridge per exit"}},
+    };
+    for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+        err[0] = 0;
+        if (parse(&c, tab[i].text, err) == 0) fail_msg("case %zu accepted", i);
+        for (int k = 0; k < 3 && tab[i].want[k]; k++)
+            if (!strstr(err, tab[i].want[k]))
+                fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, err, tab[i].want[k]);
+        assert_null(strstr(err, "hunter2"));
+        um_config_free(&c);
+    }
+}
+
 static void test_bad_table(void **state)
 {
     (void)state;
@@ -762,6 +819,9 @@ int main(void)
         cmocka_unit_test(test_client_tun_keys), cmocka_unit_test(test_tls_ok),
         cmocka_unit_test(test_sni_valid),       cmocka_unit_test(test_value_parsers),
         cmocka_unit_test(test_rotation_keys),   cmocka_unit_test(test_hop_and_resume_keys),
+        /* clang-format off */
+        cmocka_unit_test(test_upstream_via_keys),
+        /* clang-format on */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

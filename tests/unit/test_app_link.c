@@ -379,6 +379,64 @@ static void test_rotation_hop_links(void **state)
     assert_int_equal(um_link_encode(&l, out, sizeof(out)), UM_EINVAL);
 }
 
+/* via=: a bridge link (no k=) inside an exit link; decode, round trip,
+ * the config it makes (the exit's via names the bridge), and refusals. */
+static void test_via_links(void **state)
+{
+    (void)state;
+    const char *bridge = "umbra://" SPUB "@192.0.2.7:443?t=tls&sni=www.example.com#br";
+    char enc[UM_LINK_MAX + 1], s[UM_LINK_MAX + 1];
+    size_t o = 0;
+    for (const char *p = bridge; *p; p++)
+        o += (size_t)snprintf(enc + o, sizeof(enc) - o,
+                              (*p == ':' || *p == '/' || *p == '?' || *p == '&' || *p == '=' ||
+                               *p == '#' || *p == '@')
+                                  ? "%%%02X"
+                                  : "%c",
+                              (unsigned char)*p);
+    snprintf(s, sizeof(s), "umbra://" SPUB "@203.0.113.9:443?k=" CKEY "&via=%s#exit", enc);
+    um_link_t l, l2;
+    char err[256] = "", out[UM_LINK_MAX + 1];
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_string_equal(l.via, bridge);
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_int_equal(um_link_decode(&l2, out, strlen(out), err, sizeof(err)), 0);
+    assert_string_equal(l2.via, bridge);
+    um_config_t c;
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    assert_int_equal(c.n_servers, 2);
+    assert_string_equal(c.servers[0].name, "exit");
+    assert_string_equal(c.servers[0].via, "br");
+    assert_string_equal(c.servers[1].name, "br");
+    assert_int_equal(c.servers[1].addrs[0].port, 443);
+    assert_int_equal(um_config_transport(&c, c.servers[1].transport)->type, UM_TR_TLS);
+    assert_int_equal(um_config_transport(&c, c.servers[0].transport)->type, UM_TR_TCP);
+    assert_int_equal(um_config_validate(&c, err, sizeof(err)), 0);
+    um_config_free(&c);
+    um_link_wipe(&l);
+    um_link_wipe(&l2);
+
+    static const struct {
+        const char *via, *want;
+    } vbad[] = {
+        {"umbra%3A%2F%2F" SPUB "%40192.0.2.7%3A443%3Fk%3D" CKEY, "carries no 'k'"},
+        {"umbra%3A%2F%2F" SPUB "%40bridge.example%3A443", "must be an IP address"},
+        {"umbra%3A%2F%2F" SPUB "%40192.0.2.7%3A443%3Fvia%3Dx", "no 'via' of its own"},
+        {"umbra%3A%2F%2Fnotakey%40192.0.2.7%3A443", "server public key"},
+        {"", "empty"},
+        {"%zz", "bad %-escape"},
+    };
+    for (size_t i = 0; i < sizeof(vbad) / sizeof(vbad[0]); i++) {
+        snprintf(s, sizeof(s), "umbra://" SPUB "@203.0.113.9:443?k=" CKEY "&via=%s", vbad[i].via);
+        err[0] = 0;
+        assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), UM_EINVAL);
+        if (!strstr(err, vbad[i].want))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, vbad[i].want);
+        assert_null(strstr(err, CKEY));
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -386,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_random),    cmocka_unit_test(test_decode_known),
         cmocka_unit_test(test_tls_links),           cmocka_unit_test(test_bad_links),
         cmocka_unit_test(test_encode_small_buffer), cmocka_unit_test(test_rotation_hop_links),
+        cmocka_unit_test(test_via_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

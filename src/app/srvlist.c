@@ -273,7 +273,7 @@ um_srvlist_status_t um_srvlist_check(um_srvlist_t *l, const uint8_t *p, size_t n
     if (!trusted || sodium_memcmp(trusted, l->operator_key, 32) != 0) {
         um_b64_encode(key, sizeof(key), l->operator_key, 32, UM_B64_URL);
         snprintf(err, errlen, "signed by operator %s, %s", key,
-                 trusted ? "not the operator-key of this server" : "and no operator-key is set");
+                 trusted ? "not the trusted operator-key" : "and no operator-key is set");
         return UM_SRVLIST_UNKNOWN_OPERATOR;
     }
     if (!um_srvlist_sig_ok(l, p, n, trusted)) {

@@ -18,8 +18,12 @@ static int same(const um_link_t *a, const um_link_t *b)
         a->rotate_min != b->rotate_min || a->rotate_max != b->rotate_max ||
         a->rotate_after_set != b->rotate_after_set ||
         a->rotate_after_min_ms != b->rotate_after_min_ms ||
-        a->rotate_after_max_ms != b->rotate_after_max_ms)
+        a->rotate_after_max_ms != b->rotate_after_max_ms ||
+        a->has_operator_key != b->has_operator_key ||
+        memcmp(a->operator_key, b->operator_key, 32) || a->n_list_urls != b->n_list_urls)
         return 0;
+    for (size_t i = 0; i < a->n_list_urls; i++)
+        if (strcmp(a->list_urls[i], b->list_urls[i])) return 0;
     for (size_t i = 0; i < a->n_addrs; i++)
         if (!um_addr_equal(&a->addrs[i], &b->addrs[i])) return 0;
     if (strcmp(a->via, b->via) != 0) return 0; /* via= (bridges) */

@@ -6,8 +6,10 @@
 #   scripts/deps.sh --check ...  exit 1 (and list them) when something is missing
 set -euo pipefail
 
+# libcurl4-openssl-dev: the client fetches signed server lists from list-url
+# (http/https) with libcurl.
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
-       libqrencode-dev libc-ares-dev"
+       libqrencode-dev libc-ares-dev libcurl4-openssl-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
 # integration tests (curl, nginx, chromium and firefox-esr whose ClientHellos
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise

@@ -25,9 +25,13 @@ int um_cmd_server(int argc, char **argv);
 int um_cmd_client(int argc, char **argv);
 int um_cmd_link(int argc, char **argv);
 int um_cmd_status(int argc, char **argv);
+int um_cmd_list(int argc, char **argv);
+/* umbra genkey --sign, umbra pubkey --sign (src/app/cmd_list.c) */
+int um_cmd_genkey_sign(void);
+int um_cmd_pubkey_sign(void);
 
 extern const char um_usage_genkey[], um_usage_pubkey[], um_usage_server[], um_usage_client[],
-    um_usage_link[], um_usage_status[];
+    um_usage_link[], um_usage_status[], um_usage_list[];
 
 /* One line "umbra <cmd>: message" on stderr. */
 void um_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,6 +15,7 @@
 #include "app/config.h"
 #include "app/control.h"
 #include "app/events.h"
+#include "app/listfetch.h"
 #include "app/run.h"
 #include "tunnel/tunnel.h"
 #include "transport/codec_tls.h"
@@ -82,6 +83,8 @@ typedef struct {
     char listening[512];
     um_ratelimit_t rl_connect; /* "cannot reach" lines: state must persist across calls */
     um_bridge_t *bridges[UM_CFG_MAX_SERVERS]; /* by server index, made on first use */
+    um_config_t *mcfg;         /* cfg points here: a copy that server lists add servers to */
+    um_listfetch_t *lf;        /* signed server lists (src/app/listfetch.c) */
 } cli_t;
 
 static void connect_next(cli_t *c);
@@ -236,6 +239,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     um_ev_end(&c->ev);
     c->t = NULL;
     um_hub_set_tunnel(c->hub, NULL);
+    um_listfetch_session(c->lf, NULL);
     /* Reconnect at once after a session that lived; back off after one the
      * server ended right away (limits, a restart loop). */
     if (um_now_ms() - c->up_since < 2000)
@@ -477,6 +481,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
     um_ev_str(&c->ev, "address", c->cur);
     um_ev_int(&c->ev, "rtt_ms", (int64_t)ms);
     um_ev_end(&c->ev);
+    um_listfetch_session(c->lf, cur_server(c));
 }
 
 static void start_handshake(cli_t *c, const um_addr_t *ip)
@@ -689,6 +694,14 @@ static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const u
     return 0;
 }
 
+/* A signed server list added servers: dial them if nothing is up. */
+static void on_list_added(void *ud, size_t added)
+{
+    cli_t *c = ud;
+    UM_INFO("%zu server(s) added from a signed server list; %zu in all", added, c->cfg->n_servers);
+    on_demand(c);
+}
+
 int um_run_client(const um_config_t *cfg)
 {
     cli_t *c = calloc(1, sizeof(*c));
@@ -698,9 +711,17 @@ int um_run_client(const um_config_t *cfg)
     um_log_level_parse(cfg->log_level, &lv);
     um_log_set_level(lv);
     c->loop = uv_default_loop();
-    c->cfg = cfg;
+    c->mcfg = malloc(sizeof(*c->mcfg));
+    if (!c->mcfg) {
+        free(c);
+        return UM_EXIT_RUNTIME;
+    }
+    *c->mcfg = *cfg; /* a client config owns no memory but its sections: a flat copy */
+    c->cfg = c->mcfg;
     if (um_events_open(&c->ev, cfg->events) != 0) {
         um_cli_error("client", "--events '%s': cannot open: %s", cfg->events, strerror(errno));
+        sodium_memzero(c->mcfg, sizeof(*c->mcfg));
+        free(c->mcfg);
         free(c);
         return UM_EXIT_CONFIG;
     }
@@ -750,6 +771,9 @@ int um_run_client(const um_config_t *cfg)
     }
     UM_INFO("umbra %s client: %zu server(s)", UMBRA_VERSION, cfg->n_servers);
     skip_bridges(c);
+    if (um_listfetch_new(c->loop, c->mcfg, &c->ev, um_hub_connector(c->hub), on_list_added, c,
+                         &c->lf) != 0)
+        goto out;
     connect_next(c);
     uv_run(c->loop, UV_RUN_DEFAULT);
     rc = UM_EXIT_OK;
@@ -770,12 +794,16 @@ out:
         um_bridge_free(c->bridges[i]); /* after the exits' streams are gone */
     for (int i = 0; um_bridge_live() > 0 && i < 1000; i++)
         uv_run(c->loop, UV_RUN_NOWAIT);
+    um_listfetch_free(c->lf); /* before the hub it opens streams on */
+    c->lf = NULL;
     um_hub_free(c->hub);
     um_resolver_free(c->resolver);
     uv_walk(c->loop, close_walk, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
     uv_loop_close(c->loop);
     um_events_close(&c->ev);
+    sodium_memzero(c->mcfg, sizeof(*c->mcfg));
+    free(c->mcfg);
     free(c);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,18 +10,22 @@
 #include "crypto/keys.h"
 
 const char um_usage_genkey[] =
-    "usage: umbra genkey\n\n"
+    "usage: umbra genkey [--sign]\n\n"
     "Prints a new X25519 private key in base64 on standard output. Store it in a\n"
     "file only you can read:  umask 077; umbra genkey > private.key\n"
-    "A warning is printed when standard output is a file others can read.\n";
+    "A warning is printed when standard output is a file others can read.\n"
+    "  --sign   an operator's signing key instead (Ed25519 seed, 43 characters\n"
+    "           base64url) for 'umbra list sign'\n";
 
-const char um_usage_pubkey[] = "usage: umbra pubkey < private.key\n\n"
+const char um_usage_pubkey[] = "usage: umbra pubkey [--sign] < private.key\n\n"
                                "Reads a base64 private key on standard input and prints its public "
-                               "key.\n  umbra genkey | tee private.key | umbra pubkey\n";
+                               "key.\n  umbra genkey | tee private.key | umbra pubkey\n"
+                               "  --sign   the key is an operator's signing key (umbra genkey "
+                               "--sign);\n           prints its operator-key (o= in links)\n";
 
 int um_cmd_genkey(int argc, char **argv)
 {
-    (void)argv;
+    if (argc == 2 && strcmp(argv[1], "--sign") == 0) return um_cmd_genkey_sign();
     if (argc > 1) {
         um_cli_error("genkey", "takes no arguments");
         return UM_EXIT_USAGE;
@@ -45,7 +50,7 @@ int um_cmd_genkey(int argc, char **argv)
 
 int um_cmd_pubkey(int argc, char **argv)
 {
-    (void)argv;
+    if (argc == 2 && strcmp(argv[1], "--sign") == 0) return um_cmd_pubkey_sign();
     if (argc > 1) {
         um_cli_error("pubkey", "takes no arguments (the private key comes on standard input)");
         return UM_EXIT_USAGE;

@@ -5,6 +5,7 @@
 
 #include "app/cli.h"
 #include "app/link.h"
+#include "util/b64.h"
 #include "crypto/keys.h"
 #include "util/log.h"
 
@@ -71,6 +72,13 @@ int um_cmd_link(int argc, char **argv)
             um_format_duration_range(rt, sizeof(rt), l.rotate_after_min_ms, l.rotate_after_max_ms);
         printf("rotation:          rotate %s, rotate-after %s\n", rb, rt);
     }
+    if (l.has_operator_key) {
+        char ok[48];
+        um_b64_encode(ok, sizeof(ok), l.operator_key, 32, UM_B64_URL);
+        printf("operator key:      %s (signed server lists)\n", ok);
+    }
+    for (size_t i = 0; i < l.n_list_urls; i++)
+        printf("server list url:   %s\n", l.list_urls[i]);
     if (um_key_public(pub, l.client_private_key) == 0) {
         um_key_to_b64(key, pub);
         printf("client public key: %s\n", key);

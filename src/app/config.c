@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "crypto/keys.h"
+#include "util/b64.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -32,7 +34,7 @@ typedef enum {
 } sec_t;
 
 /* Keys that may appear more than once in a section. */
-static const char *const repeatable[] = {"listen", "allow", "address", "forward"};
+static const char *const repeatable[] = {"listen", "allow", "address", "forward", "list-url"};
 
 typedef struct {
     um_config_t *c;
@@ -739,6 +741,11 @@ static void key_server(parser_t *p, const char *name, const char *v)
             c->resume_grace_ms = ms;
     } else if (key_is(name, "resumable-per-client")) {
         parse_num_key(p, name, v, &c->resumable_per_client, 1, 1024);
+    } else if (key_is(name, "server-list")) {
+        if (!*v || strlen(v) >= sizeof(c->server_list))
+            perr(p, "key 'server-list': expected a file name (a list signed by 'umbra list sign')");
+        else
+            snprintf(c->server_list, sizeof(c->server_list), "%s", v);
     } else {
         perr(p, "unknown key '%s' in [server]", name);
     }
@@ -893,6 +900,29 @@ static void key_peer_server(parser_t *p, const char *name, const char *v)
             snprintf(ps->via, sizeof(ps->via), "%s", v);
             ps->via_line = p->line;
         }
+    } else if (key_is(name, "operator-key")) {
+        if (um_b64_decode_key(ps->operator_key, v, strlen(v), UM_B64_URL) != 0 || strlen(v) != 43)
+            perr(p,
+                 "key 'operator-key': '%s': expected a 43-character base64url Ed25519 public key "
+                 "(from 'umbra pubkey --sign')",
+                 v);
+        else
+            ps->has_operator_key = true;
+    } else if (key_is(name, "list-url")) {
+        size_t n = strlen(v);
+        bool ok = (n > 7 && strncasecmp(v, "http://", 7) == 0) ||
+                  (n > 8 && strncasecmp(v, "https://", 8) == 0);
+        for (size_t i = 0; ok && i < n; i++)
+            if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f) ok = false;
+        if (ps->n_list_urls == UM_CFG_MAX_LIST_URLS)
+            perr(p, "key 'list-url': at most %d list URLs per server", UM_CFG_MAX_LIST_URLS);
+        else if (!ok || n > UM_LIST_URL_MAX)
+            perr(p,
+                 "key 'list-url': '%.80s': expected an http:// or https:// URL of at most %d "
+                 "characters",
+                 v, UM_LIST_URL_MAX);
+        else
+            snprintf(ps->list_urls[ps->n_list_urls++], UM_LIST_URL_MAX + 1, "%s", v);
     } else {
         perr(p, "unknown key '%s' in [server \"%s\"]", name, ps->name);
     }
@@ -1325,6 +1355,17 @@ int um_config_load(um_config_t *c, const char *path, char *err, size_t errlen)
             fprintf(stderr, "umbra: warning: %s is readable by group or others (chmod 600 it)\n",
                     full);
         c->has_private_key = true;
+    }
+    if (r == 0 && c->server_list[0] && c->server_list[0] != '/' && strrchr(path, '/')) {
+        /* Relative to the config's directory, as private-key-file. */
+        char full[UM_PATH_MAX * 2];
+        snprintf(full, sizeof(full), "%.*s/%s", (int)(strrchr(path, '/') - path), path,
+                 c->server_list);
+        if (strlen(full) >= sizeof(c->server_list)) {
+            snprintf(err, errlen, "%s: key 'server-list': path too long", path);
+            return UM_EINVAL;
+        }
+        snprintf(c->server_list, sizeof(c->server_list), "%s", full);
     }
     if (r == 0) r = um_config_validate(c, err, errlen);
     return r;

@@ -45,6 +45,8 @@
 #define UM_CFG_MAX_CLIENTS    100000
 #define UM_PATH_MAX           1024
 #define UM_ERR_MAX            512
+#define UM_CFG_MAX_LIST_URLS  4   /* list-url per [server "name"], l= per link */
+#define UM_LIST_URL_MAX       255 /* characters of one list URL */
 
 /* Limits of the rotation and hopping keys (docs/CONFIG.md). */
 #define UM_ROTATE_BYTES_MIN     4096u               /* 4k */
@@ -127,6 +129,12 @@ typedef struct {
      * bridge, src/app/bridge.h); "" = direct */
     char via[UM_NAME_MAX + 1];
     int via_line;
+    /* Signed server lists (docs/PROTOCOL.md): operator-key (Ed25519 public
+     * key the lists of this server's operator are signed with) and list-url. */
+    uint8_t operator_key[32];
+    bool has_operator_key;
+    char list_urls[UM_CFG_MAX_LIST_URLS][UM_LIST_URL_MAX + 1];
+    size_t n_list_urls;
 } um_peer_server_t;
 
 /* A -L style forward: listen locally, connect to target through the tunnel. */
@@ -177,6 +185,9 @@ typedef struct {
      * client key may wait at once (the oldest is dropped). */
     uint32_t resume_grace_ms;
     uint32_t resumable_per_client;
+    /* [server] server-list: a signed list file served through the tunnel
+     * (resolved against the config's directory by um_config_load) */
+    char server_list[UM_PATH_MAX];
 
     /* [client] */
     um_addr_t socks, http;

@@ -68,8 +68,22 @@ static int decode_key(uint8_t key[32], const char *s, size_t n)
     return um_b64_decode_key(key, s, n, UM_B64_URL);
 }
 
-/* depth 1: the bridge link of a via= (no k=, no via=, IP addresses). */
-static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t errlen, int depth)
+/* A list URL: http:// or https://, then printable characters, no space. */
+static bool list_url_valid(const char *u, size_t n)
+{
+    if (!(n > 7 && strncasecmp(u, "http://", 7) == 0) &&
+        !(n > 8 && strncasecmp(u, "https://", 8) == 0))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f) return false;
+    return true;
+}
+
+/* depth 1: the bridge link of a via= (no k=, no via=, IP addresses).
+ * want_k: the link carries the client's key (a share link), or must not
+ * (a server list's entry, a bridge). */
+static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t errlen, int depth,
+                     bool want_k)
 {
     memset(l, 0, sizeof(*l));
     const size_t sl = sizeof(scheme) - 1;
@@ -140,6 +154,9 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                 if (depth)
                     return fail(err, errlen, pos,
                                 "a bridge link carries no 'k' (the client's key is the exit's)");
+                if (!want_k)
+                    return fail(err, errlen, pos,
+                                "parameter 'k' (a client's private key) has no place here");
                 if (have_k) return fail(err, errlen, pos, "parameter 'k' given twice");
                 if (decode_key(l->client_private_key, v, vl) != 0)
                     return fail(err, errlen, vpos,
@@ -157,13 +174,28 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                                                     : "bad %-escape or control character");
                 um_link_t *b = malloc(sizeof(*b));
                 char why[200];
-                int r = b ? decode_at(b, l->via, (size_t)vn, why, sizeof(why), 1) : UM_ENOMEM;
+                int r = b ? decode_at(b, l->via, (size_t)vn, why, sizeof(why), 1, false) : UM_ENOMEM;
                 free(b);
                 if (r) {
                     l->via[0] = 0;
                     return fail(err, errlen, vpos, "bridge link 'via': %s",
                                 r == UM_ENOMEM ? "out of memory" : why);
                 }
+            } else if (PARAM("l")) {
+                if (l->n_list_urls == UM_CFG_MAX_LIST_URLS)
+                    return fail(err, errlen, pos, "more than %d list URLs 'l'",
+                                UM_CFG_MAX_LIST_URLS);
+                char *u = l->list_urls[l->n_list_urls];
+                long ul = vl < (UM_LIST_URL_MAX + 1) * 3 ? pct_decode(u, UM_LIST_URL_MAX + 1, v, vl)
+                                                         : -2;
+                if (ul < 0 || !list_url_valid(u, (size_t)ul)) {
+                    u[0] = '\0';
+                    return fail(err, errlen, vpos,
+                                "list URL 'l' is not a percent-encoded http:// or https:// URL "
+                                "of at most %d characters",
+                                UM_LIST_URL_MAX);
+                }
+                l->n_list_urls++;
             } else if (dl < 0) {
                 return fail(err, errlen, vpos, "parameter '%.*s': %s", (int)(nl > 20 ? 20 : nl), nm,
                             dl == -1   ? "bad %-escape"
@@ -240,6 +272,14 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                                 "rta '%s' (expected a time per connection MIN[-MAX] from 1s to "
                                 "24h, e.g. 30s-5m, or off)",
                                 val);
+            } else if (PARAM("o")) {
+                if (l->has_operator_key) return fail(err, errlen, pos, "parameter 'o' given twice");
+                if (decode_key(l->operator_key, val, (size_t)dl) != 0)
+                    return fail(err, errlen, vpos,
+                                "operator key 'o' '%s' is not a 43-character base64url Ed25519 "
+                                "public key",
+                                val);
+                l->has_operator_key = true;
             } else if (PARAM("v")) {
                 if (seen_v) return fail(err, errlen, pos, "parameter 'v' given twice");
                 seen_v = true;
@@ -285,7 +325,7 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                         : dl == -2 ? "longer than 63 bytes"
                                    : "control character");
     }
-    if (!have_k && !depth) {
+    if (!have_k && want_k) {
         um_link_wipe(l);
         return fail(err, errlen, n, "missing parameter 'k' (the client's private key)");
     }
@@ -297,7 +337,12 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
 
 int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen)
 {
-    return decode_at(l, s, n, err, errlen, 0);
+    return decode_at(l, s, n, err, errlen, 0, true);
+}
+
+int um_link_decode_public(um_link_t *l, const char *s, size_t n, char *err, size_t errlen)
+{
+    return decode_at(l, s, n, err, errlen, 0, false);
 }
 
 /* Characters left unescaped in a name: RFC 3986 unreserved. */
@@ -367,6 +412,19 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
         um_format_duration_range(r, sizeof(r), l->rotate_after_min_ms, l->rotate_after_max_ms);
         PUT("&rta=%s", r);
     }
+    if (l->has_operator_key) {
+        um_b64_encode(key, sizeof(key), l->operator_key, 32, UM_B64_URL);
+        PUT("&o=%s", key);
+    }
+    for (size_t i = 0; i < l->n_list_urls && i < UM_CFG_MAX_LIST_URLS; i++) {
+        PUT("&l=");
+        for (const unsigned char *p = (const unsigned char *)l->list_urls[i]; *p; p++) {
+            if (unreserved(*p) || *p == ':' || *p == '/')
+                PUT("%c", *p);
+            else
+                PUT("%%%02X", *p);
+        }
+    }
     if (l->via[0]) {
         PUT("&via=");
         for (const unsigned char *p = (const unsigned char *)l->via; *p; p++) {
@@ -403,7 +461,7 @@ static void add_via(um_config_t *c, size_t exit_i, const um_link_t *l)
         return;
     um_link_t *b = malloc(sizeof(*b));
     if (!b) return;
-    if (decode_at(b, l->via, strlen(l->via), NULL, 0, 1) != 0) {
+    if (decode_at(b, l->via, strlen(l->via), NULL, 0, 1, false) != 0) {
         free(b);
         return;
     }
@@ -458,6 +516,11 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
     s->rotate_after_max_ms = l->rotate_after_max_ms;
     s->rotate_after_set = l->rotate_after_set;
     snprintf(s->transport, sizeof(s->transport), "link");
+    memcpy(s->operator_key, l->operator_key, 32);
+    s->has_operator_key = l->has_operator_key;
+    for (size_t i = 0; i < l->n_list_urls && i < UM_CFG_MAX_LIST_URLS; i++)
+        snprintf(s->list_urls[i], sizeof(s->list_urls[i]), "%s", l->list_urls[i]);
+    s->n_list_urls = l->n_list_urls;
     c->n_servers = 1;
     um_transport_cfg_t *t = &c->transports[0];
     memset(t, 0, sizeof(*t));

@@ -3,13 +3,18 @@
  *   umbra://<server-public-key>@<address>[,<address>...]?k=<client-private-key>
  *          [&t=tcp|tls][&sni=<name>][&fp=chromium|firefox]
  *          [&shape=none|printable|http|tls][&ports=LO-HI[&hop=D]][&pad=random|none]
- *          [&rot=MIN[-MAX]|off][&rta=MIN[-MAX]|off][&via=<bridge link>][&v=1]#<name>
+ *          [&rot=MIN[-MAX]|off][&rta=MIN[-MAX]|off][&o=<operator-key>]
+ *          [&l=<list-url>...][&via=<bridge link>][&v=1]#<name>
  *
  * sni (required with t=tls) and fp go with t=tls only; shape, ports and hop
  * with t=tcp only (hop needs ports). rot and rta are the rotate and
- * rotate-after keys of [server "name"]. via is a bridge in front of this
- * server (docs/CONFIG.md `via`): a percent-encoded link of its own, without
- * k= (the client's key is the same) and without via=, addresses by IP.
+ * rotate-after keys of [server "name"]. o= (the operator's Ed25519 public
+ * key, 43 characters base64url) and l= (a signed server list's URL,
+ * percent-encoded, up to UM_CFG_MAX_LIST_URLS times) are the operator-key and
+ * list-url keys (docs/PROTOCOL.md, "Signed server lists"). via is a bridge in
+ * front of this server (docs/CONFIG.md `via`): a percent-encoded link of its
+ * own, without k= (the client's key is the same) and without via=,
+ * addresses by IP.
  *
  * Keys are 43-character URL-safe base64 without padding. The full grammar is
  * in docs/CONFIG.md. The link holds the client's private key: treat it as a
@@ -45,11 +50,19 @@ typedef struct {
     bool rotate_set, rotate_after_set;
     /* via=: the bridge's link, percent-decoded and checked ("" = none) */
     char via[UM_LINK_VIA_MAX + 1];
+    /* o= and l= */
+    uint8_t operator_key[32];
+    bool has_operator_key;
+    char list_urls[UM_CFG_MAX_LIST_URLS][UM_LIST_URL_MAX + 1];
+    size_t n_list_urls;
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that
  * names the position and the part (never the secret) into err. */
 int um_link_decode(um_link_t *l, const char *s, size_t n, char *err, size_t errlen);
+/* The same for a link without k= (an entry of a signed server list): k= is
+ * refused, client_private_key stays zero. */
+int um_link_decode_public(um_link_t *l, const char *s, size_t n, char *err, size_t errlen);
 /* Canonical encoding into out (NUL-terminated); UM_ENOSPC when too small,
  * UM_EINVAL for t=tls without a valid sni, or ports, hop, rot or rta values
  * the decoder would refuse. */

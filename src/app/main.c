@@ -22,6 +22,7 @@ static const um_cmd_t commands[] = {
     {"client", um_cmd_client, "run a client with local SOCKS5/HTTP proxies", um_usage_client},
     {"link", um_cmd_link, "show what an umbra:// share link holds", um_usage_link},
     {"status", um_cmd_status, "show the state of a running client", um_usage_status},
+    {"list", um_cmd_list, "sign or show a signed server list (sign, show)", um_usage_list},
     {"version", cmd_version, "print the version", usage_version},
     {"help", cmd_help, "show help for a command", usage_help},
 };

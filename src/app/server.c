@@ -14,6 +14,7 @@
 
 #include "app/cli.h"
 #include "app/config.h"
+#include "app/listserve.h"
 #include "tunnel/relay.h"
 #include "app/run.h"
 #include "tunnel/tunnel.h"
@@ -199,6 +200,8 @@ static void on_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *u
 {
     srv_sess_t *ss = ud;
     srv_t *s = ss->srv;
+    /* list.umbra.internal:1 is answered here, never dialed. */
+    if (um_listserve_opened(s->loop, s->cfg.server_list, t, id, dst)) return;
     srv_relay_t *sr = calloc(1, sizeof(*sr));
     um_relay_t *r = sr ? um_relay_alloc(s->loop, dial_done, relay_end, sr) : NULL;
     if (!r) {
@@ -936,6 +939,7 @@ int um_run_server(const um_config_t *cfg)
     um_log_fingerprint(pub, fp);
     UM_INFO("umbra %s server up: key %s, %zu authorised client(s), %zu egress allow rule(s)",
             UMBRA_VERSION, fp, cfg->n_clients, cfg->n_allow);
+    um_listserve_check(cfg->server_list);
     uv_run(s->loop, UV_RUN_DEFAULT);
     rc = UM_EXIT_OK;
 out:

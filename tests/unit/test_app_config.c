@@ -809,16 +809,62 @@ static void test_hop_and_resume_keys(void **state)
     um_config_free(&c);
 }
 
+/* Signed server lists: operator-key, list-url (repeatable), server-list. */
+static void test_server_list_keys(void **state)
+{
+    (void)state;
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    const char *text = "[client]\n"
+                       "private-key = " PRIV "\n"
+                       "[server \"vps\"]\n"
+                       "address = 192.0.2.1:443\n"
+                       "public-key = " PUB1 "\n"
+                       "operator-key = 7Zlb6_JjeDRbmkyeVOGX4Hy-Xz8OeC44gI3YzFNkhRM\n"
+                       "list-url = https://lists.example/servers.list\n"
+                       "list-url = http://192.0.2.9:8080/l\n";
+    assert_int_equal(parse(&c, text, err), 0);
+    assert_true(c.servers[0].has_operator_key);
+    assert_int_equal(c.servers[0].operator_key[0], 0xed);
+    assert_int_equal(c.servers[0].n_list_urls, 2);
+    assert_string_equal(c.servers[0].list_urls[1], "http://192.0.2.9:8080/l");
+    um_config_free(&c);
+    static const struct {
+        const char *key, *err;
+    } wrong[] = {
+        {"operator-key = " PUB2, "t.conf:6: key 'operator-key': '" PUB2
+                                 "': expected a 43-character base64url Ed25519 public key (from "
+                                 "'umbra pubkey --sign')"},
+        {"list-url = ftp://x/y", "t.conf:6: key 'list-url': 'ftp://x/y': expected an http:// or "
+                                 "https:// URL of at most 255 characters"},
+    };
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        char t[512];
+        snprintf(t, sizeof(t),
+                 "[client]\nprivate-key = " PRIV "\n[server \"vps\"]\naddress = 192.0.2.1:443\n"
+                 "public-key = " PUB1 "\n%s\n",
+                 wrong[i].key);
+        assert_int_not_equal(parse(&c, t, err), 0);
+        assert_string_equal(err, wrong[i].err);
+        um_config_free(&c);
+    }
+    text = "[server]\nprivate-key = " PRIV "\nlisten = 127.0.0.1:443\nserver-list = s.list\n";
+    assert_int_equal(parse(&c, text, err), 0);
+    assert_string_equal(c.server_list, "s.list");
+    um_config_free(&c);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_server_ok),       cmocka_unit_test(test_client_ok),
-        cmocka_unit_test(test_bad_table),       cmocka_unit_test(test_nul_byte),
-        cmocka_unit_test(test_key_file),        cmocka_unit_test(test_forward_parse),
-        cmocka_unit_test(test_client_tun_keys), cmocka_unit_test(test_tls_ok),
-        cmocka_unit_test(test_sni_valid),       cmocka_unit_test(test_value_parsers),
-        cmocka_unit_test(test_rotation_keys),   cmocka_unit_test(test_hop_and_resume_keys),
+        cmocka_unit_test(test_server_ok),        cmocka_unit_test(test_client_ok),
+        cmocka_unit_test(test_bad_table),        cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_key_file),         cmocka_unit_test(test_forward_parse),
+        cmocka_unit_test(test_client_tun_keys),  cmocka_unit_test(test_tls_ok),
+        cmocka_unit_test(test_sni_valid),        cmocka_unit_test(test_value_parsers),
+        cmocka_unit_test(test_rotation_keys),    cmocka_unit_test(test_hop_and_resume_keys),
+        cmocka_unit_test(test_server_list_keys),
         /* clang-format off */
         cmocka_unit_test(test_upstream_via_keys),
         /* clang-format on */

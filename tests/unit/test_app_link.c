@@ -437,6 +437,38 @@ static void test_via_links(void **state)
     }
 }
 
+/* o= and l= (signed server lists), and links without k=. */
+static void test_operator_list_links(void **state)
+{
+    (void)state;
+    um_link_t l;
+    char err[256], out[UM_LINK_MAX];
+    const char *s = "umbra://" SPUB "@1.2.3.4:443?k=" CKEY "&o=" CKEY
+                    "&l=https%3A//lists.example/a%3Fb.list&l=http://10.0.0.1:8080/l#x";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_true(l.has_operator_key);
+    assert_int_equal(l.n_list_urls, 2);
+    assert_string_equal(l.list_urls[0], "https://lists.example/a?b.list");
+    assert_string_equal(l.list_urls[1], "http://10.0.0.1:8080/l");
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_string_equal(out, "umbra://" SPUB "@1.2.3.4:443?k=" CKEY "&o=" CKEY
+                             "&l=https://lists.example/a%3Fb.list&l=http://10.0.0.1:8080/l#x");
+    s = "umbra://" SPUB "@1.2.3.4:443?k=" CKEY "&l=ftp://x";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), UM_EINVAL);
+    assert_non_null(strstr(err, "list URL 'l'"));
+    s = "umbra://" SPUB "@1.2.3.4:443?k=" CKEY "&o=abc";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), UM_EINVAL);
+    assert_non_null(strstr(err, "operator key 'o'"));
+    /* Without k=: a server list entry; k= is refused there. */
+    s = "umbra://" SPUB "@1.2.3.4:443?t=tls&sni=a.example";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), UM_EINVAL);
+    assert_int_equal(um_link_decode_public(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_int_equal(l.transport, UM_TR_TLS);
+    s = "umbra://" SPUB "@1.2.3.4:443?k=" CKEY;
+    assert_int_equal(um_link_decode_public(&l, s, strlen(s), err, sizeof(err)), UM_EINVAL);
+    assert_non_null(strstr(err, "parameter 'k' (a client's private key) has no place here"));
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -445,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_tls_links),           cmocka_unit_test(test_bad_links),
         cmocka_unit_test(test_encode_small_buffer), cmocka_unit_test(test_rotation_hop_links),
         cmocka_unit_test(test_via_links),
+        cmocka_unit_test(test_operator_list_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

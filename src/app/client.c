@@ -13,6 +13,7 @@
 #include "app/cli.h"
 #include "app/config.h"
 #include "app/control.h"
+#include "app/dialstate.h"
 #include "app/events.h"
 #include "app/run.h"
 #include "tunnel/tunnel.h"
@@ -120,12 +121,16 @@ typedef struct cli {
     bool racing;
     racer_t *dialing; /* start_handshake works for this racer */
     uv_timer_t stagger;
-    long remembered; /* the candidate dialed first, -1: none */
+    /* Remembered dial parameters (app/dialstate.h). */
+    char state_path[UM_PATH_MAX]; /* "" = none */
+    um_dialstate_t state;
+    long remembered; /* its candidate, -1: none */
 } cli_t;
 
 static void connect_next(cli_t *c);
 static void arm_rotation(cli_t *c);
 static void race_round(cli_t *c);
+static void remember_dial(cli_t *c);
 
 /* A value in [lo, hi] (hi < lo: lo). */
 static uint32_t draw(uint32_t lo, uint32_t hi)
@@ -496,6 +501,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
     um_ev_str(&c->ev, "address", c->cur);
     um_ev_int(&c->ev, "rtt_ms", (int64_t)ms);
     um_ev_end(&c->ev);
+    remember_dial(c);
 }
 
 static void on_race_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn,
@@ -632,6 +638,11 @@ static uint32_t race_width(const cli_t *c)
 {
     uint32_t w = c->cfg->race;
     return w < 1 ? 1 : w > UM_RACE_MAX ? UM_RACE_MAX : w;
+}
+
+static const char *tr_section(const um_peer_server_t *s)
+{
+    return s->transport[0] ? s->transport : "-";
 }
 
 /* Should candidate a be dialed before b? Not demoted before demoted (the
@@ -841,6 +852,81 @@ static void race_round(cli_t *c)
     race_launch(c);
 }
 
+/* ---------------------------------------------------------------- remembered dial parameters */
+
+/* Reads the state file; the remembered candidate, if it is still one of
+ * ours (same name, key, address and transport) and young enough. */
+static void state_init(cli_t *c)
+{
+    const um_config_t *cfg = c->cfg;
+    char err[256];
+    c->remembered = -1;
+    if (!cfg->remember_ms) return;
+    if (cfg->state_file[0]) {
+        snprintf(c->state_path, sizeof(c->state_path), "%s", cfg->state_file);
+    } else if (um_dialstate_default_path(c->state_path, sizeof(c->state_path)) != 0) {
+        c->state_path[0] = 0;
+        UM_DEBUG("no state file: neither XDG_STATE_HOME nor HOME is an absolute path");
+        return;
+    }
+    int r = um_dialstate_load(c->state_path, &c->state, err, sizeof(err));
+    if (r == UM_ENOENT) return;
+    if (r != 0) {
+        UM_WARN("state file %s: %s; ignored (rewritten at the next session)", c->state_path, err);
+        memset(&c->state, 0, sizeof(c->state));
+        return;
+    }
+    if (!c->state.has_remembered) return;
+    const um_dial_rec_t *m = &c->state.remembered;
+    uint64_t now_s = um_wall_ms() / 1000;
+    if (m->at_s > now_s + 60 || (now_s > m->at_s && (now_s - m->at_s) * 1000 >= cfg->remember_ms)) {
+        UM_DEBUG("remembered dial parameters of %s are too old", m->server);
+        return;
+    }
+    char fp[UM_DIALSTATE_FP_LEN + 1], a[UM_ADDR_STRLEN];
+    for (size_t i = 0; i < cfg->n_servers && i < UM_CFG_MAX_SERVERS; i++) {
+        const um_peer_server_t *s = &cfg->servers[i];
+        if (strcmp(s->name, m->server) != 0 || strcmp(tr_section(s), m->transport) != 0) continue;
+        um_dialstate_key_fp(s->public_key, fp);
+        if (strcmp(fp, m->key_fp) != 0) continue;
+        for (size_t j = 0; j < s->n_addrs && j < UM_CFG_MAX_ADDRS; j++) {
+            um_addr_format(&s->addrs[j], a, sizeof(a));
+            if (strcmp(a, m->address) != 0) continue;
+            c->remembered = (long)(i * UM_CFG_MAX_ADDRS + j);
+            UM_INFO("remembered: server %s at %s (%llu s ago) is dialed first", s->name, a,
+                    (unsigned long long)(now_s > m->at_s ? now_s - m->at_s : 0));
+            return;
+        }
+    }
+    UM_DEBUG("remembered server %s at %s is not in the config (or its key changed)", m->server,
+             m->address);
+}
+
+/* A new session is up: remember how it was reached. */
+static void remember_dial(cli_t *c)
+{
+    if (!c->state_path[0]) return;
+    const um_peer_server_t *s = cur_server(c);
+    size_t j = c->addr % s->n_addrs;
+    um_dial_rec_t m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.server, sizeof(m.server), "%s", s->name);
+    um_dialstate_key_fp(s->public_key, m.key_fp);
+    um_addr_format(&s->addrs[j], m.address, sizeof(m.address));
+    snprintf(m.transport, sizeof(m.transport), "%s", tr_section(s));
+    m.at_s = um_wall_ms() / 1000;
+    if (!um_dial_rec_valid(&m)) {
+        UM_DEBUG("server %s: not remembered (its name has spaces or control characters)", s->name);
+        return;
+    }
+    c->state.has_remembered = true;
+    c->state.remembered = m;
+    c->remembered = (long)((c->server % c->cfg->n_servers) * UM_CFG_MAX_ADDRS + j);
+    char err[256];
+    if (um_dialstate_save(c->state_path, &c->state, err, sizeof(err)) != 0)
+        UM_WARN("state file %s: %s", c->state_path, err);
+}
+
 /* The hub tells us when an open has to wait. */
 static void on_wait(void *ud)
 {
@@ -1010,7 +1096,7 @@ int um_run_client(const um_config_t *cfg)
             UM_DEBUG("control socket %s", path);
     }
     UM_INFO("umbra %s client: %zu server(s)", UMBRA_VERSION, cfg->n_servers);
-    c->remembered = -1;
+    state_init(c);
     connect_next(c);
     uv_run(c->loop, UV_RUN_DEFAULT);
     rc = UM_EXIT_OK;

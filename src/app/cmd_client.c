@@ -45,6 +45,8 @@ const char um_usage_client[] =
     "  --control PATH|off   control socket read by 'umbra status' (default\n"
     "                       $XDG_RUNTIME_DIR/umbra/umbra.sock or\n"
     "                       ${TMPDIR:-/tmp}/umbra-<uid>/umbra.sock, in a 0700 directory)\n"
+    "  --state-file PATH    remembered dial parameters (default\n"
+    "                       $XDG_STATE_HOME/umbra/state or ~/.local/state/umbra/state)\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -225,11 +227,13 @@ int um_cmd_client(int argc, char **argv)
         {"rotate", required_argument, NULL, 'R'},
         {"rotate-after", required_argument, NULL, 'A'},
         {"max-connections", required_argument, NULL, 'X'},
+        {"state-file", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
                *rotate = NULL, *rotate_after = NULL, *max_conns = NULL;
+    const char *state_file = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
     int c, check = 0, tun = 0, n_link = 0;
@@ -266,6 +270,7 @@ int um_cmd_client(int argc, char **argv)
         case 'R': rotate = optarg; break;
         case 'A': rotate_after = optarg; break;
         case 'X': max_conns = optarg; break;
+        case 'S': state_file = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -381,6 +386,15 @@ int um_cmd_client(int argc, char **argv)
             goto out;
         }
         snprintf(cfg.control, sizeof(cfg.control), "%s", control);
+    }
+    if (state_file) {
+        if (!*state_file || strlen(state_file) >= sizeof(cfg.state_file)) {
+            um_cli_error("client", "--state-file: expected a file name (under %d characters)",
+                         UM_PATH_MAX);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
+        snprintf(cfg.state_file, sizeof(cfg.state_file), "%s", state_file);
     }
     if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
     /* Defaults when nothing is asked for: both proxies on loopback (not in

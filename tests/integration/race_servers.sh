@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Many servers, raced; remembered dial parameters (issue 12). A client config
+# lists two real umbra servers (the same client key authorised on both); the
+# router silently drops every packet to the first, so a connection to it
+# hangs rather than being refused. The client races them (race = 3,
+# race-stagger = 250ms): the first byte of a request through its SOCKS5 must
+# arrive within 1.5 s of the client's start (4.5 s in the sanitizer build);
+# the events show the first server dialed first (why "race"), then the
+# second, and the session up on the second; `umbra status` names it; the
+# state file (created 0600 in a new 0700 directory) remembers it. A restart
+# of the client dials the second first (why "remembered"). Before racing, the
+# client waited for the first server's 10 s handshake timeout.
+#
+#   ns C (client)                 ns R (router)                        ns S
+#   umbra client ── mc0 ───────── mr0   forward: drop            ──── ms0 10.202.2.2
+#   SOCKS5 127.0.0.1:1080               ip daddr 10.202.2.2           umbra server "first"  :443 (dropped)
+#                                       tcp dport 443                 umbra server "second" :8443
+#                                                                     nginx :80
+set -u
+. "$(dirname "$0")/lib.sh"
+TL_NETNS=0
+tl_init race_servers
+. "$SRC/tests/integration/lib_middlebox.sh"
+mb_init
+tl_need_umbra "the race test"
+mb_topology
+mb_web
+SPORT2=8443
+
+# Server "first" (mb_server_init: 10.202.2.2:443, client "laptop").
+mb_server_init || tl_finish
+mv "$WORK/server.conf" "$WORK/server1.conf"
+LINK1=$LINK
+# Server "second": its own key; the same client key authorised.
+"$UMBRA" server init -c "$WORK/server2.conf" --listen "$MB_SADDR:$SPORT2" >"$WORK/init2.out" 2>&1 ||
+    { bad "umbra server init (second): $(cat "$WORK/init2.out")"; tl_finish; }
+sed -i '/^\[server\]/a probe-delay-min = 200\nprobe-delay-max = 400' "$WORK/server2.conf"
+CPUB=$(awk '/^\[client "laptop"\]/ { f = 1 } f && /^public-key = / { print $3; exit }' "$WORK/server1.conf")
+[ -n "$CPUB" ] || { bad "no client public key in server1.conf"; tl_finish; }
+printf '\n[client "laptop"]\npublic-key = %s\n' "$CPUB" >>"$WORK/server2.conf"
+for i in 1 2; do
+    port=$([ $i = 1 ] && echo $MB_SPORT || echo $SPORT2)
+    tl_bg "$WORK/server$i.log" ip netns exec "$MB_S" "$UMBRA" server -c "$WORK/server$i.conf" \
+        --allow 127.0.0.1/32 --allow "$MB_WEB/32"
+    mb_ns_wait_listen "$MB_S" "$port" $((10 * TM)) "$BG_PID" ||
+        { bad "server $i did not listen: $(tail -n 3 "$WORK/server$i.log")"; tl_finish; }
+done
+SPUB1=$(sed -n 's/^private-key = //p' "$WORK/server1.conf" | "$UMBRA" pubkey)
+SPUB2=$(sed -n 's/^private-key = //p' "$WORK/server2.conf" | "$UMBRA" pubkey)
+CKEY=$("$UMBRA" link --show-secret "$LINK1" | sed -n 's/^client private key: //p')
+(umask 077 && printf '%s\n' "$CKEY" >"$WORK/client.key")
+cat >"$WORK/client.conf" <<CONF
+# written by tests/integration/race_servers.sh
+[client]
+private-key-file = client.key
+socks = 127.0.0.1:$MB_SOCKS
+race = 3
+race-stagger = 250ms
+remember = 24h
+
+[server "first"]
+address = $MB_SADDR:$MB_SPORT
+public-key = $SPUB1
+
+[server "second"]
+address = $MB_SADDR:$SPORT2
+public-key = $SPUB2
+CONF
+"$UMBRA" client -c "$WORK/client.conf" --check >"$WORK/check.out" 2>&1 &&
+    ok "client.conf with two servers passes --check" || bad "--check: $(cat "$WORK/check.out")"
+
+# The first server is reachable only through R, which now drops its packets.
+in_r nft add rule inet umbra_mb forward ip daddr "$MB_SADDR" tcp dport "$MB_SPORT" counter drop ||
+    { bad "nft: drop rule"; tl_finish; }
+in_c curl -sS --max-time 1 -o /dev/null "http://$MB_SADDR:$MB_SPORT/" 2>"$WORK/probe.err"
+grep -q "timed out" "$WORK/probe.err" && ok "a connection to the first server hangs (dropped, not refused)" ||
+    bad "a connection to the first server: $(cat "$WORK/probe.err")"
+
+STATE=$WORK/st/umbra/state
+LIMIT_MS=$((1500 * TM))
+
+# run_client N: start the client (events $WORK/cN.events), a request as soon
+# as its SOCKS5 port listens; sets FIRST_MS (client start to the response).
+run_client() {
+    EVENTS=$WORK/c$1.events
+    CONTROL=$WORK/c$1.sock
+    local t0
+    t0=$(tl_now_ms)
+    tl_bg "$WORK/client$1.log" ip netns exec "$MB_C" "$UMBRA" client -c "$WORK/client.conf" \
+        --state-file "$STATE" --events "$EVENTS" --control "$CONTROL"
+    CLIENT_PID=$BG_PID
+    mb_ns_wait_listen "$MB_C" "$MB_SOCKS" $((10 * TM)) "$CLIENT_PID" ||
+        { bad "client $1 did not listen: $(tail -n 3 "$WORK/client$1.log")"; return 1; }
+    GOT=$(in_c curl -sS --max-time $((10 * TM)) --socks5-hostname "127.0.0.1:$MB_SOCKS" "http://$MB_WEB/small" 2>&1)
+    FIRST_MS=$(($(tl_now_ms) - t0))
+}
+
+# dial_field N FIELD: FIELD of the N-th dial event.
+dial_field() {
+    "$PY" - "$EVENTS" "$1" "$2" <<'PYEOF'
+import json, sys
+n = 0
+for line in open(sys.argv[1], "rb"):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "dial":
+        n += 1
+        if n == int(sys.argv[2]):
+            print(e.get(sys.argv[3], ""))
+            break
+PYEOF
+}
+
+# --- first start: no state yet, both raced.
+run_client 1 || tl_finish
+expect_eq "start 1: request through the client" "$GOT" small-ok
+if [ "$FIRST_MS" -le "$LIMIT_MS" ]; then
+    ok "start 1: the response arrived $FIRST_MS ms after the client's start (limit $LIMIT_MS)"
+else
+    bad "start 1: the response arrived $FIRST_MS ms after the client's start (limit $LIMIT_MS)"
+fi
+expect_eq "start 1: the first dial is to the first server" "$(dial_field 1 server)" first
+expect_eq "start 1: ... because of the race order" "$(dial_field 1 why)" race
+expect_eq "start 1: the second dial is to the second server" "$(dial_field 2 server)" second
+expect_eq "start 1: the session is up on the second server" "$(mb_event_field "$EVENTS" session_up server)" second
+expect_eq "start 1: one session" "$(mb_count "$EVENTS" session_up)" 1
+status=$(in_c "$UMBRA" status --socket "$CONTROL" 2>&1)
+case "$status" in *"server:       second ("*) ok "umbra status names the second server" ;;
+*) bad "umbra status: $status" ;; esac
+if tl_wait_file "$STATE" $((5 * TM)); then
+    line=$(grep '^remembered ' "$STATE")
+    case "$line" in "remembered second "*" $MB_SADDR:$SPORT2 - "*) ok "the state file remembers the second server: $line" ;;
+    *) bad "state file: $(cat "$STATE")" ;; esac
+    expect_eq "the state file's mode" "$(stat -c %a "$STATE")" 600
+    expect_eq "the state directory's mode" "$(stat -c %a "$WORK/st/umbra")" 700
+    expect_eq "no temporary file left" "$(ls -A "$WORK/st/umbra")" state
+else
+    bad "no state file at $STATE"
+fi
+tl_stop "client 1" "$CLIENT_PID" $((10 * TM))
+
+# --- restart: the remembered server first.
+run_client 2 || tl_finish
+expect_eq "start 2: request through the client" "$GOT" small-ok
+expect_eq "start 2: the first dial is to the second server" "$(dial_field 1 server)" second
+expect_eq "start 2: ... because it is remembered" "$(dial_field 1 why)" remembered
+expect_eq "start 2: the session is up on the second server" "$(mb_event_field "$EVENTS" session_up server)" second
+[ "$FIRST_MS" -le "$LIMIT_MS" ] && ok "start 2: the response arrived $FIRST_MS ms after the client's start" ||
+    bad "start 2: the response arrived $FIRST_MS ms after the client's start (limit $LIMIT_MS)"
+tl_stop "client 2" "$CLIENT_PID" $((10 * TM))
+
+# --- remember = 0: the state is neither read nor written.
+sed -i 's/^remember = 24h/remember = 0/' "$WORK/client.conf"
+before=$(cat "$STATE")
+run_client 3 || tl_finish
+expect_eq "remember = 0: request through the client" "$GOT" small-ok
+expect_eq "remember = 0: the first dial follows the config order" "$(dial_field 1 server)" first
+tl_stop "client 3" "$CLIENT_PID" $((10 * TM))
+[ "$(cat "$STATE")" = "$before" ] && ok "remember = 0: the state file is untouched" || bad "remember = 0: state rewritten"
+tl_finish

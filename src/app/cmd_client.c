@@ -14,6 +14,7 @@
 #include "app/control.h"
 #include "app/link.h"
 #include "app/run.h"
+#include "util/err.h"
 #include "util/log.h"
 
 const char um_usage_client[] =
@@ -63,6 +64,7 @@ static int set_addr(const char *opt, const char *v, um_addr_t *a, bool *has)
     return 0;
 }
 
+#define LINKS_MAX (8 * (UM_LINK_MAX + 1)) /* a link file's bytes */
 /* Reads a share link from path ('-': standard input) into out, NUL-terminated,
  * surrounding white space removed. Warns when the file is readable by group or
  * others. 0, or -1 after printing why. */
@@ -122,6 +124,49 @@ static int read_link_file(const char *path, char *out, size_t cap)
     sodium_memzero(out + (n - a), cap - (n - a));
     if (n == a) {
         um_cli_error("client", "--link-file '%s': empty", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The links of s, one per line (empty lines and '#' lines skipped), into
+ * cfg: one [server] section each (um_config_add_link). 0, or -1 after
+ * printing why. */
+static int add_links(um_config_t *cfg, const char *opt, const char *s)
+{
+    char err[UM_ERR_MAX];
+    size_t nth = 0;
+    while (*s) {
+        const char *e = strchr(s, '\n');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        const char *p = s;
+        s += len + (e ? 1 : 0);
+        while (len > 0 && strchr(" \t\r", p[0])) {
+            p++;
+            len--;
+        }
+        while (len > 0 && strchr(" \t\r", p[len - 1]))
+            len--;
+        if (len == 0 || p[0] == '#') continue;
+        nth++;
+        um_link_t l;
+        int r = len > UM_LINK_MAX ? UM_EINVAL : um_link_decode(&l, p, len, err, sizeof(err));
+        if (len > UM_LINK_MAX) snprintf(err, sizeof(err), "longer than %d bytes", UM_LINK_MAX);
+        char where[32] = "";
+        if (nth > 1) snprintf(where, sizeof(where), "link %zu: ", nth);
+        if (r != 0) {
+            um_cli_error("client", "%s: %sbad link: %s", opt, where, err);
+            return -1;
+        }
+        r = um_config_add_link(cfg, &l, err, sizeof(err));
+        um_link_wipe(&l);
+        if (r != 0) {
+            um_cli_error("client", "%s: %s%s", opt, where, err);
+            return -1;
+        }
+    }
+    if (nth == 0) {
+        um_cli_error("client", "%s: no link in it", opt);
         return -1;
     }
     return 0;
@@ -236,23 +281,26 @@ int um_cmd_client(int argc, char **argv)
     const char *state_file = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
-    int c, check = 0, tun = 0, n_link = 0;
+    int c, check = 0, tun = 0, n_link = 0, n_files = 0;
     bool link_long = false;
     /* The link holds the client's private key: keep a copy, and scrub the
      * argument in place so /proc/PID/cmdline (ps) stops showing it. */
-    char link[UM_LINK_MAX + 1];
+    char link[LINKS_MAX + 1]; /* the links, one per line (--link may repeat) */
     link[0] = 0;
     while ((c = getopt_long(argc, argv, "c:L:", opts, NULL)) != -1) {
         switch (c) {
         case 'k': {
-            size_t len = strlen(optarg);
-            snprintf(link, sizeof(link), "%s", optarg);
-            link_long = len >= sizeof(link);
+            size_t len = strlen(optarg), used = strlen(link);
+            if (len > UM_LINK_MAX || used + 1 + len >= sizeof(link))
+                link_long = true;
+            else
+                snprintf(link + used, sizeof(link) - used, "%s%s", used ? "\n" : "", optarg);
             sodium_memzero(optarg, len);
             n_link++;
             break;
         }
         case 'l':
+            n_files += link_file != NULL;
             link_file = optarg;
             n_link++;
             break;
@@ -285,9 +333,9 @@ int um_cmd_client(int argc, char **argv)
         um_cli_error("client", "unexpected argument '%s'", argv[optind]);
         return UM_EXIT_USAGE;
     }
-    if ((n_link != 0) == (path != NULL) || n_link > 1) {
+    if ((n_link != 0) == (path != NULL) || n_files > 0 || (link_file && n_link > 1)) {
         sodium_memzero(link, sizeof(link));
-        um_cli_error("client", "needs exactly one of --link-file FILE, --link LINK or -c FILE");
+        um_cli_error("client", "needs exactly one of --link-file FILE, --link LINK (may repeat) or -c FILE");
         return UM_EXIT_USAGE;
     }
     um_log_level_t lv;
@@ -323,16 +371,12 @@ int um_cmd_client(int argc, char **argv)
             rc = UM_EXIT_CONFIG;
             goto out;
         }
-        um_link_t l;
         const char *opt = link_file ? "--link-file" : "--link";
-        if (um_link_decode(&l, link, strlen(link), err, sizeof(err)) != 0) {
-            um_cli_error("client", "%s: bad link: %s", opt, err);
+        snprintf(cfg.path, sizeof(cfg.path), "%s", opt);
+        if (add_links(&cfg, opt, link) != 0) {
             rc = UM_EXIT_CONFIG;
             goto out;
         }
-        snprintf(cfg.path, sizeof(cfg.path), "%s", opt);
-        um_config_from_link(&cfg, &l);
-        um_link_wipe(&l);
     }
     sodium_memzero(link, sizeof(link));
     if ((socks && set_addr("--socks", socks, &cfg.socks, &cfg.has_socks)) ||

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/b64.h"
@@ -393,4 +394,69 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
     }
     c->n_transports = 1;
     um_config_rotation_defaults(c);
+}
+
+/* A server name from an address: what um_name_valid refuses becomes '-'. */
+static void name_from_addr(const um_addr_t *a, char *out, size_t cap)
+{
+    char s[UM_ADDR_STRLEN];
+    size_t k = 0;
+    um_addr_format(a, s, sizeof(s));
+    for (size_t i = 0; s[i] && k + 1 < cap && k < UM_NAME_MAX; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_';
+        if (!ok && (k == 0 || out[k - 1] == '-')) continue;
+        out[k++] = ok ? ch : '-';
+    }
+    while (k > 0 && out[k - 1] == '-')
+        k--;
+    out[k] = 0;
+    if (k == 0) snprintf(out, cap, "link");
+}
+
+int um_config_add_link(um_config_t *c, const um_link_t *l, char *err, size_t errlen)
+{
+    if (c->n_servers == 0) {
+        um_config_from_link(c, l);
+        return 0;
+    }
+    if (!c->has_private_key || sodium_memcmp(c->private_key, l->client_private_key, 32) != 0) {
+        snprintf(err, errlen,
+                 "carries another client key than the first link (all the links "
+                 "of one client carry its one key)");
+        return UM_EINVAL;
+    }
+    if (c->n_servers >= UM_CFG_MAX_SERVERS || c->n_transports >= UM_CFG_MAX_TRANSPORTS) {
+        snprintf(err, errlen, "more than %d links", UM_CFG_MAX_TRANSPORTS);
+        return UM_ENOSPC;
+    }
+    um_config_t *one = malloc(sizeof(*one));
+    if (!one) return UM_ENOMEM;
+    um_config_init(one);
+    um_config_from_link(one, l);
+    um_peer_server_t *s = &c->servers[c->n_servers];
+    um_transport_cfg_t *t = &c->transports[c->n_transports];
+    *s = one->servers[0];
+    *t = one->transports[0];
+    um_config_free(one);
+    free(one);
+    snprintf(t->name, sizeof(t->name), "link-%zu", c->n_servers + 1);
+    memcpy(s->transport, t->name, sizeof(s->transport));
+    char base[UM_NAME_MAX + 1];
+    if (um_name_valid(l->name))
+        snprintf(base, sizeof(base), "%s", l->name);
+    else
+        name_from_addr(&l->addrs[0], base, sizeof(base));
+    snprintf(s->name, sizeof(s->name), "%s", base);
+    for (unsigned n = 2; n < 1000; n++) { /* a name no other server has */
+        bool taken = false;
+        for (size_t i = 0; i < c->n_servers && !taken; i++)
+            taken = strcmp(c->servers[i].name, s->name) == 0;
+        if (!taken) break;
+        snprintf(s->name, sizeof(s->name), "%.*s-%u", UM_NAME_MAX - 4, base, n);
+    }
+    c->n_servers++;
+    c->n_transports++;
+    return 0;
 }

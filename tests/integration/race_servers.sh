@@ -9,7 +9,8 @@
 # second, and the session up on the second; `umbra status` names it; the
 # state file (created 0600 in a new 0700 directory) remembers it. A restart
 # of the client dials the second first (why "remembered"). Before racing, the
-# client waited for the first server's 10 s handshake timeout.
+# client waited for the first server's 10 s handshake timeout. Last, the same
+# two servers from one link file (one link per line).
 #
 #   ns C (client)                 ns R (router)                        ns S
 #   umbra client ── mc0 ───────── mr0   forward: drop            ──── ms0 10.202.2.2
@@ -159,4 +160,40 @@ expect_eq "remember = 0: request through the client" "$GOT" small-ok
 expect_eq "remember = 0: the first dial follows the config order" "$(dial_field 1 server)" first
 tl_stop "client 3" "$CLIENT_PID" $((10 * TM))
 [ "$(cat "$STATE")" = "$before" ] && ok "remember = 0: the state file is untouched" || bad "remember = 0: state rewritten"
+
+# --- one link file naming both servers (one link per line, the same client
+# key): two [server] sections, raced as above. Their transports are the
+# links' own ("link", "link-2"), so the state remembered from client.conf
+# (transport "-") does not match: the race order applies.
+b64url() { printf '%s' "$1" | tr '+/' '-_' | tr -d '='; }
+CK=${LINK1#*\?k=}
+CK=${CK%%[&#]*}
+{
+    printf 'umbra://%s@%s:%s?k=%s#first\n' "$(b64url "$SPUB1")" "$MB_SADDR" "$MB_SPORT" "$CK"
+    printf '# a comment line\n'
+    printf 'umbra://%s@%s:%s?k=%s#second\n' "$(b64url "$SPUB2")" "$MB_SADDR" "$SPORT2" "$CK"
+} >"$WORK/two.link"
+chmod 600 "$WORK/two.link"
+"$UMBRA" client --link-file "$WORK/two.link" --check >"$WORK/check2.out" 2>&1
+grep -q "valid client config: 2 server(s)" "$WORK/check2.out" && ok "a link file with two links: two servers" ||
+    bad "--link-file with two links: $(cat "$WORK/check2.out")"
+EVENTS=$WORK/c4.events
+t0=$(tl_now_ms)
+tl_bg "$WORK/client4.log" ip netns exec "$MB_C" "$UMBRA" client --link-file "$WORK/two.link" \
+    --socks "127.0.0.1:$MB_SOCKS" --state-file "$STATE" --events "$EVENTS" --control "$WORK/c4.sock"
+CLIENT_PID=$BG_PID
+if mb_ns_wait_listen "$MB_C" "$MB_SOCKS" $((10 * TM)) "$CLIENT_PID"; then
+    GOT=$(in_c curl -sS --max-time $((10 * TM)) --socks5-hostname "127.0.0.1:$MB_SOCKS" "http://$MB_WEB/small" 2>&1)
+    FIRST_MS=$(($(tl_now_ms) - t0))
+    expect_eq "link file: request through the client" "$GOT" small-ok
+    [ "$FIRST_MS" -le "$LIMIT_MS" ] && ok "link file: the response arrived $FIRST_MS ms after the client's start" ||
+        bad "link file: the response arrived $FIRST_MS ms after the client's start (limit $LIMIT_MS)"
+    expect_eq "link file: the first dial is to the first server, by race order" "$(dial_field 1 server)/$(dial_field 1 why)" first/race
+    expect_eq "link file: the session is up on the second server" "$(mb_event_field "$EVENTS" session_up server)" second
+    tl_stop "client 4" "$CLIENT_PID" $((10 * TM))
+    grep -q '^remembered second .* link-2 ' "$STATE" && ok "link file: the state file remembers second over link-2" ||
+        bad "link file: state $(cat "$STATE")"
+else
+    bad "client 4 did not listen: $(tail -n 3 "$WORK/client4.log")"
+fi
 tl_finish

@@ -970,6 +970,12 @@ static size_t report(char *out, size_t cap, void *ud)
     }
     if (n < 0) return 0;
     size_t used = (size_t)n < cap ? (size_t)n : cap - 1;
+    if (!c->t && c->racing) {
+        int k = snprintf(out + used, cap - used,
+                         "racing:       %zu of %zu candidates dialed, %zu in flight\n",
+                         c->next_order, c->n_order, c->n_racing);
+        if (k > 0) used += (size_t)k < cap - used ? (size_t)k : cap - used - 1;
+    }
     n = snprintf(out + used, cap - used,
                  "sessions:     %llu since start\nresumptions:  %llu (last: %s)\n"
                  "rotations:    %llu (last: %s)\nlistening:   %s\n",

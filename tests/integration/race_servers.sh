@@ -10,7 +10,8 @@
 # state file (created 0600 in a new 0700 directory) remembers it. A restart
 # of the client dials the second first (why "remembered"). Before racing, the
 # client waited for the first server's 10 s handshake timeout. Last, the same
-# two servers from one link file (one link per line).
+# two servers from one link file (one link per line), and with both dropped,
+# both dials in flight at once (status and ss).
 #
 #   ns C (client)                 ns R (router)                        ns S
 #   umbra client ── mc0 ───────── mr0   forward: drop            ──── ms0 10.202.2.2
@@ -196,4 +197,22 @@ if mb_ns_wait_listen "$MB_C" "$MB_SOCKS" $((10 * TM)) "$CLIENT_PID"; then
 else
     bad "client 4 did not listen: $(tail -n 3 "$WORK/client4.log")"
 fi
+
+# --- both dropped: the two dials are in flight at once (each waits for its
+# handshake timeout, 10 s), and `umbra status` says so.
+in_r nft add rule inet umbra_mb forward ip daddr "$MB_SADDR" tcp dport "$SPORT2" counter drop ||
+    bad "nft: second drop rule"
+EVENTS=$WORK/c5.events
+tl_bg "$WORK/client5.log" ip netns exec "$MB_C" "$UMBRA" client -c "$WORK/client.conf" \
+    --events "$EVENTS" --control "$WORK/c5.sock"
+CLIENT_PID=$BG_PID
+mb_ns_wait_listen "$MB_C" "$MB_SOCKS" $((10 * TM)) "$CLIENT_PID" || bad "client 5 did not listen"
+sleep $((1 * TM))
+status=$(in_c "$UMBRA" status --socket "$WORK/c5.sock" 2>&1)
+case "$status" in *"racing:       2 of 2 candidates dialed, 2 in flight"*) ok "both dropped: status shows the race" ;;
+*) bad "both dropped: status: $status" ;; esac
+expect_eq "both dropped: two connections being opened at once" \
+    "$(ip netns exec "$MB_C" ss -Htn state syn-sent | wc -l)" 2
+expect_eq "both dropped: two dials" "$(mb_count "$EVENTS" dial)" 2
+tl_stop "client 5" "$CLIENT_PID" $((10 * TM))
 tl_finish

@@ -113,7 +113,6 @@ typedef struct cli {
     /* Racing a new session (no session, or it was dropped): the round's
      * candidates in order, the next to start, the attempts in flight. */
     cand_t cands[MAX_CANDS];
-    size_t n_cands;
     uint16_t order[MAX_CANDS];
     size_t n_order, next_order;
     racer_t racers[UM_RACE_MAX];
@@ -531,6 +530,7 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
     if (tr && tr->type == UM_TR_TLS) {
         if (um_codec_tls_init(tls, (um_tls_fp_t)tr->fingerprint, tr->sni) != 0) {
             UM_ERR("server \"%s\": transport '%s': bad sni or fingerprint", s->name, tr->name);
+            sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
             if (c->dialing) {
                 c->dialing->sync_err = UM_EINVAL;
                 return;

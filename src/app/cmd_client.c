@@ -14,6 +14,7 @@
 #include "app/control.h"
 #include "app/link.h"
 #include "app/run.h"
+#include "util/err.h"
 #include "util/log.h"
 
 const char um_usage_client[] =
@@ -47,6 +48,8 @@ const char um_usage_client[] =
     "  --control PATH|off   control socket read by 'umbra status' (default\n"
     "                       $XDG_RUNTIME_DIR/umbra/umbra.sock or\n"
     "                       ${TMPDIR:-/tmp}/umbra-<uid>/umbra.sock, in a 0700 directory)\n"
+    "  --state-file PATH    remembered dial parameters (default\n"
+    "                       $XDG_STATE_HOME/umbra/state or ~/.local/state/umbra/state)\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -63,6 +66,7 @@ static int set_addr(const char *opt, const char *v, um_addr_t *a, bool *has)
     return 0;
 }
 
+#define LINKS_MAX (8 * (UM_LINK_MAX + 1)) /* a link file's bytes */
 /* Reads a share link from path ('-': standard input) into out, NUL-terminated,
  * surrounding white space removed. Warns when the file is readable by group or
  * others. 0, or -1 after printing why. */
@@ -122,6 +126,49 @@ static int read_link_file(const char *path, char *out, size_t cap)
     sodium_memzero(out + (n - a), cap - (n - a));
     if (n == a) {
         um_cli_error("client", "--link-file '%s': empty", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The links of s, one per line (empty lines and '#' lines skipped), into
+ * cfg: one [server] section each (um_config_add_link). 0, or -1 after
+ * printing why. */
+static int add_links(um_config_t *cfg, const char *opt, const char *s)
+{
+    char err[UM_ERR_MAX];
+    size_t nth = 0;
+    while (*s) {
+        const char *e = strchr(s, '\n');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        const char *p = s;
+        s += len + (e ? 1 : 0);
+        while (len > 0 && strchr(" \t\r", p[0])) {
+            p++;
+            len--;
+        }
+        while (len > 0 && strchr(" \t\r", p[len - 1]))
+            len--;
+        if (len == 0 || p[0] == '#') continue;
+        nth++;
+        um_link_t l;
+        int r = len > UM_LINK_MAX ? UM_EINVAL : um_link_decode(&l, p, len, err, sizeof(err));
+        if (len > UM_LINK_MAX) snprintf(err, sizeof(err), "longer than %d bytes", UM_LINK_MAX);
+        char where[32] = "";
+        if (nth > 1) snprintf(where, sizeof(where), "link %zu: ", nth);
+        if (r != 0) {
+            um_cli_error("client", "%s: %sbad link: %s", opt, where, err);
+            return -1;
+        }
+        r = um_config_add_link(cfg, &l, err, sizeof(err));
+        um_link_wipe(&l);
+        if (r != 0) {
+            um_cli_error("client", "%s: %s%s", opt, where, err);
+            return -1;
+        }
+    }
+    if (nth == 0) {
+        um_cli_error("client", "%s: no link in it", opt);
         return -1;
     }
     return 0;
@@ -228,30 +275,35 @@ int um_cmd_client(int argc, char **argv)
         {"rotate-after", required_argument, NULL, 'A'},
         {"max-connections", required_argument, NULL, 'X'},
         {"upstream", required_argument, NULL, 'U'},
+        {"state-file", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
                *rotate = NULL, *rotate_after = NULL, *max_conns = NULL, *upstream = NULL;
+    const char *state_file = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
-    int c, check = 0, tun = 0, n_link = 0;
+    int c, check = 0, tun = 0, n_link = 0, n_files = 0;
     bool link_long = false;
     /* The link holds the client's private key: keep a copy, and scrub the
      * argument in place so /proc/PID/cmdline (ps) stops showing it. */
-    char link[UM_LINK_MAX + 1], up_arg[1024];
+    char link[LINKS_MAX + 1], up_arg[1024]; /* the links, one per line (--link may repeat) */
     link[0] = 0;
     while ((c = getopt_long(argc, argv, "c:L:", opts, NULL)) != -1) {
         switch (c) {
         case 'k': {
-            size_t len = strlen(optarg);
-            snprintf(link, sizeof(link), "%s", optarg);
-            link_long = len >= sizeof(link);
+            size_t len = strlen(optarg), used = strlen(link);
+            if (len > UM_LINK_MAX || used + 1 + len >= sizeof(link))
+                link_long = true;
+            else
+                snprintf(link + used, sizeof(link) - used, "%s%s", used ? "\n" : "", optarg);
             sodium_memzero(optarg, len);
             n_link++;
             break;
         }
         case 'l':
+            n_files += link_file != NULL;
             link_file = optarg;
             n_link++;
             break;
@@ -274,6 +326,7 @@ int um_cmd_client(int argc, char **argv)
             sodium_memzero(optarg, strlen(optarg));
             upstream = up_arg;
             break;
+        case 'S': state_file = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -288,9 +341,10 @@ int um_cmd_client(int argc, char **argv)
         um_cli_error("client", "unexpected argument '%s'", argv[optind]);
         return UM_EXIT_USAGE;
     }
-    if ((n_link != 0) == (path != NULL) || n_link > 1) {
+    if ((n_link != 0) == (path != NULL) || n_files > 0 || (link_file && n_link > 1)) {
         sodium_memzero(link, sizeof(link));
-        um_cli_error("client", "needs exactly one of --link-file FILE, --link LINK or -c FILE");
+        um_cli_error("client",
+                     "needs exactly one of --link-file FILE, --link LINK (may repeat) or -c FILE");
         return UM_EXIT_USAGE;
     }
     um_log_level_t lv;
@@ -326,16 +380,12 @@ int um_cmd_client(int argc, char **argv)
             rc = UM_EXIT_CONFIG;
             goto out;
         }
-        um_link_t l;
         const char *opt = link_file ? "--link-file" : "--link";
-        if (um_link_decode(&l, link, strlen(link), err, sizeof(err)) != 0) {
-            um_cli_error("client", "%s: bad link: %s", opt, err);
+        snprintf(cfg.path, sizeof(cfg.path), "%s", opt);
+        if (add_links(&cfg, opt, link) != 0) {
             rc = UM_EXIT_CONFIG;
             goto out;
         }
-        snprintf(cfg.path, sizeof(cfg.path), "%s", opt);
-        um_config_from_link(&cfg, &l);
-        um_link_wipe(&l);
     }
     sodium_memzero(link, sizeof(link));
     if ((socks && set_addr("--socks", socks, &cfg.socks, &cfg.has_socks)) ||
@@ -395,6 +445,15 @@ int um_cmd_client(int argc, char **argv)
             goto out;
         }
         snprintf(cfg.control, sizeof(cfg.control), "%s", control);
+    }
+    if (state_file) {
+        if (!*state_file || strlen(state_file) >= sizeof(cfg.state_file)) {
+            um_cli_error("client", "--state-file: expected a file name (under %d characters)",
+                         UM_PATH_MAX);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
+        snprintf(cfg.state_file, sizeof(cfg.state_file), "%s", state_file);
     }
     if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
     /* Defaults when nothing is asked for: both proxies on loopback (not in

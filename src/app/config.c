@@ -83,6 +83,9 @@ void um_config_init(um_config_t *c)
     c->tun_dns = true;
     c->tun_routes = true;
     c->tun_fd = -1;
+    c->race = UM_RACE_DEF;
+    c->race_stagger_ms = UM_RACE_STAGGER_DEF_MS;
+    c->remember_ms = UM_REMEMBER_DEF_MS;
 }
 
 void um_config_free(um_config_t *c)
@@ -795,6 +798,26 @@ static void key_client(parser_t *p, const char *name, const char *v)
             snprintf(c->control, sizeof(c->control), "%s", v);
     } else if (key_is(name, "keepalive")) {
         parse_num_key(p, name, v, &c->keepalive_s, 1, 3600);
+    } else if (key_is(name, "race")) {
+        parse_num_key(p, name, v, &c->race, 1, UM_RACE_MAX);
+    } else if (key_is(name, "race-stagger") || key_is(name, "remember")) {
+        bool st = key_is(name, "race-stagger");
+        uint32_t ms;
+        if (um_parse_duration_ms(&ms, v) != 0 ||
+            ms > (st ? UM_RACE_STAGGER_MAX_MS : UM_REMEMBER_MAX_MS))
+            perr(p,
+                 "key '%s': '%s': expected a duration from 0 to %s, e.g. %s (suffix ms, s, m or "
+                 "h; a plain number is seconds)",
+                 name, v, st ? "10s" : "720h", st ? "250ms" : "24h");
+        else if (st)
+            c->race_stagger_ms = ms;
+        else
+            c->remember_ms = ms;
+    } else if (key_is(name, "state-file")) {
+        if (!*v || strlen(v) >= sizeof(c->state_file))
+            perr(p, "key 'state-file': expected a file name (under %d characters)", UM_PATH_MAX);
+        else
+            snprintf(c->state_file, sizeof(c->state_file), "%s", v);
     } else if (key_is(name, "tun") || key_is(name, "tun-dns") || key_is(name, "tun-routes")) {
         bool on = !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true");
         if (!on && strcmp(v, "off") && strcmp(v, "no") && strcmp(v, "false"))

@@ -64,6 +64,13 @@
 #define UM_RESUME_GRACE_MAX_MS  (3600u * 1000) /* 1h */
 #define UM_RESUME_GRACE_DEF_MS  120000u
 #define UM_RESUMABLE_DEF        4u
+/* Racing and remembered dial parameters ([client], docs/CONFIG.md). */
+#define UM_RACE_MAX            8u
+#define UM_RACE_DEF            3u
+#define UM_RACE_STAGGER_DEF_MS 250u
+#define UM_RACE_STAGGER_MAX_MS 10000u
+#define UM_REMEMBER_DEF_MS     (24u * 3600 * 1000)
+#define UM_REMEMBER_MAX_MS     (30u * 24 * 3600 * 1000)
 
 typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 
@@ -210,6 +217,12 @@ typedef struct {
     /* [client] upstream = socks5://... or http://... (kind NONE: direct);
      * its password is a secret */
     um_upstream_cfg_t upstream;
+    /* [client] racing (race candidates at once, a new one every
+     * race_stagger_ms) and remembered dial parameters (app/dialstate.h):
+     * preferred for remember_ms (0 = off), kept in state_file ("" = the
+     * default path). */
+    uint32_t race, race_stagger_ms, remember_ms;
+    char state_file[UM_PATH_MAX];
 
     /* Named sections. */
     um_peer_client_t *clients; /* owned array */

@@ -174,7 +174,8 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                                                     : "bad %-escape or control character");
                 um_link_t *b = malloc(sizeof(*b));
                 char why[200];
-                int r = b ? decode_at(b, l->via, (size_t)vn, why, sizeof(why), 1, false) : UM_ENOMEM;
+                int r =
+                    b ? decode_at(b, l->via, (size_t)vn, why, sizeof(why), 1, false) : UM_ENOMEM;
                 free(b);
                 if (r) {
                     l->via[0] = 0;
@@ -186,8 +187,8 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                     return fail(err, errlen, pos, "more than %d list URLs 'l'",
                                 UM_CFG_MAX_LIST_URLS);
                 char *u = l->list_urls[l->n_list_urls];
-                long ul = vl < (UM_LIST_URL_MAX + 1) * 3 ? pct_decode(u, UM_LIST_URL_MAX + 1, v, vl)
-                                                         : -2;
+                long ul =
+                    vl < (UM_LIST_URL_MAX + 1) * 3 ? pct_decode(u, UM_LIST_URL_MAX + 1, v, vl) : -2;
                 if (ul < 0 || !list_url_valid(u, (size_t)ul)) {
                     u[0] = '\0';
                     return fail(err, errlen, vpos,
@@ -540,4 +541,83 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
     c->n_transports = 1;
     add_via(c, 0, l);
     um_config_rotation_defaults(c);
+}
+
+/* A server name from an address: what um_name_valid refuses becomes '-'. */
+static void name_from_addr(const um_addr_t *a, char *out, size_t cap)
+{
+    char s[UM_ADDR_STRLEN];
+    size_t k = 0;
+    um_addr_format(a, s, sizeof(s));
+    for (size_t i = 0; s[i] && k + 1 < cap && k < UM_NAME_MAX; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_';
+        if (!ok && (k == 0 || out[k - 1] == '-')) continue;
+        out[k++] = ok ? ch : '-';
+    }
+    while (k > 0 && out[k - 1] == '-')
+        k--;
+    out[k] = 0;
+    if (k == 0) snprintf(out, cap, "link");
+}
+
+int um_config_add_link(um_config_t *c, const um_link_t *l, char *err, size_t errlen)
+{
+    if (c->n_servers == 0) {
+        um_config_from_link(c, l);
+        return 0;
+    }
+    if (!c->has_private_key || sodium_memcmp(c->private_key, l->client_private_key, 32) != 0) {
+        snprintf(err, errlen,
+                 "carries another client key than the first link (all the links "
+                 "of one client carry its one key)");
+        return UM_EINVAL;
+    }
+    um_config_t *one = malloc(sizeof(*one));
+    if (!one) return UM_ENOMEM;
+    um_config_init(one);
+    um_config_from_link(one, l);
+    /* The link's server, and its bridge when it names one (via=): each with
+     * a transport of its own, names no other server has, the exit's via
+     * following its bridge's new name. */
+    if (c->n_servers + one->n_servers > UM_CFG_MAX_SERVERS ||
+        c->n_transports + one->n_servers > UM_CFG_MAX_TRANSPORTS) {
+        um_config_free(one);
+        free(one);
+        snprintf(err, errlen, "more than %d links", UM_CFG_MAX_TRANSPORTS);
+        return UM_ENOSPC;
+    }
+    size_t first = c->n_servers;
+    for (size_t k = 0; k < one->n_servers; k++) {
+        um_peer_server_t *s = &c->servers[c->n_servers];
+        um_transport_cfg_t *t = &c->transports[c->n_transports];
+        *s = one->servers[k];
+        const um_transport_cfg_t *ot = um_config_transport(one, one->servers[k].transport);
+        if (ot) *t = *ot;
+        snprintf(t->name, sizeof(t->name), "link-%zu", c->n_servers + 1);
+        memcpy(s->transport, t->name, sizeof(s->transport));
+        char base[UM_NAME_MAX + 1];
+        if (k == 0 && um_name_valid(l->name))
+            snprintf(base, sizeof(base), "%s", l->name);
+        else if (k == 0)
+            name_from_addr(&l->addrs[0], base, sizeof(base));
+        else
+            snprintf(base, sizeof(base), "%s", one->servers[k].name);
+        snprintf(s->name, sizeof(s->name), "%s", base);
+        for (unsigned n = 2; n < 1000; n++) { /* a name no other server has */
+            bool taken = false;
+            for (size_t i = 0; i < c->n_servers && !taken; i++)
+                taken = strcmp(c->servers[i].name, s->name) == 0;
+            if (!taken) break;
+            snprintf(s->name, sizeof(s->name), "%.*s-%u", UM_NAME_MAX - 4, base, n);
+        }
+        c->n_servers++;
+        c->n_transports++;
+    }
+    if (one->n_servers > 1 && c->servers[first].via[0])
+        memcpy(c->servers[first].via, c->servers[first + 1].name, sizeof(c->servers[first].via));
+    um_config_free(one);
+    free(one);
+    return 0;
 }

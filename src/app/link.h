@@ -75,5 +75,11 @@ void um_link_wipe(um_link_t *l);
  * with via=, the bridge's [server] section and transport after them, which
  * the first names in its via). */
 void um_config_from_link(um_config_t *c, const um_link_t *l);
+/* Several links, one client (issue 12): the first fills c as
+ * um_config_from_link; each later one adds a [server] section named by its
+ * #name, else by its first address ("-2", "-3" appended when taken), with
+ * its own transport "link-N". The links must carry the same client key.
+ * 0, or UM_EINVAL / UM_ENOSPC / UM_ENOMEM with the reason in err. */
+int um_config_add_link(um_config_t *c, const um_link_t *l, char *err, size_t errlen);
 
 #endif

@@ -64,6 +64,8 @@ tl_init() { # NAME
     CLIENT_PID=""
     NGINX_PID=""
     WORK=$(mktemp -d "/tmp/umbra-$TL_NAME.XXXXXX")
+    # Clients keep their remembered dial parameters under the work dir.
+    export XDG_STATE_HOME=$WORK/xdg-state
     # CTest kills a test at 600 s: long steps check tl_budget first.
     TL_DEADLINE=$(($(date +%s) + ${UMBRA_TEST_BUDGET:-540}))
     trap tl_cleanup EXIT

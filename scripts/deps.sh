@@ -19,7 +19,7 @@ BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
 # the middlebox of the rotation tests (a router that freezes TCP connections).
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light openssl python3 python3-dissononce
       chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps
-      nftables"
+      nftables microsocks"
 # Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
 BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
        python3"

@@ -496,14 +496,9 @@ static void add_via(um_config_t *c, size_t exit_i, const um_link_t *l)
     free(b);
 }
 
-void um_config_from_link(um_config_t *c, const um_link_t *l)
+void um_peer_server_from_link(um_peer_server_t *s, const um_link_t *l, const char *transport)
 {
-    c->role = UM_ROLE_CLIENT;
-    memcpy(c->private_key, l->client_private_key, 32);
-    c->has_private_key = true;
-    um_peer_server_t *s = &c->servers[0];
     memset(s, 0, sizeof(*s));
-    snprintf(s->name, sizeof(s->name), "%s", um_name_valid(l->name) ? l->name : "link");
     memcpy(s->public_key, l->server_public_key, 32);
     s->has_public_key = true;
     memcpy(s->addrs, l->addrs, sizeof(l->addrs));
@@ -516,12 +511,22 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
     s->rotate_after_min_ms = l->rotate_after_min_ms;
     s->rotate_after_max_ms = l->rotate_after_max_ms;
     s->rotate_after_set = l->rotate_after_set;
-    snprintf(s->transport, sizeof(s->transport), "link");
+    snprintf(s->transport, sizeof(s->transport), "%s", transport);
     memcpy(s->operator_key, l->operator_key, 32);
     s->has_operator_key = l->has_operator_key;
     for (size_t i = 0; i < l->n_list_urls && i < UM_CFG_MAX_LIST_URLS; i++)
         snprintf(s->list_urls[i], sizeof(s->list_urls[i]), "%s", l->list_urls[i]);
     s->n_list_urls = l->n_list_urls;
+}
+
+void um_config_from_link(um_config_t *c, const um_link_t *l)
+{
+    c->role = UM_ROLE_CLIENT;
+    memcpy(c->private_key, l->client_private_key, 32);
+    c->has_private_key = true;
+    um_peer_server_t *s = &c->servers[0];
+    um_peer_server_from_link(s, l, "link");
+    snprintf(s->name, sizeof(s->name), "%s", um_name_valid(l->name) ? l->name : "link");
     c->n_servers = 1;
     um_transport_cfg_t *t = &c->transports[0];
     memset(t, 0, sizeof(*t));

@@ -70,6 +70,10 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap);
 /* Wipes the secret. */
 void um_link_wipe(um_link_t *l);
 
+/* A [server] entry from a link's server (not its name): key, addresses,
+ * rotation, operator key and list URLs; weight 1; the transport section
+ * named `transport`. */
+void um_peer_server_from_link(um_peer_server_t *s, const um_link_t *l, const char *transport);
 /* Fills a client config (already um_config_init'ed) with the server and key
  * of a link: one [server "<name or link>"] section and its transport (and,
  * with via=, the bridge's [server] section and transport after them, which

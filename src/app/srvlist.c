@@ -413,30 +413,15 @@ int um_srvlist_merge(um_config_t *c, const um_srvlist_t *l, size_t *added)
             continue;
         }
         um_peer_server_t *s = &c->servers[c->n_servers];
-        memset(s, 0, sizeof(*s));
+        um_peer_server_from_link(s, k, tn);
+        /* A list's own operator key stands for entries that carry none. */
+        if (!k->has_operator_key) memcpy(s->operator_key, l->operator_key, 32);
+        s->has_operator_key = true;
         if (um_name_valid(k->name) && !name_used(c, k->name))
             snprintf(s->name, sizeof(s->name), "%s", k->name);
         else
             for (unsigned m = (unsigned)c->n_servers; name_used(c, s->name) || !s->name[0]; m++)
                 snprintf(s->name, sizeof(s->name), "list-%u", m);
-        memcpy(s->addrs, k->addrs, sizeof(k->addrs));
-        s->n_addrs = k->n_addrs;
-        memcpy(s->public_key, k->server_public_key, 32);
-        s->has_public_key = true;
-        snprintf(s->transport, sizeof(s->transport), "%s", tn);
-        s->weight = 1;
-        s->max_connections = UM_MAX_CONNECTIONS_DEF;
-        s->rotate_min = k->rotate_min;
-        s->rotate_max = k->rotate_max;
-        s->rotate_set = k->rotate_set;
-        s->rotate_after_min_ms = k->rotate_after_min_ms;
-        s->rotate_after_max_ms = k->rotate_after_max_ms;
-        s->rotate_after_set = k->rotate_after_set;
-        memcpy(s->operator_key, k->has_operator_key ? k->operator_key : l->operator_key, 32);
-        s->has_operator_key = true;
-        for (size_t u = 0; u < k->n_list_urls && u < UM_CFG_MAX_LIST_URLS; u++)
-            snprintf(s->list_urls[u], sizeof(s->list_urls[u]), "%s", k->list_urls[u]);
-        s->n_list_urls = k->n_list_urls;
         c->n_servers++;
         (*added)++;
     }

@@ -2,8 +2,11 @@
  * meaning. Line numbers come from our own reader (Debian's libinih does not
  * pass them to the handler): it counts lines as it hands them to inih, and
  * it sees every section header first, so sections without keys still count.
+ * Values (sizes, durations, names, forwards) are parsed in config_values.c,
+ * the whole-file checks are in config_check.c.
  * See config.h for the format and docs/CONFIG.md for every key. */
 #include "app/config.h"
+#include "app/config_int.h"
 #include "app/control.h"
 
 #include <errno.h>
@@ -49,17 +52,6 @@ typedef struct {
     int err_line;
 } parser_t;
 
-/* An interface address with its prefix, host bits kept ("10.233.0.1/30"),
- * unlike a policy prefix. */
-static int parse_ifaddr(um_cidr_t *cd, const char *v, char *why, size_t whylen)
-{
-    if (um_cidr_parse(cd, v, strlen(v), why, whylen) != 0 || !strchr(v, '/')) return UM_EINVAL;
-    um_addr_t a;
-    if (um_addr_parse_host(&a, v, (size_t)(strchr(v, '/') - v), why, whylen) != 0) return UM_EINVAL;
-    memcpy(cd->addr, a.type == UM_ADDR_IPV4 ? a.u.v4 : a.u.v6, a.type == UM_ADDR_IPV4 ? 4 : 16);
-    return 0;
-}
-
 void um_config_init(um_config_t *c)
 {
     memset(c, 0, sizeof(*c));
@@ -76,8 +68,8 @@ void um_config_init(um_config_t *c)
     c->stream_timeout_s = 60;
     c->resume_grace_ms = UM_RESUME_GRACE_DEF_MS;
     c->resumable_per_client = UM_RESUMABLE_DEF;
-    parse_ifaddr(&c->tun_addr4, "10.233.0.1/30", NULL, 0);
-    parse_ifaddr(&c->tun_addr6, "fd75:6d62:7261::1/64", NULL, 0);
+    um_cfg_ifaddr_parse(&c->tun_addr4, "10.233.0.1/30", NULL, 0);
+    um_cfg_ifaddr_parse(&c->tun_addr6, "fd75:6d62:7261::1/64", NULL, 0);
     c->has_tun_addr6 = true;
     c->tun_mtu = 9000; /* flows end at the local stack: no path MTU applies (docs/CONFIG.md) */
     c->tun_dns = true;
@@ -109,327 +101,6 @@ static void perr(parser_t *p, const char *fmt, ...)
     va_end(ap);
     snprintf(p->err, sizeof(p->err), "%s:%d: %s", p->c->path, p->line, msg);
     p->err_line = p->line;
-}
-
-bool um_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > UM_NAME_MAX) return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.'))
-            return false;
-    }
-    return true;
-}
-
-int um_parse_u32(uint32_t *out, const char *s, uint32_t min, uint32_t max)
-{
-    if (!*s || strlen(s) > 10) return UM_EINVAL;
-    uint64_t v = 0;
-    for (const char *q = s; *q; q++) {
-        if (*q < '0' || *q > '9') return UM_EINVAL;
-        v = v * 10 + (uint64_t)(*q - '0');
-    }
-    if (v < min || v > max) return UM_EINVAL;
-    *out = (uint32_t)v;
-    return 0;
-}
-
-/* Digits then a unit among units[] (scale[] each; "" for none), into
- * uint32_t. Pure; bounded by the 10 digits it reads. */
-static int parse_scaled(uint32_t *out, const char *s, const char *const *units,
-                        const uint32_t *scale, size_t n_units)
-{
-    size_t d = 0;
-    uint64_t v = 0;
-    while (s[d] >= '0' && s[d] <= '9') {
-        if (d == 10) return UM_EINVAL;
-        v = v * 10 + (uint64_t)(s[d] - '0');
-        d++;
-    }
-    if (d == 0) return UM_EINVAL;
-    for (size_t i = 0; i < n_units; i++)
-        if (strcmp(s + d, units[i]) == 0) {
-            v *= scale[i];
-            if (v > UINT32_MAX) return UM_EINVAL;
-            *out = (uint32_t)v;
-            return 0;
-        }
-    return UM_EINVAL;
-}
-
-int um_parse_size(uint32_t *out, const char *s)
-{
-    static const char *const units[] = {"", "k", "m"};
-    static const uint32_t scale[] = {1, 1024, 1024 * 1024};
-    return parse_scaled(out, s, units, scale, 3);
-}
-
-int um_parse_duration_ms(uint32_t *out, const char *s)
-{
-    static const char *const units[] = {"", "ms", "s", "m", "h"};
-    static const uint32_t scale[] = {1000, 1, 1000, 60000, 3600000};
-    return parse_scaled(out, s, units, scale, 5);
-}
-
-static int parse_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi,
-                       int (*one)(uint32_t *, const char *))
-{
-    char a[24];
-    uint32_t x, y;
-    if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0) {
-        *min = *max = 0;
-        return 0;
-    }
-    const char *dash = strchr(s, '-');
-    size_t n = dash ? (size_t)(dash - s) : strlen(s);
-    if (n == 0 || n >= sizeof(a)) return UM_EINVAL;
-    memcpy(a, s, n);
-    a[n] = '\0';
-    if (one(&x, a) != 0) return UM_EINVAL;
-    y = x;
-    if (dash && one(&y, dash + 1) != 0) return UM_EINVAL;
-    if (x < lo || y > hi || x > y) return UM_EINVAL;
-    *min = x;
-    *max = y;
-    return 0;
-}
-
-int um_parse_size_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi)
-{
-    return parse_range(min, max, s, lo, hi, um_parse_size);
-}
-
-int um_parse_duration_range(uint32_t *min, uint32_t *max, const char *s, uint32_t lo, uint32_t hi)
-{
-    return parse_range(min, max, s, lo, hi, um_parse_duration_ms);
-}
-
-int um_parse_port_range(uint16_t *lo, uint16_t *hi, const char *s)
-{
-    char a[8];
-    uint32_t x, y;
-    const char *dash = strchr(s, '-');
-    if (!dash || dash == s || (size_t)(dash - s) >= sizeof(a)) return UM_EINVAL;
-    memcpy(a, s, (size_t)(dash - s));
-    a[dash - s] = '\0';
-    if (um_parse_u32(&x, a, 1, 65535) != 0 || um_parse_u32(&y, dash + 1, 1, 65535) != 0 || x > y)
-        return UM_EINVAL;
-    *lo = (uint16_t)x;
-    *hi = (uint16_t)y;
-    return 0;
-}
-
-void um_format_size(char *out, size_t cap, uint32_t v)
-{
-    if (v && v % (1024u * 1024) == 0)
-        snprintf(out, cap, "%um", (unsigned)(v / (1024u * 1024)));
-    else if (v && v % 1024 == 0)
-        snprintf(out, cap, "%uk", (unsigned)(v / 1024));
-    else
-        snprintf(out, cap, "%u", (unsigned)v);
-}
-
-void um_format_duration(char *out, size_t cap, uint32_t ms)
-{
-    if (ms && ms % 3600000 == 0)
-        snprintf(out, cap, "%uh", (unsigned)(ms / 3600000));
-    else if (ms && ms % 60000 == 0)
-        snprintf(out, cap, "%um", (unsigned)(ms / 60000));
-    else if (ms % 1000 == 0)
-        snprintf(out, cap, "%us", (unsigned)(ms / 1000));
-    else
-        snprintf(out, cap, "%ums", (unsigned)ms);
-}
-
-static void format_range(char *out, size_t cap, uint32_t min, uint32_t max,
-                         void (*one)(char *, size_t, uint32_t))
-{
-    char a[16], b[16];
-    if (min == 0 && max == 0) {
-        snprintf(out, cap, "off");
-        return;
-    }
-    one(a, sizeof(a), min);
-    one(b, sizeof(b), max);
-    if (min == max)
-        snprintf(out, cap, "%s", a);
-    else
-        snprintf(out, cap, "%s-%s", a, b);
-}
-
-void um_format_size_range(char *out, size_t cap, uint32_t min, uint32_t max)
-{
-    format_range(out, cap, min, max, um_format_size);
-}
-
-void um_format_duration_range(char *out, size_t cap, uint32_t min, uint32_t max)
-{
-    format_range(out, cap, min, max, um_format_duration);
-}
-
-static const char *const shape_names[] = {"none", "printable", "http", "tls"};
-static const char *const pad_names[] = {"random", "none"};
-
-int um_shape_parse(const char *s, uint8_t *out)
-{
-    for (uint8_t i = 0; i < 4; i++)
-        if (strcmp(s, shape_names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    return UM_EINVAL;
-}
-
-int um_cfg_pad_parse(const char *s, uint8_t *out)
-{
-    for (uint8_t i = 0; i < 2; i++)
-        if (strcmp(s, pad_names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    return UM_EINVAL;
-}
-
-const char *um_shape_name(uint8_t shape)
-{
-    return shape < 4 ? shape_names[shape] : "?";
-}
-
-const char *um_cfg_pad_name(uint8_t pad)
-{
-    return pad < 2 ? pad_names[pad] : "?";
-}
-
-static const char *const tr_type_names[] = {"tcp", "tls"};
-static const char *const fp_names[] = {"chromium", "firefox"};
-static const char *const timing_names[] = {"none", "jitter"};
-
-static int name_lookup(const char *const *names, uint8_t n, const char *s, uint8_t *out)
-{
-    for (uint8_t i = 0; i < n; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    return UM_EINVAL;
-}
-
-int um_tr_type_parse(const char *s, uint8_t *out)
-{
-    return name_lookup(tr_type_names, 2, s, out);
-}
-
-const char *um_tr_type_name(uint8_t type)
-{
-    return type < 2 ? tr_type_names[type] : "?";
-}
-
-int um_cfg_fp_parse(const char *s, uint8_t *out)
-{
-    _Static_assert(UM_TLS_FP_CHROMIUM == 0 && UM_TLS_FP_FIREFOX == 1 && UM_TLS_FP_MAX == 1,
-                   "fp_names follows um_tls_fp_t");
-    return name_lookup(fp_names, 2, s, out);
-}
-
-const char *um_cfg_fp_name(uint8_t fp)
-{
-    return fp <= UM_TLS_FP_MAX ? fp_names[fp] : "?";
-}
-
-int um_cfg_timing_parse(const char *s, uint8_t *out)
-{
-    return name_lookup(timing_names, 2, s, out);
-}
-
-const char *um_cfg_timing_name(uint8_t timing)
-{
-    return timing < 2 ? timing_names[timing] : "?";
-}
-
-bool um_sni_valid(const char *s, size_t n)
-{
-    if (n == 0 || n > UM_DOMAIN_MAX) return false;
-    size_t label = 0;   /* length of the current label */
-    bool digits = true; /* the current label is all digits */
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '.') {
-            if (label == 0 || s[i - 1] == '-') return false;
-            label = 0;
-            digits = true;
-            continue;
-        }
-        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-        bool digit = ch >= '0' && ch <= '9';
-        if (!alpha && !digit && ch != '-') return false;
-        if (ch == '-' && label == 0) return false;
-        if (++label > 63) return false;
-        if (!digit) digits = false;
-    }
-    /* An empty or hyphen-ended last label, or an all-digit one (an IPv4
-     * literal such as 192.0.2.1; no top-level domain is numeric). */
-    return label > 0 && s[n - 1] != '-' && !digits;
-}
-
-/* "[bind:]port:host:hostport" as ssh -L; bind defaults to 127.0.0.1. */
-int um_parse_forward(um_forward_t *f, const char *s, char *err, size_t errlen)
-{
-    char why[128];
-    size_t n = strlen(s);
-    memset(f, 0, sizeof(*f));
-    /* Split from the right: the target is the last "host:port" (host may be
-     * [v6]); what is left is "[bind:]port". */
-    const char *end = s + n, *p = end;
-    while (p > s && p[-1] != ':')
-        p--;
-    if (p == s) goto bad;
-    const char *tport = p;
-    p--; /* at ':' before target port */
-    const char *thost_end = p;
-    const char *q = thost_end;
-    if (q > s && q[-1] == ']') {
-        while (q > s && q[-1] != '[')
-            q--;
-        if (q == s) goto bad;
-        q--;
-    } else {
-        while (q > s && q[-1] != ':')
-            q--;
-    }
-    if (q == s) goto bad;
-    const char *target = q;
-    size_t tlen = (size_t)(end - target);
-    (void)tport;
-    if (um_addr_parse(&f->target, target, tlen, 0, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "target: %s", why);
-        return UM_EINVAL;
-    }
-    size_t llen = (size_t)(target - 1 - s);
-    if (memchr(s, ':', llen) || (llen > 0 && s[0] == '[')) {
-        if (um_addr_parse(&f->listen, s, llen, 0, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "listen address: %s", why);
-            return UM_EINVAL;
-        }
-    } else {
-        char buf[32];
-        if (llen == 0 || llen > 5) goto bad;
-        snprintf(buf, sizeof(buf), "127.0.0.1:%.*s", (int)llen, s);
-        if (um_addr_parse(&f->listen, buf, strlen(buf), 0, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "listen port: %s", why);
-            return UM_EINVAL;
-        }
-    }
-    if (f->listen.type == UM_ADDR_DOMAIN) {
-        snprintf(err, errlen, "listen address must be an IP address");
-        return UM_EINVAL;
-    }
-    return 0;
-bad:
-    snprintf(err, errlen, "expected [bind:]port:host:hostport, e.g. 127.0.0.1:2222:host:22");
-    return UM_EINVAL;
 }
 
 /* ---- sections ---- */
@@ -754,12 +425,6 @@ static void key_server(parser_t *p, const char *name, const char *v)
     }
 }
 
-bool um_tun_name_valid(const char *s)
-{
-    /* A section name's characters, but at most IFNAMSIZ - 1 of them. */
-    return strlen(s) <= 15 && um_name_valid(s) && strcmp(s, ".") && strcmp(s, "..");
-}
-
 static void key_client(parser_t *p, const char *name, const char *v)
 {
     um_config_t *c = p->c;
@@ -841,7 +506,7 @@ static void key_client(parser_t *p, const char *name, const char *v)
         um_cidr_t cd;
         if (six && !strcmp(v, "none")) {
             c->has_tun_addr6 = false;
-        } else if (parse_ifaddr(&cd, v, why, sizeof(why)) != 0 ||
+        } else if (um_cfg_ifaddr_parse(&cd, v, why, sizeof(why)) != 0 ||
                    cd.family != (six ? UM_ADDR_IPV6 : UM_ADDR_IPV4) || cd.bits > (six ? 126 : 30) ||
                    cd.bits < 8) {
             perr(p, "key '%s': '%s': expected an %s address with its prefix, like %s", name, v,
@@ -1152,160 +817,6 @@ int um_config_parse(um_config_t *c, const char *path, const char *text, size_t n
     }
     free(p);
     return ret;
-}
-
-/* The keys of a tls transport that go together (docs/CONFIG.md). Every
- * section is checked, used or not, so a mistake shows before it matters. */
-static int check_tls(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen)
-{
-    const char *f = c->path;
-    if (t->type != UM_TR_TLS) return 0;
-    if (t->shape != UM_SHAPE_NONE) {
-        snprintf(err, errlen,
-                 "%s:%d: key 'shape': '%s': shaping is for the tcp transport; a tls transport is "
-                 "TLS already (remove the key or set type = tcp)",
-                 f, t->shape_line ? t->shape_line : t->line, um_shape_name(t->shape));
-        return UM_EINVAL;
-    }
-    if (c->role == UM_ROLE_SERVER && !t->has_cover) {
-        snprintf(err, errlen,
-                 "%s:%d: [transport \"%s\"]: missing key 'cover' (the website unauthenticated "
-                 "connections are handed to, e.g. cover = www.example.com:443)",
-                 f, t->line, t->name);
-        return UM_EINVAL;
-    }
-    if (t->sni[0]) return 0;
-    if (!t->has_cover) {
-        snprintf(err, errlen,
-                 "%s:%d: [transport \"%s\"]: missing key 'sni' (the cover site's name, e.g. "
-                 "sni = www.example.com)",
-                 f, t->line, t->name);
-    } else if (t->cover.type != UM_ADDR_DOMAIN) {
-        snprintf(err, errlen,
-                 "%s:%d: [transport \"%s\"]: key 'sni' required when 'cover' is an IP address "
-                 "(the name the cover site serves, e.g. sni = www.example.com)",
-                 f, t->cover_line ? t->cover_line : t->line, t->name);
-    } else {
-        snprintf(err, errlen,
-                 "%s:%d: [transport \"%s\"]: key 'sni' required: the cover's host '%s' is not a "
-                 "DNS name an SNI can carry",
-                 f, t->cover_line ? t->cover_line : t->line, t->name, t->cover.u.domain);
-    }
-    return UM_EINVAL;
-}
-
-/* Port hopping is for the tcp transport, and 'hop' needs 'ports'. */
-static int check_hop(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen)
-{
-    if (t->hop_lo && t->type != UM_TR_TCP) {
-        snprintf(err, errlen,
-                 "%s:%d: key 'ports': port hopping is for the tcp transport (remove the key or "
-                 "set type = tcp)",
-                 c->path, t->ports_line);
-        return UM_EINVAL;
-    }
-    if (t->hop_line && !t->hop_lo) {
-        snprintf(err, errlen,
-                 "%s:%d: key 'hop': [transport \"%s\"] has no 'ports' to hop over (e.g. ports = "
-                 "20000-40000)",
-                 c->path, t->hop_line, t->name);
-        return UM_EINVAL;
-    }
-    return 0;
-}
-
-/* via = NAME names another [server] section, which has no via itself (one
- * bridge in front of an exit) and is reached by IP address. */
-static int validate_via(const um_config_t *c, const um_peer_server_t *s, char *err, size_t errlen)
-{
-    if (!s->via[0]) return 0;
-    const um_peer_server_t *b = NULL;
-    for (size_t k = 0; k < c->n_servers; k++)
-        if (strcmp(c->servers[k].name, s->via) == 0) b = &c->servers[k];
-    const char *why = !b          ? "no such [server] section"
-                      : b == s    ? "a server cannot be its own bridge"
-                      : b->via[0] ? "the bridge has a via itself (one bridge per exit)"
-                                  : NULL;
-    for (size_t i = 0; b && !why && i < b->n_addrs; i++)
-        if (b->addrs[i].type == UM_ADDR_DOMAIN) why = "the bridge's address must be an IP address";
-    if (!why) return 0;
-    snprintf(err, errlen, "%s:%d: [server \"%s\"]: key 'via': '%s': %s", c->path,
-             s->via_line ? s->via_line : s->line, s->name, s->via, why);
-    return UM_EINVAL;
-}
-
-int um_config_validate(const um_config_t *c, char *err, size_t errlen)
-{
-    const char *f = c->path;
-    if (!c->has_private_key && !c->private_key_file[0]) {
-        snprintf(err, errlen, "%s:%d: [%s]: missing key 'private-key' (or 'private-key-file')", f,
-                 c->role_line, c->role == UM_ROLE_SERVER ? "server" : "client");
-        return UM_EINVAL;
-    }
-    for (size_t i = 0; i < c->n_transports; i++)
-        if (check_tls(c, &c->transports[i], err, errlen) != 0 ||
-            check_hop(c, &c->transports[i], err, errlen) != 0)
-            return UM_EINVAL;
-    if (c->role == UM_ROLE_SERVER) {
-        if (c->n_listen == 0) {
-            snprintf(err, errlen,
-                     "%s:%d: [server]: missing key 'listen' (e.g. listen = 0.0.0.0:443)", f,
-                     c->role_line);
-            return UM_EINVAL;
-        }
-        if (c->transport[0] && !um_config_transport(c, c->transport)) {
-            snprintf(err, errlen, "%s:%d: key 'transport': no [transport \"%s\"] section", f,
-                     c->transport_line, c->transport);
-            return UM_EINVAL;
-        }
-        if (c->probe_delay_min_ms > c->probe_delay_max_ms) {
-            snprintf(err, errlen,
-                     "%s:%d: [server]: probe-delay-min (%u) is above probe-delay-max (%u)", f,
-                     c->role_line, c->probe_delay_min_ms, c->probe_delay_max_ms);
-            return UM_EINVAL;
-        }
-        for (size_t i = 0; i < c->n_clients; i++) {
-            if (!c->clients[i].has_public_key) {
-                snprintf(err, errlen, "%s:%d: [client \"%s\"]: missing key 'public-key'", f,
-                         c->clients[i].line, c->clients[i].name);
-                return UM_EINVAL;
-            }
-            for (size_t j = 0; j < i; j++)
-                if (sodium_memcmp(c->clients[i].public_key, c->clients[j].public_key, 32) == 0) {
-                    snprintf(err, errlen,
-                             "%s:%d: [client \"%s\"]: same public-key as [client \"%s\"] (line %d)",
-                             f, c->clients[i].line, c->clients[i].name, c->clients[j].name,
-                             c->clients[j].line);
-                    return UM_EINVAL;
-                }
-        }
-    } else {
-        if (c->n_servers == 0) {
-            snprintf(err, errlen,
-                     "%s: a client config needs at least one [server \"name\"] section", f);
-            return UM_EINVAL;
-        }
-        for (size_t i = 0; i < c->n_servers; i++) {
-            const um_peer_server_t *s = &c->servers[i];
-            if (s->n_addrs == 0 || !s->has_public_key) {
-                snprintf(err, errlen, "%s:%d: [server \"%s\"]: missing key '%s'", f, s->line,
-                         s->name, s->n_addrs == 0 ? "address" : "public-key");
-                return UM_EINVAL;
-            }
-            if (s->transport[0] && !um_config_transport(c, s->transport)) {
-                snprintf(err, errlen, "%s:%d: [server \"%s\"]: no [transport \"%s\"] section", f,
-                         s->line, s->name, s->transport);
-                return UM_EINVAL;
-            }
-            if (validate_via(c, s, err, errlen) != 0) return UM_EINVAL;
-        }
-        if ((c->socks_user[0] != 0) != (c->socks_pass[0] != 0)) {
-            snprintf(err, errlen, "%s:%d: [client]: socks-user and socks-password go together", f,
-                     c->role_line);
-            return UM_EINVAL;
-        }
-    }
-    return 0;
 }
 
 int um_config_load(um_config_t *c, const char *path, char *err, size_t errlen)

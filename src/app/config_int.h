@@ -1,0 +1,15 @@
+/* Internal to the config parser (config.c, config_values.c); not part of
+ * the app's interface in config.h. */
+#ifndef UM_APP_CONFIG_INT_H
+#define UM_APP_CONFIG_INT_H
+
+#include <stddef.h>
+
+#include "app/config.h"
+
+/* An interface address with its prefix, host bits kept ("10.233.0.1/30"),
+ * unlike a policy prefix. 0 or UM_EINVAL with the reason in why (which may
+ * be NULL with whylen 0). Pure. */
+int um_cfg_ifaddr_parse(um_cidr_t *cd, const char *v, char *why, size_t whylen);
+
+#endif

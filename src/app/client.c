@@ -2,7 +2,10 @@
  * (reconnecting at once, then with backoff and jitter), and serves the local
  * SOCKS5 and HTTP proxies and -L forwards through it. Opens made while no
  * session is up wait, within a bound, for the next one; streams of a session
- * that dies are reset. Events go out as JSON lines (--events). */
+ * that dies are reset. Events go out as JSON lines (--events). Racing a new
+ * session is in client_race.c, moving a session to a new connection
+ * (resumption, rotation, hopping) in client_move.c, the shared state in
+ * client_int.h. */
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -10,21 +13,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "app/bridge.h"
 #include "app/cli.h"
-#include "app/config.h"
-#include "app/control.h"
-#include "app/dialstate.h"
-#include "app/events.h"
-#include "app/listfetch.h"
+#include "app/client_int.h"
 #include "app/run.h"
-#include "tunnel/tunnel.h"
-#include "transport/codec_tls.h"
-#include "app/vpn.h"
-#include "exit/resolver.h"
-#include "proxy/server.h"
-#include "session/connector.h"
-#include "transport/hop.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -36,7 +27,6 @@
 #define HS_TIMEOUT_MS  10000
 #define RESOLVE_MS     5000
 #define STATS_EVERY_MS 30000
-#define MAX_PROXIES    (2 + UM_CFG_MAX_FORWARDS)
 /* Resumption (docs/PROTOCOL.md 3.6): how long the streams of a session whose
  * connection broke wait for a new one (the server's resume-grace defaults to
  * the same), the retry step meanwhile, and the silence after which a
@@ -44,112 +34,9 @@
 #define RESUME_WAIT_MS   120000
 #define RESUME_RETRY_MAX 1000
 #define STALL_MS         5000
-/* Racing (docs/CONFIG.md, race): a candidate that failed is dialed after
- * the others for DEMOTE_MIN_MS, doubling per consecutive failure up to
- * DEMOTE_MAX_MS. */
-#define DEMOTE_MIN_MS 1000
-#define DEMOTE_MAX_MS 60000
-#define MAX_CANDS     (UM_CFG_MAX_SERVERS * UM_CFG_MAX_ADDRS)
-
-/* A way to a new session: one address of one [server] section. */
-typedef struct {
-    uint16_t server, addr;
-    uint32_t fails;         /* consecutive failures (0 after a success) */
-    uint64_t demoted_until; /* monotonic ms */
-    uint32_t rtt_ms;        /* handshake time of its last session; 0: none yet */
-} cand_t;
-
-struct cli;
-/* One connection attempt of a race: resolving, then handshaking. */
-typedef struct {
-    struct cli *c;
-    bool busy;
-    size_t cand;
-    um_connector_t *conn;
-    um_resolve_t *rq;
-    um_codec_tls_t tls; /* borrowed by conn */
-    int sync_err;       /* start_handshake failed before a connector ran */
-    char cur[UM_ADDR_STRLEN];
-    uint64_t t_start, hop_slot;
-    uint32_t budget;
-} racer_t;
-
-typedef struct cli {
-    uv_loop_t *loop;
-    const um_config_t *cfg;
-    um_events_t ev;
-    um_hub_t *hub;
-    um_tunnel_t *t;
-    um_connector_t *conn;
-    bool conn_resume;     /* conn continues t's session */
-    const char *conn_why; /* ... as a planned move ("bytes", "time", "hop"); NULL after a break */
-    uint32_t conn_budget; /* the budget conn announces */
-    const char *move;     /* a planned move is wanted (its reason), none under way yet */
-    uint64_t detached_at; /* t's connection broke at (0: t has one) */
-    char detach_why[64];
-    uint64_t resumptions, rotations;
-    char last_resume[64], last_rotate[16];
-    uv_timer_t rot_timer;  /* rotate-after */
-    um_tunnel_t *replaced; /* an old session a new one replaced (session_lost told) */
-    uv_timer_t hop_timer;  /* port hopping: the next slot boundary */
-    uint64_t hop_slot;     /* the slot of the port the session's connection uses */
-    um_codec_tls_t tls;
-    /* the codec of the tls transport (the connector borrows it) */ /* a handshake in progress
-                                                                     */
-    um_resolver_t *resolver;
-    um_resolve_t *rq;
-    um_proxy_t *px[MAX_PROXIES];
-    um_vpn_t *vpn; /* VPN mode (--tun), else NULL */
-    size_t n_px;
-    uv_timer_t retry, stats;
-    uv_signal_t sig_term, sig_int;
-    uint32_t attempt;    /* consecutive failures */
-    size_t server, addr; /* which server and address to try next */
-    char cur[UM_ADDR_STRLEN];
-    uint64_t t_start, up_since;
-    bool stopping, retry_on;
-    uint64_t sessions_up;
-    um_control_t *ctl;
-    char listening[512];
-    um_ratelimit_t rl_connect; /* "cannot reach" lines: state must persist across calls */
-    um_bridge_t *bridges[UM_CFG_MAX_SERVERS]; /* by server index, made on first use */
-    um_config_t *mcfg;  /* cfg points here: a copy that server lists add servers to */
-    um_listfetch_t *lf; /* signed server lists (src/app/listfetch.c) */
-    /* Racing a new session (no session, or it was dropped): the round's
-     * candidates in order, the next to start, the attempts in flight. */
-    cand_t cands[MAX_CANDS];
-    uint16_t order[MAX_CANDS];
-    size_t n_order, next_order;
-    racer_t racers[UM_RACE_MAX];
-    size_t n_racing;
-    bool racing;
-    racer_t *dialing; /* start_handshake works for this racer */
-    uv_timer_t stagger;
-    /* Remembered dial parameters (app/dialstate.h). */
-    char state_path[UM_PATH_MAX]; /* "" = none */
-    um_dialstate_t state;
-    long remembered; /* its candidate, -1: none */
-} cli_t;
 
 static void connect_next(cli_t *c);
 static void skip_bridges(cli_t *c);
-static void arm_rotation(cli_t *c);
-static void race_round(cli_t *c);
-static void remember_dial(cli_t *c);
-
-/* A value in [lo, hi] (hi < lo: lo). */
-static uint32_t draw(uint32_t lo, uint32_t hi)
-{
-    return hi > lo ? lo + randombytes_uniform(hi - lo + 1) : lo;
-}
-
-/* The budget of the next connection to the current server (0: none). */
-static uint32_t next_budget(const cli_t *c);
-
-static const um_peer_server_t *cur_server(const cli_t *c)
-{
-    return &c->cfg->servers[c->server % c->cfg->n_servers];
-}
 
 /* Moves to the next address, and past the last one to the next server;
  * not while a session waits to resume (its server is the only one that can
@@ -201,7 +88,7 @@ static bool want_conn(const cli_t *c)
     return !c->t || c->detached_at || c->move;
 }
 
-static void schedule_retry(cli_t *c)
+void cli_schedule_retry(cli_t *c)
 {
     if (c->stopping || c->retry_on || c->conn || c->rq || c->racing || !want_conn(c)) return;
     uint64_t d = 0;
@@ -219,7 +106,7 @@ static void schedule_retry(cli_t *c)
 
 /* A request is waiting and nothing is under way: try now, not at the end of
  * a backoff step (a restarted server is then found within one round trip). */
-static void on_demand(cli_t *c)
+void cli_on_demand(cli_t *c)
 {
     if (!want_conn(c) || c->conn || c->rq || c->racing || c->stopping) return;
     if (c->retry_on) {
@@ -245,7 +132,7 @@ static void on_goaway(um_tunnel_t *t, void *ud)
     uv_timer_stop(&c->rot_timer);
     um_hub_set_tunnel(c->hub, NULL);
     um_tunnel_close(t, true, 30000);
-    on_demand(c);
+    cli_on_demand(c);
 }
 
 static void on_down(um_tunnel_t *t, int err, void *ud)
@@ -292,7 +179,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
         c->attempt++;
     else
         c->attempt = 0;
-    schedule_retry(c);
+    cli_schedule_retry(c);
 }
 
 /* The connection broke; the session and its streams wait for the next. */
@@ -312,7 +199,7 @@ static void on_detached(um_tunnel_t *t, int err, void *ud)
     }
     c->move = NULL;
     c->attempt = 0;
-    on_demand(c);
+    cli_on_demand(c);
 }
 
 /* The connection has carried its soft mark (bring the next one) or its
@@ -323,123 +210,13 @@ static void on_budget(um_tunnel_t *t, bool spent, void *ud)
     (void)spent;
     if (c->t != t || c->detached_at || c->conn) return;
     c->move = "bytes";
-    on_demand(c);
+    cli_on_demand(c);
 }
 
 static const um_tunnel_cbs_t tunnel_cbs = {
     .on_goaway = on_goaway, .on_down = on_down, .on_detached = on_detached, .on_budget = on_budget};
 
-/* Port hopping (PROTOCOL.md 2.3): the port of the current slot, or the
- * address's own port without hopping. */
-static const um_transport_cfg_t *cur_transport(const cli_t *c)
-{
-    return um_config_transport(c->cfg, cur_server(c)->transport);
-}
-
-static uint16_t dial_port(cli_t *c, uint16_t port)
-{
-    const um_transport_cfg_t *tr = cur_transport(c);
-    if (!tr || !tr->hop_lo) return port;
-    uint8_t key[32];
-    um_hop_key(cur_server(c)->public_key, key);
-    c->hop_slot = um_hop_slot(um_wall_ms(), tr->hop_ms);
-    uint16_t p = um_hop_port(key, c->hop_slot, tr->hop_lo, tr->hop_hi);
-    sodium_memzero(key, sizeof(key));
-    return p;
-}
-
-static void on_hop_timer(uv_timer_t *h);
-
-/* Wakes at the next slot boundary (plus a little, so the server's clock
- * has turned too when ours is a bit ahead). */
-static void arm_hop(cli_t *c)
-{
-    const um_transport_cfg_t *tr = cur_transport(c);
-    uv_timer_stop(&c->hop_timer);
-    if (!tr || !tr->hop_lo || !c->t) return;
-    uint64_t now = um_wall_ms(), next = (um_hop_slot(now, tr->hop_ms) + 1) * tr->hop_ms;
-    uv_timer_start(&c->hop_timer, on_hop_timer, next - now + 20, 0);
-}
-
-static void on_hop_timer(uv_timer_t *h)
-{
-    cli_t *c = h->data;
-    const um_transport_cfg_t *tr = cur_transport(c);
-    if (!c->t || !tr || !tr->hop_lo) return;
-    if (um_hop_slot(um_wall_ms(), tr->hop_ms) != c->hop_slot && !c->detached_at && !c->conn) {
-        c->move = "hop";
-        on_demand(c);
-    }
-    arm_hop(c);
-}
-
-static void on_rotate_timer(uv_timer_t *h)
-{
-    cli_t *c = h->data;
-    if (!c->t || c->detached_at || c->conn || c->move) return;
-    c->move = "time";
-    on_demand(c);
-}
-
-/* The time budget of the connection just attached. */
-static void arm_rotation(cli_t *c)
-{
-    const um_peer_server_t *s = cur_server(c);
-    uv_timer_stop(&c->rot_timer);
-    if (s->rotate_after_min_ms)
-        uv_timer_start(&c->rot_timer, on_rotate_timer,
-                       draw(s->rotate_after_min_ms, s->rotate_after_max_ms), 0);
-}
-
-static uint32_t next_budget(const cli_t *c)
-{
-    const um_peer_server_t *s = cur_server(c);
-    return s->rotate_min ? draw(s->rotate_min, s->rotate_max) : 0;
-}
-
-static void ev_move(cli_t *c, const char *what, const char *reason, uint64_t count)
-{
-    um_ev_begin(&c->ev, what);
-    um_ev_str(&c->ev, "server", cur_server(c)->name);
-    um_ev_str(&c->ev, "address", c->cur);
-    um_ev_str(&c->ev, "reason", reason);
-    um_ev_int(&c->ev, strcmp(what, "session_rotated") == 0 ? "rotations" : "resumptions",
-              (int64_t)count);
-    um_ev_end(&c->ev);
-}
-
-/* The connector continued the session: move the tunnel onto it. */
-static void resumed(cli_t *c, um_connector_t *cn, um_carrier_t *car)
-{
-    const uint8_t *rest;
-    size_t rn = um_connector_rest(cn, &rest);
-    uint32_t budget = c->conn_budget;
-    bool planned = c->detached_at == 0 && c->conn_why;
-    if (um_tunnel_attach(c->t, car, rest, rn, um_connector_wire(cn), budget, budget / 2) != 0) {
-        um_carrier_close(car);
-        um_tunnel_close(c->t, false, 0); /* on_down: a new session follows */
-        return;
-    }
-    c->attempt = 0;
-    if (planned) {
-        c->rotations++;
-        snprintf(c->last_rotate, sizeof(c->last_rotate), "%s", c->conn_why);
-        UM_DEBUG("session moved to a new connection to %s (%s)", c->cur, c->conn_why);
-        ev_move(c, "session_rotated", c->conn_why, c->rotations);
-    } else {
-        c->resumptions++;
-        snprintf(c->last_resume, sizeof(c->last_resume), "%s",
-                 c->detach_why[0] ? c->detach_why : "connection lost");
-        UM_INFO("session resumed on a new connection to %s after %llu ms", c->cur,
-                (unsigned long long)(um_now_ms() - c->detached_at));
-        ev_move(c, "session_resumed", c->last_resume, c->resumptions);
-    }
-    c->detached_at = 0;
-    arm_rotation(c);
-    arm_hop(c);
-}
-
-static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn, void *ud)
+void cli_on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn, void *ud)
 {
     cli_t *c = ud;
     bool was_resume = c->conn_resume;
@@ -455,7 +232,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
         snprintf(c->detach_why, sizeof(c->detach_why), "%s", um_strerror(status));
     }
     if (status == 0 && was_resume && um_connector_resumed(cn)) {
-        resumed(c, cn, conn);
+        cli_resumed(c, cn, conn);
         return;
     }
     if (status != 0) {
@@ -469,7 +246,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
         c->attempt++;
         if (c->t && !c->detached_at) c->move = was_move ? was_move : "bytes"; /* again, later */
         advance(c);
-        schedule_retry(c);
+        cli_schedule_retry(c);
         return;
     }
     um_tunnel_t *old = c->t;
@@ -498,7 +275,7 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
         um_carrier_close(conn);
         if (old) um_tunnel_close(old, false, 0);
         c->attempt++;
-        schedule_retry(c);
+        cli_schedule_retry(c);
         return;
     }
     um_tunnel_set_resumable(t, STALL_MS);
@@ -518,8 +295,8 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
         c->replaced = old;
         um_tunnel_close(old, false, 0); /* its streams are reset (on a later turn) */
     }
-    arm_rotation(c);
-    arm_hop(c);
+    cli_arm_rotation(c);
+    cli_arm_hop(c);
     UM_INFO("session up to %s (%s) in %llu ms", c->cur, cur_server(c)->name,
             (unsigned long long)ms);
     um_ev_begin(&c->ev, "session_up");
@@ -528,15 +305,12 @@ static void on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrie
     um_ev_int(&c->ev, "rtt_ms", (int64_t)ms);
     um_ev_end(&c->ev);
     um_listfetch_session(c->lf, cur_server(c));
-    remember_dial(c);
+    cli_remember_dial(c);
 }
-
-static void on_race_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn,
-                              void *ud);
 
 /* Dials ip for the current server: a continuation of the session (c->t), a
  * racer's new session (c->dialing), or a new session. */
-static void start_handshake(cli_t *c, const um_addr_t *ip)
+void cli_start_handshake(cli_t *c, const um_addr_t *ip)
 {
     const um_peer_server_t *s = cur_server(c);
     um_connector_cfg_t cc;
@@ -564,7 +338,7 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
                 return;
             }
             c->attempt++;
-            schedule_retry(c);
+            cli_schedule_retry(c);
             return;
         }
         cc.codec = &tls->base;
@@ -581,22 +355,22 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
         c->conn_resume = true;
         c->conn_why = c->detached_at ? NULL : c->move;
     }
-    cc.budget = c->conn_budget = next_budget(c);
+    cc.budget = c->conn_budget = cli_next_budget(c);
     if (c->cfg->upstream.kind != UM_UPSTREAM_NONE) cc.upstream = &c->cfg->upstream;
     int br = 0;
     cc.dialer = bridge_dialer(c, &br); /* the exit's session rides a stream of the bridge's */
     um_addr_t dst = *ip;
-    dst.port = dial_port(c, ip->port);
+    dst.port = cli_dial_port(c, ip->port);
     um_addr_format(&dst, c->cur, sizeof(c->cur));
     um_addr_to_sockaddr(&dst, &ss, &len);
     int r;
     if (br)
         r = br;
     else if (c->dialing)
-        r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_race_connected, c->dialing,
-                               &c->dialing->conn);
+        r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, cli_on_race_connected,
+                               c->dialing, &c->dialing->conn);
     else
-        r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, on_connected, c, &c->conn);
+        r = um_connector_start(c->loop, (struct sockaddr *)&ss, &cc, cli_on_connected, c, &c->conn);
     sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
     if (r != 0 && c->dialing) {
         c->dialing->conn = NULL;
@@ -609,7 +383,7 @@ static void start_handshake(cli_t *c, const um_addr_t *ip)
         c->move = NULL;
         c->attempt++;
         advance(c);
-        schedule_retry(c);
+        cli_schedule_retry(c);
     }
 }
 
@@ -621,11 +395,11 @@ static void on_resolved(void *arg, int status, const um_addr_t *addrs, size_t n)
         UM_WARN("cannot resolve %s: %s", c->cur, um_strerror(status ? status : UM_ENOENT));
         c->attempt++;
         advance(c);
-        schedule_retry(c);
+        cli_schedule_retry(c);
         return;
     }
     /* Alternate between the answers from one attempt to the next. */
-    start_handshake(c, &addrs[c->attempt % n]);
+    cli_start_handshake(c, &addrs[c->attempt % n]);
 }
 
 static void connect_next(cli_t *c)
@@ -640,7 +414,7 @@ static void connect_next(cli_t *c)
         return;
     }
     if (!c->t) { /* a new session: race the candidates */
-        race_round(c);
+        cli_race_round(c);
         return;
     }
     const um_peer_server_t *s = cur_server(c);
@@ -648,323 +422,21 @@ static void connect_next(cli_t *c)
     um_addr_format(a, c->cur, sizeof(c->cur));
     c->t_start = um_now_ms();
     if (a->type != UM_ADDR_DOMAIN) {
-        start_handshake(c, a);
+        cli_start_handshake(c, a);
         return;
     }
     if (um_resolver_query(c->resolver, a->u.domain, a->port, on_resolved, c, &c->rq) != 0) {
         c->rq = NULL;
         c->attempt++;
         advance(c);
-        schedule_retry(c);
+        cli_schedule_retry(c);
     }
-}
-
-/* ---------------------------------------------------------------- racing
- * A new session (none yet, or the last one was dropped) is raced over the
- * candidates, every address of every [server] section (docs/CONFIG.md,
- * race): the best is dialed first, the next one race-stagger later (or at
- * once when one fails) until `race` are in flight; the first that
- * authenticates is kept and the others are cancelled. A continuation of a
- * session (c->t) dials only its own server, through c->conn. */
-
-static uint32_t race_width(const cli_t *c)
-{
-    uint32_t w = c->cfg->race;
-    return w < 1 ? 1 : w > UM_RACE_MAX ? UM_RACE_MAX : w;
-}
-
-static const char *tr_section(const um_peer_server_t *s)
-{
-    return s->transport[0] ? s->transport : "-";
-}
-
-/* Should candidate a be dialed before b? Not demoted before demoted (the
- * sooner its demotion ends, the sooner), then the remembered one, then by
- * weight, then by measured handshake time (measured before unknown), then
- * in config order. */
-static bool better(const cli_t *c, size_t a, size_t b, uint64_t now)
-{
-    const cand_t *x = &c->cands[a], *y = &c->cands[b];
-    bool dx = x->demoted_until > now, dy = y->demoted_until > now;
-    if (dx != dy) return dy;
-    if (dx && x->demoted_until != y->demoted_until) return x->demoted_until < y->demoted_until;
-    if (c->remembered == (long)a || c->remembered == (long)b) return c->remembered == (long)a;
-    uint32_t wx = c->cfg->servers[x->server].weight, wy = c->cfg->servers[y->server].weight;
-    if (wx != wy) return wx > wy;
-    if ((x->rtt_ms != 0) != (y->rtt_ms != 0)) return x->rtt_ms != 0;
-    return x->rtt_ms < y->rtt_ms;
-}
-
-static void on_stagger(uv_timer_t *h);
-
-static void arm_stagger(cli_t *c)
-{
-    uv_timer_stop(&c->stagger);
-    if (c->racing && c->next_order < c->n_order)
-        uv_timer_start(&c->stagger, on_stagger, c->cfg->race_stagger_ms, 0);
-}
-
-static void racer_cancel(racer_t *r)
-{
-    if (r->conn) um_connector_cancel(r->conn);
-    if (r->rq) um_resolve_cancel(r->rq);
-    r->conn = NULL;
-    r->rq = NULL;
-    r->busy = false;
-}
-
-static void race_cancel_all(cli_t *c)
-{
-    for (size_t i = 0; i < UM_RACE_MAX; i++)
-        if (c->racers[i].busy) racer_cancel(&c->racers[i]);
-    c->n_racing = 0;
-    c->racing = false;
-    uv_timer_stop(&c->stagger);
-}
-
-/* The racer's candidate becomes the current server (cur_server,
- * start_handshake and the events read it there). */
-static const um_peer_server_t *racer_select(cli_t *c, const racer_t *r)
-{
-    c->server = c->cands[r->cand].server;
-    c->addr = c->cands[r->cand].addr;
-    return cur_server(c);
-}
-
-static int race_handshake(cli_t *c, racer_t *r, const um_addr_t *ip)
-{
-    racer_select(c, r);
-    r->sync_err = 0;
-    c->dialing = r;
-    start_handshake(c, ip);
-    c->dialing = NULL;
-    if (r->sync_err) return r->sync_err;
-    memcpy(r->cur, c->cur, sizeof(r->cur));
-    r->budget = c->conn_budget;
-    r->hop_slot = c->hop_slot;
-    return 0;
-}
-
-/* A candidate failed: it is demoted (exponential backoff), its slot freed. */
-static void race_failed(cli_t *c, racer_t *r, int err)
-{
-    cand_t *k = &c->cands[r->cand];
-    k->fails++;
-    uint64_t d = (uint64_t)DEMOTE_MIN_MS << (k->fails > 7 ? 6 : k->fails - 1);
-    k->demoted_until = um_now_ms() + (d > DEMOTE_MAX_MS ? DEMOTE_MAX_MS : d);
-    um_log_limited(&c->rl_connect, 1, 1000, UM_LOG_WARN, "cannot reach %s: %s", r->cur,
-                   um_strerror(err));
-    um_ev_begin(&c->ev, "error");
-    um_ev_str(&c->ev, "what", "connect");
-    um_ev_str(&c->ev, "server", c->cfg->servers[k->server].name);
-    um_ev_str(&c->ev, "address", r->cur);
-    um_ev_str(&c->ev, "reason", um_strerror(err));
-    um_ev_end(&c->ev);
-    r->busy = false;
-    r->conn = NULL;
-    r->rq = NULL;
-    c->n_racing--;
-}
-
-static void on_race_resolved(void *arg, int status, const um_addr_t *addrs, size_t n);
-
-/* Starts the next candidates in order until one is under way (those that
- * fail at once are passed over); the round ends when none is left. */
-static void race_launch(cli_t *c)
-{
-    while (c->racing && c->next_order < c->n_order && c->n_racing < race_width(c)) {
-        racer_t *r = NULL;
-        for (size_t i = 0; i < UM_RACE_MAX && !r; i++)
-            if (!c->racers[i].busy) r = &c->racers[i];
-        if (!r) break;
-        memset(r, 0, sizeof(*r));
-        r->c = c;
-        r->busy = true;
-        r->cand = c->order[c->next_order++];
-        c->n_racing++;
-        const um_peer_server_t *s = racer_select(c, r);
-        const um_addr_t *a = &s->addrs[c->addr];
-        const um_transport_cfg_t *tr = um_config_transport(c->cfg, s->transport);
-        um_addr_format(a, r->cur, sizeof(r->cur));
-        r->t_start = um_now_ms();
-        um_ev_begin(&c->ev, "dial");
-        um_ev_str(&c->ev, "server", s->name);
-        um_ev_str(&c->ev, "address", r->cur);
-        um_ev_str(&c->ev, "transport", um_tr_type_name(tr ? tr->type : UM_TR_TCP));
-        um_ev_str(&c->ev, "why",
-                  c->remembered == (long)r->cand ? "remembered"
-                  : c->attempt                   ? "retry"
-                                                 : "race");
-        um_ev_end(&c->ev);
-        UM_DEBUG("dialing %s (%s)", r->cur, s->name);
-        int err;
-        if (a->type != UM_ADDR_DOMAIN) {
-            err = race_handshake(c, r, a);
-        } else {
-            err = um_resolver_query(c->resolver, a->u.domain, a->port, on_race_resolved, r, &r->rq);
-            if (err != 0) r->rq = NULL;
-        }
-        if (err == 0) {
-            arm_stagger(c);
-            return;
-        }
-        race_failed(c, r, err);
-    }
-    if (c->racing && c->n_racing == 0 && c->next_order >= c->n_order) {
-        /* Every candidate failed: the next round after the backoff. */
-        c->racing = false;
-        uv_timer_stop(&c->stagger);
-        c->attempt++;
-        schedule_retry(c);
-    }
-}
-
-static void on_stagger(uv_timer_t *h)
-{
-    race_launch(h->data);
-}
-
-static void on_race_resolved(void *arg, int status, const um_addr_t *addrs, size_t n)
-{
-    racer_t *r = arg;
-    cli_t *c = r->c;
-    r->rq = NULL;
-    int err = status != 0 ? status : n == 0 ? UM_ENOENT : 0;
-    if (err == 0) err = race_handshake(c, r, &addrs[c->attempt % n]);
-    if (err != 0) {
-        UM_WARN("cannot resolve %s: %s", r->cur, um_strerror(err));
-        race_failed(c, r, err);
-        race_launch(c);
-    }
-}
-
-static void on_race_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t *conn,
-                              void *ud)
-{
-    racer_t *r = ud;
-    cli_t *c = r->c;
-    r->conn = NULL;
-    if (status != 0) {
-        race_failed(c, r, status);
-        race_launch(c);
-        return;
-    }
-    /* The first to authenticate: the others are closed, the session made. */
-    cand_t *k = &c->cands[r->cand];
-    r->busy = false;
-    race_cancel_all(c);
-    racer_select(c, r);
-    memcpy(c->cur, r->cur, sizeof(c->cur));
-    c->t_start = r->t_start;
-    c->conn_budget = r->budget;
-    c->hop_slot = r->hop_slot;
-    uint64_t ms = um_now_ms() - r->t_start;
-    k->rtt_ms = ms == 0 ? 1 : ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-    k->fails = 0;
-    k->demoted_until = 0;
-    on_connected(cn, 0, s, conn, c);
-}
-
-static void race_round(cli_t *c)
-{
-    uint64_t now = um_now_ms();
-    c->n_order = c->next_order = 0;
-    for (size_t i = 0; i < c->cfg->n_servers && i < UM_CFG_MAX_SERVERS; i++)
-        for (size_t j = 0; j < c->cfg->servers[i].n_addrs && j < UM_CFG_MAX_ADDRS; j++) {
-            if (um_bridge_is_bridge(c->cfg, i)) break; /* a bridge is never an exit */
-            size_t k = i * UM_CFG_MAX_ADDRS + j, p = c->n_order++;
-            c->cands[k].server = (uint16_t)i;
-            c->cands[k].addr = (uint16_t)j;
-            while (p > 0 && better(c, k, c->order[p - 1], now)) {
-                c->order[p] = c->order[p - 1];
-                p--;
-            }
-            c->order[p] = (uint16_t)k;
-        }
-    if (c->n_order == 0) return;
-    c->racing = true;
-    race_launch(c);
-}
-
-/* ---------------------------------------------------------------- remembered dial parameters */
-
-/* Reads the state file; the remembered candidate, if it is still one of
- * ours (same name, key, address and transport) and young enough. */
-static void state_init(cli_t *c)
-{
-    const um_config_t *cfg = c->cfg;
-    char err[256];
-    c->remembered = -1;
-    if (!cfg->remember_ms) return;
-    if (cfg->state_file[0]) {
-        snprintf(c->state_path, sizeof(c->state_path), "%s", cfg->state_file);
-    } else if (um_dialstate_default_path(c->state_path, sizeof(c->state_path)) != 0) {
-        c->state_path[0] = 0;
-        UM_DEBUG("no state file: neither XDG_STATE_HOME nor HOME is an absolute path");
-        return;
-    }
-    int r = um_dialstate_load(c->state_path, &c->state, err, sizeof(err));
-    if (r == UM_ENOENT) return;
-    if (r != 0) {
-        UM_WARN("state file %s: %s; ignored (rewritten at the next session)", c->state_path, err);
-        memset(&c->state, 0, sizeof(c->state));
-        return;
-    }
-    if (!c->state.has_remembered) return;
-    const um_dial_rec_t *m = &c->state.remembered;
-    uint64_t now_s = um_wall_ms() / 1000;
-    if (m->at_s > now_s + 60 || (now_s > m->at_s && (now_s - m->at_s) * 1000 >= cfg->remember_ms)) {
-        UM_DEBUG("remembered dial parameters of %s are too old", m->server);
-        return;
-    }
-    char fp[UM_DIALSTATE_FP_LEN + 1], a[UM_ADDR_STRLEN];
-    for (size_t i = 0; i < cfg->n_servers && i < UM_CFG_MAX_SERVERS; i++) {
-        const um_peer_server_t *s = &cfg->servers[i];
-        if (strcmp(s->name, m->server) != 0 || strcmp(tr_section(s), m->transport) != 0) continue;
-        um_dialstate_key_fp(s->public_key, fp);
-        if (strcmp(fp, m->key_fp) != 0) continue;
-        for (size_t j = 0; j < s->n_addrs && j < UM_CFG_MAX_ADDRS; j++) {
-            um_addr_format(&s->addrs[j], a, sizeof(a));
-            if (strcmp(a, m->address) != 0) continue;
-            c->remembered = (long)(i * UM_CFG_MAX_ADDRS + j);
-            UM_INFO("remembered: server %s at %s (%llu s ago) is dialed first", s->name, a,
-                    (unsigned long long)(now_s > m->at_s ? now_s - m->at_s : 0));
-            return;
-        }
-    }
-    UM_DEBUG("remembered server %s at %s is not in the config (or its key changed)", m->server,
-             m->address);
-}
-
-/* A new session is up: remember how it was reached. */
-static void remember_dial(cli_t *c)
-{
-    if (!c->state_path[0]) return;
-    const um_peer_server_t *s = cur_server(c);
-    size_t j = c->addr % s->n_addrs;
-    um_dial_rec_t m;
-    memset(&m, 0, sizeof(m));
-    snprintf(m.server, sizeof(m.server), "%s", s->name);
-    um_dialstate_key_fp(s->public_key, m.key_fp);
-    um_addr_format(&s->addrs[j], m.address, sizeof(m.address));
-    snprintf(m.transport, sizeof(m.transport), "%s", tr_section(s));
-    m.at_s = um_wall_ms() / 1000;
-    if (!um_dial_rec_valid(&m)) {
-        UM_DEBUG("server %s: not remembered (its name has spaces or control characters)", s->name);
-        return;
-    }
-    c->state.has_remembered = true;
-    c->state.remembered = m;
-    c->remembered = (long)((c->server % c->cfg->n_servers) * UM_CFG_MAX_ADDRS + j);
-    char err[256];
-    if (um_dialstate_save(c->state_path, &c->state, err, sizeof(err)) != 0)
-        UM_WARN("state file %s: %s", c->state_path, err);
 }
 
 /* The hub tells us when an open has to wait. */
 static void on_wait(void *ud)
 {
-    on_demand(ud);
+    cli_on_demand(ud);
 }
 
 static void on_stats(uv_timer_t *h)
@@ -1079,7 +551,7 @@ static void on_list_added(void *ud, size_t added)
 {
     cli_t *c = ud;
     UM_INFO("%zu server(s) added from a signed server list; %zu in all", added, c->cfg->n_servers);
-    on_demand(c);
+    cli_on_demand(c);
 }
 
 int um_run_client(const um_config_t *cfg)
@@ -1156,7 +628,7 @@ int um_run_client(const um_config_t *cfg)
     if (um_listfetch_new(c->loop, c->mcfg, &c->ev, um_hub_connector(c->hub), on_list_added, c,
                          &c->lf) != 0)
         goto out;
-    state_init(c);
+    cli_state_init(c);
     connect_next(c);
     uv_run(c->loop, UV_RUN_DEFAULT);
     rc = UM_EXIT_OK;
@@ -1169,7 +641,7 @@ out:
     c->vpn = NULL;
     if (c->conn) um_connector_cancel(c->conn);
     if (c->rq) um_resolve_cancel(c->rq);
-    race_cancel_all(c);
+    cli_race_cancel_all(c);
     if (c->t) um_tunnel_close(c->t, false, 0); /* on_down follows on a later turn */
     uv_run(c->loop, UV_RUN_NOWAIT);            /* close callbacks of the proxies' connections */
     for (int i = 0; c->t && i < 1000; i++)

@@ -1,6 +1,8 @@
 /* um_config_validate: the checks that need the whole file parsed (keys
- * that go together, references between sections). config.c parses. */
+ * that go together, references between sections), and the defaults that
+ * follow from other keys (sni from the cover). config.c parses. */
 #include "app/config.h"
+#include "app/config_int.h"
 
 #include <sodium.h>
 #include <stddef.h>
@@ -161,4 +163,34 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* ---- defaults that follow from other keys (applied by um_config_parse) ---- */
+
+/* A tls transport without 'sni' uses the cover's host name, when it is one
+ * an SNI can carry (um_config_validate reports the other cases). */
+void um_cfg_default_sni(um_transport_cfg_t *t)
+{
+    if (t->type != UM_TR_TLS || t->sni[0] || !t->has_cover || t->cover.type != UM_ADDR_DOMAIN ||
+        !um_sni_valid(t->cover.u.domain, t->cover.domain_len))
+        return;
+    for (size_t i = 0; i <= t->cover.domain_len; i++) {
+        char ch = t->cover.u.domain[i];
+        t->sni[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+}
+
+void um_config_rotation_defaults(um_config_t *c)
+{
+    for (size_t i = 0; i < c->n_servers; i++) {
+        um_peer_server_t *s = &c->servers[i];
+        const um_transport_cfg_t *t = um_config_transport(c, s->transport);
+        if (s->rotate_after_set || !t) continue;
+        if (t->type == UM_TR_TLS) {
+            s->rotate_after_min_ms = UM_TLS_ROTATE_AFTER_MIN;
+            s->rotate_after_max_ms = UM_TLS_ROTATE_AFTER_MAX;
+        } else {
+            s->rotate_after_min_ms = s->rotate_after_max_ms = 0;
+        }
+    }
 }

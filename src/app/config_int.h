@@ -1,4 +1,4 @@
-/* Internal to the config parser (config.c, config_values.c); not part of
+/* Internal to the config parser (config.c, config_values.c, config_check.c); not part of
  * the app's interface in config.h. */
 #ifndef UM_APP_CONFIG_INT_H
 #define UM_APP_CONFIG_INT_H
@@ -11,5 +11,9 @@
  * unlike a policy prefix. 0 or UM_EINVAL with the reason in why (which may
  * be NULL with whylen 0). Pure. */
 int um_cfg_ifaddr_parse(um_cidr_t *cd, const char *v, char *why, size_t whylen);
+
+/* A tls transport without 'sni' takes its cover's host name
+ * (config_check.c; um_config_parse applies it). */
+void um_cfg_default_sni(um_transport_cfg_t *t);
 
 #endif

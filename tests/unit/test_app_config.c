@@ -858,12 +858,12 @@ int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_server_ok),        cmocka_unit_test(test_client_ok),
-        cmocka_unit_test(test_bad_table),        cmocka_unit_test(test_nul_byte),
-        cmocka_unit_test(test_key_file),         cmocka_unit_test(test_forward_parse),
-        cmocka_unit_test(test_client_tun_keys),  cmocka_unit_test(test_tls_ok),
-        cmocka_unit_test(test_sni_valid),        cmocka_unit_test(test_value_parsers),
-        cmocka_unit_test(test_rotation_keys),    cmocka_unit_test(test_hop_and_resume_keys),
+        cmocka_unit_test(test_server_ok), cmocka_unit_test(test_client_ok),
+        cmocka_unit_test(test_bad_table), cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_key_file), cmocka_unit_test(test_forward_parse),
+        cmocka_unit_test(test_client_tun_keys), cmocka_unit_test(test_tls_ok),
+        cmocka_unit_test(test_sni_valid), cmocka_unit_test(test_value_parsers),
+        cmocka_unit_test(test_rotation_keys), cmocka_unit_test(test_hop_and_resume_keys),
         cmocka_unit_test(test_server_list_keys),
         /* clang-format off */
         cmocka_unit_test(test_upstream_via_keys),

@@ -1,0 +1,149 @@
+/* Internal to the server engine (src/app/server*.c): its state and the
+ * calls between its files.
+ *   server.c         the sessions (admission, resumption, down), their
+ *                    streams relayed to destinations and datagram
+ *                    associations: the tunnel callbacks
+ *   server_listen.c  the listeners (fixed or port hopping), the tls
+ *                    transport's cover probe, signals (reload, shutdown),
+ *                    the sweep, um_run_server */
+#ifndef UM_APP_SERVER_INT_H
+#define UM_APP_SERVER_INT_H
+
+#include <netdb.h>
+#include <sys/resource.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "app/cli.h"
+#include "app/config.h"
+#include "app/listserve.h"
+#include "tunnel/relay.h"
+#include "app/run.h"
+#include "tunnel/tunnel.h"
+#include "crypto/keys.h"
+#include "exit/direct.h"
+#include "exit/hostaddr.h"
+#include "exit/policy.h"
+#include "session/acceptor.h"
+#include "session/keyset.h"
+#include "transport/codec_tls.h"
+#include "transport/hop.h"
+#include "transport/tls_probe.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define DRAIN_MS        5000
+#define SWEEP_MS        1000
+#define ASSOC_IDLE_MS   120000
+#define MAX_ASSOCS      256
+#define DIAL_TIMEOUT_MS 10000
+
+typedef struct srv srv_t;
+typedef struct srv_sess srv_sess_t;
+
+typedef struct srv_relay {
+    srv_sess_t *ss;
+    um_relay_t *r;
+    uint32_t id;
+    um_conn_t *d; /* the destination side while dialing */
+    bool active;
+    um_addr_t dst;
+    struct srv_relay *prev, *next;
+} srv_relay_t;
+
+typedef struct srv_assoc {
+    srv_sess_t *ss;
+    uint32_t id;
+    um_assoc_t *d;
+    uint64_t last_ms;
+    struct srv_assoc *next;
+} srv_assoc_t;
+
+struct srv_sess {
+    srv_t *srv;
+    um_tunnel_t *t;
+    uint8_t client_key[32];
+    char name[UM_NAME_MAX + 1];
+    char fp[9];
+    um_direct_t *egress; /* this client's connector (shared by its sessions) */
+    um_memacct_t *mem;   /* this client's memory account (shared by its sessions) */
+    srv_relay_t *relays;
+    srv_assoc_t *assocs;
+    size_t n_assocs;
+    uint64_t idle_since, last_bytes;
+    um_resumable_t res;      /* listed in the gate while the session may be continued */
+    uint64_t detached_since; /* its connection broke at (0: it has one) */
+    uint64_t resumptions;
+    srv_sess_t *prev, *next;
+};
+
+struct srv {
+    uv_loop_t *loop;
+    um_config_t cfg; /* the running config (reloaded on SIGHUP) */
+    char path[UM_PATH_MAX];
+    /* The acceptors: one per listen address, or with port hopping one per
+     * live port of each listen host (hop_port/hop_host say which). */
+    um_acceptor_t *acc[UM_CFG_MAX_LISTEN * 3];
+    size_t n_acc;
+    /* Port hopping (docs/PROTOCOL.md 2.3), when the transport has ports:
+     * the key, the range, the slot length, the slot the listeners are for,
+     * the acceptor config to open new ones with (server_priv wiped: the
+     * shared gate holds the key), and the timer of the slot boundaries. */
+    bool hop;
+    uint8_t hop_key[32];
+    uint16_t hop_lo, hop_hi;
+    uint32_t hop_ms;
+    uint64_t hop_slot;
+    uint16_t hop_port[UM_CFG_MAX_LISTEN * 3];
+    uint8_t hop_host[UM_CFG_MAX_LISTEN * 3]; /* index into cfg.listen */
+    um_acceptor_cfg_t hop_ac;
+    uv_timer_t hop_timer;
+    um_gate_t *gate; /* admission state shared by every acceptor */
+    um_keyset_t *keys;
+    um_policy_t policy;
+    um_hostaddr_t *hostaddr; /* keeps the host's own addresses in policy */
+    um_direct_t *direct;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t sweep;
+    srv_sess_t *sessions;
+    size_t n_sessions;
+    bool stopping;
+    uint64_t stop_deadline;
+    um_tunnel_cbs_t tcbs;
+    /* The tls transport: its codec (cover profiles learned from the cover
+     * at start and every COVER_REFRESH_MS), the cover's address. */
+    um_codec_tls_t *tls;
+    struct sockaddr_storage cover;
+    uv_timer_t cover_timer;
+    um_tls_probe_t *probe[UM_TLS_FP_MAX + 1];
+    struct cover_ctx {
+        srv_t *s;
+        int fp;
+    } probe_ctx[UM_TLS_FP_MAX + 1];
+    bool learned[UM_TLS_FP_MAX + 1]; /* a profile came from the cover (else the default) */
+    um_membudget_t mem;              /* buffered stream bytes, every client together */
+};
+
+#define COVER_REFRESH_MS (3600u * 1000u)
+
+/* server.c */
+const um_peer_client_t *srv_find_client(const srv_t *s, const uint8_t key[32]);
+um_keyset_t *srv_build_keys(const um_config_t *cfg);
+void srv_assoc_free(srv_sess_t *ss, srv_assoc_t *a);
+void srv_on_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *ud);
+void srv_on_dgram(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, const uint8_t *p, size_t n,
+                  void *ud);
+void srv_on_assoc_closed(um_tunnel_t *t, uint32_t id, void *ud);
+void srv_on_down(um_tunnel_t *t, int err, void *ud);
+void srv_on_detached(um_tunnel_t *t, int err, void *ud);
+void srv_on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
+                    const uint8_t client_static[32], const um_accept_info_t *info, void *ud);
+
+/* server_listen.c */
+void srv_maybe_finish(srv_t *s);
+
+#endif

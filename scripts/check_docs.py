@@ -8,11 +8,13 @@ without editing this script:
            compared by hand (strcmp(argv[i], "--sign")) and the short options
            of getopt_long's option string ("c:L:")
   keys     src/app/config*.c: key_is(name, "key") (the config parser's way of
-           naming a key; a new parser file must use it too)
+           naming a key; a new parser file must use it too), and the
+           repeatable[] list of keys that may appear more than once
 Each option must appear in 'umbra help' output (in 'umbra help CMD' when it
 comes from cmd_CMD*.c and CMD is a command) and in umbra(1); each key in
 docs/CONFIG.md (as `key` in the first column of a table whose first column
-is "key") and in umbra.conf(5). The man pages are rendered with 'man -l'.
+is "key") and in umbra.conf(5); a repeatable key's row says *repeatable*.
+The man pages are rendered with 'man -l'.
 
   scripts/check_docs.py --src SRCDIR --umbra BIN --man1 umbra.1 --man5 umbra.conf.5
 Exit 0 when all are documented, 1 listing what is missing, 2 on bad input."""
@@ -27,6 +29,7 @@ OPT_TABLE = re.compile(r'\{\s*"([A-Za-z0-9][A-Za-z0-9-]*)"\s*,\s*(?:no|required|
 OPT_CMP = re.compile(r'strcmp\(\s*argv\[[^\]]+\]\s*,\s*"(--?[A-Za-z][A-Za-z0-9-]*)"\s*\)')
 OPT_SHORT = re.compile(r'getopt_long\(\s*\w+\s*,\s*\w+\s*,\s*"([^"]*)"')
 KEY_RE = re.compile(r'key_is\(\s*\w+\s*,\s*"([A-Za-z0-9][A-Za-z0-9-]*)"\s*\)')
+REPEAT_RE = re.compile(r'repeatable\[\]\s*=\s*\{([^}]*)\}')
 
 
 def strip_comments(text):
@@ -53,12 +56,17 @@ def options(src):
 
 
 def keys(src):
-    out = {}
+    """({key: set of source files}, set of repeatable keys)."""
+    out, rep = {}, set()
     for path in sorted(glob.glob(os.path.join(src, "src/app/config*.c"))):
         text = strip_comments(open(path, encoding="utf-8").read())
         for k in KEY_RE.findall(text):
             out.setdefault(k, set()).add(os.path.basename(path))
-    return out
+        for lst in REPEAT_RE.findall(text):
+            for k in re.findall(r'"([^"]+)"', lst):
+                rep.add(k)
+                out.setdefault(k, set()).add(os.path.basename(path))
+    return out, rep
 
 
 def run(cmd):
@@ -81,9 +89,9 @@ def has_word(text, word):
 
 
 def config_md_keys(path):
-    """Keys of CONFIG.md: `name`s in the first cell of rows of tables whose
-    header's first cell is 'key'."""
-    found, in_keys = set(), False
+    """Keys of CONFIG.md: {`name` in the first cell of a row of a table whose
+    header's first cell is 'key': whether a row of it says *repeatable*}."""
+    found, in_keys = {}, False
     for line in open(path, encoding="utf-8"):
         s = line.strip()
         if not s.startswith("|"):
@@ -94,7 +102,8 @@ def config_md_keys(path):
             in_keys = True
             continue
         if in_keys:
-            found.update(re.findall(r"`([^`]+)`", first))
+            for k in re.findall(r"`([^`]+)`", first):
+                found[k] = found.get(k, False) or "*repeatable*" in s
     return found
 
 
@@ -115,7 +124,7 @@ def main():
     man1, man5 = render(a.man1), render(a.man5)
     md_keys = config_md_keys(md)
 
-    opts, ks = options(a.src), keys(a.src)
+    opts, (ks, rep) = options(a.src), keys(a.src)
     if len(opts) < 5 or len(ks) < 5:
         sys.stderr.write("check_docs: found only %d options and %d keys: are the parsers' "
                          "patterns still what this script reads?\n" % (len(opts), len(ks)))
@@ -135,6 +144,9 @@ def main():
         where = ", ".join(sorted(ks[k]))
         if k not in md_keys:
             missing.append("key %s (%s) is not in a key table of %s" % (k, where, md))
+        elif k in rep and not md_keys[k]:
+            missing.append("key %s (%s) is repeatable but its row in %s does not say *repeatable*"
+                           % (k, where, md))
         if not has_word(man5, k):
             missing.append("key %s (%s) is not in umbra.conf(5)" % (k, where))
     for m in missing:

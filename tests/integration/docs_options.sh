@@ -5,7 +5,8 @@
 # checks each against 'umbra help', docs/CONFIG.md and the generated man pages
 # umbra(1) and umbra.conf(5) (rendered with man -l). Then the check itself is
 # checked: an option added to a copy of the sources without help text, a key
-# without a CONFIG.md row, and a CONFIG.md row taken away must each fail it.
+# without a CONFIG.md row, a CONFIG.md row taken away, and a repeatable key
+# whose row no longer says so must each fail it.
 # No network is used.
 set -u
 SRC=${UMBRA_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -80,6 +81,10 @@ expect_missing "a key without a CONFIG.md row" "key zz-undocumented-key (config.
 mkcopy
 sed -i '/^| `tun-mtu` |/d' "$T/src/docs/CONFIG.md"
 expect_missing "a CONFIG.md row taken away" "key tun-mtu (config.c) is not in a key table"
+
+mkcopy
+sed -i '/^| `forward` |/s/, \*repeatable\*//' "$T/src/docs/CONFIG.md"
+expect_missing "a repeatable key not marked so" "key forward (config.c) is repeatable but its row"
 
 echo "$((n-fails)) passed, $fails failed"
 [ $fails = 0 ]

@@ -11,6 +11,8 @@
 # added: RELOADING=1 with MONOTONIC_USEC (our clock), then READY=1 with the new
 # client count; SIGTERM: STOPPING=1, exit 0. Client: READY=1 once both proxies
 # listen; STATUS= when the session comes up; SIGTERM: STOPPING=1, exit 0.
+# Client in VPN mode (as root): READY=1 once the TUN device and its routes are
+# there.
 set -u
 . "$(dirname "$0")/lib.sh"
 tl_netns "$0" "$@"
@@ -81,6 +83,30 @@ grep -q '"STATUS": "session up to 127.0.0.1:'"$SPORT" "$WORK/notify-client.log" 
 tl_stop client "$CLIENT_PID" $((10 * TM)) && ok "client: exit 0 on SIGTERM"
 CLIENT_PID=""
 r=$($N wait "$WORK/notify-client.log" STOPPING=1 $((5 * TM))) && ok "client: STOPPING=1" || bad "client: $r"
+# ---- client in VPN mode (needs root and /dev/net/tun; the namespace is ours)
+if [ "$(id -u)" != 0 ] || [ ! -c /dev/net/tun ] || [ "$TL_NETNS" != 1 ]; then
+  echo "# skip VPN mode: needs root, /dev/net/tun and a private network namespace"
+else
+  TUNDEV=umnt$(($$ % 1000))
+  tl_bg "$WORK/notify-vpn.err" $N listen "$WORK/notify-vpn.sock" "$WORK/notify-vpn.log"
+  for _ in $(seq 100); do [ -S "$WORK/notify-vpn.sock" ] && break; sleep 0.05; done
+  NOTIFY_SOCKET=$WORK/notify-vpn.sock tl_bg "$WORK/vpn.log" "$UMBRA" client --link "$LINK" --tun \
+    --tun-name "$TUNDEV" --control off
+  VPN_PID=$BG_PID
+  if r=$($N wait "$WORK/notify-vpn.log" READY=1 $((15 * TM))); then
+    ok "vpn: READY=1"
+    expect_eq "vpn: READY=1 from the client's pid" "$(jget 'r["pid"]' <<<"$r")" "$VPN_PID"
+    jget 'r["interfaces"]' <<<"$r" | grep -q "\"$TUNDEV\"" && ok "vpn: $TUNDEV existed when READY=1 came" \
+      || bad "vpn: READY=1 before the TUN device: $r"
+    jget 'r["routes"]' <<<"$r" | grep -q "0.0.0.0/1 dev $TUNDEV" && ok "vpn: its routes were set when READY=1 came" \
+      || bad "vpn: READY=1 before the routes: $r"
+  else
+    bad "vpn: $r (log: $(tail -3 "$WORK/vpn.log"))"
+  fi
+  tl_stop vpn "$VPN_PID" $((10 * TM)) && ok "vpn: exit 0 on SIGTERM"
+  r=$($N wait "$WORK/notify-vpn.log" STOPPING=1 $((5 * TM))) && ok "vpn: STOPPING=1" || bad "vpn: $r"
+fi
+
 tl_stop server "$SERVER_PID" $((15 * TM)) && ok "server: exit 0 on SIGTERM"
 SERVER_PID=""
 r=$($N wait "$WORK/notify-server.log" STOPPING=1 $((5 * TM))) && ok "server: STOPPING=1" || bad "server: $r"

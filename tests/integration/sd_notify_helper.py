@@ -6,7 +6,8 @@
       and appends one JSON line per notification to LOG:
         {"pid": sender pid (SCM_CREDENTIALS), "mono_us": our CLOCK_MONOTONIC
          at receipt, "fields": {"READY": "1", ...}, "listening": [TCP ports
-         listening in this namespace at receipt, from /proc/net/tcp{,6}]}
+         listening in this namespace at receipt, from /proc/net/tcp{,6}],
+         "interfaces": [network interfaces then], "routes": [ip -4 routes then]}
       Runs until killed.
   sd_notify_helper.py wait LOG FIELD=VALUE [N] SECS
       waits until LOG holds N (default 1) notifications with FIELD=VALUE;
@@ -15,6 +16,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -32,6 +34,16 @@ def listening_ports():
         except OSError:
             pass
     return sorted(ports)
+
+
+def routes():
+    """The IPv4 routes of this namespace ('ip -4 -o route'), or [] without ip."""
+    try:
+        r = subprocess.run(["ip", "-4", "-o", "route", "show"], capture_output=True, text=True,
+                           timeout=10)
+        return [line.strip() for line in r.stdout.splitlines()]
+    except (OSError, subprocess.SubprocessError):
+        return []
 
 
 def listen(path, log):
@@ -56,7 +68,8 @@ def listen(path, log):
             if "=" in line:
                 k, v = line.split("=", 1)
                 fields[k] = v
-        rec = {"pid": pid, "mono_us": mono, "fields": fields, "listening": listening_ports()}
+        rec = {"pid": pid, "mono_us": mono, "fields": fields, "listening": listening_ports(),
+               "interfaces": [name for _i, name in socket.if_nameindex()], "routes": routes()}
         out.write(json.dumps(rec) + "\n")
 
 

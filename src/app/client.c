@@ -15,6 +15,7 @@
 
 #include "app/cli.h"
 #include "app/client_int.h"
+#include "app/notify.h"
 #include "app/run.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -164,6 +165,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     c->move = NULL;
     uv_timer_stop(&c->rot_timer);
     UM_WARN("session to %s down: %s", c->cur, why);
+    um_notify_status("session to %s down: %s; reconnecting", c->cur, why);
     um_ev_begin(&c->ev, "session_down");
     um_ev_str(&c->ev, "address", c->cur);
     um_ev_str(&c->ev, "reason", why);
@@ -299,6 +301,7 @@ void cli_on_connected(um_connector_t *cn, int status, um_sess_t *s, um_carrier_t
     cli_arm_hop(c);
     UM_INFO("session up to %s (%s) in %llu ms", c->cur, cur_server(c)->name,
             (unsigned long long)ms);
+    um_notify_status("session up to %s (%s)", c->cur, cur_server(c)->name);
     um_ev_begin(&c->ev, "session_up");
     um_ev_str(&c->ev, "server", cur_server(c)->name);
     um_ev_str(&c->ev, "address", c->cur);
@@ -505,6 +508,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (c->stopping) return;
     c->stopping = true;
     UM_INFO("stopping");
+    um_notify_stopping();
     uv_stop(c->loop);
 }
 
@@ -624,6 +628,7 @@ int um_run_client(const um_config_t *cfg)
             UM_DEBUG("control socket %s", path);
     }
     UM_INFO("umbra %s client: %zu server(s)", UMBRA_VERSION, cfg->n_servers);
+    um_notify_ready("listening:%s; connecting", c->listening[0] ? c->listening : " (tun only)");
     skip_bridges(c);
     if (um_listfetch_new(c->loop, c->mcfg, &c->ev, um_hub_connector(c->hub), on_list_added, c,
                          &c->lf) != 0)

@@ -18,7 +18,7 @@
 #include "util/err.h"
 
 const char um_usage_list[] =
-    "usage: umbra list sign -k KEYFILE [-o OUT] IN\n"
+    "usage: umbra list sign -k|--key KEYFILE [-o|--output OUT] IN\n"
     "       umbra list show [--key OPERATOR-KEY] FILE\n\n"
     "Signed server lists (docs/PROTOCOL.md section 10): the servers of an operator,\n"
     "signed with its Ed25519 key, that clients fetch and merge into their candidates.\n\n"

@@ -36,7 +36,8 @@ static void overview(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n'umbra help <command>' or 'umbra <command> --help' for details.\n"
+    fprintf(f, "\n'umbra help <command>' or 'umbra <command> --help' (-h) for details;\n"
+               "'umbra --version' prints the version.\n"
                "exit codes: 0 ok, 1 usage, 2 configuration, 3 runtime.\n");
 }
 

@@ -3,6 +3,8 @@
  * and exit), the sweep, and um_run_server; see server_int.h. */
 #include "app/server_int.h"
 
+#include "app/notify.h"
+
 /* ---- signals, sweeping, shutdown ---- */
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -162,6 +164,7 @@ static void stop(srv_t *s)
         return;
     }
     s->stopping = true;
+    um_notify_stopping();
     s->stop_deadline = um_now_ms() + DRAIN_MS + 1000;
     UM_INFO("stopping: no new sessions; %zu session(s) draining (up to %d ms)", s->n_sessions,
             DRAIN_MS);
@@ -221,10 +224,13 @@ static void reload(srv_t *s)
 static void on_signal(uv_signal_t *h, int signum)
 {
     srv_t *s = h->data;
-    if (signum == SIGHUP)
+    if (signum == SIGHUP) {
+        um_notify_reloading();
         reload(s);
-    else
+        um_notify_ready("serving %zu authorised client(s)", s->cfg.n_clients);
+    } else {
         stop(s);
+    }
 }
 
 static void on_sweep(uv_timer_t *h)
@@ -461,6 +467,7 @@ int um_run_server(const um_config_t *cfg)
     UM_INFO("umbra %s server up: key %s, %zu authorised client(s), %zu egress allow rule(s)",
             UMBRA_VERSION, fp, cfg->n_clients, cfg->n_allow);
     um_listserve_check(cfg->server_list);
+    um_notify_ready("serving %zu authorised client(s)", cfg->n_clients);
     uv_run(s->loop, UV_RUN_DEFAULT);
     rc = UM_EXIT_OK;
 out:

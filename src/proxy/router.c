@@ -1,0 +1,238 @@
+/* The routing connector (see router.h). Tunnel and direct opens go straight
+ * to the chosen provider, whose stream the caller then drives itself (the
+ * router adds nothing to the data path); a refusal is a small stream of our
+ * own that reports UM_CONN_NOT_ALLOWED on a later loop turn. */
+#include "proxy/router.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+struct um_router {
+    uv_loop_t *loop;
+    um_conn_provider_t tunnel, direct;
+    um_rules_t *rules;
+    um_router_stats_t st;
+    um_ratelimit_t rl;
+};
+
+/* ---- refused streams ---- */
+
+typedef struct {
+    um_conn_t base; /* first */
+    uv_timer_t timer;
+    const um_conn_cbs_t *cbs;
+    void *arg;
+    bool fired, closed;
+} refused_t;
+
+static void refused_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void refused_fire(uv_timer_t *t)
+{
+    refused_t *c = t->data;
+    c->fired = true;
+    if (!c->closed) c->cbs->on_open(c->arg, UM_CONN_NOT_ALLOWED);
+}
+
+static int rf_write(um_conn_t *c, const uint8_t *p, size_t n)
+{
+    return ((refused_t *)c)->fired ? UM_EPIPE : UM_EAGAIN;
+}
+
+static size_t rf_queued(um_conn_t *c)
+{
+    return 0;
+}
+
+static int rf_nop(um_conn_t *c)
+{
+    return 0;
+}
+
+static int rf_shutdown(um_conn_t *c)
+{
+    return UM_EPIPE;
+}
+
+static void rf_close(um_conn_t *uc)
+{
+    refused_t *c = (refused_t *)uc;
+    if (c->closed) return;
+    c->closed = true;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, refused_freed);
+}
+
+static const um_conn_ops_t refused_ops = {
+    .name = "block",
+    .write = rf_write,
+    .queued = rf_queued,
+    .read_start = rf_nop,
+    .read_stop = rf_nop,
+    .shutdown = rf_shutdown,
+    .close = rf_close,
+};
+
+static int refuse(um_router_t *r, const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
+{
+    refused_t *c = calloc(1, sizeof(*c));
+    if (!c) return UM_ENOMEM;
+    c->base.ops = &refused_ops;
+    c->cbs = cbs;
+    c->arg = arg;
+    if (uv_timer_init(r->loop, &c->timer) != 0) {
+        free(c);
+        return UM_EIO;
+    }
+    c->timer.data = c;
+    uv_timer_start(&c->timer, refused_fire, 0, 0);
+    *out = &c->base;
+    return 0;
+}
+
+static uint8_t decide(um_router_t *r, const um_addr_t *dst)
+{
+    if (!r->rules) return UM_RULE_TUNNEL;
+    size_t idx;
+    uint8_t a = um_rules_match(r->rules, dst, &idx);
+    if (um_log_get_level() >= UM_LOG_DEBUG) {
+        char s[UM_ADDR_STRLEN];
+        um_addr_format(dst, s, sizeof(s));
+        if (idx == UM_RULE_NONE)
+            UM_DEBUG("route %s: %s (default)", s, um_rule_action_name(a));
+        else
+            UM_DEBUG("route %s: %s (rule %zu)", s, um_rule_action_name(a), idx + 1);
+    }
+    return a;
+}
+
+static int r_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t n,
+                  const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
+{
+    um_router_t *r = ctx;
+    if (!r || !dst || !cbs || !out) return UM_EINVAL;
+    uint8_t a = decide(r, dst);
+    r->st.opens[a]++;
+    if (a == UM_RULE_BLOCK) {
+        char s[UM_ADDR_STRLEN];
+        um_addr_format(dst, s, sizeof(s));
+        um_log_limited(&r->rl, 10, 1000, UM_LOG_INFO, "route %s: blocked by a rule", s);
+        return refuse(r, cbs, arg, out);
+    }
+    return um_conn_open(a == UM_RULE_DIRECT ? r->direct : r->tunnel, dst, early, n, cbs, arg, out);
+}
+
+/* ---- associations ---- */
+
+typedef struct {
+    um_assoc_t base; /* first */
+    um_router_t *r;
+    um_assoc_recv_cb cb;
+    void *arg;
+    um_assoc_t *sub[2]; /* [0] tunnel, [1] direct; opened on first use */
+} rassoc_t;
+
+static void sub_recv(void *arg, const um_addr_t *src, const uint8_t *p, size_t n)
+{
+    rassoc_t *a = arg;
+    a->cb(a->arg, src, p, n);
+}
+
+static int ra_send(um_assoc_t *ua, const um_addr_t *dst, const uint8_t *p, size_t n)
+{
+    rassoc_t *a = (rassoc_t *)ua;
+    uint8_t act = decide(a->r, dst);
+    a->r->st.datagrams[act]++;
+    if (act == UM_RULE_BLOCK) return UM_EACCES;
+    int k = act == UM_RULE_DIRECT;
+    if (!a->sub[k]) {
+        int rc = um_assoc_open(k ? a->r->direct : a->r->tunnel, sub_recv, a, &a->sub[k]);
+        if (rc != 0) {
+            a->sub[k] = NULL;
+            return rc;
+        }
+    }
+    return um_assoc_send(a->sub[k], dst, p, n);
+}
+
+static void ra_close(um_assoc_t *ua)
+{
+    rassoc_t *a = (rassoc_t *)ua;
+    um_assoc_close(a->sub[0]);
+    um_assoc_close(a->sub[1]);
+    free(a);
+}
+
+static const um_assoc_ops_t rassoc_ops = {.send = ra_send, .close = ra_close};
+
+static int r_assoc_open(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t **out)
+{
+    um_router_t *r = ctx;
+    if (!r || !cb || !out) return UM_EINVAL;
+    rassoc_t *a = calloc(1, sizeof(*a));
+    if (!a) return UM_ENOMEM;
+    a->base.ops = &rassoc_ops;
+    a->r = r;
+    a->cb = cb;
+    a->arg = arg;
+    *out = &a->base;
+    return 0;
+}
+
+static const um_connector_ops_t router_ops = {
+    .name = "router",
+    .open = r_open,
+    .assoc_open = r_assoc_open,
+};
+
+int um_router_new(uv_loop_t *loop, um_conn_provider_t tunnel, um_conn_provider_t direct,
+                  um_rules_t *rules, um_router_t **out)
+{
+    um_router_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        um_rules_free(rules);
+        return UM_ENOMEM;
+    }
+    r->loop = loop;
+    r->tunnel = tunnel;
+    r->direct = direct;
+    r->rules = rules;
+    *out = r;
+    return 0;
+}
+
+void um_router_free(um_router_t *r)
+{
+    if (!r) return;
+    um_rules_free(r->rules);
+    free(r);
+}
+
+void um_router_set_rules(um_router_t *r, um_rules_t *rules)
+{
+    um_rules_free(r->rules);
+    r->rules = rules;
+}
+
+const um_rules_t *um_router_rules(const um_router_t *r)
+{
+    return r->rules;
+}
+
+void um_router_stats(const um_router_t *r, um_router_stats_t *out)
+{
+    *out = r->st;
+}
+
+um_conn_provider_t um_router_connector(um_router_t *r)
+{
+    um_conn_provider_t p = {&router_ops, r};
+    return p;
+}

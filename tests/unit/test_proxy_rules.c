@@ -1,0 +1,386 @@
+/* Routing rules: the rule parser, the rules-file parser, the GeoIP text
+ * parser, and the compiled matcher: each match kind, IPv4 and IPv6,
+ * boundaries, first-match order across kinds, and a differential test
+ * against a plain linear scan of the list. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proxy/geoip.h"
+#include "proxy/rules.h"
+#include "util/err.h"
+
+static um_addr_t dst(const char *host, uint16_t port)
+{
+    um_addr_t a;
+    assert_int_equal(um_addr_parse_host(&a, host, strlen(host), NULL, 0), 0);
+    a.port = port;
+    return a;
+}
+
+static um_rule_t rule(const char *s)
+{
+    um_rule_t r;
+    char why[160];
+    int rc = um_rule_parse(&r, s, strlen(s), why, sizeof(why));
+    if (rc != 0) fail_msg("'%s': %s", s, why);
+    return r;
+}
+
+/* Compiles a NULL-terminated list of rule texts. */
+static um_rules_t *compile(const char *const *txt, uint8_t def, um_geoip_t *geo)
+{
+    um_rule_t v[64];
+    size_t n = 0;
+    while (txt[n]) {
+        v[n] = rule(txt[n]);
+        n++;
+    }
+    um_rules_t *r = NULL;
+    char why[160];
+    int rc = um_rules_compile(v, n, def, geo, &r, why, sizeof(why));
+    if (rc != 0) fail_msg("compile: %s", why);
+    return r;
+}
+
+static uint8_t act(um_rules_t *r, const char *host, uint16_t port, size_t *idx)
+{
+    um_addr_t a = dst(host, port);
+    return um_rules_match(r, &a, idx);
+}
+
+static void test_parse_good(void **state)
+{
+    static const struct {
+        const char *in, *canon;
+    } t[] = {
+        {"direct cidr:10.0.0.0/8", "direct cidr:10.0.0.0/8"},
+        {"  BLOCK   Domain:Ads.Example.COM.  ", "block domain:ads.example.com"},
+        {"tunnel keyword:Track", "tunnel keyword:track"},
+        {"direct port:443", "direct port:443"},
+        {"direct port:1-65535", "direct port:1-65535"},
+        {"direct geoip:de", "direct geoip:DE"},
+        {"direct cidr:fd00::/8", "direct cidr:fd00::/8"},
+        {"direct cidr:10.1.2.3", "direct cidr:10.1.2.3/32"},
+        {"direct cidr:10.1.2.3/8", "direct cidr:10.0.0.0/8"},
+        {"block domain:_dmarc.example.org", "block domain:_dmarc.example.org"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        um_rule_t r = rule(t[i].in);
+        char b[300];
+        um_rule_format(&r, b, sizeof(b));
+        assert_string_equal(b, t[i].canon);
+    }
+}
+
+static void test_parse_bad(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "direct",
+        "allow cidr:10.0.0.0/8",
+        "direct cidr:10.0.0.0/33",
+        "direct cidr:",
+        "direct cidr:example.com",
+        "direct domain:a..b",
+        "direct domain:.a",
+        "direct domain:a b",
+        "direct domain:exa$mple.com",
+        "direct keyword:a/b",
+        "direct port:0",
+        "direct port:65536",
+        "direct port:10-5",
+        "direct port:x",
+        "direct port:1-",
+        "direct geoip:DEU",
+        "direct geoip:1A",
+        "direct country:DE",
+        "direct cidr 10.0.0.0/8",
+        "direct cidr:10.0.0.0/8 extra",
+        "direct keyword:0123456789012345678901234567890123456789"
+        "012345678901234567890123456789",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        um_rule_t r;
+        char why[160] = "";
+        if (um_rule_parse(&r, bad[i], strlen(bad[i]), why, sizeof(why)) != UM_EINVAL)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_true(why[0] != 0);
+    }
+}
+
+static void test_file(void **state)
+{
+    const char txt[] = "# comment\n"
+                       "; another\n"
+                       "\n"
+                       "direct cidr:10.0.0.0/8   # trailing comment\n"
+                       "  block domain:ads.example\r\n"
+                       "tunnel port:22";
+    um_rule_list_t l;
+    um_rule_list_init(&l);
+    char err[256];
+    assert_int_equal(um_rules_file_parse(&l, "r.rules", txt, sizeof(txt) - 1, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.v[0].kind, UM_RULE_CIDR);
+    assert_int_equal(l.v[1].action, UM_RULE_BLOCK);
+    assert_int_equal(l.v[2].port_lo, 22);
+    const char bad[] = "direct cidr:10.0.0.0/8\n\n# x\ndirect domian:x.org\n";
+    assert_int_equal(um_rules_file_parse(&l, "r.rules", bad, sizeof(bad) - 1, err, sizeof(err)),
+                     UM_EINVAL);
+    assert_non_null(strstr(err, "r.rules:4: 'direct domian:x.org': unknown match kind"));
+    um_rule_list_free(&l);
+}
+
+static void test_cidr(void **state)
+{
+    static const char *const t[] = {"direct cidr:10.1.0.0/16", "block cidr:10.0.0.0/8",
+                                    "direct cidr:2001:db8::/32", "block cidr:0.0.0.0/0", NULL};
+    um_rules_t *r = compile(t, UM_RULE_TUNNEL, NULL);
+    size_t i;
+    assert_int_equal(act(r, "10.1.255.255", 80, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, 0);
+    assert_int_equal(act(r, "10.2.0.0", 80, &i), UM_RULE_BLOCK); /* boundary just outside /16 */
+    assert_int_equal(i, 1);
+    assert_int_equal(act(r, "10.0.255.255", 80, &i), UM_RULE_BLOCK);
+    assert_int_equal(act(r, "11.0.0.0", 80, &i), UM_RULE_BLOCK); /* the /0 */
+    assert_int_equal(i, 3);
+    assert_int_equal(act(r, "::ffff:10.1.0.1", 80, &i), UM_RULE_DIRECT); /* mapped: as IPv4 */
+    assert_int_equal(act(r, "2001:db8:ffff::1", 80, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, 2);
+    assert_int_equal(act(r, "2001:db9::1", 80, &i), UM_RULE_TUNNEL); /* no IPv6 /0 */
+    assert_int_equal(i, UM_RULE_NONE);
+    assert_int_equal(act(r, "10.1.2.3.example", 80, &i), UM_RULE_TUNNEL); /* names: no cidr */
+    um_addr_t lit;
+    memset(&lit, 0, sizeof(lit));
+    lit.type = UM_ADDR_DOMAIN;
+    strcpy(lit.u.domain, "10.1.2.3"); /* an IP literal given as a name: as the IP */
+    lit.domain_len = 8;
+    assert_int_equal(um_rules_match(r, &lit, &i), UM_RULE_DIRECT);
+    um_rules_free(r);
+}
+
+static void test_domain_keyword(void **state)
+{
+    static const char *const t[] = {"direct domain:example.org", "block keyword:ads",
+                                    "block domain:org", "tunnel domain:a.example.org", NULL};
+    um_rules_t *r = compile(t, UM_RULE_DIRECT, NULL);
+    size_t i;
+    assert_int_equal(act(r, "example.org", 443, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, 0);
+    assert_int_equal(act(r, "WWW.Example.Org.", 443, &i), UM_RULE_DIRECT); /* case, dot */
+    assert_int_equal(i, 0);
+    /* rule 0 comes before rule 3, which is more specific: first match wins */
+    assert_int_equal(act(r, "x.a.example.org", 443, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, 0);
+    assert_int_equal(act(r, "badexample.org", 443, &i), UM_RULE_BLOCK); /* not a subdomain */
+    assert_int_equal(i, 2);
+    assert_int_equal(act(r, "ads.example.org", 443, &i), UM_RULE_DIRECT); /* rule 0 first */
+    assert_int_equal(act(r, "myads.net", 443, &i), UM_RULE_BLOCK);
+    assert_int_equal(i, 1);
+    assert_int_equal(act(r, "example.com", 443, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, UM_RULE_NONE);
+    assert_int_equal(act(r, "a-d-s.com", 443, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, UM_RULE_NONE);
+    um_rules_free(r);
+}
+
+static void test_port_and_order(void **state)
+{
+    static const char *const t[] = {"block port:25",          "direct port:20-30",
+                                    "tunnel cidr:10.0.0.0/8", "direct port:65535",
+                                    "block port:1-65535",     NULL};
+    um_rules_t *r = compile(t, UM_RULE_TUNNEL, NULL);
+    size_t i;
+    assert_int_equal(act(r, "10.0.0.1", 25, &i), UM_RULE_BLOCK);
+    assert_int_equal(i, 0);
+    assert_int_equal(act(r, "10.0.0.1", 20, &i), UM_RULE_DIRECT);
+    assert_int_equal(act(r, "10.0.0.1", 31, &i), UM_RULE_TUNNEL);
+    assert_int_equal(i, 2);
+    assert_int_equal(act(r, "example.org", 30, &i), UM_RULE_DIRECT);
+    assert_int_equal(act(r, "example.org", 19, &i), UM_RULE_BLOCK);
+    assert_int_equal(i, 4);
+    assert_int_equal(act(r, "example.org", 65535, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, 3);
+    um_rules_free(r);
+}
+
+static void test_geoip(void **state)
+{
+    const char txt[] = "# Tor geoip\n"
+                       "16777216,16777471,AU\n"   /* 1.0.0.0 - 1.0.0.255 */
+                       "167772160,184549375,de\n" /* 10.0.0.0/8 */
+                       "184549376,184549376,??\n"
+                       "2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,FR\n";
+    um_geoip_t *g;
+    char err[256];
+    assert_int_equal(um_geoip_new(&g), 0);
+    assert_int_equal(um_geoip_parse_text(g, "geoip", txt, sizeof(txt) - 1, err, sizeof(err)), 0);
+    assert_int_equal(um_geoip_finish(g, err, sizeof(err)), 0);
+    assert_int_equal(um_geoip_ranges(g), 3);
+    um_addr_t a = dst("1.0.0.0", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), UM_GEOIP_CC('A', 'U'));
+    a = dst("1.0.0.255", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), UM_GEOIP_CC('A', 'U'));
+    a = dst("1.0.1.0", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), 0);
+    a = dst("0.255.255.255", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), 0);
+    a = dst("11.0.0.0", 1); /* the ?? range */
+    assert_int_equal(um_geoip_lookup(g, &a), 0);
+    a = dst("2001:db8:1::1", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), UM_GEOIP_CC('F', 'R'));
+    static const char *const t[] = {"block cidr:10.9.0.0/16", "direct geoip:DE", "block geoip:FR",
+                                    NULL};
+    um_rules_t *r = compile(t, UM_RULE_TUNNEL, g);
+    size_t i;
+    assert_int_equal(act(r, "10.1.1.1", 80, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, 1);
+    assert_int_equal(act(r, "10.9.1.1", 80, &i), UM_RULE_BLOCK);
+    assert_int_equal(i, 0);
+    assert_int_equal(act(r, "2001:db8::5", 80, &i), UM_RULE_BLOCK);
+    assert_int_equal(act(r, "1.0.0.1", 80, &i), UM_RULE_TUNNEL);
+    um_rules_free(r); /* frees g */
+
+    static const char *const bad[] = {
+        "1,2\n",
+        "1,2,ABC\n",
+        "2,1,DE\n",
+        "x,2,DE\n",
+        "4294967296,4294967296,DE\n",
+        "2001:db8::,zz,DE\n",
+        "1,2,D1\n",
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        assert_int_equal(um_geoip_new(&g), 0);
+        assert_int_not_equal(
+            um_geoip_parse_text(g, "geoip", bad[k], strlen(bad[k]), err, sizeof(err)), 0);
+        assert_non_null(strstr(err, "geoip:1: "));
+        um_geoip_free(g);
+    }
+    assert_int_equal(um_geoip_new(&g), 0);
+    const char ov[] = "1,10,DE\n10,20,FR\n";
+    assert_int_equal(um_geoip_parse_text(g, "geoip", ov, sizeof(ov) - 1, err, sizeof(err)), 0);
+    assert_int_equal(um_geoip_finish(g, err, sizeof(err)), UM_EINVAL);
+    um_geoip_free(g);
+    /* geoip rule without a table */
+    um_rule_t gr = rule("direct geoip:DE");
+    um_rules_t *rr = NULL;
+    assert_int_equal(um_rules_compile(&gr, 1, 0, NULL, &rr, err, sizeof(err)), UM_EINVAL);
+}
+
+/* ---- differential: the compiled set against a linear scan ---- */
+
+static bool ref_match_one(const um_rule_t *ru, const um_addr_t *a, const um_geoip_t *g)
+{
+    switch (ru->kind) {
+    case UM_RULE_CIDR: return a->type != UM_ADDR_DOMAIN && um_cidr_match(&ru->cidr, a);
+    case UM_RULE_PORT: return a->port >= ru->port_lo && a->port <= ru->port_hi;
+    case UM_RULE_GEOIP: return a->type != UM_ADDR_DOMAIN && um_geoip_lookup(g, a) == ru->cc;
+    case UM_RULE_KEYWORD: return a->type == UM_ADDR_DOMAIN && strstr(a->u.domain, ru->text) != NULL;
+    case UM_RULE_DOMAIN: {
+        if (a->type != UM_ADDR_DOMAIN) return false;
+        size_t n = a->domain_len, k = ru->text_len;
+        if (n < k || memcmp(a->u.domain + n - k, ru->text, k) != 0) return false;
+        return n == k || a->u.domain[n - k - 1] == '.';
+    }
+    default: return false;
+    }
+}
+
+static uint32_t rnd(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*s >> 33);
+}
+
+static void test_differential(void **state)
+{
+    uint64_t seed = 12345;
+    static const char *const labels[] = {"a", "b", "ads", "x", "cdn", "org", "com", "tracker"};
+    um_geoip_t *g;
+    assert_int_equal(um_geoip_new(&g), 0);
+    char err[256], txt[64];
+    for (uint32_t k = 0; k < 8; k++) { /* 10.k.0.0/16 in country A?+k */
+        int n = snprintf(txt, sizeof(txt), "%u,%u,%c%c\n", (10u << 24) | (k << 16),
+                         (10u << 24) | (k << 16) | 0xffff, 'A', 'A' + k);
+        assert_int_equal(um_geoip_parse_text(g, "g", txt, (size_t)n, err, sizeof(err)), 0);
+    }
+    assert_int_equal(um_geoip_finish(g, err, sizeof(err)), 0);
+    for (int round = 0; round < 20; round++) {
+        um_rule_t v[200];
+        size_t n = 50 + rnd(&seed) % 150;
+        for (size_t i = 0; i < n; i++) {
+            char s[128];
+            const char *an = um_rule_action_name((uint8_t)(rnd(&seed) % 3));
+            switch (rnd(&seed) % 5) {
+            case 0:
+                snprintf(s, sizeof(s), "%s cidr:10.%u.%u.0/%u", an, rnd(&seed) % 8, rnd(&seed) % 4,
+                         8 + rnd(&seed) % 25);
+                break;
+            case 1:
+                snprintf(s, sizeof(s), "%s domain:%s.%s", an, labels[rnd(&seed) % 8],
+                         labels[rnd(&seed) % 8]);
+                break;
+            case 2: snprintf(s, sizeof(s), "%s keyword:%s", an, labels[rnd(&seed) % 8]); break;
+            case 3: {
+                unsigned lo = 1 + rnd(&seed) % 100;
+                snprintf(s, sizeof(s), "%s port:%u-%u", an, lo, lo + rnd(&seed) % 20);
+                break;
+            }
+            default: snprintf(s, sizeof(s), "%s geoip:A%c", an, 'A' + rnd(&seed) % 9); break;
+            }
+            v[i] = rule(s);
+        }
+        um_rules_t *r = NULL;
+        uint8_t def = (uint8_t)(rnd(&seed) % 3);
+        /* the compiled set takes the table: give it one of its own per round */
+        um_geoip_t *gc;
+        assert_int_equal(um_geoip_new(&gc), 0);
+        for (uint32_t k = 0; k < 8; k++) {
+            int m = snprintf(txt, sizeof(txt), "%u,%u,%c%c\n", (10u << 24) | (k << 16),
+                             (10u << 24) | (k << 16) | 0xffff, 'A', 'A' + k);
+            assert_int_equal(um_geoip_parse_text(gc, "g", txt, (size_t)m, err, sizeof(err)), 0);
+        }
+        assert_int_equal(um_geoip_finish(gc, err, sizeof(err)), 0);
+        assert_int_equal(um_rules_compile(v, n, def, gc, &r, err, sizeof(err)), 0);
+        for (int q = 0; q < 2000; q++) {
+            um_addr_t a;
+            char h[128];
+            if (rnd(&seed) % 2) {
+                snprintf(h, sizeof(h), "10.%u.%u.%u", rnd(&seed) % 9, rnd(&seed) % 5,
+                         rnd(&seed) % 256);
+            } else {
+                snprintf(h, sizeof(h), "%s.%s.%s", labels[rnd(&seed) % 8], labels[rnd(&seed) % 8],
+                         labels[rnd(&seed) % 8]);
+            }
+            a = dst(h, (uint16_t)(1 + rnd(&seed) % 130));
+            size_t want = UM_RULE_NONE, got;
+            for (size_t i = 0; i < n && want == UM_RULE_NONE; i++)
+                if (ref_match_one(&v[i], &a, g)) want = i;
+            uint8_t ga = um_rules_match(r, &a, &got);
+            if (got != want) fail_msg("%s port %u: rule %zu, want %zu", h, a.port, got, want);
+            assert_int_equal(ga, want == UM_RULE_NONE ? def : v[want].action);
+        }
+        um_rules_free(r);
+    }
+    um_geoip_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_good),     cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_file),           cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_domain_keyword), cmocka_unit_test(test_port_and_order),
+        cmocka_unit_test(test_geoip),          cmocka_unit_test(test_differential),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -216,16 +216,15 @@ void um_routing_stats(const um_routing_t *rt, um_router_stats_t *out)
 
 static void sig_closed(uv_handle_t *h)
 {
-    um_routing_t *rt = h->data;
-    um_router_free(rt->router);
-    um_direct_free(rt->direct);
-    um_policy_close(&rt->policy);
-    free(rt);
+    free(h->data);
 }
 
 void um_routing_free(um_routing_t *rt)
 {
     if (!rt) return;
+    um_router_free(rt->router);
+    um_direct_free(rt->direct); /* closes its resolver's handles now, before any walk */
+    um_policy_close(&rt->policy);
     uv_signal_stop(&rt->sig_hup);
     uv_close((uv_handle_t *)&rt->sig_hup, sig_closed);
 }

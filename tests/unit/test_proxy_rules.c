@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -276,6 +277,165 @@ static void test_geoip(void **state)
     assert_int_equal(um_rules_compile(&gr, 1, 0, NULL, &rr, err, sizeof(err)), UM_EINVAL);
 }
 
+/* ---- MaxMind DB: a small file written here (format 2.0, 24-bit records,
+ * an IPv4 tree), read back through um_geoip_load ---- */
+
+typedef struct {
+    uint8_t *p;
+    size_t n;
+} wbuf_t;
+
+static void put(wbuf_t *b, const void *x, size_t n)
+{
+    b->p = realloc(b->p, b->n + n);
+    memcpy(b->p + b->n, x, n);
+    b->n += n;
+}
+
+static void put_str(wbuf_t *b, const char *s)
+{
+    uint8_t c = (uint8_t)(0x40 | strlen(s)); /* type 2 (utf8), size < 29 */
+    put(b, &c, 1);
+    put(b, s, strlen(s));
+}
+
+static void put_uint(wbuf_t *b, int type, uint64_t v, int bytes)
+{
+    uint8_t c[10];
+    size_t k = 0;
+    if (type <= 7) {
+        c[k++] = (uint8_t)(type << 5 | bytes);
+    } else { /* extended type */
+        c[k++] = (uint8_t)bytes;
+        c[k++] = (uint8_t)(type - 7);
+    }
+    for (int i = bytes - 1; i >= 0; i--)
+        c[k++] = (uint8_t)(v >> (8 * i));
+    put(b, c, k);
+}
+
+/* nodes[i][b]: >= 0 a node, -1 nothing, <= -2 data entry -(v + 2) */
+static void write_mmdb(const char *path)
+{
+    static const struct {
+        uint32_t ip;
+        unsigned bits;
+        const char *cc;
+    } nets[] = {{0x0a000000u, 8, "DE"}, {0xc0a80100u, 24, "fr"}, {0xc0a80180u, 25, "US"}};
+    int nodes[128][2];
+    int nn = 1;
+    nodes[0][0] = nodes[0][1] = -1;
+    for (size_t k = 0; k < 3; k++) {
+        int cur = 0;
+        for (unsigned i = 0; i < nets[k].bits; i++) {
+            int bit = (nets[k].ip >> (31 - i)) & 1;
+            if (i == nets[k].bits - 1) {
+                nodes[cur][bit] = -(int)(k + 2);
+                break;
+            }
+            if (nodes[cur][bit] < 0) { /* a new node (replaces a shorter prefix's data) */
+                int old = nodes[cur][bit];
+                nodes[nn][0] = nodes[nn][1] = old;
+                nodes[cur][bit] = nn++;
+            }
+            cur = nodes[cur][bit];
+        }
+    }
+    wbuf_t data = {0}, f = {0};
+    size_t off[3];
+    for (size_t k = 0; k < 3; k++) {
+        off[k] = data.n;
+        uint8_t m1 = 0xe1; /* map of 1 */
+        put(&data, &m1, 1);
+        put_str(&data, "country");
+        put(&data, &m1, 1);
+        put_str(&data, "iso_code");
+        put_str(&data, nets[k].cc);
+    }
+    for (int i = 0; i < nn; i++)
+        for (int b = 0; b < 2; b++) {
+            int v = nodes[i][b];
+            uint32_t rec = v >= 0    ? (uint32_t)v
+                           : v == -1 ? (uint32_t)nn
+                                     : (uint32_t)(nn + 16 + (int)off[-v - 2]);
+            uint8_t r3[3] = {(uint8_t)(rec >> 16), (uint8_t)(rec >> 8), (uint8_t)rec};
+            put(&f, r3, 3);
+        }
+    uint8_t zero[16] = {0};
+    put(&f, zero, 16);
+    put(&f, data.p, data.n);
+    put(&f, "\xab\xcd\xefMaxMind.com", 14);
+    uint8_t m = 0xe0 | 9; /* metadata: a map of 9 */
+    put(&f, &m, 1);
+    put_str(&f, "node_count");
+    put_uint(&f, 6, (uint64_t)nn, 4);
+    put_str(&f, "record_size");
+    put_uint(&f, 5, 24, 2);
+    put_str(&f, "ip_version");
+    put_uint(&f, 5, 4, 2);
+    put_str(&f, "database_type");
+    put_str(&f, "umbra-test");
+    put_str(&f, "languages");
+    uint8_t arr0[2] = {0x00, 0x04}; /* extended type 11 (array), 0 entries */
+    put(&f, arr0, 2);
+    put_str(&f, "binary_format_major_version");
+    put_uint(&f, 5, 2, 2);
+    put_str(&f, "binary_format_minor_version");
+    put_uint(&f, 5, 0, 2);
+    put_str(&f, "build_epoch");
+    put_uint(&f, 9, 1700000000u, 8);
+    put_str(&f, "description");
+    uint8_t m0 = 0xe0;
+    put(&f, &m0, 1);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(f.p, 1, f.n, fp), f.n);
+    fclose(fp);
+    free(f.p);
+    free(data.p);
+}
+
+static void test_mmdb(void **state)
+{
+    char path[] = "/tmp/umbra-test-mmdb-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_mmdb(path);
+    um_geoip_t *g;
+    char err[256];
+    assert_int_equal(um_geoip_new(&g), 0);
+    int rc = um_geoip_load(g, path, err, sizeof(err));
+    if (rc != 0) fail_msg("%s", err);
+    assert_int_equal(um_geoip_mmdb_files(g), 1);
+    assert_int_equal(um_geoip_ranges(g), 0);
+    assert_int_equal(um_geoip_finish(g, err, sizeof(err)), 0);
+    um_addr_t a = dst("10.255.0.1", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), UM_GEOIP_CC('D', 'E'));
+    a = dst("192.168.1.127", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), UM_GEOIP_CC('F', 'R')); /* upper-cased */
+    a = dst("192.168.1.128", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), UM_GEOIP_CC('U', 'S'));
+    a = dst("11.0.0.1", 1);
+    assert_int_equal(um_geoip_lookup(g, &a), 0);
+    static const char *const t[] = {"direct geoip:FR", "block geoip:DE", NULL};
+    um_rules_t *r = compile(t, UM_RULE_TUNNEL, g);
+    size_t i;
+    assert_int_equal(act(r, "192.168.1.5", 80, &i), UM_RULE_DIRECT);
+    assert_int_equal(act(r, "10.0.0.1", 80, &i), UM_RULE_BLOCK);
+    assert_int_equal(act(r, "192.168.1.200", 80, &i), UM_RULE_TUNNEL);
+    um_rules_free(r);
+    /* the same bytes without the marker are taken as text, and refused */
+    FILE *fp = fopen(path, "wb");
+    fputs("10.0.0.0,10.255.255.255,DE\n", fp);
+    fclose(fp);
+    assert_int_equal(um_geoip_new(&g), 0);
+    assert_int_not_equal(um_geoip_load(g, path, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, ":1: "));
+    um_geoip_free(g);
+    unlink(path);
+}
+
 /* ---- differential: the compiled set against a linear scan ---- */
 
 static bool ref_match_one(const um_rule_t *ru, const um_addr_t *a, const um_geoip_t *g)
@@ -381,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_file),           cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_domain_keyword), cmocka_unit_test(test_port_and_order),
         cmocka_unit_test(test_geoip),          cmocka_unit_test(test_differential),
+        cmocka_unit_test(test_mmdb),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

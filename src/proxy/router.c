@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/dnsmap.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -17,6 +19,7 @@ struct um_router {
     um_rules_t *rules;
     um_router_stats_t st;
     um_ratelimit_t rl;
+    um_dnsmap_t *names; /* addresses' names from DNS answers seen; made on first use */
 };
 
 /* ---- refused streams ---- */
@@ -100,15 +103,25 @@ static int refuse(um_router_t *r, const um_conn_cbs_t *cbs, void *arg, um_conn_t
 static uint8_t decide(um_router_t *r, const um_addr_t *dst)
 {
     if (!r->rules) return UM_RULE_TUNNEL;
-    size_t idx;
-    uint8_t a = um_rules_match(r->rules, dst, &idx);
+    size_t idx, nl = 0;
+    char name[UM_DOMAIN_MAX + 1];
+    uint8_t a;
+    if (dst->type != UM_ADDR_DOMAIN &&
+        um_dnsmap_get(r->names, dst, um_now_ms(), name, sizeof(name), &nl)) {
+        r->st.named++;
+        a = um_rules_match_named(r->rules, dst, name, nl, &idx);
+    } else {
+        a = um_rules_match(r->rules, dst, &idx);
+    }
     if (um_log_get_level() >= UM_LOG_DEBUG) {
         char s[UM_ADDR_STRLEN];
         um_addr_format(dst, s, sizeof(s));
         if (idx == UM_RULE_NONE)
-            UM_DEBUG("route %s: %s (default)", s, um_rule_action_name(a));
+            UM_DEBUG("route %s%s%s: %s (default)", s, nl ? " = " : "", nl ? name : "",
+                     um_rule_action_name(a));
         else
-            UM_DEBUG("route %s: %s (rule %zu)", s, um_rule_action_name(a), idx + 1);
+            UM_DEBUG("route %s%s%s: %s (rule %zu)", s, nl ? " = " : "", nl ? name : "",
+                     um_rule_action_name(a), idx + 1);
     }
     return a;
 }
@@ -142,6 +155,10 @@ typedef struct {
 static void sub_recv(void *arg, const um_addr_t *src, const uint8_t *p, size_t n)
 {
     rassoc_t *a = arg;
+    if (src->port == 53) { /* a DNS answer: learn the names of its addresses */
+        if (!a->r->names && um_dnsmap_new(&a->r->names) != 0) a->r->names = NULL;
+        if (a->r->names && um_dnsmap_learn(a->r->names, p, n, um_now_ms()) > 0) a->r->st.learnt++;
+    }
     a->cb(a->arg, src, p, n);
 }
 
@@ -212,6 +229,7 @@ void um_router_free(um_router_t *r)
 {
     if (!r) return;
     um_rules_free(r->rules);
+    um_dnsmap_free(r->names);
     free(r);
 }
 

@@ -7,7 +7,12 @@
  * Rules are swapped with um_router_set_rules (SIGHUP): streams already open
  * stay on the provider they were opened on; new opens use the new rules. A
  * UDP association opens a tunnel and a direct association on first use and
- * routes every datagram by its destination (block: dropped, UM_EACCES). */
+ * routes every datagram by its destination (block: dropped, UM_EACCES).
+ * DNS answers coming back on an association (source port 53) teach the
+ * router the names of their addresses (proxy/dnsmap.h): a later stream or
+ * datagram to such an address is matched by domain and keyword rules on
+ * that name as well as by the address rules (VPN mode, where every flow
+ * arrives as an address). */
 #ifndef UM_PROXY_ROUTER_H
 #define UM_PROXY_ROUTER_H
 
@@ -22,6 +27,8 @@ typedef struct um_router um_router_t;
 typedef struct {
     uint64_t opens[3]; /* streams opened, by um_rule_action_t */
     uint64_t datagrams[3];
+    uint64_t learnt; /* DNS answers whose addresses' names were learnt */
+    uint64_t named;  /* IP destinations routed by a learnt name too */
 } um_router_stats_t;
 
 /* The providers are borrowed (their contexts must outlive the router);

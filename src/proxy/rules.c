@@ -632,9 +632,35 @@ static uint32_t match_name(const um_rules_t *r, const char *raw, size_t n, uint3
     return best;
 }
 
-uint8_t um_rules_match(const um_rules_t *r, const um_addr_t *dst, size_t *index)
+static uint32_t match_ip(const um_rules_t *r, um_addr_t ip, uint32_t best)
 {
     static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (ip.type == UM_ADDR_IPV6 && memcmp(ip.u.v6, mapped, 12) == 0) {
+        uint8_t v4[4];
+        memcpy(v4, ip.u.v6 + 12, 4);
+        ip.type = UM_ADDR_IPV4;
+        memcpy(ip.u.v4, v4, 4);
+    }
+    int six = ip.type == UM_ADDR_IPV6;
+    uint32_t k = trie_find(&r->trie[six], six ? ip.u.v6 : ip.u.v4, six ? 128 : 32);
+    if (k < best) best = k;
+    if (r->geo_min < best) { /* only when a geoip rule could still come first */
+        uint16_t cc = um_geoip_lookup(r->geo, &ip);
+        unsigned a = (cc >> 8) - 'A', b = (cc & 0xff) - 'A';
+        if (cc && a < 26 && b < 26 && r->cc_best[a * 26 + b] < best) best = r->cc_best[a * 26 + b];
+    }
+    return best;
+}
+
+static uint8_t finish(const um_rules_t *r, uint32_t best, uint16_t port, size_t *index)
+{
+    if (r->port_best && r->port_best[port] < best) best = r->port_best[port];
+    if (index) *index = best == NONE32 ? UM_RULE_NONE : best;
+    return best == NONE32 ? r->def : r->actions[best];
+}
+
+uint8_t um_rules_match(const um_rules_t *r, const um_addr_t *dst, size_t *index)
+{
     uint32_t best = NONE32;
     um_addr_t ip = *dst;
     bool is_ip = dst->type == UM_ADDR_IPV4 || dst->type == UM_ADDR_IPV6;
@@ -644,26 +670,15 @@ uint8_t um_rules_match(const um_rules_t *r, const um_addr_t *dst, size_t *index)
         else
             best = match_name(r, dst->u.domain, dst->domain_len, best);
     }
-    if (is_ip) {
-        if (ip.type == UM_ADDR_IPV6 && memcmp(ip.u.v6, mapped, 12) == 0) {
-            uint8_t v4[4];
-            memcpy(v4, ip.u.v6 + 12, 4);
-            ip.type = UM_ADDR_IPV4;
-            memcpy(ip.u.v4, v4, 4);
-        }
-        int six = ip.type == UM_ADDR_IPV6;
-        uint32_t k = trie_find(&r->trie[six], six ? ip.u.v6 : ip.u.v4, six ? 128 : 32);
-        if (k < best) best = k;
-        if (r->geo_min < best) { /* only when a geoip rule could still come first */
-            uint16_t cc = um_geoip_lookup(r->geo, &ip);
-            unsigned a = (cc >> 8) - 'A', b = (cc & 0xff) - 'A';
-            if (cc && a < 26 && b < 26 && r->cc_best[a * 26 + b] < best)
-                best = r->cc_best[a * 26 + b];
-        }
-    }
-    if (r->port_best && r->port_best[dst->port] < best) best = r->port_best[dst->port];
-    if (index) *index = best == NONE32 ? UM_RULE_NONE : best;
-    return best == NONE32 ? r->def : r->actions[best];
+    if (is_ip) best = match_ip(r, ip, best);
+    return finish(r, best, dst->port, index);
+}
+
+uint8_t um_rules_match_named(const um_rules_t *r, const um_addr_t *ip, const char *name, size_t n,
+                             size_t *index)
+{
+    uint32_t best = match_name(r, name, n, NONE32);
+    return finish(r, match_ip(r, *ip, best), ip->port, index);
 }
 
 size_t um_rules_count(const um_rules_t *r)

@@ -98,6 +98,12 @@ void um_rules_free(um_rules_t *r); /* NULL is a no-op */
 /* The action for dst (IP or domain, with port). *index (may be NULL): the
  * number of the rule that decided, or UM_RULE_NONE for the default. */
 uint8_t um_rules_match(const um_rules_t *r, const um_addr_t *dst, size_t *index);
+/* The same for an IP destination known to be the address of `name` (n
+ * bytes; a DNS answer seen earlier, proxy/dnsmap.h): cidr, geoip and port
+ * rules on the address, domain and keyword rules on the name; first match
+ * over all of them. */
+uint8_t um_rules_match_named(const um_rules_t *r, const um_addr_t *ip, const char *name, size_t n,
+                             size_t *index);
 size_t um_rules_count(const um_rules_t *r);
 uint8_t um_rules_default(const um_rules_t *r);
 const um_geoip_t *um_rules_geoip(const um_rules_t *r);

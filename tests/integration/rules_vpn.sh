@@ -14,7 +14,8 @@
 # small and the client's tunnel counters do not move by the file's size; the
 # direct socket does not loop into the TUN; without the rule the flow goes
 # into the tunnel and the server refuses it; `block cidr:` resets a flow to W
-# that the tunnel would carry; `direct geoip:XA` (a GeoIP file the test
+# that the tunnel would carry; `block domain:vpn-test.umbra` resets a flow to
+# the address the DNS answer (through the client) gave for that name; `direct geoip:XA` (a GeoIP file the test
 # writes) reaches 10.201.7.2; SIGHUP after rewriting the rules file blocks
 # 10.201.7.1 for new flows while a slow stream opened before it completes.
 set -u
@@ -56,7 +57,7 @@ C curl -s --max-time 2 "http://$D1:8080/small" | grep -q direct-ok && ok "fixtur
 # GeoIP (Tor text): D2 = 10.201.7.2 in XA.
 d2int=$(((10 << 24) | (201 << 16) | (7 << 8) | 2))
 printf '%u,%u,XA\n%u,%u,XB\n' $d2int $d2int $((d2int + 1)) $((d2int + 1)) >"$WORK/geoip"
-printf 'direct cidr:%s/32\nblock cidr:%s/32 # W over the tunnel, refused here\ndirect geoip:XA\n' "$D1" "$W4" >"$WORK/rules"
+printf 'direct cidr:%s/32\nblock cidr:%s/128 # W over the tunnel, refused here\ndirect geoip:XA\nblock domain:%s\n' "$D1" "$W6" "$DNSNAME" >"$WORK/rules"
 
 vn_server
 vn_client client --rules-file "$WORK/rules" --geoip-file "$WORK/geoip" --control "$WORK/client.sock" || tl_finish
@@ -94,7 +95,7 @@ if [ $CAPTURE = 1 ]; then # control: the same capture sees a fetch through the t
     tl_bg "$WORK/tshark2.log" ip netns exec "$NS_S" tshark -i s0 -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
     T2=$BG_PID
     for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark2.log" 2>/dev/null && break; sleep 0.1; done
-    C curl -sS --max-time $((10 * TM)) -o /dev/null "http://[$W6]/small"
+    C curl -sS --max-time $((10 * TM)) -o /dev/null "http://$W4/small"
     sleep 0.5
     kill -INT "$T2" 2>/dev/null
     wait "$T2" 2>/dev/null
@@ -110,15 +111,26 @@ if C curl -sS --max-time $((10 * TM)) "http://$D3:8080/small" >/dev/null 2>"$WOR
 else
     ok "no rule: $D3 through the tunnel, refused by the server ($(tr -d '\n' <"$WORK/c3.err" | head -c 100))"
 fi
-got=$(C curl -sS --max-time $((10 * TM)) "http://[$W6]/small" 2>&1)
-expect_eq "default route: W over IPv6 through the tunnel" "$got" "small-ok"
+got=$(C curl -sS --max-time $((10 * TM)) "http://$W4/small" 2>&1)
+expect_eq "default route: W by address through the tunnel (before any DNS answer named it)" "$got" "small-ok"
 
 # ---- block cidr: a flow the tunnel would carry is reset here
-if C curl -sS --max-time $((10 * TM)) "http://$W4/small" >/dev/null 2>"$WORK/b1.err"; then
-    bad "block rule: $W4 reached"
+if C curl -sS --max-time $((10 * TM)) "http://[$W6]/small" >/dev/null 2>"$WORK/b1.err"; then
+    bad "block rule: $W6 reached"
 else
-    ok "block cidr rule: flow to $W4 refused ($(tr -d '\n' <"$WORK/b1.err" | head -c 100))"
+    ok "block cidr rule: flow to $W6 refused ($(tr -d '\n' <"$WORK/b1.err" | head -c 100))"
 fi
+
+# ---- block domain: the name comes from the DNS answer that passed through the client
+got=$(C getent ahostsv4 "$DNSNAME" 2>&1 | awk 'NR == 1 { print $1 }')
+expect_eq "glibc resolves $DNSNAME through the tunnel" "$got" "$W4"
+if C curl -sS --max-time $((10 * TM)) "http://$DNSNAME/small" >/dev/null 2>"$WORK/b3.err"; then
+    bad "block domain rule in TUN mode: $DNSNAME reached"
+else
+    ok "block domain rule in TUN mode: $DNSNAME ($W4) refused ($(tr -d '\n' <"$WORK/b3.err" | head -c 100))"
+fi
+grep -q "route $W4:80: blocked" "$WORK/client.log" && ok "client log: route $W4:80 blocked (named by the DNS answer)" ||
+    bad "client log has no block of $W4:80"
 
 # ---- geoip
 got=$(C curl -sS --max-time $((10 * TM)) "http://$D2:8080/small" 2>&1)

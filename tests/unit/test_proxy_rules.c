@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "proxy/dnsmap.h"
 #include "proxy/geoip.h"
 #include "proxy/rules.h"
 #include "util/err.h"
@@ -436,6 +437,86 @@ static void test_mmdb(void **state)
     unlink(path);
 }
 
+/* ---- names of addresses from DNS answers ---- */
+
+/* A response for `www.Example.org` A: a CNAME to cdn.example.net, then two
+ * A records and one AAAA for that name (compressed owner names). */
+static size_t dns_response(uint8_t *m)
+{
+    static const uint8_t hdr[12] = {0x12, 0x34, 0x81, 0x80, 0, 1, 0, 4, 0, 0, 0, 0};
+    size_t n = 0;
+    memcpy(m, hdr, 12);
+    n = 12;
+    static const uint8_t q[] = {3,   'w', 'w', 'w', 7,   'E', 'x', 'a', 'm', 'p', 'l',
+                                'e', 3,   'o', 'r', 'g', 0,   0,   1,   0,   1};
+    memcpy(m + n, q, sizeof(q));
+    n += sizeof(q);
+    /* CNAME: owner -> question (0xc00c), rdata cdn.example.net */
+    static const uint8_t cn[] = {0xc0, 0x0c, 0,   5,   0,   1,   0,   0,   0,   30,
+                                 0,    17,   3,   'c', 'd', 'n', 7,   'e', 'x', 'a',
+                                 'm',  'p',  'l', 'e', 3,   'n', 'e', 't', 0};
+    size_t cname_at = n + 12;
+    memcpy(m + n, cn, sizeof(cn));
+    n += sizeof(cn);
+    for (int k = 0; k < 2; k++) {
+        uint8_t a[] = {0xc0, (uint8_t)cname_at, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 203, 0,
+                       113,  (uint8_t)(10 + k)};
+        memcpy(m + n, a, sizeof(a));
+        n += sizeof(a);
+    }
+    uint8_t a6[28] = {0xc0, (uint8_t)cname_at, 0, 28, 0, 1, 0, 0, 0, 5, 0, 16, 0x20, 0x01, 0x0d,
+                      0xb8};
+    a6[27] = 1;
+    memcpy(m + n, a6, sizeof(a6));
+    n += sizeof(a6);
+    return n;
+}
+
+static void test_dnsmap(void **state)
+{
+    uint8_t m[512];
+    size_t n = dns_response(m);
+    um_dnsmap_t *dm;
+    assert_int_equal(um_dnsmap_new(&dm), 0);
+    assert_int_equal(um_dnsmap_learn(dm, m, n, 1000), 3);
+    char name[UM_DOMAIN_MAX + 1];
+    size_t nl;
+    um_addr_t a = dst("203.0.113.11", 443);
+    assert_true(um_dnsmap_get(dm, &a, 2000, name, sizeof(name), &nl));
+    assert_string_equal(name, "www.example.org"); /* the question, lower case */
+    a = dst("::ffff:203.0.113.10", 443);          /* mapped: as IPv4 */
+    assert_true(um_dnsmap_get(dm, &a, 2000, name, sizeof(name), &nl));
+    a = dst("2001:db8::1", 443);
+    assert_true(um_dnsmap_get(dm, &a, 2000, name, sizeof(name), &nl));
+    assert_false(um_dnsmap_get(dm, &a, 1000 + 61000, name, sizeof(name), &nl)); /* ttl 5 -> 60 s */
+    a = dst("203.0.113.12", 443);
+    assert_false(um_dnsmap_get(dm, &a, 2000, name, sizeof(name), &nl));
+    /* the learnt name routes the bare address */
+    static const char *const t[] = {"block domain:example.org", "direct cidr:203.0.113.0/24", NULL};
+    um_rules_t *r = compile(t, UM_RULE_TUNNEL, NULL);
+    size_t i;
+    a = dst("203.0.113.11", 443);
+    assert_int_equal(um_rules_match_named(r, &a, "www.example.org", 15, &i), UM_RULE_BLOCK);
+    assert_int_equal(i, 0);
+    assert_int_equal(um_rules_match(r, &a, &i), UM_RULE_DIRECT);
+    assert_int_equal(um_rules_match_named(r, &a, "other.net", 9, &i), UM_RULE_DIRECT);
+    assert_int_equal(i, 1);
+    um_rules_free(r);
+    /* malformed: a query, an error, truncations, a pointer loop */
+    uint8_t b[512];
+    memcpy(b, m, n);
+    b[2] &= 0x7f;
+    assert_int_equal(um_dns_answers(b, n, NULL, NULL), UM_EPROTO);
+    memcpy(b, m, n);
+    b[3] |= 3;
+    assert_int_equal(um_dns_answers(b, n, NULL, NULL), UM_EPROTO);
+    for (size_t k = 0; k < n; k++)
+        assert_true(um_dns_answers(m, k, NULL, NULL) < 3);
+    static const uint8_t loop[] = {0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1};
+    assert_int_equal(um_dns_answers(loop, sizeof(loop), NULL, NULL), UM_EPROTO);
+    um_dnsmap_free(dm);
+}
+
 /* ---- differential: the compiled set against a linear scan ---- */
 
 static bool ref_match_one(const um_rule_t *ru, const um_addr_t *a, const um_geoip_t *g)
@@ -541,7 +622,7 @@ int main(void)
         cmocka_unit_test(test_file),           cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_domain_keyword), cmocka_unit_test(test_port_and_order),
         cmocka_unit_test(test_geoip),          cmocka_unit_test(test_differential),
-        cmocka_unit_test(test_mmdb),
+        cmocka_unit_test(test_mmdb),           cmocka_unit_test(test_dnsmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,12 +65,14 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
+/* Two letters, or "??" (unknown, as Tor writes it). */
 static bool is_cc(const char *s, size_t n)
 {
     if (n != 2) return false;
+    if (s[0] == '?' && s[1] == '?') return true;
     for (size_t i = 0; i < 2; i++) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '?')) return false;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return false;
     }
     return true;
 }

@@ -20,7 +20,9 @@
  * and a 65536-entry table for port. None of these grows with the number of
  * rules at lookup time. See docs/CONFIG.md, "Routing rules".
  *
- * Domain rules and keyword rules match the name the application gave; a
+ * Names are matched in lower case without a trailing dot (a keyword
+ * "ads." does not match the name "ads."). Domain rules and keyword rules
+ * match the name the application gave; a
  * destination given as an IP address (or an IP literal as its name) is
  * matched by cidr, geoip and port rules only. The parsers are pure. */
 #ifndef UM_PROXY_RULES_H

@@ -618,7 +618,9 @@ int um_run_client(const um_config_t *cfg)
         um_cli_error("client", "cannot start VPN mode (see the log above)");
         goto out;
     }
-    if (c->vpn && c->routing) um_routing_bind_device(c->routing, um_vpn_direct_device(c->vpn));
+    if (c->vpn && c->routing)
+        um_routing_vpn(c->routing, um_vpn_direct_device(c->vpn),
+                       cfg->tun_routes && cfg->tun_fd < 0);
     uv_timer_init(c->loop, &c->retry);
     uv_timer_init(c->loop, &c->stats);
     uv_timer_init(c->loop, &c->rot_timer);

@@ -204,6 +204,17 @@ void um_routing_bind_device(um_routing_t *rt, const char *ifname)
     if (ifname && *ifname) UM_INFO("direct connections leave through %s", ifname);
 }
 
+void um_routing_vpn(um_routing_t *rt, const char *dev, bool own_routes)
+{
+    if (dev && *dev) {
+        um_routing_bind_device(rt, dev);
+    } else if (own_routes) {
+        UM_WARN("routing rules: no interface outside the TUN found; what the rules send direct "
+                "is refused (it would loop into the TUN)");
+        um_router_refuse_direct(rt->router, true);
+    }
+}
+
 um_conn_provider_t um_routing_connector(um_routing_t *rt)
 {
     return um_router_connector(rt->router);

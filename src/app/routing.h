@@ -35,6 +35,10 @@ int um_routing_new(uv_loop_t *loop, const um_config_t *cfg, um_conn_provider_t t
 /* Direct connections leave through this interface (SO_BINDTODEVICE; VPN
  * mode: never into the TUN). NULL or "": routing tables decide. */
 void um_routing_bind_device(um_routing_t *rt, const char *ifname);
+/* VPN mode is up: bind direct sockets to dev (um_vpn_direct_device); when
+ * dev is "" and the VPN installed its routes, direct traffic would loop into
+ * the TUN, so it is refused (logged once). */
+void um_routing_vpn(um_routing_t *rt, const char *dev, bool own_routes);
 /* Reads the files again; 0 or the error (old rules kept). */
 int um_routing_reload(um_routing_t *rt);
 um_conn_provider_t um_routing_connector(um_routing_t *rt);

@@ -20,6 +20,7 @@ struct um_router {
     um_router_stats_t st;
     um_ratelimit_t rl;
     um_dnsmap_t *names; /* addresses' names from DNS answers seen; made on first use */
+    bool refuse_direct;
 };
 
 /* ---- refused streams ---- */
@@ -113,6 +114,7 @@ static uint8_t decide(um_router_t *r, const um_addr_t *dst)
     } else {
         a = um_rules_match(r->rules, dst, &idx);
     }
+    if (a == UM_RULE_DIRECT && r->refuse_direct) a = UM_RULE_BLOCK;
     if (um_log_get_level() >= UM_LOG_DEBUG) {
         char s[UM_ADDR_STRLEN];
         um_addr_format(dst, s, sizeof(s));
@@ -242,6 +244,11 @@ void um_router_set_rules(um_router_t *r, um_rules_t *rules)
 const um_rules_t *um_router_rules(const um_router_t *r)
 {
     return r->rules;
+}
+
+void um_router_refuse_direct(um_router_t *r, bool refuse)
+{
+    r->refuse_direct = refuse;
 }
 
 void um_router_stats(const um_router_t *r, um_router_stats_t *out)

@@ -16,6 +16,7 @@
 #ifndef UM_PROXY_ROUTER_H
 #define UM_PROXY_ROUTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -41,6 +42,9 @@ void um_router_free(um_router_t *r);
 /* Takes rules; frees the old set. */
 void um_router_set_rules(um_router_t *r, um_rules_t *rules);
 const um_rules_t *um_router_rules(const um_router_t *r);
+/* Refuse what the rules send direct (as block), e.g. VPN mode without an
+ * interface to bind direct sockets to: they would loop into the TUN. */
+void um_router_refuse_direct(um_router_t *r, bool refuse);
 void um_router_stats(const um_router_t *r, um_router_stats_t *out);
 um_conn_provider_t um_router_connector(um_router_t *r);
 

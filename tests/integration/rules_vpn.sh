@@ -16,7 +16,7 @@
 # into the tunnel and the server refuses it; `block cidr:` resets a flow to W
 # that the tunnel would carry; `block domain:vpn-test.umbra` resets a flow to
 # the address the DNS answer (through the client) gave for that name; `direct geoip:XA` (a GeoIP file the test
-# writes) reaches 10.201.7.2; SIGHUP after rewriting the rules file blocks
+# writes) reaches 10.201.7.2; UDP datagrams to 10.201.7.1 leave directly; SIGHUP after rewriting the rules file blocks
 # 10.201.7.1 for new flows while a slow stream opened before it completes.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -48,6 +48,8 @@ c, _ = s.accept()
 for i in range(40):
     c.sendall(b'x' * 1000); time.sleep(0.1)
 c.close()"
+tl_bg "$WORK/echo1.log" ip netns exec "$NS_S" "$PY" "$VHELP" udpecho "$D1" 7007 "$WORK/echo1.ready"
+vn_wait_ready "$WORK/echo1.ready" 10
 for _ in $(seq 100); do
     C curl -s -o /dev/null --max-time 1 "http://$D1:8080/small" && C curl -s -o /dev/null --max-time 1 "http://$D2:8080/small" && break
     sleep 0.1
@@ -104,6 +106,9 @@ if [ $CAPTURE = 1 ]; then # control: the same capture sees a fetch through the t
 fi
 src=$(grep 'GET /blob' "$WORK/http1.log" | tail -n 1 | awk '{ print $1 }')
 expect_eq "the direct server saw C's own address (not the umbra server's)" "$src" "10.201.1.2"
+
+# ---- UDP: datagrams to D1 leave directly too (and do not loop into the TUN)
+if out=$(C timeout $((30 * TM)) "$PY" "$VHELP" udp "$D1" 7007 2>&1); then ok "direct cidr rule, UDP: $out"; else bad "direct UDP to $D1: $out"; fi
 
 # ---- no rule: D3 goes into the tunnel, and the server's egress refuses it
 if C curl -sS --max-time $((10 * TM)) "http://$D3:8080/small" >/dev/null 2>"$WORK/c3.err"; then

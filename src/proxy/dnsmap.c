@@ -141,7 +141,8 @@ void um_dnsmap_put(um_dnsmap_t *m, const um_addr_t *ip, const char *name, size_t
     if (ttl > TTL_MAX_S) ttl = TTL_MAX_S;
     s->type = type;
     memcpy(s->ip, k, 16);
-    memcpy(s->name, name, n);
+    for (size_t i = 0; i < n; i++) /* printable only: the name may reach a log line */
+        s->name[i] = name[i] > 0x20 && name[i] < 0x7f ? name[i] : '?';
     s->name[n] = 0;
     s->len = (uint8_t)n;
     s->expires_ms = now_ms + (uint64_t)ttl * 1000;

@@ -101,14 +101,16 @@ static int refuse(um_router_t *r, const um_conn_cbs_t *cbs, void *arg, um_conn_t
     return 0;
 }
 
-static uint8_t decide(um_router_t *r, const um_addr_t *dst)
+/* name (UM_DOMAIN_MAX + 1 bytes): the learnt name of an IP destination,
+ * "" when none. */
+static uint8_t decide(um_router_t *r, const um_addr_t *dst, char *name)
 {
-    if (!r->rules) return UM_RULE_TUNNEL;
     size_t idx, nl = 0;
-    char name[UM_DOMAIN_MAX + 1];
     uint8_t a;
+    name[0] = 0;
+    if (!r->rules) return UM_RULE_TUNNEL;
     if (dst->type != UM_ADDR_DOMAIN &&
-        um_dnsmap_get(r->names, dst, um_now_ms(), name, sizeof(name), &nl)) {
+        um_dnsmap_get(r->names, dst, um_now_ms(), name, UM_DOMAIN_MAX + 1, &nl)) {
         r->st.named++;
         a = um_rules_match_named(r->rules, dst, name, nl, &idx);
     } else {
@@ -133,12 +135,14 @@ static int r_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t 
 {
     um_router_t *r = ctx;
     if (!r || !dst || !cbs || !out) return UM_EINVAL;
-    uint8_t a = decide(r, dst);
+    char name[UM_DOMAIN_MAX + 1];
+    uint8_t a = decide(r, dst, name);
     r->st.opens[a]++;
     if (a == UM_RULE_BLOCK) {
         char s[UM_ADDR_STRLEN];
         um_addr_format(dst, s, sizeof(s));
-        um_log_limited(&r->rl, 10, 1000, UM_LOG_INFO, "route %s: blocked by a rule", s);
+        um_log_limited(&r->rl, 10, 1000, UM_LOG_INFO, "route %s%s%s%s: blocked by a rule", s,
+                       name[0] ? " (" : "", name, name[0] ? ")" : "");
         return refuse(r, cbs, arg, out);
     }
     return um_conn_open(a == UM_RULE_DIRECT ? r->direct : r->tunnel, dst, early, n, cbs, arg, out);
@@ -167,7 +171,8 @@ static void sub_recv(void *arg, const um_addr_t *src, const uint8_t *p, size_t n
 static int ra_send(um_assoc_t *ua, const um_addr_t *dst, const uint8_t *p, size_t n)
 {
     rassoc_t *a = (rassoc_t *)ua;
-    uint8_t act = decide(a->r, dst);
+    char name[UM_DOMAIN_MAX + 1];
+    uint8_t act = decide(a->r, dst, name);
     a->r->st.datagrams[act]++;
     if (act == UM_RULE_BLOCK) return UM_EACCES;
     int k = act == UM_RULE_DIRECT;

@@ -134,7 +134,7 @@ if C curl -sS --max-time $((10 * TM)) "http://$DNSNAME/small" >/dev/null 2>"$WOR
 else
     ok "block domain rule in TUN mode: $DNSNAME ($W4) refused ($(tr -d '\n' <"$WORK/b3.err" | head -c 100))"
 fi
-grep -q "route $W4:80: blocked" "$WORK/client.log" && ok "client log: route $W4:80 blocked (named by the DNS answer)" ||
+grep -q "route $W4:80 ($DNSNAME): blocked" "$WORK/client.log" && ok "client log: route $W4:80 ($DNSNAME) blocked, named by the DNS answer" ||
     bad "client log has no block of $W4:80"
 
 # ---- geoip

@@ -9,7 +9,8 @@
 #
 # Checks: `direct cidr:127.0.0.3/32` fetches a file from 127.0.0.3 (sha256)
 # while nothing of it crosses the tunnel (the capture of SPORT stays small,
-# the client's tunnel byte counters do not move by the file's size); the
+# the client's tunnel byte counters do not move by the file's size), and so
+# does a -L forward to it; the
 # default route (tunnel) still reaches nginx; `block domain:blocked.test`
 # refuses www.blocked.test through SOCKS5 (reply "not allowed") and the HTTP
 # proxy (403); `direct geoip:XA` with a GeoIP file the test writes reaches
@@ -51,8 +52,9 @@ out=$("$UMBRA" client -c "$WORK/bad.conf" --check 2>&1)
 case "$out" in *"bad.conf:4: key 'rule': 'direct cidr:10.0.0.0/40'"*) ok "bad rule line: $out" ;; *) bad "bad rule line: $out" ;; esac
 
 tl_server_start || tl_finish
+FWD=$(tl_free_port)
 tl_client_start "$LINK" client --rules-file "$WORK/rules" --geoip-file "$WORK/geoip" \
-    --rule 'direct geoip:XA' || tl_finish
+    --rule 'direct geoip:XA' -L "127.0.0.1:$FWD:127.0.0.3:$DPORT" || tl_finish
 out=$(tl_wait_session 1 $((15 * TM))) || { bad "session: $out"; tl_finish; }
 ok "session up with rules"
 
@@ -88,9 +90,27 @@ if [ $CAPTURE = 1 ]; then
     fi
 fi
 
+# ---- a -L forward goes through the rules too
+got=$(curl -sS --max-time $((10 * TM)) "http://127.0.0.1:$FWD/small" 2>&1)
+expect_eq "forward -L to 127.0.0.3 follows the direct rule" "$got" "small-ok"
+
 # ---- the default (tunnel) still works, and 127.0.0.3 is what the server refuses
-got=$(curl -sS --max-time $((30 * TM)) "${SOX[@]}" "http://127.0.0.1:$NGINX_PORT/small" 2>&1)
-expect_eq "default route: nginx through the tunnel" "$got" "small-ok"
+if [ $CAPTURE = 1 ]; then # control: the same capture sees the tunnel carry a fetch (tshark may
+    # drop packets on a loaded machine: a quarter of the bytes is enough to tell)
+    tl_bg "$WORK/tshark2.log" tshark -i lo -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
+    T2=$BG_PID
+    for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark2.log" 2>/dev/null && break; sleep 0.1; done
+fi
+got=$(curl -sS --max-time $((30 * TM)) "${SOX[@]}" "http://127.0.0.1:$NGINX_PORT/blob" 2>&1 | sha256sum | cut -d' ' -f1)
+expect_eq "default route: the same file from nginx through the tunnel" "$got" "$BLOB_SHA"
+if [ $CAPTURE = 1 ]; then
+    sleep 0.5
+    kill -INT "$T2" 2>/dev/null
+    wait "$T2" 2>/dev/null
+    b2=$(tshark -r "$WORK/cap2.pcap" -T fields -e frame.len 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+    [ "$b2" -gt $((MIB * 1024 * 256)) ] && ok "control: the capture sees $b2 bytes for the fetch through the tunnel" ||
+        bad "control capture: $b2 bytes for a $MIB MiB fetch through the tunnel (want > a quarter)"
+fi
 
 # ---- block domain
 curl -sS --max-time $((10 * TM)) "${SOX[@]}" "http://www.blocked.test/" >"$WORK/b1.out" 2>&1

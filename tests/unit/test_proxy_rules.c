@@ -258,7 +258,8 @@ static void test_geoip(void **state)
         "x,2,DE\n",
         "4294967296,4294967296,DE\n",
         "2001:db8::,zz,DE\n",
-        "1,2,D1\n", "1,2,A?\n",
+        "1,2,D1\n",
+        "1,2,A?\n",
     };
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         assert_int_equal(um_geoip_new(&g), 0);

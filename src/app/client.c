@@ -518,6 +518,15 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(c->loop);
 }
 
+/* SIGHUP without routing rules: nothing to reload, but not the default
+ * disposition (which would end the client). */
+static void on_hup_norules(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    UM_INFO("SIGHUP: no rules files to reload");
+}
+
 /* What the proxies, forwards and VPN mode open streams through: the router
  * when routing rules are configured, else the tunnel's hub. */
 static um_conn_provider_t ingress_provider(cli_t *c)
@@ -605,6 +614,9 @@ int um_run_client(const um_config_t *cfg)
             um_cli_error("client", "%s", err);
             goto out;
         }
+    } else {
+        uv_signal_init(c->loop, &c->sig_hup);
+        uv_signal_start(&c->sig_hup, on_hup_norules, SIGHUP);
     }
     if (cfg->has_socks && start_proxy(c, UM_PROXY_SOCKS5, "socks5", &cfg->socks, NULL) != 0)
         goto out;

@@ -12,6 +12,8 @@ set -euo pipefail
 # python3 generates the man pages from 'umbra help' and docs/CONFIG.md.
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
        libqrencode-dev libc-ares-dev libcurl4-openssl-dev libsystemd-dev python3"
+# libmaxminddb-dev: routing rules read MaxMind .mmdb GeoIP files (geoip-file).
+BUILD="$BUILD libmaxminddb-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
 # integration tests (curl, nginx, chromium and firefox-esr whose ClientHellos
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise

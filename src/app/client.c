@@ -492,6 +492,16 @@ static size_t report(char *out, size_t cap, void *ud)
                  c->last_resume[0] ? c->last_resume : "-", (unsigned long long)c->rotations,
                  c->last_rotate[0] ? c->last_rotate : "-", c->listening);
     if (n > 0) used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    if (c->routing && used + 1 < cap) {
+        um_router_stats_t rs;
+        um_routing_stats(c->routing, &rs);
+        n = snprintf(out + used, cap - used,
+                     "routing:      streams %llu tunnel, %llu direct, %llu blocked\n",
+                     (unsigned long long)rs.opens[UM_RULE_TUNNEL],
+                     (unsigned long long)rs.opens[UM_RULE_DIRECT],
+                     (unsigned long long)rs.opens[UM_RULE_BLOCK]);
+        if (n > 0) used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    }
     return used;
 }
 
@@ -512,13 +522,29 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(c->loop);
 }
 
+/* SIGHUP without routing rules: nothing to reload, but not the default
+ * disposition (which would end the client). */
+static void on_hup_norules(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    UM_INFO("SIGHUP: no rules files to reload");
+}
+
+/* What the proxies, forwards and VPN mode open streams through: the router
+ * when routing rules are configured, else the tunnel's hub. */
+static um_conn_provider_t ingress_provider(cli_t *c)
+{
+    return c->routing ? um_routing_connector(c->routing) : um_hub_connector(c->hub);
+}
+
 static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const um_addr_t *bind,
                        const um_addr_t *fwd_dst)
 {
     um_proxy_opts_t o;
     char a[UM_ADDR_STRLEN], d[UM_ADDR_STRLEN];
     memset(&o, 0, sizeof(o));
-    o.conn = um_hub_connector(c->hub);
+    o.conn = ingress_provider(c);
     if (kind != UM_PROXY_FORWARD && c->cfg->socks_user[0]) { /* SOCKS5 and HTTP */
         o.user = c->cfg->socks_user;
         o.pass = c->cfg->socks_pass;
@@ -585,6 +611,17 @@ int um_run_client(const um_config_t *cfg)
         um_resolver_new(c->loop, RESOLVE_MS, &c->resolver) != 0)
         goto out;
     um_hub_set_wait_cb(c->hub, on_wait, c);
+    if (um_routing_wanted(cfg)) {
+        char err[UM_ERR_MAX];
+        if (um_routing_new(c->loop, c->cfg, um_hub_connector(c->hub), &c->ev, &c->routing, err,
+                           sizeof(err)) != 0) {
+            um_cli_error("client", "%s", err);
+            goto out;
+        }
+    } else {
+        uv_signal_init(c->loop, &c->sig_hup);
+        uv_signal_start(&c->sig_hup, on_hup_norules, SIGHUP);
+    }
     if (cfg->has_socks && start_proxy(c, UM_PROXY_SOCKS5, "socks5", &cfg->socks, NULL) != 0)
         goto out;
     if (cfg->has_http && start_proxy(c, UM_PROXY_HTTP, "http", &cfg->http, NULL) != 0) goto out;
@@ -593,10 +630,13 @@ int um_run_client(const um_config_t *cfg)
                         &cfg->forwards[i].target) != 0)
             goto out;
     /* VPN mode: device and routes, after the proxies, before the first connect. */
-    if (cfg->tun && um_vpn_start(c->loop, cfg, um_hub_connector(c->hub), &c->vpn) != 0) {
+    if (cfg->tun && um_vpn_start(c->loop, cfg, ingress_provider(c), &c->vpn) != 0) {
         um_cli_error("client", "cannot start VPN mode (see the log above)");
         goto out;
     }
+    if (c->vpn && c->routing)
+        um_routing_vpn(c->routing, um_vpn_direct_device(c->vpn),
+                       cfg->tun_routes && cfg->tun_fd < 0);
     uv_timer_init(c->loop, &c->retry);
     uv_timer_init(c->loop, &c->stats);
     uv_timer_init(c->loop, &c->rot_timer);
@@ -657,6 +697,8 @@ out:
         uv_run(c->loop, UV_RUN_NOWAIT);
     um_listfetch_free(c->lf); /* before the hub it opens streams on */
     c->lf = NULL;
+    um_routing_free(c->routing); /* the proxies' and VPN's streams are closed */
+    c->routing = NULL;
     um_hub_free(c->hub);
     um_resolver_free(c->resolver);
     uv_walk(c->loop, close_walk, NULL);

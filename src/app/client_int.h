@@ -22,6 +22,7 @@
 #include "app/dialstate.h"
 #include "app/events.h"
 #include "app/listfetch.h"
+#include "app/routing.h"
 #include "app/vpn.h"
 #include "exit/resolver.h"
 #include "proxy/server.h"
@@ -109,6 +110,10 @@ typedef struct cli {
     char state_path[UM_PATH_MAX]; /* "" = none */
     um_dialstate_t state;
     long remembered; /* its candidate, -1: none */
+    /* rules: routing (app/routing.h), NULL without rules; without it SIGHUP
+     * (systemd's ExecReload) is still caught, so it never ends the client */
+    um_routing_t *routing;
+    uv_signal_t sig_hup;
 } cli_t;
 
 static inline const um_peer_server_t *cur_server(const cli_t *c)

@@ -13,7 +13,9 @@
 #include "app/config.h"
 #include "app/control.h"
 #include "app/link.h"
+#include "app/routing.h"
 #include "app/run.h"
+#include "proxy/rules.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -50,6 +52,15 @@ const char um_usage_client[] =
     "                       ${TMPDIR:-/tmp}/umbra-<uid>/umbra.sock, in a 0700 directory)\n"
     "  --state-file PATH    remembered dial parameters (default\n"
     "                       $XDG_STATE_HOME/umbra/state or ~/.local/state/umbra/state)\n"
+    "  --rule 'ACTION MATCH'\n"
+    "                       routing rule (repeatable, before the config's): ACTION tunnel,\n"
+    "                       direct or block; MATCH cidr:PREFIX, domain:NAME (and its\n"
+    "                       subdomains), keyword:WORD, port:N[-M] or geoip:CC\n"
+    "  --rules-file PATH    more rules, one a line (repeatable; reloaded on SIGHUP)\n"
+    "  --geoip-file PATH    GeoIP table for geoip:CC (Tor geoip/geoip6 text or MaxMind\n"
+    "                       .mmdb; repeatable; reloaded on SIGHUP)\n"
+    "  --default-route ACTION\n"
+    "                       what no rule matches: tunnel (default), direct or block\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -255,6 +266,53 @@ static int apply_rotation(um_config_t *cfg, const char *rotate, const char *afte
     return 0;
 }
 
+/* --rule (before the config's rule lines), --rules-file and --geoip-file
+ * (after the config's), --default-route. 0, or -1 after printing why. */
+static int apply_rules(um_config_t *cfg, const char *const *rules, size_t n_rules,
+                       const char *const *rfiles, size_t n_rfiles, const char *const *gfiles,
+                       size_t n_gfiles, const char *def)
+{
+    char why[160];
+    if (cfg->n_rules + n_rules > UM_CFG_MAX_RULES) {
+        um_cli_error("client", "at most %d rules from --rule and rule lines (use a rules-file)",
+                     UM_CFG_MAX_RULES);
+        return -1;
+    }
+    for (size_t i = 0; i < n_rules; i++) {
+        um_rule_t r;
+        if (um_rule_parse(&r, rules[i], strlen(rules[i]), why, sizeof(why)) != 0 ||
+            strlen(rules[i]) > UM_CFG_RULE_TEXT_MAX) {
+            um_cli_error("client", "--rule '%s': %s", rules[i],
+                         strlen(rules[i]) > UM_CFG_RULE_TEXT_MAX ? "too long" : why);
+            return -1;
+        }
+    }
+    memmove(cfg->rules + n_rules, cfg->rules, cfg->n_rules * sizeof(cfg->rules[0]));
+    memmove(cfg->rule_lines + n_rules, cfg->rule_lines, cfg->n_rules * sizeof(int));
+    for (size_t i = 0; i < n_rules; i++) {
+        snprintf(cfg->rules[i], sizeof(cfg->rules[i]), "%s", rules[i]);
+        cfg->rule_lines[i] = 0;
+    }
+    cfg->n_rules += n_rules;
+    for (size_t i = 0; i < n_rfiles + n_gfiles; i++) {
+        bool rf = i < n_rfiles;
+        const char *f = rf ? rfiles[i] : gfiles[i - n_rfiles];
+        size_t *n = rf ? &cfg->n_rules_files : &cfg->n_geoip_files;
+        if (*n == (rf ? UM_CFG_MAX_RULES_FILES : UM_CFG_MAX_GEOIP_FILES) || !*f ||
+            strlen(f) >= UM_PATH_MAX) {
+            um_cli_error("client", "--%s '%s': too many files or a bad name",
+                         rf ? "rules-file" : "geoip-file", f);
+            return -1;
+        }
+        snprintf(rf ? cfg->rules_files[(*n)++] : cfg->geoip_files[(*n)++], UM_PATH_MAX, "%s", f);
+    }
+    if (def && um_rule_action_parse(def, strlen(def), &cfg->default_route) != 0) {
+        um_cli_error("client", "--default-route '%s': expected tunnel, direct or block", def);
+        return -1;
+    }
+    return 0;
+}
+
 int um_cmd_client(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -276,13 +334,20 @@ int um_cmd_client(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'X'},
         {"upstream", required_argument, NULL, 'U'},
         {"state-file", required_argument, NULL, 'S'},
+        {"rule", required_argument, NULL, 'r'},
+        {"rules-file", required_argument, NULL, 'f'},
+        {"geoip-file", required_argument, NULL, 'g'},
+        {"default-route", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
                *rotate = NULL, *rotate_after = NULL, *max_conns = NULL, *upstream = NULL;
-    const char *state_file = NULL;
+    const char *state_file = NULL, *default_route = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
+    const char *rules[UM_CFG_MAX_RULES], *rules_files[UM_CFG_MAX_RULES_FILES],
+        *geoip_files[UM_CFG_MAX_GEOIP_FILES];
+    size_t n_rules = 0, n_rules_files = 0, n_geoip_files = 0;
     size_t n_fwd = 0;
     int c, check = 0, tun = 0, n_link = 0, n_files = 0;
     bool link_long = false;
@@ -327,6 +392,25 @@ int um_cmd_client(int argc, char **argv)
             upstream = up_arg;
             break;
         case 'S': state_file = optarg; break;
+        case 'D': default_route = optarg; break;
+        case 'r':
+        case 'f':
+        case 'g': {
+            const char **v = c == 'r' ? rules : c == 'f' ? rules_files : geoip_files;
+            size_t *k = c == 'r' ? &n_rules : c == 'f' ? &n_rules_files : &n_geoip_files;
+            size_t max = c == 'r'   ? UM_CFG_MAX_RULES
+                         : c == 'f' ? UM_CFG_MAX_RULES_FILES
+                                    : UM_CFG_MAX_GEOIP_FILES;
+            if (*k == max) {
+                um_cli_error("client", "at most %zu --%s", max,
+                             c == 'r'   ? "rule"
+                             : c == 'f' ? "rules-file"
+                                        : "geoip-file");
+                return UM_EXIT_USAGE;
+            }
+            v[(*k)++] = optarg;
+            break;
+        }
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -456,6 +540,23 @@ int um_cmd_client(int argc, char **argv)
         snprintf(cfg.state_file, sizeof(cfg.state_file), "%s", state_file);
     }
     if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
+    if (apply_rules(&cfg, rules, n_rules, rules_files, n_rules_files, geoip_files, n_geoip_files,
+                    default_route) != 0) {
+        rc = UM_EXIT_USAGE;
+        goto out;
+    }
+    if (um_routing_wanted(&cfg)) { /* every rules and GeoIP file read once, errors named */
+        um_rules_t *rs = NULL;
+        if (um_routing_build(&cfg, &rs, err, sizeof(err)) != 0) {
+            um_cli_error("client", "%s", err);
+            rc = UM_EXIT_CONFIG;
+            goto out;
+        }
+        if (check)
+            printf("routing: %zu rule(s), default %s\n", um_rules_count(rs),
+                   um_rule_action_name(um_rules_default(rs)));
+        um_rules_free(rs);
+    }
     /* Defaults when nothing is asked for: both proxies on loopback (not in
      * VPN mode, which needs no proxy). */
     if (!cfg.tun && !cfg.has_socks && !cfg.has_http && cfg.n_forwards == 0) {

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "crypto/keys.h"
+#include "proxy/rules.h"
 #include "util/b64.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -37,7 +38,8 @@ typedef enum {
 } sec_t;
 
 /* Keys that may appear more than once in a section. */
-static const char *const repeatable[] = {"listen", "allow", "address", "forward", "list-url"};
+static const char *const repeatable[] = {"listen",   "allow", "address",    "forward",
+                                         "list-url", "rule",  "rules-file", "geoip-file"};
 
 typedef struct {
     um_config_t *c;
@@ -425,6 +427,38 @@ static void key_server(parser_t *p, const char *name, const char *v)
     }
 }
 
+/* rule, rules-file, geoip-file, default-route (docs/CONFIG.md, "Routing rules") */
+static void key_rules(parser_t *p, const char *name, const char *v)
+{
+    um_config_t *c = p->c;
+    char why[160];
+    if (key_is(name, "rule")) {
+        um_rule_t r;
+        if (c->n_rules == UM_CFG_MAX_RULES)
+            perr(p, "key 'rule': at most %d rule lines (put more in a rules-file)",
+                 UM_CFG_MAX_RULES);
+        else if (um_rule_parse(&r, v, strlen(v), why, sizeof(why)) != 0)
+            perr(p, "key 'rule': '%s': %s", v, why);
+        else {
+            snprintf(c->rules[c->n_rules], sizeof(c->rules[0]), "%s", v);
+            c->rule_lines[c->n_rules++] = p->line;
+        }
+    } else if (key_is(name, "default-route")) {
+        if (um_rule_action_parse(v, strlen(v), &c->default_route) != 0)
+            perr(p, "key 'default-route': '%s': expected tunnel, direct or block", v);
+    } else {
+        bool rf = key_is(name, "rules-file");
+        size_t *n = rf ? &c->n_rules_files : &c->n_geoip_files;
+        if (*n == (rf ? UM_CFG_MAX_RULES_FILES : UM_CFG_MAX_GEOIP_FILES))
+            perr(p, "key '%s': at most %d files", name,
+                 rf ? UM_CFG_MAX_RULES_FILES : UM_CFG_MAX_GEOIP_FILES);
+        else if (!*v || strlen(v) >= UM_PATH_MAX)
+            perr(p, "key '%s': expected a file name (under %d characters)", name, UM_PATH_MAX);
+        else
+            snprintf(rf ? c->rules_files[(*n)++] : c->geoip_files[(*n)++], UM_PATH_MAX, "%s", v);
+    }
+}
+
 static void key_client(parser_t *p, const char *name, const char *v)
 {
     um_config_t *c = p->c;
@@ -519,6 +553,9 @@ static void key_client(parser_t *p, const char *name, const char *v)
         }
     } else if (key_is(name, "tun-mtu")) {
         parse_num_key(p, name, v, &c->tun_mtu, 1280, 65535);
+    } else if (key_is(name, "rule") || key_is(name, "rules-file") || key_is(name, "geoip-file") ||
+               key_is(name, "default-route")) {
+        key_rules(p, name, v);
     } else if (key_is(name, "upstream")) {
         /* The value may hold a password: never quoted. */
         if (um_upstream_parse(&c->upstream, v, strlen(v), why, sizeof(why)) != 0)
@@ -872,6 +909,19 @@ int um_config_load(um_config_t *c, const char *path, char *err, size_t errlen)
             return UM_EINVAL;
         }
         snprintf(c->server_list, sizeof(c->server_list), "%s", full);
+    }
+    /* rules-file and geoip-file: relative to the config's directory too. */
+    for (size_t i = 0; r == 0 && i < c->n_rules_files + c->n_geoip_files; i++) {
+        char *f = i < c->n_rules_files ? c->rules_files[i] : c->geoip_files[i - c->n_rules_files];
+        if (f[0] == '/' || !strrchr(path, '/')) continue;
+        char full[UM_PATH_MAX * 2];
+        snprintf(full, sizeof(full), "%.*s/%s", (int)(strrchr(path, '/') - path), path, f);
+        if (strlen(full) >= UM_PATH_MAX) {
+            snprintf(err, errlen, "%s: key '%s': path too long", path,
+                     i < c->n_rules_files ? "rules-file" : "geoip-file");
+            return UM_EINVAL;
+        }
+        snprintf(f, UM_PATH_MAX, "%s", full);
     }
     if (r == 0) r = um_config_validate(c, err, errlen);
     return r;

@@ -71,6 +71,11 @@
 #define UM_RACE_STAGGER_MAX_MS 10000u
 #define UM_REMEMBER_DEF_MS     (24u * 3600 * 1000)
 #define UM_REMEMBER_MAX_MS     (30u * 24 * 3600 * 1000)
+/* Routing rules ([client], docs/CONFIG.md "Routing rules"). */
+#define UM_CFG_MAX_RULES       256 /* rule = lines and --rule options; more in rules-file */
+#define UM_CFG_RULE_TEXT_MAX   191
+#define UM_CFG_MAX_RULES_FILES 8
+#define UM_CFG_MAX_GEOIP_FILES 8
 
 typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 
@@ -231,6 +236,19 @@ typedef struct {
     size_t n_servers;
     um_transport_cfg_t transports[UM_CFG_MAX_TRANSPORTS];
     size_t n_transports;
+
+    /* rules (docs/CONFIG.md, "Routing rules"): [client] rule = ACTION MATCH
+     * lines in order (checked by the parser, compiled by app/routing.c),
+     * rules-file and geoip-file (resolved against the config's directory by
+     * um_config_load; read at start and on SIGHUP), default-route. */
+    char rules[UM_CFG_MAX_RULES][UM_CFG_RULE_TEXT_MAX + 1];
+    int rule_lines[UM_CFG_MAX_RULES]; /* 0: from the command line */
+    size_t n_rules;
+    char rules_files[UM_CFG_MAX_RULES_FILES][UM_PATH_MAX];
+    size_t n_rules_files;
+    char geoip_files[UM_CFG_MAX_GEOIP_FILES][UM_PATH_MAX];
+    size_t n_geoip_files;
+    uint8_t default_route; /* um_rule_action_t; tunnel unless set */
 } um_config_t;
 
 /* Sets every default; role NONE. */

@@ -277,3 +277,8 @@ const char *um_vpn_ifname(const um_vpn_t *v)
 {
     return v ? v->dev.name : "";
 }
+
+const char *um_vpn_direct_device(const um_vpn_t *v)
+{
+    return v->direct_dev;
+}

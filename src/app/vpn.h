@@ -44,6 +44,11 @@ int um_vpn_start(uv_loop_t *loop, const um_config_t *cfg, um_conn_provider_t pro
  * NULL is a no-op. */
 void um_vpn_stop(um_vpn_t *v);
 void um_vpn_stats(const um_vpn_t *v, um_vpn_stats_t *st);
+/* The interface that reached the outside before the VPN's routes (the
+ * default route's, else the first server's): routing rules' direct traffic
+ * is bound to it so it never enters the TUN. "" when unknown (no routes of
+ * ours, an adopted descriptor). */
+const char *um_vpn_direct_device(const um_vpn_t *v);
 /* The device's name ("" before start). */
 const char *um_vpn_ifname(const um_vpn_t *v);
 

@@ -82,6 +82,8 @@ struct um_vpn {
     size_t n_routes;
     um_vpn_stats_t st;
     um_ratelimit_t rl;
+    /* rules: the interface of the route out before ours (direct traffic) */
+    char direct_dev[16];
 };
 
 /* vpn.c */

@@ -3,6 +3,7 @@
  * host routes for the resolvers; and removing the routes again. */
 #include <arpa/inet.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,31 @@ static int route_resolvers(um_vpn_t *v, bool have6)
     return 0;
 }
 
+/* Before the halves go in: the interface of the route to a documentation
+ * address (198.51.100.1: the default route's), else of a server's. */
+static void find_direct_dev(um_vpn_t *v)
+{
+    um_route_t cur;
+    um_addr_t a;
+    memset(&a, 0, sizeof(a));
+    a.type = UM_ADDR_IPV4;
+    inet_pton(AF_INET, "198.51.100.1", a.u.v4);
+    int oif = 0;
+    if (um_route_get(&a, &cur) == 0 && cur.type == RTN_UNICAST && cur.oif != v->dev.ifindex)
+        oif = cur.oif;
+    for (size_t i = 0; !oif && i < v->cfg->n_servers; i++)
+        for (size_t j = 0; !oif && j < v->cfg->servers[i].n_addrs; j++) {
+            a = v->cfg->servers[i].addrs[j];
+            a.port = 0;
+            if (is_ip(&a) && um_route_get(&a, &cur) == 0 && cur.type == RTN_UNICAST &&
+                cur.oif != v->dev.ifindex)
+                oif = cur.oif;
+        }
+    char name[IF_NAMESIZE];
+    if (oif && if_indextoname((unsigned)oif, name))
+        snprintf(v->direct_dev, sizeof(v->direct_dev), "%s", name);
+}
+
 int vpn_setup_device(um_vpn_t *v)
 {
     const um_config_t *cfg = v->cfg;
@@ -211,6 +237,8 @@ int vpn_setup_device(um_vpn_t *v)
     if ((e = pin_servers(v)) != 0) return e;
     /* 2. Resolvers on the local network go through the tunnel too. */
     if (cfg->tun_dns) route_resolvers(v, have6);
+    /* Routing rules: the interface direct traffic leaves through. */
+    find_direct_dev(v);
     /* 3. Everything else: two halves, more specific than any default route,
      * removed by the kernel with the device if we die. */
     static const char *const halves4[] = {"0.0.0.0", "128.0.0.0"};

@@ -2,6 +2,7 @@
  * a fixed connection attempt delay). */
 #include "exit/dial.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,8 +188,10 @@ static void start_next(um_dial_t *d)
         socklen_t sl;
         attempt_t *a = calloc(1, sizeof(*a));
         uv_tcp_t *tcp = calloc(1, sizeof(*tcp));
+        bool dev = d->cfg.bind_device && d->cfg.bind_device[0];
         if (!a || !tcp || um_addr_to_sockaddr(dst, &ss, &sl) != 0 ||
-            uv_tcp_init(d->cfg.loop, tcp) != 0) {
+            (dev ? uv_tcp_init_ex(d->cfg.loop, tcp, ss.ss_family)
+                 : uv_tcp_init(d->cfg.loop, tcp)) != 0) {
             free(a);
             free(tcp);
             d->last_error = UM_CONN_GENERAL_FAILURE;
@@ -202,7 +205,9 @@ static void start_next(um_dial_t *d)
         a->next = d->attempts;
         d->attempts = a;
         sockets_add(d, 1);
-        int rc = uv_tcp_connect(&a->req, tcp, (const struct sockaddr *)&ss, on_connect);
+        int rc = dev && um_dial_bind_device((uv_handle_t *)tcp, d->cfg.bind_device) != 0
+                     ? UV_EPERM
+                     : uv_tcp_connect(&a->req, tcp, (const struct sockaddr *)&ss, on_connect);
         if (rc != 0) {
             d->last_error = um_dial_result_from_uv(rc);
             close_attempt(d, a);
@@ -325,4 +330,15 @@ int um_dial_start(const um_dialer_t *cfg, const um_addr_t *dst, um_dial_cb cb, v
 void um_dial_cancel(um_dial_t *d)
 {
     if (d && !d->finished) finish(d);
+}
+
+int um_dial_bind_device(uv_handle_t *h, const char *ifname)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno(h, &fd) != 0) return UM_EIO;
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) != 0) {
+        UM_WARN("cannot bind a socket to %s: %s", ifname, strerror(errno));
+        return UM_EIO;
+    }
+    return 0;
 }

@@ -31,7 +31,12 @@ typedef struct {
     uint32_t stagger_ms;       /* 0: 250 */
     uint32_t max_attempts;     /* attempts of one dial in flight at once (0: 4) */
     um_dial_quota_t *quota[2]; /* borrowed, may be NULL: e.g. global and per client */
+    const char *bind_device;   /* borrowed; non-empty: SO_BINDTODEVICE every socket */
 } um_dialer_t;
+
+/* SO_BINDTODEVICE on a libuv TCP or UDP handle's socket (it must exist:
+ * uv_tcp_init_ex / after bind). 0 or UM_EIO. */
+int um_dial_bind_device(uv_handle_t *h, const char *ifname);
 
 typedef struct um_dial um_dial_t;
 

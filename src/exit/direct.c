@@ -3,6 +3,7 @@
 #include "exit/direct.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -37,6 +38,7 @@ struct um_direct {
     um_dial_quota_t quota; /* global for the root, the client's otherwise */
     int refs;              /* clients: sessions sharing this one */
     int clients;           /* root: clients still open */
+    char device[16];       /* SO_BINDTODEVICE ("" = none) */
 };
 
 typedef struct dconn dconn_t;
@@ -362,6 +364,7 @@ static int family_socket(dassoc_t *a, int fam)
         ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
     }
     if (uv_udp_bind(u, (const struct sockaddr *)&ss, fam ? UV_UDP_IPV6ONLY : 0) != 0 ||
+        (a->d->device[0] && um_dial_bind_device((uv_handle_t *)u, a->d->device) != 0) ||
         uv_udp_recv_start(u, udp_alloc, udp_recv) != 0)
         return UM_EIO;
     return 0;
@@ -556,6 +559,12 @@ void um_direct_free(um_direct_t *d)
 void um_direct_quota(const um_direct_t *d, um_dial_quota_t *out)
 {
     *out = d->quota;
+}
+
+void um_direct_set_device(um_direct_t *d, const char *ifname)
+{
+    snprintf(d->device, sizeof(d->device), "%s", ifname ? ifname : "");
+    d->dialer.bind_device = d->device;
 }
 
 um_conn_provider_t um_direct_connector(um_direct_t *d)

@@ -32,6 +32,10 @@ void um_direct_free(um_direct_t *d);
 /* The connector's budget in use: global for the root, the client's else. */
 void um_direct_quota(const um_direct_t *d, um_dial_quota_t *out);
 
+/* Binds every later socket of d to the interface ifname (SO_BINDTODEVICE;
+ * NULL or "": none), copied. VPN mode: direct traffic never enters the TUN. */
+void um_direct_set_device(um_direct_t *d, const char *ifname);
+
 /* The provider that opens streams and associations through d. */
 um_conn_provider_t um_direct_connector(um_direct_t *d);
 

@@ -854,6 +854,49 @@ static void test_server_list_keys(void **state)
     um_config_free(&c);
 }
 
+/* Routing rules ([client], docs/CONFIG.md "Routing rules"). */
+static void test_rules_keys(void **state)
+{
+    (void)state;
+    const char *head = "[client]\n"
+                       "private-key = " PRIV "\n";
+    const char *tail = "[server \"v\"]\n"
+                       "address = 192.0.2.1:443\n"
+                       "public-key = " PUB1 "\n";
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "%srule = direct cidr:10.0.0.0/8\nrule = block domain:ads.example\n"
+             "rules-file = r.txt\ngeoip-file = /usr/share/tor/geoip\ngeoip-file = g6\n"
+             "default-route = direct\n%s",
+             head, tail);
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    assert_int_equal(parse(&c, text, err), 0);
+    assert_int_equal(c.n_rules, 2);
+    assert_string_equal(c.rules[1], "block domain:ads.example");
+    assert_int_equal(c.rule_lines[0], 3);
+    assert_int_equal(c.n_rules_files, 1);
+    assert_int_equal(c.n_geoip_files, 2);
+    assert_int_equal(c.default_route, 1); /* direct */
+    um_config_free(&c);
+    static const struct {
+        const char *keys, *want;
+    } rbad[] = {
+        {"rule = direct cidr:10.0.0.0/33\n", "t.conf:3: key 'rule': 'direct cidr:10.0.0.0/33': "},
+        {"rule = allow domain:x.org\n", "t.conf:3: key 'rule': 'allow domain:x.org': expected "},
+        {"default-route = sometimes\n", "t.conf:3: key 'default-route': 'sometimes'"},
+        {"default-route = block\ndefault-route = tunnel\n", "t.conf:4: duplicate key"},
+        {"rules-file =\n", "t.conf:3: key 'rules-file'"},
+    };
+    for (size_t i = 0; i < sizeof(rbad) / sizeof(rbad[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s%s", head, rbad[i].keys, tail);
+        err[0] = 0;
+        assert_int_not_equal(parse(&c, text, err), 0);
+        if (!strstr(err, rbad[i].want)) fail_msg("'%s': got '%s'", rbad[i].keys, err);
+        um_config_free(&c);
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -867,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_server_list_keys),
         /* clang-format off */
         cmocka_unit_test(test_upstream_via_keys),
+        cmocka_unit_test(test_rules_keys),
         /* clang-format on */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

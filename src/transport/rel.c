@@ -32,6 +32,7 @@
 #define HAVE_MAX   64u   /* out-of-order ranges kept by the receiver */
 #define RXPN_MAX   32u   /* packet number ranges remembered for acks */
 #define PKT_THRESH 3u    /* fast retransmit: acked this many packets later */
+#define BETA_PCT   70u   /* window kept on a loss (CUBIC beta, RFC 9438) */
 #define NONE       UINT64_MAX
 
 typedef struct {
@@ -355,7 +356,8 @@ static uint32_t cwnd_cap(const um_rel_t *r)
 static void congestion_event(um_rel_t *r, uint64_t pn)
 {
     if (r->recovery_pn != NONE && pn <= r->recovery_pn) return;
-    r->ssthresh = r->cwnd / 2 > CWND_MIN ? r->cwnd / 2 : CWND_MIN;
+    uint32_t c = (uint32_t)((uint64_t)r->cwnd * BETA_PCT / 100);
+    r->ssthresh = c > CWND_MIN ? c : CWND_MIN;
     r->cwnd = r->ssthresh;
     r->recovery_pn = r->next_pn ? r->next_pn - 1 : 0;
 }
@@ -534,8 +536,7 @@ int um_rel_output(um_rel_t *r, uint64_t now, uint8_t *out, size_t cap, size_t *n
          * alone, one byte; when that does not fit, the ack goes alone */
         bool empty_ok = ping || lo == r->fin_off;
         if (cap < H + D + (want_ack ? A : 0) + (empty_ok ? 0 : 1)) data = ping = false;
-        if (!want_ack && has_rx && ack_fits && data && cap - H - D - A >= PIGGY_MIN)
-            want_ack = true;
+        if (!want_ack && has_rx && data && cap >= H + A + D + PIGGY_MIN) want_ack = true;
     }
     if (!want_ack && !data && !ping) return 0;
     if ((data || ping) && r->n_sent == r->sent_cap) {

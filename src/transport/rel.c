@@ -293,6 +293,11 @@ size_t um_rel_queued(const um_rel_t *r)
     return (size_t)(r->snd_end - r->snd_una);
 }
 
+size_t um_rel_space(const um_rel_t *r)
+{
+    return r->dead || r->fin_off != NONE ? 0 : r->cfg.snd_max - um_rel_queued(r);
+}
+
 static uint64_t rcv_limit(const um_rel_t *r)
 {
     return r->rcv_read + r->cfg.rcv_max;

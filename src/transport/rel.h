@@ -61,6 +61,7 @@ int um_rel_write(um_rel_t *r, const uint8_t *p, size_t n);
 /* FIN after the queued bytes (idempotent). */
 int um_rel_shutdown(um_rel_t *r);
 size_t um_rel_queued(const um_rel_t *r); /* written, not yet acked */
+size_t um_rel_space(const um_rel_t *r);  /* addition: what um_rel_write takes now */
 /* Ordered bytes received: copies up to cap; *n = 0 and UM_EPIPE after the
  * peer's FIN (once all bytes before it were read); *n = 0 and 0: nothing yet. */
 int um_rel_read(um_rel_t *r, uint8_t *out, size_t cap, size_t *n);

@@ -274,7 +274,7 @@ int um_rel_write(um_rel_t *r, const uint8_t *p, size_t n)
 {
     if (r->dead) return UM_ETIMEDOUT;
     if (r->fin_off != NONE) return UM_EPIPE;
-    if (n > r->cfg.snd_max - (size_t)(r->snd_end - r->snd_una)) return UM_ENOSPC;
+    if (n > r->cfg.snd_max - um_rel_queued(r)) return UM_ENOSPC;
     if (!n) return 0;
     ring_put(r->sbuf, r->cfg.snd_max, r->snd_end, p, n);
     r->snd_end += n;
@@ -290,7 +290,8 @@ int um_rel_shutdown(um_rel_t *r)
 
 size_t um_rel_queued(const um_rel_t *r)
 {
-    return (size_t)(r->snd_end - r->snd_una);
+    /* snd_una passes snd_end by one once the FIN is acked */
+    return r->snd_una >= r->snd_end ? 0 : (size_t)(r->snd_end - r->snd_una);
 }
 
 size_t um_rel_space(const um_rel_t *r)

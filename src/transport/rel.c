@@ -407,7 +407,8 @@ int um_rel_poll(um_rel_t *r, uint64_t now)
             }
             r->n_sent = 0;
             r->in_flight = 0;
-            r->ssthresh = flight / 2 > CWND_MIN ? flight / 2 : CWND_MIN;
+            uint32_t th = (uint32_t)((uint64_t)flight * BETA_PCT / 100);
+            r->ssthresh = th > CWND_MIN ? th : CWND_MIN;
             r->cwnd = CWND_MIN;
             r->recovery_pn = r->next_pn ? r->next_pn - 1 : 0;
             if (r->backoff < 16) r->backoff++;

@@ -454,6 +454,8 @@ static void test_both_ways_fin(void **st)
     }
     assert_true(um_rel_finished(s.a.r));
     assert_true(um_rel_finished(s.b.r));
+    assert_int_equal(um_rel_queued(s.a.r), 0); /* the FIN byte is no queued byte */
+    assert_int_equal(um_rel_space(s.a.r), 0);
     assert_int_equal(um_rel_write(s.a.r, (const uint8_t *)"x", 1), UM_EPIPE);
     size_t n = 1;
     uint8_t b[4];

@@ -23,17 +23,19 @@
 #include "util/bytes.h"
 #include "util/err.h"
 
-#define MSS        1200u /* congestion window unit (bytes) */
-#define CWND_INIT  (10u * MSS)
-#define CWND_MIN   (2u * MSS)
-#define PEER_WND0  4096u /* what a peer accepts before its first ack (rcv_max >= this) */
-#define SENT_MAX   4096u /* records of packets in flight */
-#define REXMIT_MAX 4096u /* pending resend ranges (merged beyond) */
-#define HAVE_MAX   64u   /* out-of-order ranges kept by the receiver */
-#define RXPN_MAX   32u   /* packet number ranges remembered for acks */
-#define PKT_THRESH 3u    /* fast retransmit: acked this many packets later */
-#define BETA_PCT   70u   /* window kept on a loss (CUBIC beta, RFC 9438) */
-#define NONE       UINT64_MAX
+#define MSS         1200u /* congestion window unit (bytes) */
+#define CWND_INIT   (10u * MSS)
+#define CWND_MIN    (4u * MSS)
+#define PEER_WND0   4096u /* what a peer accepts before its first ack (rcv_max >= this) */
+#define SENT_MAX    4096u /* records of packets in flight */
+#define REXMIT_MAX  4096u /* pending resend ranges (merged beyond) */
+#define HAVE_MAX    64u   /* out-of-order ranges kept by the receiver */
+#define RXPN_MAX    32u   /* packet number ranges remembered for acks */
+#define PKT_THRESH  3u    /* fast retransmit: acked this many packets later (at first) */
+#define REORDER_MAX 64u   /* the threshold grows with each loss found spurious, up to this */
+#define LOST_RING   128u  /* packet numbers declared lost, remembered to find spurious losses */
+#define BETA_PCT    70u   /* window kept on a loss (CUBIC beta, RFC 9438) */
+#define NONE        UINT64_MAX
 
 typedef struct {
     uint64_t lo, hi; /* [lo, hi) */
@@ -60,6 +62,12 @@ struct um_rel {
     size_t n_rexmit, rexmit_cap;
     uint64_t next_pn, largest_acked, recovery_pn;
     bool any_acked;
+    uint64_t lost_pn[LOST_RING];    /* NONE: free */
+    uint32_t lost_depth[LOST_RING]; /* largest acked - pn when it was declared lost */
+    size_t lost_at;
+    uint32_t reorder; /* packet threshold in use */
+    uint32_t undo_cwnd, undo_ssthresh;
+    uint64_t undo_pn; /* the loss that caused the last reduction */
     uint32_t cwnd, ssthresh, in_flight;
     uint32_t srtt, rttvar, latest_rtt, rto, backoff;
     bool have_rtt;
@@ -236,6 +244,10 @@ int um_rel_new(const um_rel_cfg_t *cfg, uint64_t now_ms, um_rel_t **out)
                                                  : UM_REL_RTO_INITIAL;
     r->rto_at = NONE;
     r->recovery_pn = NONE;
+    r->reorder = PKT_THRESH;
+    r->undo_pn = NONE;
+    for (size_t i = 0; i < LOST_RING; i++)
+        r->lost_pn[i] = NONE;
     r->last_rx = r->last_data_rx = r->last_elicit_tx = now_ms;
     r->adv_limit = c.rcv_max;
     *out = r;
@@ -362,6 +374,9 @@ static uint32_t cwnd_cap(const um_rel_t *r)
 static void congestion_event(um_rel_t *r, uint64_t pn)
 {
     if (r->recovery_pn != NONE && pn <= r->recovery_pn) return;
+    r->undo_cwnd = r->cwnd;
+    r->undo_ssthresh = r->ssthresh;
+    r->undo_pn = pn;
     uint32_t c = (uint32_t)((uint64_t)r->cwnd * BETA_PCT / 100);
     r->ssthresh = c > CWND_MIN ? c : CWND_MIN;
     r->cwnd = r->ssthresh;
@@ -678,17 +693,45 @@ static int on_ack(um_rel_t *r, const um_rel_pkt_t *k, const pnr_t *rg, size_t nr
         }
     }
     r->n_sent = w;
-    /* loss: acked PKT_THRESH packets later, or sent 9/8 RTT before one acked */
+    /* A packet declared lost and acked after all was only late (reordered,
+     * or its ack waited for a query): widen the reordering window, and undo
+     * the window reduction it caused (as Eifel, RFC 3522). */
+    for (size_t i = 0; i < LOST_RING; i++) {
+        uint64_t pn = r->lost_pn[i];
+        if (pn == NONE || pn > L) continue;
+        bool acked = false;
+        for (size_t q = 0; q < nr && !acked; q++)
+            acked = rg[q].lo <= pn && pn <= rg[q].hi;
+        if (!acked) continue;
+        r->lost_pn[i] = NONE;
+        r->st.spurious++;
+        /* the packet came at least (largest acked then - pn) places late */
+        uint64_t depth = r->lost_depth[i] + 1;
+        if (depth <= r->reorder) depth = r->reorder + 1;
+        r->reorder = depth > REORDER_MAX ? REORDER_MAX : (uint32_t)depth;
+        if (pn == r->undo_pn) {
+            if (r->undo_cwnd > r->cwnd) r->cwnd = r->undo_cwnd;
+            r->ssthresh = r->undo_ssthresh;
+            r->undo_pn = NONE;
+        }
+    }
+    /* loss: acked `reorder` packets later, or sent (8 + reorder - 3)/8 of an
+     * RTT before one acked (9/8 at first, as RFC 9002) */
     uint64_t late =
-        r->have_rtt ? (uint64_t)(r->srtt > r->latest_rtt ? r->srtt : r->latest_rtt) * 9 / 8 : NONE;
+        r->have_rtt ? (uint64_t)(r->srtt > r->latest_rtt ? r->srtt : r->latest_rtt) *
+                          (9 + (r->reorder - PKT_THRESH < 16 ? r->reorder - PKT_THRESH : 16)) / 8
+                    : NONE;
     w = 0;
     for (size_t i = 0; i < r->n_sent; i++) {
         sent_t *s = &r->sent[i];
         bool lost = s->pn < r->largest_acked &&
-                    (s->pn + PKT_THRESH <= r->largest_acked || (late != NONE && now - s->t > late));
+                    (s->pn + r->reorder <= r->largest_acked || (late != NONE && now - s->t > late));
         if (lost) {
             int e = lose(r, s);
             if (e) return e;
+            uint64_t d = r->largest_acked - s->pn;
+            r->lost_depth[r->lost_at % LOST_RING] = d > REORDER_MAX ? REORDER_MAX : (uint32_t)d;
+            r->lost_pn[r->lost_at++ % LOST_RING] = s->pn;
             congestion_event(r, s->pn);
             if (!s->ping) r->st.fast_resends++;
         } else {
@@ -827,4 +870,5 @@ void um_rel_stats(const um_rel_t *r, um_rel_stats_t *st)
     st->cwnd = r->cwnd;
     st->ssthresh = r->ssthresh;
     st->in_flight = r->in_flight;
+    st->reorder = r->reorder;
 }

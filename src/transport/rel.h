@@ -101,6 +101,8 @@ typedef struct {
     uint64_t data_sent, data_resent;             /* stream bytes, first time and again */
     uint64_t data_delivered;                     /* stream bytes given to um_rel_read */
     uint64_t rto_fires, fast_resends;            /* loss events by cause */
+    uint64_t spurious;                           /* losses declared, then acked after all */
+    uint32_t reorder;                            /* packet reordering threshold in use */
     uint32_t srtt_ms, rttvar_ms, rto_ms;
     uint32_t cwnd, ssthresh, in_flight; /* bytes */
 } um_rel_stats_t;

@@ -35,6 +35,8 @@ struct um_rel_carrier {
     size_t wq_max;
     bool reading, shut, shut_pending, closed, end_delivered, drain_armed, kick_armed;
     int err; /* terminal error to deliver (UM_ETIMEDOUT) */
+    void (*on_close)(void *ud);
+    void *on_close_ud;
     uint8_t *scratch;
 };
 
@@ -184,6 +186,12 @@ um_rel_t *um_rel_carrier_rel(um_rel_carrier_t *rc)
     return rc->rel;
 }
 
+void um_rel_carrier_on_close(um_rel_carrier_t *rc, void (*cb)(void *ud), void *ud)
+{
+    rc->on_close = cb;
+    rc->on_close_ud = ud;
+}
+
 um_carrier_t *um_rel_carrier_base(um_rel_carrier_t *rc)
 {
     return &rc->base;
@@ -294,6 +302,7 @@ static void c_close(um_carrier_t *c)
     rc->linked = false;
     rc->rd = NULL;
     rc->dr = NULL;
+    if (rc->on_close) rc->on_close(rc->on_close_ud);
     uv_close((uv_handle_t *)&rc->tm, on_closed);
     uv_close((uv_handle_t *)&rc->kick, on_closed);
 }

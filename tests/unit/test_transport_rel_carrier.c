@@ -38,7 +38,7 @@ struct side {
     uint8_t seed;
     size_t tx_total, tx_done, rx_done;
     int rx_status; /* 0 while open; UM_EPIPE or an error at the end */
-    int drains, refusals, wants;
+    int drains, refusals, wants, link_told;
     bool closed;
 };
 
@@ -108,6 +108,13 @@ static void deliver(side_t *s)
     s->n_in = w;
 }
 
+static void on_link_close(void *ud)
+{
+    side_t *s = ud;
+    s->link_told++;
+    s->closed = true; /* the link forgets the carrier */
+}
+
 static void fill(side_t *s)
 {
     uint8_t buf[3000];
@@ -141,7 +148,6 @@ static void maybe_finish(void)
                                         um_rel_finished(um_rel_carrier_rel(fx.b.rc))))
         return;
     fx.done = true;
-    fx.a.closed = fx.b.closed = true;
     um_carrier_close(fx.a.c);
     um_carrier_close(fx.b.c);
     uv_close((uv_handle_t *)&fx.net, NULL);
@@ -195,6 +201,7 @@ static void setup_fx(const um_rel_cfg_t *cfg, unsigned drop, size_t total)
         assert_int_equal(um_rel_carrier_new(&fx.loop, cfg, &link, &s->rc), 0);
         s->c = um_rel_carrier_base(s->rc);
         um_carrier_set_cbs(s->c, on_read, on_drain, s);
+        um_rel_carrier_on_close(s->rc, on_link_close, s);
         um_carrier_set_wq_max(s->c, 64 << 10);
         assert_int_equal(um_carrier_read_start(s->c), 0);
     }
@@ -226,6 +233,8 @@ static void test_transfer(void **st)
     assert_int_equal(fx.b.rx_done, 256 << 10);
     assert_true(fx.a.refusals > 0 && fx.a.drains > 0); /* backpressure worked */
     assert_true(fx.a.wants > 0 && fx.b.wants > 0);
+    assert_int_equal(fx.a.link_told, 1);
+    assert_int_equal(fx.b.link_told, 1);
 }
 
 /* The link drops everything: both ends learn it by the idle timeout. */

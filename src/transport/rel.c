@@ -35,6 +35,7 @@
 #define REORDER_MAX 64u   /* the threshold grows with each loss found spurious, up to this */
 #define LOST_RING   128u  /* packet numbers declared lost, remembered to find spurious losses */
 #define BETA_PCT    70u   /* window kept on a loss (CUBIC beta, RFC 9438) */
+#define PN_JUMP_MAX (1u << 20) /* a packet number further ahead than this is garbage */
 #define NONE        UINT64_MAX
 
 typedef struct {
@@ -765,7 +766,8 @@ int um_rel_input(um_rel_t *r, const uint8_t *pkt, size_t n, uint64_t now)
     int e = um_rel_pkt_parse(pkt, n, &k);
     if (e) goto bad;
     e = UM_EPROTO;
-    if (!unwrap(r->n_rxpn ? r->rxpn[0].hi : 0, k.pn, &pn)) goto bad;
+    uint64_t near = r->n_rxpn ? r->rxpn[0].hi : 0;
+    if (!unwrap(near, k.pn, &pn) || (pn > near && pn - near > PN_JUMP_MAX)) goto bad;
     if (k.flags & UM_REL_F_ACK) {
         uint64_t L;
         if (r->next_pn == 0 || !unwrap(r->next_pn - 1, k.largest, &L) || L >= r->next_pn) goto bad;

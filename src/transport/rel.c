@@ -469,7 +469,8 @@ static bool wnd_update_due(const um_rel_t *r)
 bool um_rel_wants_output(const um_rel_t *r, uint64_t now_ms)
 {
     if (r->dead) return false;
-    return r->ack_pending || wnd_update_due(r) || data_ready(r) || ping_due(r, now_ms);
+    bool ack = r->n_rxpn > 0 && (r->ack_pending || wnd_update_due(r));
+    return ack || data_ready(r) || ping_due(r, now_ms);
 }
 
 uint64_t um_rel_next_timer(const um_rel_t *r, uint64_t now_ms)

@@ -669,6 +669,16 @@ static void test_buffer_bounds(void **st)
     um_rel_stats_t sa;
     um_rel_stats(s.a.r, &sa);
     assert_true(sa.data_sent <= 16 << 10);
+    /* what b holds is exactly its window */
+    uint8_t rb[8192];
+    size_t held = 0, got;
+    while (um_rel_read(s.b.r, rb, sizeof(rb), &got) == 0 && got) {
+        for (size_t i = 0; i < got; i++)
+            assert_int_equal(rb[i], pattern(s.b.peer_seed, held + i));
+        held += got;
+    }
+    assert_int_equal(held, 16 << 10);
+    s.b.rx_done = held;
     s.b.no_read = false;
     s.stop_on_done = true;
     sim_run(&s, 60000);

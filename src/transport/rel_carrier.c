@@ -90,10 +90,9 @@ static void flush(um_rel_carrier_t *rc)
     }
 }
 
-/* Calls the read callback; false once the carrier was closed in it. */
+/* Calls the read callback (set); false once the carrier was closed in it. */
 static bool deliver(um_rel_carrier_t *rc, const uint8_t *p, size_t n, int status)
 {
-    if (!rc->rd) return false;
     rc->rd(&rc->base, p, n, status, rc->ud);
     return !rc->closed;
 }
@@ -108,7 +107,7 @@ static void run(um_rel_carrier_t *rc)
     }
     flush(rc);
     /* reads, bounded per run */
-    for (int i = 0; rc->reading && !rc->end_delivered && i < READS_PER_RUN; i++) {
+    for (int i = 0; rc->reading && rc->rd && !rc->end_delivered && i < READS_PER_RUN; i++) {
         size_t n = 0;
         int e = um_rel_read(rc->rel, rc->scratch, READ_CHUNK, &n);
         if (n) {

@@ -911,6 +911,28 @@ static void test_corrupt_link(void **st)
     sim_free(&s);
 }
 
+/* Configuration: zero fields take the defaults; nonsense is refused. */
+static void test_cfg(void **st)
+{
+    (void)st;
+    um_rel_t *r = NULL;
+    um_rel_cfg_t c = {0};
+    assert_int_equal(um_rel_new(&c, 0, &r), 0);
+    assert_int_equal(um_rel_space(r), UM_REL_SND_MAX_DEFAULT);
+    um_rel_stats_t s;
+    um_rel_stats(r, &s);
+    assert_int_equal(s.rto_ms, UM_REL_RTO_INITIAL);
+    um_rel_free(r);
+    um_rel_free(NULL);
+    c = (um_rel_cfg_t){.rto_min_ms = 500, .rto_max_ms = 100};
+    assert_int_equal(um_rel_new(&c, 0, &r), UM_EINVAL);
+    assert_null(r);
+    c = (um_rel_cfg_t){.rcv_max = 1000}; /* below what a peer may send unasked */
+    assert_int_equal(um_rel_new(&c, 0, &r), UM_EINVAL);
+    c = (um_rel_cfg_t){.snd_max = (size_t)UM_REL_BUF_MAX + 1};
+    assert_int_equal(um_rel_new(&c, 0, &r), UM_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -931,6 +953,7 @@ int main(void)
         cmocka_unit_test(test_tiny_opportunities),
         cmocka_unit_test(test_poll_hint),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_cfg),
         cmocka_unit_test(test_corrupt_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 
 typedef struct {
     uint64_t at;
+    int id; /* pull mode: the query it is or answers */
     size_t n;
     uint8_t p[1200];
 } pkt_t;
@@ -47,6 +48,10 @@ typedef struct {
     uv_timer_t net, watchdog;
     side_t a, b;
     unsigned drop_pct;
+    bool pull;          /* a only sends queries, b only answers them (as dns) */
+    uint64_t qsent[64]; /* pull: send time of query id (0: free) */
+    int next_id;
+    uint64_t last_query;
     uint64_t rng;
     bool done;
 } fx_t;
@@ -74,22 +79,63 @@ static void want_output(void *ud)
     s->wants++;
 }
 
+static void send_pkt(side_t *s, int id, const uint8_t *p, size_t n)
+{
+    if (rnd() % 100 < fx.drop_pct) return;
+    side_t *d = s->peer;
+    assert_true(d->n_in < NPKT);
+    pkt_t *w = &d->inbox[d->n_in++];
+    w->at = uv_now(&fx.loop) + 5;
+    w->id = id;
+    w->n = n;
+    memcpy(w->p, p, n);
+}
+
+/* Pull mode, the client: queries while rel has something, the server said
+ * it has more, or an idle poll is due; at most 16 unanswered (a query
+ * unanswered for 300 ms is given up). */
+static void query(side_t *s)
+{
+    uint64_t now = uv_now(&fx.loop);
+    int free_id = 0, inflight = 0;
+    for (int id = 1; id < 64; id++) {
+        if (fx.qsent[id] && now - fx.qsent[id] > 300) fx.qsent[id] = 0;
+        if (fx.qsent[id])
+            inflight++;
+        else if (!free_id)
+            free_id = id;
+    }
+    um_rel_t *r = um_rel_carrier_rel(s->rc);
+    bool want = s->want || um_rel_carrier_wants_output(s->rc) || um_rel_peer_more(r);
+    if (!want && now < fx.last_query + um_rel_poll_interval(r, now)) return;
+    if (inflight >= 16 || !free_id) return;
+    s->want = false;
+    uint8_t p[1200];
+    size_t n = 0;
+    int e = um_rel_carrier_output(s->rc, p, s->cap, &n);
+    if (e) return;
+    fx.qsent[free_id] = now;
+    fx.last_query = now;
+    send_pkt(s, free_id, p, n); /* n = 0: an empty poll */
+}
+
 static void pump(side_t *s)
 {
-    if (!s->want || s->closed) return;
+    if (s->closed) return;
+    if (fx.pull) {
+        if (s == &fx.a)
+            for (int k = 0; k < 4; k++)
+                query(s);
+        return; /* the server speaks only when asked */
+    }
+    if (!s->want) return;
     s->want = false;
     for (int k = 0; k < 64; k++) {
         uint8_t p[1200];
         size_t n = 0;
         int e = um_rel_carrier_output(s->rc, p, s->cap, &n);
         if (e || !n) break;
-        if (rnd() % 100 < fx.drop_pct) continue;
-        side_t *d = s->peer;
-        assert_true(d->n_in < NPKT);
-        pkt_t *w = &d->inbox[d->n_in++];
-        w->at = uv_now(&fx.loop) + 5;
-        w->n = n;
-        memcpy(w->p, p, n);
+        send_pkt(s, 0, p, n);
     }
 }
 
@@ -98,11 +144,22 @@ static void deliver(side_t *s)
     uint64_t now = uv_now(&fx.loop);
     size_t w = 0;
     for (size_t i = 0; i < s->n_in; i++) {
-        if (s->inbox[i].at <= now && !s->closed) {
-            int e = um_rel_carrier_input(s->rc, s->inbox[i].p, s->inbox[i].n);
+        pkt_t *k = &s->inbox[i];
+        if (s->closed) continue;
+        if (k->at > now) {
+            s->inbox[w++] = *k;
+            continue;
+        }
+        if (k->n) {
+            int e = um_rel_carrier_input(s->rc, k->p, k->n);
             assert_true(e == 0 || e == UM_ETIMEDOUT);
-        } else if (!s->closed) {
-            s->inbox[w++] = s->inbox[i];
+        }
+        if (fx.pull && s == &fx.b && !s->closed) { /* answer the query */
+            uint8_t p[1200];
+            size_t n = 0;
+            if (um_rel_carrier_output(s->rc, p, s->cap, &n) == 0) send_pkt(s, k->id, p, n);
+        } else if (fx.pull && s == &fx.a) {
+            fx.qsent[k->id] = 0;
         }
     }
     s->n_in = w;
@@ -237,6 +294,24 @@ static void test_transfer(void **st)
     assert_int_equal(fx.b.link_told, 1);
 }
 
+/* The same as dns would drive it: the client sends queries of 100 bytes
+ * (empty ones to poll), the server only answers, 1000 bytes at most. */
+static void test_transfer_pull(void **st)
+{
+    (void)st;
+    um_rel_cfg_t cfg = {.idle_timeout_ms = 10000};
+    setup_fx(&cfg, 5, 128 << 10);
+    fx.pull = true;
+    fx.a.cap = 100;
+    fill(&fx.a);
+    fill(&fx.b);
+    teardown_fx();
+    assert_int_equal(fx.a.rx_status, UM_EPIPE);
+    assert_int_equal(fx.b.rx_status, UM_EPIPE);
+    assert_int_equal(fx.a.rx_done, 128 << 10);
+    assert_int_equal(fx.b.rx_done, 128 << 10);
+}
+
 /* The link drops everything: both ends learn it by the idle timeout. */
 static void test_dead_link(void **st)
 {
@@ -270,6 +345,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_transfer),
+        cmocka_unit_test(test_transfer_pull),
         cmocka_unit_test(test_dead_link),
         cmocka_unit_test(test_detach),
     };

@@ -54,7 +54,7 @@ struct um_rel {
     bool dead;
 
     /* send side */
-    uint8_t *sbuf; /* ring of snd_max bytes: offset o at o % snd_max */
+    uint8_t *sbuf; /* ring of snd_max bytes (from the first write): offset o at o % snd_max */
     uint64_t snd_una, snd_nxt, snd_end, fin_off, peer_limit;
     bool fin_acked;
     sent_t *sent;
@@ -229,11 +229,6 @@ int um_rel_new(const um_rel_cfg_t *cfg, uint64_t now_ms, um_rel_t **out)
         return UM_EINVAL;
     um_rel_t *r = calloc(1, sizeof(*r));
     if (!r) return UM_ENOMEM;
-    r->sbuf = malloc(c.snd_max);
-    if (!r->sbuf) {
-        free(r);
-        return UM_ENOMEM;
-    }
     r->cfg = c;
     r->fin_off = NONE;
     r->rcv_fin = NONE;
@@ -258,7 +253,7 @@ int um_rel_new(const um_rel_cfg_t *cfg, uint64_t now_ms, um_rel_t **out)
 void um_rel_free(um_rel_t *r)
 {
     if (!r) return;
-    sodium_memzero(r->sbuf, r->cfg.snd_max);
+    if (r->sbuf) sodium_memzero(r->sbuf, r->cfg.snd_max);
     free(r->sbuf);
     if (r->rbuf) sodium_memzero(r->rbuf, r->cfg.rcv_max);
     free(r->rbuf);
@@ -289,6 +284,7 @@ int um_rel_write(um_rel_t *r, const uint8_t *p, size_t n)
     if (r->fin_off != NONE) return UM_EPIPE;
     if (n > r->cfg.snd_max - um_rel_queued(r)) return UM_ENOSPC;
     if (!n) return 0;
+    if (!r->sbuf && !(r->sbuf = malloc(r->cfg.snd_max))) return UM_ENOMEM;
     ring_put(r->sbuf, r->cfg.snd_max, r->snd_end, p, n);
     r->snd_end += n;
     return 0;
@@ -593,7 +589,7 @@ int um_rel_output(um_rel_t *r, uint64_t now, uint8_t *out, size_t cap, size_t *n
         if (hi > dhi) flags |= UM_REL_F_FIN;
         um_st32(out + at, (uint32_t)lo);
         at += D;
-        ring_get(r->sbuf, r->cfg.snd_max, lo, out + at, len);
+        if (len) ring_get(r->sbuf, r->cfg.snd_max, lo, out + at, len);
         at += len;
         s.off = lo;
         s.len = (uint32_t)(hi - lo);

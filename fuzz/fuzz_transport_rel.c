@@ -125,6 +125,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (um_rel_poll(a2, now) != r) abort();
             if (um_rel_next_timer(a, now) != um_rel_next_timer(a2, now)) abort();
             if (um_rel_wants_output(a, now) != um_rel_wants_output(a2, now)) abort();
+            if (um_rel_peer_more(a) != um_rel_peer_more(a2)) abort();
+            if (um_rel_poll_interval(a, now) != um_rel_poll_interval(a2, now)) abort();
+            if (um_rel_queued(a) != um_rel_queued(a2)) abort();
             (void)um_rel_poll(b, now);
             break;
         case 5:

@@ -7,19 +7,21 @@
 set -euo pipefail
 
 # libcurl4-openssl-dev: the client fetches signed server lists from list-url
-# (http/https) with libcurl.
+# (http/https) with libcurl. libjansson-dev: the server's management socket
+# speaks JSON.
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
-       libqrencode-dev libc-ares-dev libcurl4-openssl-dev"
+       libqrencode-dev libc-ares-dev libcurl4-openssl-dev libjansson-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
 # integration tests (curl, nginx, chromium and firefox-esr whose ClientHellos
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise
 # peer, tshark to dissect built ClientHellos); the openssl command (make demo:
 # the certificate of its nginx cover site, s_client as the prober);
 # valgrind; network namespaces (iproute2, util-linux's unshare); nftables for
-# the middlebox of the rotation tests (a router that freezes TCP connections).
+# the middlebox of the rotation tests (a router that freezes TCP connections);
+# python3-prometheus-client parses the metrics endpoint's exposition.
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light openssl python3 python3-dissononce
       chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps
-      nftables microsocks"
+      nftables microsocks python3-prometheus-client"
 # Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
 BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
        python3"

@@ -111,6 +111,11 @@ typedef struct {
     uint32_t max_sessions; /* 0: the server's default */
     uint32_t max_streams;
     int line;
+    /* mgmt (docs/CONFIG.md): payload bytes both ways before its sessions
+     * end (0: no quota), and the first second it is no longer served
+     * (Unix time; 0: never) */
+    uint64_t quota;
+    int64_t expires;
 } um_peer_client_t;
 
 /* A server in a client config. */
@@ -231,6 +236,14 @@ typedef struct {
     size_t n_servers;
     um_transport_cfg_t transports[UM_CFG_MAX_TRANSPORTS];
     size_t n_transports;
+
+    /* mgmt (docs/CONFIG.md): [server] and [client] metrics = ADDR, the
+     * Prometheus endpoint (has_metrics false: none); [server] control = the
+     * management socket ("" = default path, "off" = none; [client] control
+     * is above). */
+    um_addr_t metrics;
+    bool has_metrics;
+    char server_control[UM_PATH_MAX];
 } um_config_t;
 
 /* Sets every default; role NONE. */

@@ -34,5 +34,7 @@ void um_direct_quota(const um_direct_t *d, um_dial_quota_t *out);
 
 /* The provider that opens streams and associations through d. */
 um_conn_provider_t um_direct_connector(um_direct_t *d);
+/* The resolver the connector uses (borrowed; the root's for a client). */
+struct um_resolver *um_direct_resolver(um_direct_t *d);
 
 #endif

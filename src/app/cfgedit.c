@@ -111,9 +111,6 @@ char *um_cfgedit_remove_section(const char *text, size_t n, const char *word, co
     size_t a, h, b;
     *outn = 0;
     if (!find_section(text, n, word, name, &a, &h, &b)) return NULL;
-    /* A blank line before the header goes with it, so removals leave no
-     * growing gaps. */
-    if (a >= 2 && text[a - 1] == '\n' && text[a - 2] == '\n') a--;
     return text_splice(text, n, a, b, NULL, 0, outn);
 }
 

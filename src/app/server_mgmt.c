@@ -16,7 +16,7 @@
 #include "app/mgmt.h"
 #include "app/server_int.h"
 
-#define ACCT_MS      200         /* quota checks and byte accounting */
+#define ACCT_MS      100         /* quota checks and byte accounting */
 #define CFG_FILE_MAX (64u << 20) /* a config read for an edit */
 
 static int64_t wall_s(void)
@@ -373,6 +373,23 @@ static json_t *do_kick(srv_t *s, const um_mgmt_req_t *rq)
     return json_pack("{s:b,s:o}", "ok", 1, "kicked", ids);
 }
 
+/* jansson's memory is wiped when freed: answers carry new clients' keys. */
+static void *j_alloc(size_t n)
+{
+    size_t *p = malloc(n + sizeof(max_align_t));
+    if (!p) return NULL;
+    *p = n;
+    return (char *)p + sizeof(max_align_t);
+}
+
+static void j_free(void *q)
+{
+    if (!q) return;
+    char *p = (char *)q - sizeof(max_align_t);
+    sodium_memzero(p, *(size_t *)p + sizeof(max_align_t));
+    free(p);
+}
+
 static char *on_request(const char *req, size_t n, size_t *outn, void *ud)
 {
     srv_t *s = ud;
@@ -402,26 +419,8 @@ static char *on_request(const char *req, size_t n, size_t *outn, void *ud)
         out[len + 1] = '\0';
         *outn = len + 1;
     }
-    sodium_memzero(text, len);
-    free(text);
+    j_free(text); /* json_dumps allocates through j_alloc, wiped on the way out */
     return out;
-}
-
-/* jansson's memory is wiped when freed: answers carry new clients' keys. */
-static void *j_alloc(size_t n)
-{
-    size_t *p = malloc(n + sizeof(max_align_t));
-    if (!p) return NULL;
-    *p = n;
-    return (char *)p + sizeof(max_align_t);
-}
-
-static void j_free(void *q)
-{
-    if (!q) return;
-    char *p = (char *)q - sizeof(max_align_t);
-    sodium_memzero(p, *(size_t *)p + sizeof(max_align_t));
-    free(p);
 }
 
 void srv_mgmt_start(srv_t *s)

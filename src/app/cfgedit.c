@@ -136,6 +136,7 @@ char *um_cfgedit_set_key(const char *text, size_t n, const char *word, const cha
     bool done = false;
     memcpy(o, text, h);
     on = h;
+    if (on && o[on - 1] != '\n' && midn) o[on++] = '\n'; /* a header on the last line */
     last_body = on;
     line_t l;
     for (size_t pos = h; pos < b && next_line(text, n, pos, &l); pos = l.next) {

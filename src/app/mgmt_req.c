@@ -147,9 +147,13 @@ static const struct {
 static bool allowed(const char *members, const char *key)
 {
     size_t n = strlen(key);
-    if (n == 0) return false;
-    for (const char *p = strstr(members, key); p; p = strstr(p + 1, key))
-        if (p[-1] == ' ' && p[n] == ' ') return true;
+    for (const char *p = members; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, " ");
+        if (len && len == n && memcmp(p, key, n) == 0) return true;
+        p += len;
+    }
     return false;
 }
 

@@ -110,7 +110,9 @@ static void test_requests(void **state)
         "{\"cmd\":\"set-quota\",\"name\":\"a\",\"quota\":\"1x\"}",
         "{\"cmd\":\"set-expiry\",\"name\":\"a\",\"expires\":\"2027-02-30\"}",
         "{\"cmd\":\"set-expiry\",\"name\":\"a\"}",
-        "{\"\":1,\"cmd\":\"clients\"}", /* empty member name */
+        "{\"\":1,\"cmd\":\"clients\"}",             /* empty member name */
+        "{\"cmd\":\"add-client\",\" name\":\"a\"}", /* found by fuzz_app_mgmt */
+        "{\"cmd\":\"add-client\",\"name quota\":\"a\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char err[256] = "";

@@ -376,9 +376,10 @@ static int cmd_add_client(int argc, char **argv)
         case 'E':
             if (c == 'Q' ? um_parse_quota(&quota, optarg) != 0
                          : um_parse_expiry(&expires, optarg) != 0) {
-                um_cli_error("server add-client", "%s '%s': expected %s", c == 'Q' ? "--quota" : "--expires",
-                             optarg, c == 'Q' ? "bytes with a k, m, g or t suffix, e.g. 10G"
-                                              : "a date YYYY-MM-DD");
+                um_cli_error("server add-client", "%s '%s': expected %s",
+                             c == 'Q' ? "--quota" : "--expires", optarg,
+                             c == 'Q' ? "bytes with a k, m, g or t suffix, e.g. 10G"
+                                      : "a date YYYY-MM-DD");
                 return UM_EXIT_USAGE;
             }
             snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%s = %s\n",
@@ -529,8 +530,9 @@ int um_cmd_server(int argc, char **argv)
         char why[128];
         if (um_addr_parse(&cfg.metrics, metrics, strlen(metrics), 0, why, sizeof(why)) != 0 ||
             cfg.metrics.type == UM_ADDR_DOMAIN) {
-            um_cli_error("server", "--metrics '%s': expected an IP address and port, e.g. "
-                                   "127.0.0.1:9477",
+            um_cli_error("server",
+                         "--metrics '%s': expected an IP address and port, e.g. "
+                         "127.0.0.1:9477",
                          metrics);
             rc = UM_EXIT_USAGE;
             goto out;

@@ -556,8 +556,9 @@ static void key_peer_client(parser_t *p, const char *name, const char *v)
                  v);
     } else if (key_is(name, "expires")) {
         if (um_parse_expiry(&pc->expires, v) != 0)
-            perr(p, "key 'expires': '%s': expected a date YYYY-MM-DD (served to its end, UTC), or "
-                    "never",
+            perr(p,
+                 "key 'expires': '%s': expected a date YYYY-MM-DD (served to its end, UTC), or "
+                 "never",
                  v);
     } else {
         perr(p, "unknown key '%s' in [client \"%s\"]", name, pc->name);

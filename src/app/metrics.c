@@ -2,7 +2,6 @@
  * (app/metrics.h). */
 #include "app/metrics.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +45,9 @@ void um_mtext_family(um_mtext_t *t, const char *name, const char *type, const ch
 
 static void num(um_mtext_t *t, double v)
 {
-    if (v == floor(v) && fabs(v) < 9e15)
-        um_mtext_printf(t, " %.0f\n", v);
+    /* whole numbers exactly (no libm: an integer round trip tells) */
+    if (v >= 0 && v < 9e15 && (double)(uint64_t)v == v)
+        um_mtext_printf(t, " %llu\n", (unsigned long long)v);
     else
         um_mtext_printf(t, " %.9g\n", v);
 }

@@ -298,8 +298,8 @@ void um_resolve_cancel(um_resolve_t *q)
     q->cancelled = true; /* freed by on_ares or on_deliver */
 }
 
-const uint64_t um_resolve_lat_us[UM_RESOLVE_LAT_BUCKETS] = {1000,  2500,   5000,   10000,   25000,
-                                                            50000, 100000, 250000, 1000000, 5000000};
+const uint64_t um_resolve_lat_us[UM_RESOLVE_LAT_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
 
 void um_resolver_latency(const um_resolver_t *r, um_resolver_lat_t *out)
 {

@@ -96,8 +96,9 @@ static const char *code_text(int code)
 static void end_session(srv_sess_t *ss, int code)
 {
     if (um_tunnel_is_down(ss->t)) return;
-    UM_INFO("session %" PRIu64 " of %s (%s): %s, closing", ss->id, ss->name, ss->fp,
-            code_text(code));
+    um_log_limited(&ss->srv->rl_ends, 20, 60000, UM_LOG_INFO,
+                   "session %" PRIu64 " of %s (%s): %s, closing", ss->id, ss->name, ss->fp,
+                   code_text(code));
     if (code == UM_MUX_GOAWAY_QUOTA) ss->srv->m_quota_ends++;
     if (code == UM_MUX_GOAWAY_EXPIRED) ss->srv->m_expiry_ends++;
     um_tunnel_close_code(ss->t, (uint8_t)code);

@@ -44,7 +44,8 @@ typedef struct {
     int64_t expires;
 } um_mgmt_req_t;
 
-/* Largest request accepted on the control socket, newline included. */
+/* Requests are shorter than this (the control socket reads at most this
+ * much, newline included). */
 #define UM_MGMT_REQ_MAX 4096
 
 /* Parses and validates one request (a JSON object, n bytes, need not be

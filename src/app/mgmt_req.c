@@ -166,7 +166,7 @@ static int fail(char *err, size_t errlen, const char *why)
 int um_mgmt_parse(const char *text, size_t n, um_mgmt_req_t *req, char *err, size_t errlen)
 {
     memset(req, 0, sizeof(*req));
-    if (n > UM_MGMT_REQ_MAX) return fail(err, errlen, "request too long");
+    if (n >= UM_MGMT_REQ_MAX) return fail(err, errlen, "request too long (at most 4095 bytes)");
     json_error_t je;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     if (!root) {

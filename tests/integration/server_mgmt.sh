@@ -82,6 +82,21 @@ expect_eq "clients: laptop's sessions" "$("$PY" "$MH" client-field "$WORK/client
 grep -q "^phone  *active" "$WORK/clients.txt" && ok "clients table lists phone" ||
     bad "clients table: $(cat "$WORK/clients.txt")"
 
+# Requests the server must refuse, answered with a reason, the server unharmed.
+raw() { # TEXT: sends TEXT (no newline added) on the socket, prints the answer
+    "$PY" -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode()); s.shutdown(socket.SHUT_WR)
+print(s.recv(65536).decode().strip())' "$SOCK" "$1"
+}
+for req in '{"cmd":"clients"' '{"cmd":"format-disk"}' '{"cmd":"kick","session":"1"}' \
+    "{\"cmd\":\"clients\",\"pad\":\"$(head -c 5000 /dev/zero | tr '\0' x)\"}"; do
+    ans=$(raw "$req" 2>&1)
+    case "$ans" in '{"ok":false,"error":'*) ok "refused: ${ans:0:90}" ;; *) bad "request ${req:0:40}: '$ans'" ;; esac
+done
+ans=$(raw '{"cmd":"clients"}')
+case "$ans" in '{"ok":true,'*) ok "a request without a newline is answered" ;; *) bad "no newline: '$ans'" ;; esac
+
 # 2. metrics against a known transfer
 M="http://127.0.0.1:$MPORT/metrics"
 before=$("$PY" "$MH" metric "$M" umbra_client_bytes_total client=laptop direction=out) ||

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,9 +170,12 @@ char *um_cfgedit_set_key(const char *text, size_t n, const char *word, const cha
     return o;
 }
 
-int um_cfgedit_write(const char *path, const char *text, size_t n, char *err, size_t errlen)
+int um_cfgedit_write(const char *path_in, const char *text, size_t n, char *err, size_t errlen)
 {
-    char tmp[UM_PATH_MAX + 16], dir[UM_PATH_MAX];
+    char tmp[UM_PATH_MAX + 16], dir[UM_PATH_MAX], real[PATH_MAX];
+    /* A symlinked config (/etc/umbra/x.conf -> ...) stays a symlink: the
+     * file it names is replaced. */
+    const char *path = realpath(path_in, real) && strlen(real) < UM_PATH_MAX ? real : path_in;
     if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
         snprintf(err, errlen, "%s: path too long", path);
         return UM_EIO;

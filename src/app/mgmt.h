@@ -73,8 +73,9 @@ char *um_cfgedit_set_key(const char *text, size_t n, const char *word, const cha
 /* True when [word "name"] exists in text. */
 bool um_cfgedit_has_section(const char *text, size_t n, const char *word, const char *name);
 /* Writes text to path atomically: a temporary file in the same directory
- * (mode 0600), fsync, rename over path, fsync of the directory. 0, or
- * UM_EIO with the reason in err. */
+ * (mode 0600), fsync, rename over path, fsync of the directory. A symlink
+ * is followed: the file it names is replaced. 0, or UM_EIO with the reason
+ * in err. */
 int um_cfgedit_write(const char *path, const char *text, size_t n, char *err, size_t errlen);
 
 /* The share link of a new client of the server cfg (cmd_server.c). 0, or -1

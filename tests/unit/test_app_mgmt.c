@@ -201,6 +201,18 @@ static void test_write(void **state)
     assert_non_null(fgets(buf, sizeof(buf), f));
     fclose(f);
     assert_string_equal(buf, "new\n");
+    /* through a symlink: the link stays, its target is replaced */
+    char link[80];
+    snprintf(link, sizeof(link), "%s/l.conf", dir);
+    assert_int_equal(symlink("s.conf", link), 0);
+    assert_int_equal(um_cfgedit_write(link, "newer\n", 6, err, sizeof(err)), 0);
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    f = fopen(path, "r");
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    assert_string_equal(buf, "newer\n");
+    unlink(link);
     unlink(path);
     rmdir(dir);
     assert_int_not_equal(um_cfgedit_write("/nonexistent-dir/x.conf", "a", 1, err, sizeof(err)), 0);

@@ -150,6 +150,7 @@ struct srv {
     um_acceptor_stats_t acc_retired; /* of acceptors closed by port hopping */
     uint64_t m_quota_ends, m_expiry_ends, m_refused, m_refused_policy, m_sessions_total;
     uint64_t m_sessions_refused;
+    uint64_t m_streams_done; /* streams opened by sessions that have ended */
     um_ratelimit_t rl_ends; /* "over quota, closing": a refused client retries */
 };
 

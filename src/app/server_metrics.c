@@ -121,8 +121,8 @@ static void render(um_mtext_t *t, void *ud)
     um_mtext_sample(t, "umbra_session_ends_total", "reason", "expired", (double)s->m_expiry_ends);
     counter(t, "umbra_sessions_refused_total", "Sessions refused (too many for the client).",
             (double)s->m_sessions_refused);
-    counter(t, "umbra_streams_total", "Streams opened by the sessions open now.",
-            (double)streams_total);
+    counter(t, "umbra_streams_total", "Streams opened.",
+            (double)(s->m_streams_done + streams_total));
 
     um_resolver_lat_t lat;
     memset(&lat, 0, sizeof(lat));

@@ -120,6 +120,9 @@ bool srv_mgmt_session_up(srv_sess_t *ss)
 
 void srv_mgmt_session_down(srv_sess_t *ss)
 {
+    um_tunnel_stats_t st;
+    um_tunnel_stats(ss->t, &st);
+    ss->srv->m_streams_done += st.streams_opened;
     acct_session(ss);
 }
 

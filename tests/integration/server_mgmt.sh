@@ -125,6 +125,7 @@ n=$("$PY" "$MH" metric "$M" umbra_handshakes_total outcome=established) &&
     expect_eq "server metrics: established handshakes" "$n" 2
 "$PY" "$MH" metric "$M" umbra_resolver_latency_seconds_count >/dev/null &&
     ok "server metrics: resolver histogram present" || bad "no resolver histogram"
+streams_before=$("$PY" "$MH" metric "$M" umbra_streams_total) || bad "no umbra_streams_total"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/other")
 expect_eq "metrics: another path is 404" "$code" 404
 
@@ -198,6 +199,11 @@ grep -q "operator's own machine" "$WORK/server.conf" && bad "laptop's comment su
     ok "removed section went with its comment"
 grep -q '^# Authorised clients are added by' "$WORK/server.conf" && ok "other comments kept" ||
     bad "comments lost: $(cat "$WORK/server.conf")"
+# Counters never go down, though the sessions that counted them are gone.
+streams_after=$("$PY" "$MH" metric "$M" umbra_streams_total)
+[ "${streams_after:-0}" -ge "${streams_before:-1}" ] && [ "${streams_before:-0}" -ge 2 ] &&
+    ok "umbra_streams_total $streams_before, then $streams_after after those sessions ended" ||
+    bad "umbra_streams_total went from $streams_before to $streams_after"
 tl_stop "phone client" "$CLIENT_PID" $((5 * TM))
 tl_stop "server" "$SERVER_PID" $((10 * TM))
 SERVER_PID=""

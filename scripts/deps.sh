@@ -7,11 +7,13 @@
 set -euo pipefail
 
 # libcurl4-openssl-dev: the client fetches signed server lists from list-url
-# (http/https) with libcurl.
+# (http/https) with libcurl. libjansson-dev: the server's management socket
+# speaks JSON.
 # libsystemd-dev: sd_notify readiness under systemd (src/app/notify.c);
 # python3 generates the man pages from 'umbra help' and docs/CONFIG.md.
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
-       libqrencode-dev libc-ares-dev libcurl4-openssl-dev libsystemd-dev python3"
+       libqrencode-dev libc-ares-dev libcurl4-openssl-dev libsystemd-dev python3
+       libjansson-dev"
 # libmaxminddb-dev: routing rules read MaxMind .mmdb GeoIP files (geoip-file).
 BUILD="$BUILD libmaxminddb-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
@@ -22,10 +24,11 @@ BUILD="$BUILD libmaxminddb-dev"
 # valgrind; network namespaces (iproute2, util-linux's unshare); nftables for
 # the middlebox of the rotation tests (a router that freezes TCP connections);
 # systemd for systemd-analyze verify of dist/systemd/, man-db and groff-base
-# for man -l of the man pages.
+# for man -l of the man pages; python3-prometheus-client parses the metrics
+# endpoint's exposition.
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light openssl python3 python3-dissononce
       chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps
-      nftables microsocks systemd man-db groff-base"
+      nftables microsocks systemd man-db groff-base python3-prometheus-client"
 # Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
 BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
        python3"

@@ -22,6 +22,9 @@ typedef struct {
 int um_cmd_genkey(int argc, char **argv);
 int um_cmd_pubkey(int argc, char **argv);
 int um_cmd_server(int argc, char **argv);
+/* The management subcommands of 'umbra server' (cmd_mgmt.c): an exit code,
+ * or -1 when argv is not one of them. */
+int um_cmd_server_mgmt(int argc, char **argv);
 int um_cmd_client(int argc, char **argv);
 int um_cmd_link(int argc, char **argv);
 int um_cmd_status(int argc, char **argv);

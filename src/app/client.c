@@ -141,6 +141,7 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
     cli_t *c = ud;
     um_tunnel_stats_t st;
     um_tunnel_stats(t, &st);
+    cli_metrics_session_down(c, &st);
     if (c->t != t) {
         /* An old session that was draining after a GOAWAY (or that a new
          * session replaced). Streams it still had are reset now: say so. */
@@ -157,6 +158,8 @@ static void on_down(um_tunnel_t *t, int err, void *ud)
         return;
     }
     const char *why = err == UM_EPIPE ? "closed" : um_strerror(err);
+    const char *server_why = cli_server_end_reason(t);
+    if (server_why) why = server_why;
     if (c->conn && c->conn_resume) {
         um_connector_cancel(c->conn); /* it borrows this session */
         c->conn = NULL;
@@ -667,6 +670,10 @@ int um_run_client(const um_config_t *cfg)
         else
             UM_DEBUG("control socket %s", path);
     }
+    if (cli_metrics_start(c) != 0) {
+        rc = UM_EXIT_CONFIG;
+        goto out;
+    }
     UM_INFO("umbra %s client: %zu server(s)", UMBRA_VERSION, cfg->n_servers);
     um_notify_ready("listening:%s; connecting", c->listening[0] ? c->listening : " (tun only)");
     skip_bridges(c);
@@ -680,6 +687,7 @@ int um_run_client(const um_config_t *cfg)
 out:
     c->stopping = true;
     um_control_stop(c->ctl);
+    cli_metrics_stop(c);
     for (size_t i = 0; i < c->n_px; i++)
         um_proxy_free(c->px[i]);
     um_vpn_stop(c->vpn); /* routes removed, flows reset, streams closed */

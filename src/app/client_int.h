@@ -114,6 +114,11 @@ typedef struct cli {
      * (systemd's ExecReload) is still caught, so it never ends the client */
     um_routing_t *routing;
     uv_signal_t sig_hup;
+    /* mgmt (client_metrics.c): the metrics endpoint, the bytes of sessions
+     * that ended (wire and payload), sessions the server ended and why */
+    struct um_metrics *metrics;
+    uint64_t m_in, m_out, m_pin, m_pout;
+    uint64_t m_server_ends;
 } cli_t;
 
 static inline const um_peer_server_t *cur_server(const cli_t *c)
@@ -156,5 +161,15 @@ void cli_arm_rotation(cli_t *c);
 void cli_arm_hop(cli_t *c);
 /* The connector continued the session: move the tunnel onto it. */
 void cli_resumed(cli_t *c, um_connector_t *cn, um_carrier_t *car);
+
+/* client_metrics.c */
+/* The metrics endpoint (cfg->metrics), when set. 0, or -1 after saying why. */
+int cli_metrics_start(cli_t *c);
+void cli_metrics_stop(cli_t *c);
+/* A session is down: its bytes are kept. */
+void cli_metrics_session_down(cli_t *c, const um_tunnel_stats_t *st);
+/* Why the server ended the session (its GOAWAY code; mux/frame.h), NULL
+ * when it gave none of the management reasons. */
+const char *cli_server_end_reason(const um_tunnel_t *t);
 
 #endif

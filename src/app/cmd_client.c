@@ -50,6 +50,8 @@ const char um_usage_client[] =
     "  --control PATH|off   control socket read by 'umbra status' (default\n"
     "                       $XDG_RUNTIME_DIR/umbra/umbra.sock or\n"
     "                       ${TMPDIR:-/tmp}/umbra-<uid>/umbra.sock, in a 0700 directory)\n"
+    "  --metrics ADDR       serve Prometheus metrics at http://ADDR/metrics, e.g.\n"
+    "                       127.0.0.1:9478 (key metrics)\n"
     "  --state-file PATH    remembered dial parameters (default\n"
     "                       $XDG_STATE_HOME/umbra/state or ~/.local/state/umbra/state)\n"
     "  --rule 'ACTION MATCH'\n"
@@ -338,8 +340,10 @@ int um_cmd_client(int argc, char **argv)
         {"rules-file", required_argument, NULL, 'f'},
         {"geoip-file", required_argument, NULL, 'g'},
         {"default-route", required_argument, NULL, 'D'},
+        {"metrics", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
+    const char *metrics = NULL;
     const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
                *rotate = NULL, *rotate_after = NULL, *max_conns = NULL, *upstream = NULL;
@@ -411,6 +415,7 @@ int um_cmd_client(int argc, char **argv)
             v[(*k)++] = optarg;
             break;
         }
+        case 'P': metrics = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -473,7 +478,8 @@ int um_cmd_client(int argc, char **argv)
     }
     sodium_memzero(link, sizeof(link));
     if ((socks && set_addr("--socks", socks, &cfg.socks, &cfg.has_socks)) ||
-        (http && set_addr("--http", http, &cfg.http, &cfg.has_http))) {
+        (http && set_addr("--http", http, &cfg.http, &cfg.has_http)) ||
+        (metrics && set_addr("--metrics", metrics, &cfg.metrics, &cfg.has_metrics))) {
         rc = UM_EXIT_USAGE;
         goto out;
     }

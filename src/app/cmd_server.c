@@ -17,6 +17,7 @@
 #include "app/cli.h"
 #include "app/config.h"
 #include "app/link.h"
+#include "app/mgmt.h"
 #include "app/run.h"
 #include "crypto/keys.h"
 #include "util/log.h"
@@ -26,8 +27,17 @@ const char um_usage_server[] =
     "                         [--transport tls --cover HOST:PORT [--sni NAME]\n"
     "                          [--fingerprint chromium|firefox]]\n"
     "                         [--ports LO-HI [--hop D]]\n"
-    "       umbra server add-client -c FILE NAME [--qr | --no-qr]\n"
-    "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--check]\n\n"
+    "       umbra server add-client -c FILE NAME [--quota Q] [--expires DATE] [--qr | --no-qr]\n"
+    "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--metrics ADDR]\n"
+    "                    [--check]\n"
+    "  managing a running server (over its management socket):\n"
+    "       umbra server clients [--json] [--socket PATH]\n"
+    "       umbra server add-client NAME [--quota Q] [--expires DATE] [--qr | --no-qr]\n"
+    "                               [--json] [--socket PATH]\n"
+    "       umbra server remove-client NAME [--socket PATH]\n"
+    "       umbra server kick SESSION|NAME [--socket PATH]\n"
+    "       umbra server set-quota NAME QUOTA|off [--socket PATH]\n"
+    "       umbra server set-expiry NAME DATE|never [--socket PATH]\n\n"
     "init        writes a new server config with a fresh private key (mode 0600);\n"
     "            refuses to overwrite an existing file.\n"
     "            --listen ADDR        address to accept clients on, e.g. 0.0.0.0:443\n"
@@ -44,12 +54,34 @@ const char um_usage_server[] =
     "                                 then unused), e.g. 20000-40000\n"
     "            --hop D              tcp: slot length of the hopping (1s..1h, default 60s)\n"
     "add-client  authorises a new client with a fresh key and prints its umbra://\n"
-    "            link (and a QR code when standard output is a terminal).\n"
+    "            link (and a QR code when standard output is a terminal). With -c FILE\n"
+    "            it appends to the file (reload a running server with SIGHUP); without\n"
+    "            -c (or with --socket) the running server adds it, writes its config\n"
+    "            file and serves the new client at once.\n"
+    "            --quota Q            payload bytes (both ways) the client may move, with\n"
+    "                                 a k, m, g or t suffix, e.g. 10G; its sessions end\n"
+    "                                 when it is used up (key quota)\n"
+    "            --expires DATE       YYYY-MM-DD: served to the end of that day, UTC\n"
+    "                                 (key expires)\n"
+    "clients     lists the authorised clients: state (active, over-quota, expired),\n"
+    "            live session ids, open streams, payload bytes in and out since the\n"
+    "            server started, quota, expiry, last seen (UTC). --json: the raw answer.\n"
+    "remove-client  removes the client from the config file and ends its sessions.\n"
+    "kick        ends one session (by the id 'clients' shows) or every session of a\n"
+    "            client (by name); the client may connect again.\n"
+    "set-quota   sets (or with off removes) a client's quota; set-expiry likewise its\n"
+    "            expiry date (never: none). Both are written into the config file.\n"
+    "            --socket PATH        the server's management socket (default\n"
+    "                                 $XDG_RUNTIME_DIR/umbra/umbra-server.sock, else\n"
+    "                                 ${TMPDIR:-/tmp}/umbra-UID/umbra-server.sock; key\n"
+    "                                 control in [server])\n"
     "(run)       runs the server.\n"
     "            -c, --config FILE    the server config (see docs/CONFIG.md)\n"
     "            --allow CIDR         also allow egress to CIDR (repeatable), e.g.\n"
     "                                 127.0.0.0/8 to reach services on this host\n"
     "            --log-level LEVEL    error, warn, info, debug or trace\n"
+    "            --metrics ADDR       serve Prometheus metrics at http://ADDR/metrics,\n"
+    "                                 e.g. 127.0.0.1:9477 (key metrics)\n"
     "            --check              validate the config and exit\n";
 
 static int write_new_file(const char *path, const char *text, char *err, size_t errlen)
@@ -326,15 +358,33 @@ static int cmd_add_client(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"qr", no_argument, NULL, 'q'},
         {"no-qr", no_argument, NULL, 'n'},
+        {"quota", required_argument, NULL, 'Q'},
+        {"expires", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
     int c, qr = isatty(STDOUT_FILENO);
+    char extra[96] = ""; /* quota and expires lines */
+    uint64_t quota;
+    int64_t expires;
     while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
         case 'q': qr = 1; break;
         case 'n': qr = 0; break;
+        case 'Q':
+        case 'E':
+            if (c == 'Q' ? um_parse_quota(&quota, optarg) != 0
+                         : um_parse_expiry(&expires, optarg) != 0) {
+                um_cli_error("server add-client", "%s '%s': expected %s",
+                             c == 'Q' ? "--quota" : "--expires", optarg,
+                             c == 'Q' ? "bytes with a k, m, g or t suffix, e.g. 10G"
+                                      : "a date YYYY-MM-DD");
+                return UM_EXIT_USAGE;
+            }
+            snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%s = %s\n",
+                     c == 'Q' ? "quota" : "expires", optarg);
+            break;
         default: return UM_EXIT_USAGE;
         }
     }
@@ -381,7 +431,8 @@ static int cmd_add_client(int argc, char **argv)
     }
     um_key_to_b64(key, pub);
     FILE *f = fopen(path, "a");
-    if (!f || fprintf(f, "\n[client \"%s\"]\npublic-key = %s\n", name, key) < 0 || fclose(f) != 0) {
+    if (!f || fprintf(f, "\n[client \"%s\"]\npublic-key = %s\n%s", name, key, extra) < 0 ||
+        fclose(f) != 0) {
         um_cli_error("server add-client", "%s: cannot append: %s", path, strerror(errno));
         sodium_memzero(link, sizeof(link));
         return UM_EXIT_RUNTIME;
@@ -399,6 +450,8 @@ static int cmd_add_client(int argc, char **argv)
 
 int um_cmd_server(int argc, char **argv)
 {
+    int mr = um_cmd_server_mgmt(argc, argv);
+    if (mr >= 0) return mr;
     if (argc >= 2 && strcmp(argv[1], "init") == 0) return cmd_init(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "add-client") == 0) return cmd_add_client(argc - 1, argv + 1);
     static const struct option opts[] = {
@@ -406,9 +459,10 @@ int um_cmd_server(int argc, char **argv)
         {"allow", required_argument, NULL, 'a'},
         {"log-level", required_argument, NULL, 'v'},
         {"check", no_argument, NULL, 'k'},
+        {"metrics", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = NULL, *level = NULL;
+    const char *path = NULL, *level = NULL, *metrics = NULL;
     const char *allow[UM_CFG_MAX_ALLOW];
     size_t n_allow = 0;
     int c, check = 0;
@@ -424,11 +478,14 @@ int um_cmd_server(int argc, char **argv)
             break;
         case 'v': level = optarg; break;
         case 'k': check = 1; break;
+        case 'M': metrics = optarg; break;
         default: return UM_EXIT_USAGE;
         }
     }
     if (optind != argc) {
-        um_cli_error("server", "unexpected argument '%s' (commands: init, add-client)",
+        um_cli_error("server",
+                     "unexpected argument '%s' (commands: init, add-client, clients, "
+                     "remove-client, kick, set-quota, set-expiry)",
                      argv[optind]);
         return UM_EXIT_USAGE;
     }
@@ -469,6 +526,19 @@ int um_cmd_server(int argc, char **argv)
         cfg.n_allow++;
     }
     if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
+    if (metrics) {
+        char why[128];
+        if (um_addr_parse(&cfg.metrics, metrics, strlen(metrics), 0, why, sizeof(why)) != 0 ||
+            cfg.metrics.type == UM_ADDR_DOMAIN) {
+            um_cli_error("server",
+                         "--metrics '%s': expected an IP address and port, e.g. "
+                         "127.0.0.1:9477",
+                         metrics);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
+        cfg.has_metrics = true;
+    }
     if (check) {
         char a[UM_ADDR_STRLEN];
         printf("%s: valid server config: %zu listen address(es)", path, cfg.n_listen);
@@ -481,4 +551,10 @@ int um_cmd_server(int argc, char **argv)
 out:
     um_config_free(&cfg);
     return rc;
+}
+
+int um_server_link(const um_config_t *cfg, const uint8_t client_priv[32], const char *name,
+                   char *out, size_t cap, char *err, size_t errlen)
+{
+    return server_link(cfg, client_priv, name, out, cap, err, errlen);
 }

@@ -8,6 +8,7 @@
 #include "app/config.h"
 #include "app/config_int.h"
 #include "app/control.h"
+#include "app/mgmt.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -422,6 +423,14 @@ static void key_server(parser_t *p, const char *name, const char *v)
             perr(p, "key 'server-list': expected a file name (a list signed by 'umbra list sign')");
         else
             snprintf(c->server_list, sizeof(c->server_list), "%s", v);
+    } else if (key_is(name, "control")) {
+        if (!*v || strlen(v) >= UM_CONTROL_PATH_MAX)
+            perr(p, "key 'control': expected a socket path (under %d characters) or 'off'",
+                 UM_CONTROL_PATH_MAX);
+        else
+            snprintf(c->server_control, sizeof(c->server_control), "%s", v);
+    } else if (key_is(name, "metrics")) {
+        if (parse_addr_key(p, name, v, &c->metrics, true)) c->has_metrics = true;
     } else {
         perr(p, "unknown key '%s' in [server]", name);
     }
@@ -560,6 +569,8 @@ static void key_client(parser_t *p, const char *name, const char *v)
         /* The value may hold a password: never quoted. */
         if (um_upstream_parse(&c->upstream, v, strlen(v), why, sizeof(why)) != 0)
             perr(p, "key 'upstream': %s", why);
+    } else if (key_is(name, "metrics")) {
+        if (parse_addr_key(p, name, v, &c->metrics, true)) c->has_metrics = true;
     } else {
         perr(p, "unknown key '%s' in [client]", name);
     }
@@ -574,6 +585,18 @@ static void key_peer_client(parser_t *p, const char *name, const char *v)
         parse_num_key(p, name, v, &pc->max_sessions, 1, 65535);
     } else if (key_is(name, "max-streams")) {
         parse_num_key(p, name, v, &pc->max_streams, 1, 1000000);
+    } else if (key_is(name, "quota")) {
+        if (um_parse_quota(&pc->quota, v) != 0)
+            perr(p,
+                 "key 'quota': '%s': expected bytes with an optional k, m, g or t suffix (e.g. "
+                 "10G), or off",
+                 v);
+    } else if (key_is(name, "expires")) {
+        if (um_parse_expiry(&pc->expires, v) != 0)
+            perr(p,
+                 "key 'expires': '%s': expected a date YYYY-MM-DD (served to its end, UTC), or "
+                 "never",
+                 v);
     } else {
         perr(p, "unknown key '%s' in [client \"%s\"]", name, pc->name);
     }

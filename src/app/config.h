@@ -116,6 +116,11 @@ typedef struct {
     uint32_t max_sessions; /* 0: the server's default */
     uint32_t max_streams;
     int line;
+    /* mgmt (docs/CONFIG.md): payload bytes both ways before its sessions
+     * end (0: no quota), and the first second it is no longer served
+     * (Unix time; 0: never) */
+    uint64_t quota;
+    int64_t expires;
 } um_peer_client_t;
 
 /* A server in a client config. */
@@ -249,6 +254,13 @@ typedef struct {
     char geoip_files[UM_CFG_MAX_GEOIP_FILES][UM_PATH_MAX];
     size_t n_geoip_files;
     uint8_t default_route; /* um_rule_action_t; tunnel unless set */
+    /* mgmt (docs/CONFIG.md): [server] and [client] metrics = ADDR, the
+     * Prometheus endpoint (has_metrics false: none); [server] control = the
+     * management socket ("" = default path, "off" = none; [client] control
+     * is above). */
+    um_addr_t metrics;
+    bool has_metrics;
+    char server_control[UM_PATH_MAX];
 } um_config_t;
 
 /* Sets every default; role NONE. */

@@ -9,6 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "util/err.h"
 
 #define CONTROL_BACKLOG 16 /* status readers are few and quick */
@@ -18,6 +20,9 @@
 struct um_control {
     uv_pipe_t pipe;
     um_control_report_cb cb;
+    um_control_request_cb rcb; /* set: the request mode (um_control_start_requests) */
+    size_t n_peers;
+    bool closed; /* freed when the last peer is gone too */
     void *ud;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -57,6 +62,12 @@ static int private_dir(const char *path, char *why, size_t whylen)
 
 int um_control_default_path(char *out, size_t cap, bool create, char *why, size_t whylen)
 {
+    return um_control_default_path_named(out, cap, "umbra.sock", create, why, whylen);
+}
+
+int um_control_default_path_named(char *out, size_t cap, const char *file, bool create, char *why,
+                                  size_t whylen)
+{
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     const char *rt = getenv("XDG_RUNTIME_DIR");
     int n;
@@ -68,7 +79,7 @@ int um_control_default_path(char *out, size_t cap, bool create, char *why, size_
         if (!t || t[0] != '/') t = "/tmp";
         n = snprintf(dir, sizeof(dir), "%s/umbra-%u", t, (unsigned)getuid());
     }
-    if (n < 0 || (size_t)n >= sizeof(dir) || (size_t)n + sizeof("/umbra.sock") > cap) {
+    if (n < 0 || (size_t)n >= sizeof(dir) || (size_t)n + strlen(file) + 2 > cap) {
         snprintf(why, whylen, "control socket path too long");
         return UM_ENOSPC;
     }
@@ -82,7 +93,7 @@ int um_control_default_path(char *out, size_t cap, bool create, char *why, size_
     }
     if (r == UM_ENOENT) snprintf(why, whylen, "%s does not exist", dir);
     if (r != 0) return r;
-    snprintf(out, cap, "%s/umbra.sock", dir);
+    snprintf(out, cap, "%s/%s", dir, file);
     return 0;
 }
 
@@ -171,6 +182,117 @@ static void on_conn(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&p->pipe, peer_closed);
 }
 
+/* ---- the request mode: one request line in, one answer out ---- */
+
+typedef struct {
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    uv_write_t req;
+    um_control_t *c;
+    char *answer;
+    size_t answer_n, have;
+    int handles;
+    bool answered;
+    char buf[UM_CONTROL_REQ_MAX];
+} rpeer_t;
+
+static void rpeer_closed(uv_handle_t *h)
+{
+    rpeer_t *p = h->data;
+    if (--p->handles > 0) return;
+    if (--p->c->n_peers == 0 && p->c->closed) free(p->c);
+    if (p->answer) {
+        sodium_memzero(p->answer, p->answer_n); /* an answer may hold a new client's link */
+        free(p->answer);
+    }
+    sodium_memzero(p->buf, sizeof(p->buf));
+    free(p);
+}
+
+static void rpeer_close(rpeer_t *p)
+{
+    if (!uv_is_closing((uv_handle_t *)&p->pipe)) uv_close((uv_handle_t *)&p->pipe, rpeer_closed);
+    if (!uv_is_closing((uv_handle_t *)&p->timer)) uv_close((uv_handle_t *)&p->timer, rpeer_closed);
+}
+
+static void rpeer_written(uv_write_t *req, int status)
+{
+    (void)status;
+    rpeer_close(req->data);
+}
+
+static void rpeer_timeout(uv_timer_t *t)
+{
+    rpeer_close(t->data);
+}
+
+static void rpeer_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    rpeer_t *p = h->data;
+    (void)hint;
+    *b = uv_buf_init(p->buf + p->have, (unsigned)(sizeof(p->buf) - p->have));
+}
+
+static void rpeer_answer(rpeer_t *p, size_t n)
+{
+    p->answered = true;
+    uv_read_stop((uv_stream_t *)&p->pipe);
+    p->answer = p->c->rcb(p->buf, n, &p->answer_n, p->c->ud);
+    if (!p->answer) {
+        rpeer_close(p);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(p->answer, (unsigned)p->answer_n);
+    p->req.data = p;
+    if (uv_write(&p->req, (uv_stream_t *)&p->pipe, &b, 1, rpeer_written) != 0) rpeer_close(p);
+}
+
+static void rpeer_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    rpeer_t *p = st->data;
+    (void)b;
+    if (p->answered) return;
+    if (nread < 0) {
+        /* End of the request without a newline: what came is the request. */
+        if (nread == UV_EOF && p->have)
+            rpeer_answer(p, p->have);
+        else
+            rpeer_close(p);
+        return;
+    }
+    const char *nl = memchr(p->buf + p->have, '\n', (size_t)nread);
+    p->have += (size_t)nread;
+    if (nl) {
+        rpeer_answer(p, (size_t)(nl - p->buf));
+        return;
+    }
+    if (p->have == sizeof(p->buf)) rpeer_answer(p, p->have); /* too long: the handler says so */
+}
+
+static void on_rconn(uv_stream_t *server, int status)
+{
+    um_control_t *c = server->data;
+    if (status < 0) return;
+    rpeer_t *p = calloc(1, sizeof(*p));
+    if (!p) return;
+    p->c = c;
+    c->n_peers++;
+    uv_pipe_init(server->loop, &p->pipe, 0);
+    uv_timer_init(server->loop, &p->timer);
+    p->pipe.data = p->timer.data = p;
+    p->handles = 2;
+    uv_os_fd_t fd;
+    unsigned uid;
+    if (uv_accept(server, (uv_stream_t *)&p->pipe) != 0 || c->n_peers > UM_CONTROL_PEERS_MAX ||
+        uv_fileno((uv_handle_t *)&p->pipe, &fd) != 0 ||
+        (um_control_peer_ok(fd, &uid) != 0 && uid != 0)) { /* ours, or root's */
+        rpeer_close(p);
+        return;
+    }
+    uv_timer_start(&p->timer, rpeer_timeout, UM_CONTROL_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&p->pipe, rpeer_alloc, rpeer_read) != 0) rpeer_close(p);
+}
+
 /* True when something answers on path. */
 static int alive(const char *path)
 {
@@ -185,11 +307,13 @@ static int alive(const char *path)
 
 static void ctl_closed(uv_handle_t *h)
 {
-    free(h->data);
+    um_control_t *c = h->data;
+    c->closed = true;
+    if (c->n_peers == 0) free(c);
 }
 
-int um_control_start(uv_loop_t *loop, const char *path, um_control_report_cb cb, void *ud,
-                     um_control_t **out)
+static int start(uv_loop_t *loop, const char *path, um_control_report_cb cb,
+                 um_control_request_cb rcb, void *ud, um_control_t **out)
 {
     um_control_t *c = calloc(1, sizeof(*c));
     if (!c) return UM_ENOMEM;
@@ -199,6 +323,7 @@ int um_control_start(uv_loop_t *loop, const char *path, um_control_report_cb cb,
     }
     snprintf(c->path, sizeof(c->path), "%s", path);
     c->cb = cb;
+    c->rcb = rcb;
     c->ud = ud;
     uv_pipe_init(loop, &c->pipe, 0);
     c->pipe.data = c;
@@ -212,7 +337,7 @@ int um_control_start(uv_loop_t *loop, const char *path, um_control_report_cb cb,
     umask(old);
     if (r == 0) {
         chmod(path, 0600);
-        r = uv_listen((uv_stream_t *)&c->pipe, CONTROL_BACKLOG, on_conn);
+        r = uv_listen((uv_stream_t *)&c->pipe, CONTROL_BACKLOG, rcb ? on_rconn : on_conn);
     }
     if (r != 0) {
         c->path[0] = '\0';
@@ -221,6 +346,18 @@ int um_control_start(uv_loop_t *loop, const char *path, um_control_report_cb cb,
     }
     *out = c;
     return 0;
+}
+
+int um_control_start(uv_loop_t *loop, const char *path, um_control_report_cb cb, void *ud,
+                     um_control_t **out)
+{
+    return start(loop, path, cb, NULL, ud, out);
+}
+
+int um_control_start_requests(uv_loop_t *loop, const char *path, um_control_request_cb cb, void *ud,
+                              um_control_t **out)
+{
+    return start(loop, path, NULL, cb, ud, out);
 }
 
 void um_control_stop(um_control_t *c)

@@ -17,7 +17,7 @@ static const char usage_help[] = "usage: umbra help [command]\n\nShows help for 
 static const um_cmd_t commands[] = {
     {"genkey", um_cmd_genkey, "print a new private key", um_usage_genkey},
     {"pubkey", um_cmd_pubkey, "read a private key on stdin, print its public key", um_usage_pubkey},
-    {"server", um_cmd_server, "run a server, or manage its config (init, add-client)",
+    {"server", um_cmd_server, "run a server, or manage it (init, add-client, clients, kick, ...)",
      um_usage_server},
     {"client", um_cmd_client, "run a client with local SOCKS5/HTTP proxies", um_usage_client},
     {"link", um_cmd_link, "show what an umbra:// share link holds", um_usage_link},

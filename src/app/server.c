@@ -71,6 +71,8 @@ static void dial_done(um_relay_t *r, int side, int result, void *ud)
         um_addr_format(&sr->dst, a, sizeof(a));
         UM_DEBUG("stream %u of %s to %s: %s", sr->id, ss->name, a, um_conn_result_str(result));
     }
+    if (result == UM_CONN_NOT_ALLOWED) ss->srv->m_refused_policy++;
+    ss->srv->m_refused++;
     um_tunnel_refuse(ss->t, sr->id, result);
     um_conn_close(sr->d);
     um_relay_discard(r);
@@ -173,6 +175,7 @@ void srv_on_down(um_tunnel_t *t, int err, void *ud)
     srv_t *s = ss->srv;
     um_tunnel_stats_t st;
     um_tunnel_stats(t, &st);
+    srv_mgmt_session_down(ss);
     UM_INFO("session of %s (%s) down: %s; %llu bytes in, %llu out, %llu streams", ss->name, ss->fp,
             err == UM_EPIPE ? "closed" : um_strerror(err), (unsigned long long)st.bytes_in,
             (unsigned long long)st.bytes_out, (unsigned long long)st.streams_opened);
@@ -290,6 +293,7 @@ void srv_on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
     if (s->stopping || have >= max_sessions) {
         UM_WARN("session of %s (%s) refused: %s", pc ? pc->name : "?", fp,
                 s->stopping ? "shutting down" : "too many sessions for this client");
+        s->m_sessions_refused++;
         um_sess_free(sess);
         um_carrier_close(conn);
         return;
@@ -358,5 +362,7 @@ void srv_on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
     if (s->sessions) s->sessions->prev = ss;
     s->sessions = ss;
     s->n_sessions++;
-    UM_INFO("session of %s (%s) up", ss->name, fp);
+    s->m_sessions_total++;
+    UM_INFO("session %llu of %s (%s) up", (unsigned long long)(s->next_sess_id + 1), ss->name, fp);
+    srv_mgmt_session_up(ss); /* over quota or expired: it ends at once, saying why */
 }

@@ -79,7 +79,19 @@ struct srv_sess {
     uint64_t detached_since; /* its connection broke at (0: it has one) */
     uint64_t resumptions;
     srv_sess_t *prev, *next;
+    /* mgmt (server_mgmt.c): the id 'umbra server kick' names, the payload
+     * bytes already moved into the client's account */
+    uint64_t id;
+    uint64_t acct_in, acct_out;
 };
+
+/* mgmt: one client key's bytes (payload, both ways, since the server
+ * started) and when it last moved any (Unix time; 0: never). */
+typedef struct {
+    uint8_t key[32];
+    uint64_t in, out;
+    int64_t last_seen;
+} srv_acct_t;
 
 struct srv {
     uv_loop_t *loop;
@@ -126,6 +138,20 @@ struct srv {
     } probe_ctx[UM_TLS_FP_MAX + 1];
     bool learned[UM_TLS_FP_MAX + 1]; /* a profile came from the cover (else the default) */
     um_membudget_t mem;              /* buffered stream bytes, every client together */
+    /* mgmt (server_mgmt.c, server_metrics.c): the management socket, the
+     * accounts (sorted by key), the accounting timer, session ids, the
+     * metrics endpoint and its counters */
+    struct um_control *ctl;
+    srv_acct_t *acct;
+    size_t n_acct, cap_acct;
+    uv_timer_t acct_timer;
+    uint64_t next_sess_id;
+    struct um_metrics *metrics;
+    um_acceptor_stats_t acc_retired; /* of acceptors closed by port hopping */
+    uint64_t m_quota_ends, m_expiry_ends, m_refused, m_refused_policy, m_sessions_total;
+    uint64_t m_sessions_refused;
+    uint64_t m_streams_done; /* streams opened by sessions that have ended */
+    um_ratelimit_t rl_ends; /* "over quota, closing": a refused client retries */
 };
 
 #define COVER_REFRESH_MS (3600u * 1000u)
@@ -145,5 +171,26 @@ void srv_on_session(um_acceptor_t *acc, um_sess_t *sess, um_carrier_t *conn,
 
 /* server_listen.c */
 void srv_maybe_finish(srv_t *s);
+/* SIGHUP's reload: the clients from the config file. 0, or -1 (err says). */
+int srv_reload(srv_t *s, char *err, size_t errlen);
+
+/* server_mgmt.c: starts the management socket (cfg.server_control) and the
+ * accounting; stop after the sessions are gone. session_up gives the
+ * session its id and ends it (false) when its client is over quota or
+ * expired; session_down accounts its last bytes. */
+void srv_mgmt_start(srv_t *s);
+void srv_mgmt_stop(srv_t *s);
+bool srv_mgmt_session_up(srv_sess_t *ss);
+void srv_mgmt_session_down(srv_sess_t *ss);
+/* Every session's bytes into the accounts; a client key's account (NULL:
+ * none yet). */
+void srv_mgmt_account_all(srv_t *s);
+const srv_acct_t *srv_mgmt_account(srv_t *s, const uint8_t key[32]);
+/* server_metrics.c: the metrics endpoint (cfg.metrics), when set. 0, or -1
+ * after saying why. */
+int srv_metrics_start(srv_t *s);
+void srv_metrics_stop(srv_t *s);
+/* An acceptor about to close: its counters are kept. */
+void srv_metrics_retire(srv_t *s, um_acceptor_t *a);
 
 #endif

@@ -98,6 +98,7 @@ static size_t hop_sync(srv_t *s, uint64_t slot)
         }
         UM_DEBUG("hop slot %llu: closing port %u", (unsigned long long)slot,
                  (unsigned)s->hop_port[i]);
+        srv_metrics_retire(s, s->acc[i]);
         um_acceptor_close(s->acc[i]);
         s->n_acc--;
         s->acc[i] = s->acc[s->n_acc];
@@ -181,22 +182,29 @@ static void stop(srv_t *s)
 
 static void reload(srv_t *s)
 {
+    char err[UM_ERR_MAX];
+    srv_reload(s, err, sizeof(err));
+}
+
+int srv_reload(srv_t *s, char *err, size_t errlen)
+{
     um_config_t nc;
-    char err[UM_ERR_MAX] = "";
+    err[0] = '\0';
     um_config_init(&nc);
-    int r = um_config_load(&nc, s->path, err, sizeof(err));
+    int r = um_config_load(&nc, s->path, err, errlen);
     if (r != 0 || nc.role != UM_ROLE_SERVER) {
         /* A file that loads but holds a client config leaves err untouched. */
-        UM_ERR("reload failed, keeping the current clients: %s",
-               r != 0 ? err : "not a server config");
+        if (r == 0) snprintf(err, errlen, "not a server config");
+        UM_ERR("reload failed, keeping the current clients: %s", err);
         um_config_free(&nc);
-        return;
+        return -1;
     }
     um_keyset_t *ks = srv_build_keys(&nc);
     if (!ks) {
+        snprintf(err, errlen, "out of memory");
         UM_ERR("reload failed: out of memory");
         um_config_free(&nc);
-        return;
+        return -1;
     }
     for (size_t i = 0; i < s->n_acc; i++)
         um_acceptor_set_keys(s->acc[i], ks);
@@ -214,11 +222,13 @@ static void reload(srv_t *s)
     for (srv_sess_t *ss = s->sessions; ss; ss = ss->next)
         if (!srv_find_client(s, ss->client_key) && !um_tunnel_is_down(ss->t)) {
             UM_INFO("session of %s (%s): key removed, closing", ss->name, ss->fp);
-            um_tunnel_close(ss->t, false, 0); /* srv_on_down unlinks it later */
+            /* srv_on_down unlinks it later */
+            um_tunnel_close_code(ss->t, UM_MUX_GOAWAY_REVOKED);
             closed++;
         }
     UM_INFO("reloaded %s: %zu authorised client(s); %zu session(s) kept, %zu closed", s->path,
             s->cfg.n_clients, s->n_sessions - closed, closed);
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -460,6 +470,11 @@ int um_run_server(const um_config_t *cfg)
     uv_timer_init(s->loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    srv_mgmt_start(s);
+    if (srv_metrics_start(s) != 0) {
+        rc = UM_EXIT_CONFIG;
+        goto out;
+    }
     char fp[9];
     uint8_t pub[32];
     um_key_public(pub, cfg->private_key);
@@ -480,6 +495,8 @@ out:
         um_tunnel_close(ss->t, false, 0);
     for (int i = 0; s->sessions && i < 1000; i++)
         uv_run(s->loop, UV_RUN_NOWAIT);
+    srv_mgmt_stop(s);
+    srv_metrics_stop(s);
     um_direct_free(s->direct);
     um_hostaddr_free(s->hostaddr);
     for (int i = 0; i <= UM_TLS_FP_MAX; i++)

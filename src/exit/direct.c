@@ -572,3 +572,8 @@ um_conn_provider_t um_direct_connector(um_direct_t *d)
     um_conn_provider_t c = {&direct_ops, d};
     return c;
 }
+
+struct um_resolver *um_direct_resolver(um_direct_t *d)
+{
+    return d->resolver;
+}

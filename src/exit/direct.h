@@ -38,5 +38,7 @@ void um_direct_set_device(um_direct_t *d, const char *ifname);
 
 /* The provider that opens streams and associations through d. */
 um_conn_provider_t um_direct_connector(um_direct_t *d);
+/* The resolver the connector uses (borrowed; the root's for a client). */
+struct um_resolver *um_direct_resolver(um_direct_t *d);
 
 #endif

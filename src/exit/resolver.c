@@ -31,6 +31,7 @@ struct um_resolve {
     size_t n;
     um_addr_t addrs[UM_RESOLVE_MAX_ADDRS];
     um_resolve_t *next; /* delivery list */
+    uint64_t t0_ns;     /* a name query's start (uv_hrtime; 0: a literal) */
 };
 
 struct um_resolver {
@@ -43,6 +44,7 @@ struct um_resolver {
     int handles;        /* open uv handles, the resolver included as 1 */
     sockpoll_t *polls;
     um_resolve_t *done_head, *done_tail;
+    um_resolver_lat_t lat; /* answered name queries (um_resolver_latency) */
 };
 
 static void on_timer(uv_timer_t *t);
@@ -151,6 +153,14 @@ static void on_deliver(uv_timer_t *t)
     r->done_head = r->done_tail = NULL;
     while (q) {
         um_resolve_t *next = q == last ? NULL : q->next;
+        if (q->t0_ns) {
+            uint64_t us = (uv_hrtime() - q->t0_ns) / 1000;
+            size_t b = 0;
+            while (b < UM_RESOLVE_LAT_BUCKETS && us > um_resolve_lat_us[b])
+                b++;
+            r->lat.count[b]++;
+            r->lat.sum_us += us;
+        }
         if (!q->cancelled) q->cb(q->arg, q->status, q->addrs, q->n);
         free(q);
         q = next;
@@ -276,6 +286,7 @@ int um_resolver_query(um_resolver_t *r, const char *name, uint16_t port, um_reso
     hints.ai_family = AF_UNSPEC;
     hints.ai_flags = ARES_AI_NOSORT;
     q->in_ares = true;
+    q->t0_ns = uv_hrtime();
     ares_getaddrinfo(r->ch, lit.u.domain, NULL, &hints, on_ares, q);
     rearm(r);
     return 0;
@@ -285,4 +296,12 @@ void um_resolve_cancel(um_resolve_t *q)
 {
     if (!q) return;
     q->cancelled = true; /* freed by on_ares or on_deliver */
+}
+
+const uint64_t um_resolve_lat_us[UM_RESOLVE_LAT_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
+
+void um_resolver_latency(const um_resolver_t *r, um_resolver_lat_t *out)
+{
+    *out = r->lat;
 }

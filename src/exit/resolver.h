@@ -33,4 +33,15 @@ int um_resolver_query(um_resolver_t *r, const char *name, uint16_t port, um_reso
 /* The callback will not be called; the query is released. */
 void um_resolve_cancel(um_resolve_t *q);
 
+/* Latency of answered name queries (IP literals not counted), from the
+ * query to its answer, in buckets whose upper bounds are
+ * um_resolve_lat_us (1 ms .. 5 s; the last count is above them all). */
+#define UM_RESOLVE_LAT_BUCKETS 10
+extern const uint64_t um_resolve_lat_us[UM_RESOLVE_LAT_BUCKETS];
+typedef struct {
+    uint64_t count[UM_RESOLVE_LAT_BUCKETS + 1];
+    uint64_t sum_us;
+} um_resolver_lat_t;
+void um_resolver_latency(const um_resolver_t *r, um_resolver_lat_t *out);
+
 #endif

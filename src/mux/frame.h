@@ -75,7 +75,15 @@ typedef enum {
     UM_MUX_GOAWAY_INTERNAL = 0x04,
     UM_MUX_GOAWAY_TIMEOUT = 0x05,
     UM_MUX_GOAWAY_CLOSED = 0x06, /* the sender ends the session now: not to be resumed */
+    /* Like CLOSED, with the operator's reason (docs/PROTOCOL.md 6.8) */
+    UM_MUX_GOAWAY_QUOTA = 0x07,   /* the client's byte quota is used up */
+    UM_MUX_GOAWAY_EXPIRED = 0x08, /* the client's access has expired */
+    UM_MUX_GOAWAY_REVOKED = 0x09, /* the client's key was removed */
+    UM_MUX_GOAWAY_KICKED = 0x0a,  /* the operator ended this session */
 } um_mux_goaway_t;
+
+/* True for the codes that end the session at once (CLOSED and its reasons). */
+#define UM_MUX_GOAWAY_ENDS_NOW(c) ((c) >= UM_MUX_GOAWAY_CLOSED && (c) <= UM_MUX_GOAWAY_KICKED)
 
 /* A decoded frame. Pointers borrow from the decoder's input buffer. */
 typedef struct {

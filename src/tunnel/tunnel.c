@@ -116,8 +116,9 @@ static void handle_event(um_tunnel_t *t, const um_mux_event_t *ev)
          * ends, the tunnel ends. A CLOSED one is no drain: the connection
          * ends right after it, and on_down says so. */
         t->goaway_in = true;
+        t->goaway_code_in = ev->code;
         if (t->hub && t->hub->t == t) t->hub->t = NULL; /* new opens wait for the next one */
-        if (ev->code != UM_MUX_GOAWAY_CLOSED && t->cbs->on_goaway) t->cbs->on_goaway(t, t->ud);
+        if (!UM_MUX_GOAWAY_ENDS_NOW(ev->code) && t->cbs->on_goaway) t->cbs->on_goaway(t, t->ud);
         break;
     case UM_MUX_EV_ERROR:
         if (!t->fatal) t->fatal = ev->code ? ev->code : UM_EPROTO;
@@ -636,15 +637,7 @@ void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms)
 {
     if (t->down) return;
     if (!graceful) {
-        /* Tell the peer the session ends (so it does not try to resume it):
-         * best effort, the GOAWAY leaves now if the connection has room. */
-        if (t->car && !t->fatal && um_mux_goaway(t->mux, UM_MUX_GOAWAY_CLOSED) == 0) {
-            fill_session(t, MUX_OUT_CAP);
-            size_t outn = 0;
-            if (um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
-                um_carrier_write(t->car, t->out, outn);
-        }
-        tn_die(t, UM_EPIPE);
+        um_tunnel_close_code(t, UM_MUX_GOAWAY_CLOSED);
         return;
     }
     if (t->graceful) return;
@@ -653,6 +646,25 @@ void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms)
     if (t->hub && t->hub->t == t) t->hub->t = NULL;
     um_mux_goaway(t->mux, UM_MUX_GOAWAY_NORMAL);
     tn_schedule(t);
+}
+
+int um_tunnel_goaway_code(const um_tunnel_t *t)
+{
+    return t->goaway_in ? t->goaway_code_in : -1;
+}
+
+void um_tunnel_close_code(um_tunnel_t *t, uint8_t code)
+{
+    if (t->down) return;
+    /* Tell the peer the session ends (so it does not try to resume it):
+     * best effort, the GOAWAY leaves now if the connection has room. */
+    if (t->car && !t->fatal && um_mux_goaway(t->mux, code) == 0) {
+        fill_session(t, MUX_OUT_CAP);
+        size_t outn = 0;
+        if (um_sess_pull(t->sess, t->out, OUT_CAP, &outn) == 0 && outn)
+            um_carrier_write(t->car, t->out, outn);
+    }
+    tn_die(t, UM_EPIPE);
 }
 
 void um_tunnel_set_resumable(um_tunnel_t *t, uint32_t stall_ms)

@@ -110,6 +110,11 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_ro
  * after; the streams' on_error/on_open and on_down follow on a later turn
  * of the loop, never inside this call. um_tunnel_is_down() is true at once. */
 void um_tunnel_close(um_tunnel_t *t, bool graceful, uint32_t drain_ms);
+/* Not graceful, telling the peer why: GOAWAY `code` (one of
+ * UM_MUX_GOAWAY_ENDS_NOW, mux/frame.h) instead of CLOSED. */
+void um_tunnel_close_code(um_tunnel_t *t, uint8_t code);
+/* The code of the GOAWAY the peer sent (-1: none yet). */
+int um_tunnel_goaway_code(const um_tunnel_t *t);
 /* Resumption (PROTOCOL.md 3.6): a broken carrier detaches instead of ending
  * the tunnel (needs cbs->on_detached). stall_ms: a carrier that delivered
  * nothing for this long while this side waits for an acknowledgement counts

@@ -87,6 +87,7 @@ struct um_tunnel {
     size_t hold_len;
     int fatal;
     bool down, idle_on, graceful, goaway_in, in_pump, finishing;
+    int goaway_code_in; /* mgmt: the code of the peer's GOAWAY (-1: none) */
     uint64_t drain_deadline;
     um_tunnel_stats_t st;
     um_tunnel_timing_t tm;

@@ -436,6 +436,13 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
     um_tunnel_t *t = ud;
     if (t->down) return;
     if (status != 0) {
+        /* Records of earlier reads may still wait for the pump (it runs from
+         * the idle handle): they reach the mux before the end does, as the
+         * peer sent them. */
+        if (um_sess_readable(t->sess)) {
+            pump(t);
+            if (t->down) return;
+        }
         if (t->finishing) {
             tn_die(t, UM_EPIPE);
             return;

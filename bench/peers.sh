@@ -12,7 +12,7 @@
 #              overwrites the real results unless told to)
 #   --only L   comma-separated subset of:
 #              direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,
-#              ss,ssh,microsocks
+#              ss,ssh,microsocks,v2ray
 #              (direct is always measured: the other columns are compared to it;
 #              umbra is the tcp transport, umbra-tls the tls transport with a
 #              local nginx as its cover site, umbra-jitter the same with
@@ -53,7 +53,7 @@ CMDLINE="bench/peers.sh $*"
 bdir=build
 quick=0
 out=""
-only="direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,ss,ssh,microsocks"
+only="direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,ss,ssh,microsocks,v2ray"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -197,7 +197,7 @@ CLK=$(getconf CLK_TCK)
 
 read -r P_ORIGIN P_SINK P_UMBRA_S P_UMBRA_C P_UMBRA_H P_SS_S P_SS_C P_SSHD P_SSH_C P_MS \
   P_COVER P_TLS_S P_TLS_C P_TLS_H P_JIT_S P_JIT_C P_JIT_H \
-  P_R1_S P_R1_C P_R1_H P_R16_S P_R16_C P_R16_H < <("$PY" "$TOOL" ports 23)
+  P_R1_S P_R1_C P_R1_H P_R16_S P_R16_C P_R16_H P_V2_S P_V2_C < <("$PY" "$TOOL" ports 25)
 
 # ---------------------------------------------------------------- origin
 log "generating ${BIG_MIB} MiB of random data in $T/www"
@@ -618,6 +618,24 @@ run_microsocks() {
 }
 want microsocks && run_microsocks
 
+# ---------------------------------------------------------------- v2ray VMess
+run_v2ray() {
+  local uuid
+  command -v v2ray >/dev/null || { put v2ray status "n/a (v2ray not installed)"; return; }
+  uuid=$(cat /proc/sys/kernel/random/uuid)
+  "$PY" "$SRC/bench/v2ray_conf.py" server 127.0.0.1 "$P_V2_S" "$uuid" >"$T/v2ray-server.json"
+  "$PY" "$SRC/bench/v2ray_conf.py" client 127.0.0.1 "$P_V2_S" "$uuid" 127.0.0.1 "$P_V2_C" >"$T/v2ray-client.json"
+  start_bg v2ray-server v2ray -config "$T/v2ray-server.json"
+  start_bg v2ray-client v2ray -config "$T/v2ray-client.json"
+  if "$PY" "$TOOL" wait-port "$P_V2_S" 15 && wait_up v2ray "$P_V2_C" v2ray-server v2ray-client; then
+    measure v2ray "$P_V2_C" "${PID[v2ray-client]}" "${PID[v2ray-server]}"
+    alive v2ray v2ray-client v2ray-server
+  fi
+  stop v2ray-client
+  stop v2ray-server
+}
+want v2ray && run_v2ray
+
 # ---------------------------------------------------------------- report
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 ver() { "$@" 2>&1 | head -1; }
@@ -633,6 +651,7 @@ ver() { "$@" 2>&1 | head -1; }
     "$(ss-server -h 2>&1 | grep -m1 shadowsocks-libev || echo 'no shadowsocks-libev')" \
     "$(ver ssh -V)" "$(dpkg-query -W -f='${Version}' microsocks 2>/dev/null || echo none)" \
     "$(ver nginx -v)" "$(curl --version | head -1 | cut -d' ' -f1-2)"
+  printf 'meta\tv2ray\t%s\n' "$(command -v v2ray >/dev/null && ver v2ray -version || echo none)"
   printf 'meta\tsizes\t1-stream transfers %d MiB; 8 streams x %d MiB; latency %d sequential requests; requests/s %d requests from %d concurrent clients; %d connections held open for RSS; bulk figures: best of %d runs\n' \
     "$BIG_MIB" "$PART_MIB" "$LAT_N" "$RPS_N" "$RPS_CONC" "$HOLD_N" "$REPS"
   printf 'meta\thold_n\t%s\n' "$HOLD_N"

@@ -21,6 +21,7 @@ SYSTEMS = [
     ("ss", "shadowsocks-libev"),
     ("ssh", "ssh -D"),
     ("microsocks", "microsocks"),
+    ("v2ray", "v2ray VMess"),
 ]
 
 # metric, label, format, better ("hi"/"lo"), compare with direct?
@@ -66,6 +67,9 @@ METHOD = """
   `--no-delay`. ssh: `ssh -N -D` (cipher `chacha20-poly1305@openssh.com`, no
   compression) to an sshd started from a temp config with throwaway keys.
   microsocks: plain SOCKS5, no crypto, one process (shown as the server).
+  v2ray: Debian's `v2ray`, a VMess server (alterId 0, freedom outbound) and
+  a client with a SOCKS5 inbound, `chacha20-poly1305`, configs written by
+  `bench/v2ray_conf.py`.
   umbra: `umbra server` (`--allow 127.0.0.0/8`) and `umbra client --link`.
   umbra tls: `umbra server init --transport tls --cover 127.0.0.1:COVER
   --sni cover.umbra-bench.test`, the cover a second server block of the same
@@ -224,7 +228,7 @@ def main(argv):
     out = []
     w = out.append
     w("# umbra (tcp, tls, tls with jitter) side by side with "
-      "shadowsocks-libev, ssh -D, microsocks and direct")
+      "shadowsocks-libev, ssh -D, microsocks, v2ray VMess and direct")
     w("")
     w("Produced by `bench/peers.sh` (run by `make bench`); every process on "
       "127.0.0.1.")

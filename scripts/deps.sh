@@ -30,8 +30,10 @@ TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light openssl python3 py
       chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps
       nftables microsocks systemd man-db groff-base python3-prometheus-client"
 # Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
+# v2ray: the VMess column of bench/peers.sh and bench/delay.sh; iproute2 (ip,
+# tc) for the delayed path of bench/delay.sh.
 BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
-       python3"
+       python3 v2ray iproute2"
 
 check=0
 want="$BUILD $TEST"

@@ -68,6 +68,35 @@ int um_aead_seal(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint
     return 0;
 }
 
+int um_aead_sealv(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
+                  size_t adlen, const um_aead_part_t *parts, size_t nparts, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = a->ctx;
+    int l = 0;
+    size_t n = 0;
+    if (!ctx || !a->encrypt || adlen > INT_MAX || (!parts && nparts)) return UM_EINVAL;
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i].n > INT_MAX - n || (!parts[i].p && parts[i].n)) return UM_EINVAL;
+        n += parts[i].n;
+    }
+    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) return UM_EIO;
+    if (adlen && EVP_EncryptUpdate(ctx, NULL, &l, ad, (int)adlen) != 1) return UM_EIO;
+    size_t at = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        if (!parts[i].n) continue;
+        /* Both ciphers are stream modes: a piece of any length continues
+         * the key stream where the previous one stopped. */
+        if (EVP_EncryptUpdate(ctx, out + at, &l, parts[i].p, (int)parts[i].n) != 1 ||
+            (size_t)l != parts[i].n)
+            return UM_EIO;
+        at += parts[i].n;
+    }
+    if (EVP_EncryptFinal_ex(ctx, out + n, &l) != 1) return UM_EIO;
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, UM_AEAD_TAGLEN, out + n) != 1)
+        return UM_EIO;
+    return 0;
+}
+
 int um_aead_open(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
                  size_t adlen, const uint8_t *c, size_t clen, uint8_t *out)
 {

@@ -37,6 +37,16 @@ void um_aead_close(um_aead_t *a); /* tolerates a zeroed or half-initialised a */
  * the same buffer (in-place). */
 int um_aead_seal(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
                  size_t adlen, const uint8_t *p, size_t n, uint8_t *out);
+/* The same over the concatenation of nparts pieces of plaintext, sealed
+ * where they lie (no gathering copy): out receives their total length of
+ * ciphertext then the tag, the same bytes um_aead_seal gives for the
+ * concatenation. A piece may be empty. */
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} um_aead_part_t;
+int um_aead_sealv(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
+                  size_t adlen, const um_aead_part_t *parts, size_t nparts, uint8_t *out);
 /* c holds clen bytes: ciphertext then tag. out receives clen - 16 bytes.
  * UM_EAUTH on a bad tag (out then holds garbage; the caller discards it). */
 int um_aead_open(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,

@@ -59,17 +59,31 @@ int um_rec_ratchet(um_rec_dir_t *d)
 int um_rec_seal(um_rec_dir_t *d, const uint8_t *body, size_t n, uint8_t *out, size_t cap,
                 size_t *outn)
 {
+    um_aead_part_t part = {body, n};
+    if (!body) return UM_EINVAL;
+    return um_rec_sealv(d, &part, 1, out, cap, outn);
+}
+
+int um_rec_sealv(um_rec_dir_t *d, const um_aead_part_t *parts, size_t nparts, uint8_t *out,
+                 size_t cap, size_t *outn)
+{
     uint8_t nonce[12], m[2];
     int r;
-    if (!d || !body || !out || !outn || n == 0 || n > UM_REC_BODY_MAX) return UM_EINVAL;
+    size_t n = 0;
+    if (!d || (!parts && nparts) || !out || !outn) return UM_EINVAL;
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i].n > UM_REC_BODY_MAX - n) return UM_EINVAL;
+        n += parts[i].n;
+    }
+    if (n == 0) return UM_EINVAL;
     if (cap < n + UM_REC_OVERHEAD) return UM_ENOSPC;
     if (d->limit < 1 || d->ctr > d->limit - 1) return UM_ERANGE;
     header_mask(d, m);
     out[0] = (uint8_t)(n >> 8) ^ m[0];
     out[1] = (uint8_t)n ^ m[1];
     nonce_of(nonce, d->ctr);
-    if ((r = um_aead_seal(&d->aead, nonce, out, UM_REC_HDR_WIRE, body, n, out + UM_REC_HDR_WIRE)) !=
-        0)
+    if ((r = um_aead_sealv(&d->aead, nonce, out, UM_REC_HDR_WIRE, parts, nparts,
+                           out + UM_REC_HDR_WIRE)) != 0)
         return r;
     d->ctr++;
     *outn = n + UM_REC_OVERHEAD;

@@ -48,6 +48,11 @@ int um_rec_ratchet(um_rec_dir_t *d);
  * UM_REC_OVERHEAD). UM_ERANGE when the counter is exhausted. */
 int um_rec_seal(um_rec_dir_t *d, const uint8_t *body, size_t n, uint8_t *out, size_t cap,
                 size_t *outn);
+/* The same for a body given in pieces (their total length as n above),
+ * sealed where they lie: the session seals DATA straight from its send
+ * queue. Same wire bytes as um_rec_seal of the concatenation. */
+int um_rec_sealv(um_rec_dir_t *d, const um_aead_part_t *parts, size_t nparts, uint8_t *out,
+                 size_t cap, size_t *outn);
 /* Opens the record starting at p[0]. Returns 0 (body in body[0..*bodyn),
  * *consumed wire bytes used), UM_EAGAIN (need more bytes: call again with the
  * same record start and more bytes), UM_EPROTO (bad length), UM_EAUTH (bad

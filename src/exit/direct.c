@@ -124,9 +124,10 @@ static void conn_written(void *ud, size_t n, int status)
 static int conn_queue(dconn_t *c, const uint8_t *p, size_t n)
 {
     if (n == 0) return 0;
-    int rc = um_uv_write_copy((uv_stream_t *)c->tcp, p, n, conn_written, c);
+    size_t q = 0;
+    int rc = um_uv_write_some((uv_stream_t *)c->tcp, p, n, conn_written, c, &q);
     if (rc != 0) return rc == UM_ENOMEM ? rc : UM_EPIPE;
-    c->queued += n;
+    c->queued += q;
     if (c->queued > UM_CONN_HIGH_WATER) c->above = true;
     return 0;
 }

@@ -16,7 +16,7 @@ void um_mux_config_default(um_mux_config_t *c)
     c->stream_window_max = 16 * 1024 * 1024;
     c->session_window_init = 1024 * 1024;
     c->session_window_max = 64 * 1024 * 1024;
-    c->send_buf_max = 256 * 1024;
+    c->send_buf_max = 384 * 1024;
     c->record_size = 16384;
     c->max_frame = UM_MUX_FRAME_MAX;
     c->quantum = 16384;

@@ -54,7 +54,7 @@ typedef struct {
 } um_mux_config_t;
 
 /* Defaults: 1024 streams, 128 pending opens, windows 256 KiB..16 MiB per
- * stream and 1..64 MiB per session, 256 KiB send buffer, 16 KiB records and
+ * stream and 1..64 MiB per session, 384 KiB send buffer, 16 KiB records and
  * frames, 16 KiB quantum, 256 associations, 10 s ping, 30 s timeout, 60 s
  * stream progress timeout. */
 void um_mux_config_default(um_mux_config_t *c);

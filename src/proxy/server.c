@@ -202,12 +202,13 @@ int pc_write(pc_t *c, const void *p, size_t n)
 {
     if (c->phase == PC_CLOSED || c->shut_sent) return UM_EPIPE;
     if (n == 0) return 0;
-    int r = um_uv_write_copy((uv_stream_t *)&c->tcp, p, n, pc_written, c);
+    size_t q = 0;
+    int r = um_uv_write_some((uv_stream_t *)&c->tcp, p, n, pc_written, c, &q);
     if (r != 0) {
         pc_close(c);
         return r == UM_ENOMEM ? r : UM_EPIPE;
     }
-    c->down_pending += n;
+    c->down_pending += q;
     c->px->st.bytes_down += n;
     return 0;
 }

@@ -294,6 +294,7 @@ static int emit(um_sess_t *s, uint8_t type, size_t room, uint8_t *out, size_t *o
 {
     size_t n = ACK_FIELDS, dlen = 0;
     bool guarded = false;
+    const uint8_t *data = NULL; /* DATA: sealed where it lies in txq, not copied */
     s->body[0] = type;
     um_st64(s->body + 1, s->rx_next);
     if (type == UM_REC_T_DATA) {
@@ -307,8 +308,7 @@ static int emit(um_sess_t *s, uint8_t type, size_t room, uint8_t *out, size_t *o
         s->body[n + 8] = (uint8_t)(dlen >> 8);
         s->body[n + 9] = (uint8_t)dlen;
         n += DATA_FIELDS;
-        memcpy(s->body + n, q + at, dlen);
-        n += dlen;
+        data = q + at;
         if (s->cfg.pad.guard_bytes) {
             uint64_t now = now_ms(s);
             if (!s->last_data_ms || now - s->last_data_ms >= s->cfg.pad.guard_idle_ms)
@@ -320,11 +320,14 @@ static int emit(um_sess_t *s, uint8_t type, size_t room, uint8_t *out, size_t *o
             s->guard_left -= dlen < s->guard_left ? dlen : s->guard_left;
         }
     }
+    /* The body is the fields, the data, the padding: three pieces. */
+    size_t fields = n;
+    n += dlen;
     size_t pad = pad_for(s, n, guarded);
     if (pad > room - UM_REC_OVERHEAD - n) pad = room - UM_REC_OVERHEAD - n;
-    memset(s->body + n, 0, pad);
-    n += pad;
-    int r = um_rec_seal(&s->tx, s->body, n, out, UM_REC_WIRE_MAX, outn);
+    memset(s->body + fields, 0, pad);
+    um_aead_part_t parts[3] = {{s->body, fields}, {data, dlen}, {s->body + fields, pad}};
+    int r = um_rec_sealv(&s->tx, parts, 3, out, UM_REC_WIRE_MAX, outn);
     if (r) return r;
     s->tx_sent += dlen;
     if (s->tx_sent > s->tx_high) s->tx_high = s->tx_sent;

@@ -437,6 +437,13 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
     um_tunnel_t *t = ud;
     if (t->down) return;
     if (status != 0) {
+        /* Records of earlier reads may still wait for the pump (it runs from
+         * the idle handle): they reach the mux before the end does, as the
+         * peer sent them. */
+        if (um_sess_readable(t->sess)) {
+            pump(t);
+            if (t->down) return;
+        }
         if (t->finishing) {
             tn_die(t, UM_EPIPE);
             return;
@@ -477,7 +484,16 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
             um_carrier_read_stop(car);
         }
     }
-    pump(t);
+    /* The pump runs from the idle handle, once the loop has delivered every
+     * read of this iteration (libuv reads a busy socket up to 32 times in a
+     * row): records from several reads reach each stream together, so the
+     * streams' bytes leave in a few large writes instead of one small write
+     * per stream per read (8 parallel downloads: 40k writes of 13 KB for
+     * 512 MB at the client before, see bench/peers.sh). */
+    if (t->fatal)
+        pump(t);
+    else
+        tn_schedule(t);
 }
 
 static void on_car_drain(um_carrier_t *car, void *ud)

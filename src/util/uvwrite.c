@@ -71,3 +71,20 @@ int um_uv_write_gather(uv_stream_t *s, const uv_buf_t *bufs, unsigned nb, size_t
     }
     return r;
 }
+
+int um_uv_write_some(uv_stream_t *s, const void *p, size_t n, um_uvw_done_cb done, void *ud,
+                     size_t *queued)
+{
+    *queued = 0;
+    if (!s || !p || !done || n == 0 || n > INT32_MAX) return UM_EINVAL;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    /* uv_try_write refuses (UV_EAGAIN) while earlier writes are queued, so
+     * the bytes keep their order. */
+    int w = uv_try_write(s, &b, 1);
+    if (w == (int)n) return 0;
+    if (w < 0 && w != UV_EAGAIN) return w;
+    size_t skip = w > 0 ? (size_t)w : 0;
+    int r = um_uv_write_gather(s, &b, 1, skip, done, ud);
+    if (r == 0) *queued = n - skip;
+    return r;
+}

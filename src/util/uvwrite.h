@@ -23,5 +23,11 @@ int um_uv_write_copy(uv_stream_t *s, const void *p, size_t n, um_uvw_done_cb don
  * the socket already took), gathered into one request. */
 int um_uv_write_gather(uv_stream_t *s, const uv_buf_t *b, unsigned nb, size_t skip,
                        um_uvw_done_cb done, void *ud);
+/* The socket first: what it takes at once is written with no copy and no
+ * request; only the rest is copied and queued (done runs once for those
+ * *queued bytes, and not at all when *queued is 0). Returns as
+ * um_uv_write_copy; on an error nothing is queued. */
+int um_uv_write_some(uv_stream_t *s, const void *p, size_t n, um_uvw_done_cb done, void *ud,
+                     size_t *queued);
 
 #endif

@@ -4,6 +4,8 @@
  * oversized, garbage, unknown types, window overrun). */
 #include "test_mux_pair.h"
 
+#include "proxy/conn.h"
+
 #include <stdio.h>
 
 /* ---- half-close and reset table -------------------------------------- */
@@ -182,6 +184,28 @@ static void test_zero_rtt_open_carries_data(void **state)
         off += used;
     }
     assert_true(seen_open);
+    um_mux_free(c);
+}
+
+/* The relays above the mux (tunnel/conn.c) read a destination 64 KiB at a
+ * time and pause only once a stream holds more than UM_CONN_HIGH_WATER; the
+ * default send buffer must take the read that crosses that mark whole, or
+ * its tail is copied into the tunnel's pending buffer and copied again
+ * later (8 parallel downloads: 6% of the server's CPU). */
+static void test_send_buffer_takes_a_read_above_high_water(void **state)
+{
+    (void)state;
+    um_mux_t *c = um_mux_new(UM_MUX_CLIENT, NULL);
+    um_addr_t d = test_dest();
+    uint32_t id;
+    static uint8_t chunk[64 * 1024];
+    assert_int_equal(um_mux_stream_open(c, &d, &id), 0);
+    size_t queued = 0, acc = 0;
+    while (queued <= UM_CONN_HIGH_WATER) { /* nothing pulled: all of it stays queued */
+        assert_int_equal(um_mux_stream_write(c, id, chunk, sizeof(chunk), &acc), 0);
+        assert_int_equal(acc, sizeof(chunk));
+        queued += acc;
+    }
     um_mux_free(c);
 }
 
@@ -803,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_halfclose_reset_table),
         cmocka_unit_test(test_zero_rtt_open_carries_data),
         cmocka_unit_test(test_open_refused),
+        cmocka_unit_test(test_send_buffer_takes_a_read_above_high_water),
         cmocka_unit_test(test_datagrams),
         cmocka_unit_test(test_dgram_queue_full),
         cmocka_unit_test(test_limits),

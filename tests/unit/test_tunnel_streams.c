@@ -425,6 +425,138 @@ static void test_orders_with_session_down(void **state)
                 run_order(orders[o], down_at, side == 1);
 }
 
+/* ---- a carrier that holds every read until the end, then delivers all ---- */
+/* The tunnel pumps from its idle handle after the reads of one loop
+ * iteration; when the last reads and the end of the connection arrive in the
+ * same iteration (libuv reads a socket up to 32 times in a row), the records
+ * of those reads must still reach the streams before the end does. This
+ * carrier makes that case certain: it keeps every read of the client's TCP
+ * connection and, on its end, hands them all over and then the end, in one
+ * call stack. */
+typedef struct {
+    um_carrier_t base;
+    um_carrier_ops_t ops;
+    um_carrier_t *in;
+    um_carrier_read_cb rd;
+    void *ud;
+    uint8_t *buf;
+    size_t n;
+} batch_car_t;
+
+static void bc_read(um_carrier_t *c, const uint8_t *p, size_t n, int status, void *ud)
+{
+    batch_car_t *b = ud;
+    (void)c;
+    if (status == 0) {
+        assert_true(b->n + n <= (1u << 20));
+        memcpy(b->buf + b->n, p, n);
+        b->n += n;
+        return;
+    }
+    for (size_t off = 0; off < b->n; off += 65536)
+        b->rd(&b->base, b->buf + off, b->n - off < 65536 ? b->n - off : 65536, 0, b->ud);
+    b->n = 0;
+    b->rd(&b->base, NULL, 0, status, b->ud);
+}
+static void bc_set_cbs(um_carrier_t *c, um_carrier_read_cb rd, um_carrier_drain_cb dr, void *ud)
+{
+    batch_car_t *b = (batch_car_t *)c;
+    b->rd = rd;
+    b->ud = ud;
+    um_carrier_set_cbs(b->in, bc_read, dr, b);
+}
+static int bc_write(um_carrier_t *c, const uint8_t *p, size_t n)
+{
+    return um_carrier_write(((batch_car_t *)c)->in, p, n);
+}
+static size_t bc_queued(const um_carrier_t *c)
+{
+    return um_carrier_queued(((const batch_car_t *)c)->in);
+}
+static void bc_set_wq_max(um_carrier_t *c, size_t max)
+{
+    um_carrier_set_wq_max(((batch_car_t *)c)->in, max);
+}
+static int bc_read_start(um_carrier_t *c)
+{
+    return um_carrier_read_start(((batch_car_t *)c)->in);
+}
+static int bc_read_stop(um_carrier_t *c)
+{
+    return ((batch_car_t *)c)->in->ops->read_stop(((batch_car_t *)c)->in);
+}
+static int bc_shutdown(um_carrier_t *c)
+{
+    return ((batch_car_t *)c)->in->ops->shutdown(((batch_car_t *)c)->in);
+}
+static void bc_close(um_carrier_t *c)
+{
+    batch_car_t *b = (batch_car_t *)c;
+    um_carrier_close(b->in);
+    free(b->buf);
+    free(b);
+}
+
+static void test_reads_then_end_in_one_batch(void **state)
+{
+    (void)state;
+    fx_t fx;
+    memset(&fx, 0, sizeof(fx));
+    assert_int_equal(uv_loop_init(&fx.loop), 0);
+    tcp_pair_open(&fx.loop, &fx.ls, &fx.ctcp, &fx.stcp);
+    um_sess_keys_t ka, kb;
+    mkkeys(&ka, &kb);
+    um_sess_t *a = um_sess_new(&ka, NULL), *b = um_sess_new(&kb, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    batch_car_t *bc = calloc(1, sizeof(*bc));
+    assert_non_null(bc);
+    bc->buf = malloc(1u << 20);
+    assert_non_null(bc->buf);
+    bc->in = um_tcp_carrier(fx.ctcp);
+    bc->ops = *bc->in->ops;
+    bc->ops.set_cbs = bc_set_cbs;
+    bc->ops.write = bc_write;
+    bc->ops.queued = bc_queued;
+    bc->ops.set_wq_max = bc_set_wq_max;
+    bc->ops.read_start = bc_read_start;
+    bc->ops.read_stop = bc_read_stop;
+    bc->ops.shutdown = bc_shutdown;
+    bc->ops.close = bc_close;
+    bc->ops.writev = NULL;
+    bc->base.ops = &bc->ops;
+    assert_int_equal(um_tunnel_new(&fx.loop, a, &bc->base, UM_MUX_CLIENT, NULL, &ccbs, &fx, &fx.ct),
+                     0);
+    assert_int_equal(um_tunnel_new(&fx.loop, b, um_tcp_carrier(fx.stcp), UM_MUX_SERVER, NULL, &scbs,
+                                   &fx, &fx.st),
+                     0);
+    assert_int_equal(um_hub_new(&fx.loop, 10000, 16, &fx.hub), 0);
+    um_hub_set_tunnel(fx.hub, fx.ct);
+    side_stream_t *s = c_open(&fx, "hello");
+    uint64_t end = um_now_ms() + 5000;
+    while (fx.n_ss < 1 && um_now_ms() < end)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    assert_int_equal(fx.n_ss, 1);
+    /* The server answers 60000 bytes and its FIN, then its TCP connection
+     * ends; the client has read nothing yet (the carrier holds it). */
+    static uint8_t reply[60000];
+    memset(reply, 'r', sizeof(reply));
+    assert_int_equal(um_conn_write(fx.ss[0].c, reply, sizeof(reply)), 0);
+    assert_int_equal(um_conn_shutdown(fx.ss[0].c), 0);
+    spin(&fx, 200);
+    assert_int_equal(s->got, 0);
+    assert_int_equal(um_tcp_shutdown(fx.stcp), 0);
+    end = um_now_ms() + 5000;
+    while (!fx.cdown && um_now_ms() < end)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    assert_true(fx.cdown);
+    assert_int_equal(s->opened, 1);
+    assert_int_equal(s->open_result, UM_CONN_OK);
+    assert_int_equal(s->got, sizeof(reply)); /* every byte before the end */
+    assert_int_equal(s->eofs, 1);
+    fx_down(&fx);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -434,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_hub_set_tunnel_defers_failures),
         cmocka_unit_test(test_alloc_failure_while_dying),
         cmocka_unit_test(test_orders_with_session_down),
+        cmocka_unit_test(test_reads_then_end_in_one_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

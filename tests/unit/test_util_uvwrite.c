@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,9 +73,72 @@ static void test_copied_writes(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* um_uv_write_some: what the socket takes at once is neither copied nor
+ * queued (no callback); the rest is copied and queued, and a later write
+ * waits behind it, so the peer reads every byte in order. */
+static void test_write_some(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    uv_loop_t loop;
+    uv_pipe_t p;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_pipe_init(&loop, &p, 0), 0);
+    assert_int_equal(uv_pipe_open(&p, sv[0]), 0);
+    g_calls = 0;
+    size_t q = 99;
+    assert_int_equal(um_uv_write_some((uv_stream_t *)&p, "hello", 5, done, NULL, &q), 0);
+    assert_int_equal(q, 0); /* taken by the socket at once */
+    assert_int_equal(um_uv_write_some((uv_stream_t *)&p, "x", 0, done, NULL, &q), UM_EINVAL);
+    assert_int_equal(q, 0);
+    /* More than the socket buffer holds: the rest is a copy, queued. */
+    size_t big_n = 4u << 20;
+    uint8_t *big = malloc(big_n), *want = malloc(big_n + 9), *got = malloc(big_n + 9);
+    assert_non_null(big);
+    assert_non_null(want);
+    assert_non_null(got);
+    for (size_t i = 0; i < big_n; i++)
+        big[i] = (uint8_t)(i * 7 + (i >> 11));
+    memcpy(want, "hello", 5);
+    memcpy(want + 5, big, big_n);
+    memcpy(want + 5 + big_n, "tail", 4);
+    size_t q1 = 0, q2 = 0;
+    assert_int_equal(um_uv_write_some((uv_stream_t *)&p, big, big_n, done, NULL, &q1), 0);
+    assert_true(q1 > 0 && q1 < big_n);
+    memset(big, 'X', big_n); /* the queued part was copied */
+    assert_int_equal(um_uv_write_some((uv_stream_t *)&p, "tail", 4, done, NULL, &q2), 0);
+    assert_int_equal(q2, 4); /* behind the queued bytes, not before them */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(g_calls <= 2);
+    size_t have = 0;
+    for (int spins = 0; have < big_n + 9 && spins < 100000; spins++) {
+        ssize_t r = recv(sv[1], got + have, big_n + 9 - have, MSG_DONTWAIT);
+        if (r > 0) have += (size_t)r;
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    while (g_calls < 2)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(have, big_n + 9);
+    assert_memory_equal(got, want, big_n + 9);
+    assert_int_equal(g_calls, 2);
+    assert_int_equal(g_done_n[0], q1);
+    assert_int_equal(g_done_n[1], 4);
+    assert_int_equal(g_done_st[0], 0);
+    assert_int_equal(g_done_st[1], 0);
+    free(big);
+    free(want);
+    free(got);
+    close(sv[1]);
+    uv_close((uv_handle_t *)&p, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_copied_writes)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_copied_writes),
+                                       cmocka_unit_test(test_write_some)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

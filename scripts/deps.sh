@@ -10,6 +10,8 @@ set -euo pipefail
 # (http/https) with libcurl.
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
        libqrencode-dev libc-ares-dev libcurl4-openssl-dev"
+# libwslay-dev: RFC 6455 framing of the ws transport.
+BUILD="$BUILD libwslay-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
 # integration tests (curl, nginx, chromium and firefox-esr whose ClientHellos
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise

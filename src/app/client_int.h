@@ -54,6 +54,8 @@ typedef struct {
     char cur[UM_ADDR_STRLEN];
     uint64_t t_start, hop_slot;
     uint32_t budget;
+    /* ws */
+    um_codec_ws_t ws; /* borrowed by conn */
 } racer_t;
 
 typedef struct cli {
@@ -109,6 +111,8 @@ typedef struct cli {
     char state_path[UM_PATH_MAX]; /* "" = none */
     um_dialstate_t state;
     long remembered; /* its candidate, -1: none */
+    /* ws */
+    um_codec_ws_t ws; /* the codec of the ws transport (the connector borrows it) */
 } cli_t;
 
 static inline const um_peer_server_t *cur_server(const cli_t *c)
@@ -151,5 +155,10 @@ void cli_arm_rotation(cli_t *c);
 void cli_arm_hop(cli_t *c);
 /* The connector continued the session: move the tunnel onto it. */
 void cli_resumed(cli_t *c, um_connector_t *cn, um_carrier_t *car);
+
+/* ws (client_ws.c): the codec and the front's TLS of a ws transport for a
+ * dial to dst; UM_EINVAL (logged) when the transport cannot be set up. */
+int cli_ws_setup(uv_loop_t *loop, const um_transport_cfg_t *tr, const um_addr_t *dst,
+                 um_codec_ws_t *ws, um_connector_cfg_t *cc);
 
 #endif

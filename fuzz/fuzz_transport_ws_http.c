@@ -21,8 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
     if (r == 0) {
         if (h.len == 0 || h.len > n || h.n_fields > UM_WS_FIELDS_MAX) __builtin_trap();
         for (size_t i = 0; i < h.n_fields; i++)
-            if (h.name[i].p < p || h.name[i].p + h.name[i].n > p + h.len ||
-                h.value[i].p < p || h.value[i].p + h.value[i].n > p + h.len)
+            if (h.name[i].p < p || h.name[i].p + h.name[i].n > p + h.len || h.value[i].p < p ||
+                h.value[i].p + h.value[i].n > p + h.len)
                 __builtin_trap();
         char key[UM_WS_KEY_LEN + 1];
         um_ws_span_t pr;

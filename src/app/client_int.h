@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "app/bridge.h"
+#include "app/client_ws.h"
 #include "app/config.h"
 #include "app/control.h"
 #include "app/dialstate.h"
@@ -155,10 +156,5 @@ void cli_arm_rotation(cli_t *c);
 void cli_arm_hop(cli_t *c);
 /* The connector continued the session: move the tunnel onto it. */
 void cli_resumed(cli_t *c, um_connector_t *cn, um_carrier_t *car);
-
-/* ws (client_ws.c): the codec and the front's TLS of a ws transport for a
- * dial to dst; UM_EINVAL (logged) when the transport cannot be set up. */
-int cli_ws_setup(uv_loop_t *loop, const um_transport_cfg_t *tr, const um_addr_t *dst,
-                 um_codec_ws_t *ws, um_connector_cfg_t *cc);
 
 #endif

@@ -4,9 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "app/client_int.h"
+#include "app/client_ws.h"
 #include "session/handshake.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define CTX_CACHE 4
 

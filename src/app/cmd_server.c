@@ -26,6 +26,7 @@ const char um_usage_server[] =
     "                         [--transport tls --cover HOST:PORT [--sni NAME]\n"
     "                          [--fingerprint chromium|firefox]]\n"
     "                         [--ports LO-HI [--hop D]]\n"
+    "                         [--transport ws --ws-path /PATH --public-host FRONT[:PORT]]\n"
     "       umbra server add-client -c FILE NAME [--qr | --no-qr]\n"
     "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--check]\n\n"
     "init        writes a new server config with a fresh private key (mode 0600);\n"
@@ -43,6 +44,10 @@ const char um_usage_server[] =
     "            --ports LO-HI        tcp: hop over this port range (the listen port is\n"
     "                                 then unused), e.g. 20000-40000\n"
     "            --hop D              tcp: slot length of the hopping (1s..1h, default 60s)\n"
+    "            --transport ws       a WebSocket behind a front (nginx, a CDN) that\n"
+    "                                 terminates TLS; listen on 127.0.0.1 with plain HTTP\n"
+    "            --ws-path /PATH      ws: the secret path the front forwards here\n"
+    "            --public-host FRONT[:PORT]  ws: the front clients dial (default port 443)\n"
     "add-client  authorises a new client with a fresh key and prints its umbra://\n"
     "            link (and a QR code when standard output is a terminal).\n"
     "(run)       runs the server.\n"
@@ -90,7 +95,7 @@ static int init_transport(const char *transport, const char *cover, const char *
     char why[160];
     out[0] = '\0';
     if (transport && um_tr_type_parse(transport, &type) != 0) {
-        um_cli_error("server init", "--transport '%s': expected tcp or tls", transport);
+        um_cli_error("server init", "--transport '%s': expected tcp, tls or ws", transport);
         return -1;
     }
     if (hop && !ports) {

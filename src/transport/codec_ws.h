@@ -22,8 +22,8 @@
 #define UM_WS_PATH_MAX 255
 #define UM_WS_HOST_MAX 261 /* a DNS name and a port */
 /* Message 1 and 2 lengths: short enough for any front's header limits. */
-#define UM_WS_MSG1_SPAN 256
-#define UM_WS_MSG2_SPAN 96
+#define UM_WS_MSG1_SPAN    256
+#define UM_WS_MSG2_SPAN    96
 #define UM_HS_MSG1_MAX_WS  1024 /* longest message 1 a request carries */
 #define UM_HS_MSG1_B64_MAX 1400 /* its base64url, with the NUL */
 /* Keepalive: a ping after this much quiet, well inside CDN idle limits

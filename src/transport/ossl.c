@@ -430,8 +430,7 @@ int um_ossl_client_new(um_carrier_t *inner, const um_ossl_client_cfg_t *cfg, um_
     return 0;
 }
 
-int um_ossl_client_hello(um_ossl_ctx_t *x, const char *sni, uint8_t *out, size_t cap,
-                         size_t *outn)
+int um_ossl_client_hello(um_ossl_ctx_t *x, const char *sni, uint8_t *out, size_t cap, size_t *outn)
 {
     SSL *ssl = new_ssl(x, sni, sni);
     if (!ssl) return UM_ENOMEM;

@@ -43,7 +43,6 @@ int um_ossl_client_new(um_carrier_t *inner, const um_ossl_client_cfg_t *cfg, um_
 
 /* The ClientHello this context sends for sni (tests, the JA4 measurement):
  * the first TLS record's bytes, into out. */
-int um_ossl_client_hello(um_ossl_ctx_t *x, const char *sni, uint8_t *out, size_t cap,
-                         size_t *outn);
+int um_ossl_client_hello(um_ossl_ctx_t *x, const char *sni, uint8_t *out, size_t cap, size_t *outn);
 
 #endif

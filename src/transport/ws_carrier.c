@@ -26,8 +26,8 @@ typedef struct {
     uint8_t *out;
     size_t out_n, out_cap;
     uint8_t *scratch; /* SCRATCH: the data of one inner read */
-    int data_frame; /* the frame being received carries data */
-    int bad;        /* a text frame: not ours */
+    int data_frame;   /* the frame being received carries data */
+    int bad;          /* a text frame: not ours */
     size_t wq_max;
     int shut_pending, shut_done;
     int in_cb, dead;
@@ -61,8 +61,7 @@ static void release(ws_carrier_t *t)
 
 /* ---- wslay callbacks ---- */
 
-static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *ud)
+static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
     (void)flags;
     ws_carrier_t *t = ud;

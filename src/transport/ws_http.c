@@ -173,25 +173,25 @@ int um_ws_req_build(const um_ws_req_t *q, char *out, size_t cap, size_t *outn)
 {
     /* A current Chromium's upgrade request, field for field, minus the
      * permessage-deflate offer (we would have to decline it). */
-    int n = snprintf(out, cap,
-                     "GET %s HTTP/1.1\r\n"
-                     "Host: %s\r\n"
-                     "Connection: Upgrade\r\n"
-                     "Pragma: no-cache\r\n"
-                     "Cache-Control: no-cache\r\n"
-                     "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-                     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
-                     "Upgrade: websocket\r\n"
-                     "Origin: https://%s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n"
-                     "Accept-Encoding: gzip, deflate, br, zstd\r\n"
-                     "Accept-Language: en-US,en;q=0.9\r\n"
-                     "Sec-WebSocket-Key: %s\r\n"
-                     "%s%s%s"
-                     "\r\n",
-                     q->path, q->host, q->host, q->key,
-                     q->protocol ? "Sec-WebSocket-Protocol: " : "", q->protocol ? q->protocol : "",
-                     q->protocol ? "\r\n" : "");
+    int n =
+        snprintf(out, cap,
+                 "GET %s HTTP/1.1\r\n"
+                 "Host: %s\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Pragma: no-cache\r\n"
+                 "Cache-Control: no-cache\r\n"
+                 "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                 "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Origin: https://%s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n"
+                 "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+                 "Accept-Language: en-US,en;q=0.9\r\n"
+                 "Sec-WebSocket-Key: %s\r\n"
+                 "%s%s%s"
+                 "\r\n",
+                 q->path, q->host, q->host, q->key, q->protocol ? "Sec-WebSocket-Protocol: " : "",
+                 q->protocol ? q->protocol : "", q->protocol ? "\r\n" : "");
     if (n < 0 || (size_t)n >= cap) return UM_ENOSPC;
     *outn = (size_t)n;
     return 0;

@@ -25,9 +25,9 @@ typedef struct {
 
 typedef struct {
     bool is_request;
-    um_ws_span_t method, target; /* request */
-    unsigned status;             /* response: 100..599 */
-    unsigned minor;              /* HTTP/1.<minor> */
+    um_ws_span_t method, target;                                  /* request */
+    unsigned status;                                              /* response: 100..599 */
+    unsigned minor;                                               /* HTTP/1.<minor> */
     um_ws_span_t name[UM_WS_FIELDS_MAX], value[UM_WS_FIELDS_MAX]; /* value: trimmed */
     size_t n_fields;
     size_t len; /* bytes of the head, the empty line included */

@@ -45,8 +45,8 @@ static void make_cert(void)
     X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
     X509_set_pubkey(cert, key);
     X509_NAME *nm = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"front.test", -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"front.test", -1, -1,
+                               0);
     X509_set_issuer_name(cert, nm);
     X509V3_CTX v3;
     X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
@@ -157,8 +157,7 @@ static void rd(um_carrier_t *c, const uint8_t *p, size_t n, int status, void *ud
     }
 }
 
-static um_carrier_t *client(mp_end_t *a, mp_end_t *b, um_ossl_ctx_t *x, const char *name,
-                            sink_t *k)
+static um_carrier_t *client(mp_end_t *a, mp_end_t *b, um_ossl_ctx_t *x, const char *name, sink_t *k)
 {
     mp_pair(a, b);
     um_ossl_client_cfg_t cfg;
@@ -186,7 +185,8 @@ static void t_handshake_and_data(void **st)
     assert_int_equal(um_carrier_write(c, (const uint8_t *)"hello", 5), 0);
     srv_t s;
     srv_init(&s);
-    for (int i = 0; i < 6; i++) step(&s, &a);
+    for (int i = 0; i < 6; i++)
+        step(&s, &a);
     assert_int_equal(k.err, 0);
     assert_true(SSL_is_init_finished(s.ssl));
     const unsigned char *al = NULL;
@@ -239,7 +239,8 @@ static void refused(const char *ca, const char *name)
     assert_int_equal(um_carrier_write(c, (const uint8_t *)"secret", 6), 0);
     srv_t s;
     srv_init(&s);
-    for (int i = 0; i < 6 && !k.err; i++) step(&s, &a);
+    for (int i = 0; i < 6 && !k.err; i++)
+        step(&s, &a);
     assert_int_equal(k.err, UM_EPROTO);
     step(&s, &a);
     assert_int_equal(s.got_n, 0); /* nothing was sent to an unverified server */
@@ -272,7 +273,8 @@ static void t_system_store(void **st)
     um_carrier_t *c = client(&a, &b, x, "front.test", &k);
     srv_t s;
     srv_init(&s);
-    for (int i = 0; i < 6; i++) step(&s, &a);
+    for (int i = 0; i < 6; i++)
+        step(&s, &a);
     assert_int_equal(k.err, 0);
     assert_true(SSL_is_init_finished(s.ssl));
     unsetenv("SSL_CERT_FILE");

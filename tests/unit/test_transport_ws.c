@@ -187,9 +187,9 @@ static void t_codec(void **s)
     size_t an = 0, gn = 0, used = 0;
     um_codec_state_t ss;
     memset(&ss, 0, sizeof(ss));
-    assert_int_equal(o->open_flight(&srv.base, &ss, (uint8_t *)req, qn, got, sizeof(got), &gn,
-                                    &used),
-                     UM_EPROTO);
+    assert_int_equal(
+        o->open_flight(&srv.base, &ss, (uint8_t *)req, qn, got, sizeof(got), &gn, &used),
+        UM_EPROTO);
     assert_int_equal(o->refuse(&srv.base, (uint8_t *)req, qn, ans, sizeof(ans), &an), 0);
     assert_true(an > 12 && memcmp(ans, "HTTP/1.1 404 ", 13) == 0);
     assert_int_equal(o->refuse(&srv.base, (uint8_t *)req, qn - 2, ans, sizeof(ans), &an),
@@ -351,7 +351,8 @@ static void t_carrier_control(void **s)
     k += frame(w + k, 0x89, (const uint8_t *)"", 0, 1);
     k += frame(w + k, 0x00, (const uint8_t *)"def", 3, 1);
     k += frame(w + k, 0x80, (const uint8_t *)"g", 1, 1);
-    for (size_t i = 0; i < k; i++) to_server(&p, w + i, 1);
+    for (size_t i = 0; i < k; i++)
+        to_server(&p, w + i, 1);
     assert_int_equal(p.ss.len, 7);
     assert_memory_equal(p.ss.buf, "abcdefg", 7);
     assert_int_equal(p.ss.err, 0);

@@ -200,11 +200,16 @@ static int init_ws(const char *path, const char *front, bool other, char *out, s
 static int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
-        {"public-host", required_argument, NULL, 'p'}, {"transport", required_argument, NULL, 't'},
-        {"cover", required_argument, NULL, 'C'},       {"sni", required_argument, NULL, 's'},
-        {"fingerprint", required_argument, NULL, 'f'}, {"ports", required_argument, NULL, 'P'},
-        {"hop", required_argument, NULL, 'H'},         {"ws-path", required_argument, NULL, 'W'},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"public-host", required_argument, NULL, 'p'},
+        {"transport", required_argument, NULL, 't'},
+        {"cover", required_argument, NULL, 'C'},
+        {"sni", required_argument, NULL, 's'},
+        {"fingerprint", required_argument, NULL, 'f'},
+        {"ports", required_argument, NULL, 'P'},
+        {"hop", required_argument, NULL, 'H'},
+        {"ws-path", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *listen = NULL, *host = NULL;
@@ -328,8 +333,10 @@ static int server_link_ws(um_link_t *l, const um_transport_cfg_t *t, char *err, 
     char why[128];
     um_addr_t a;
     if (!t->ws_host[0]) {
-        snprintf(err, errlen, "[transport \"%s\"]: a ws transport needs 'host' (the front "
-                              "clients dial) for its links", t->name);
+        snprintf(err, errlen,
+                 "[transport \"%s\"]: a ws transport needs 'host' (the front "
+                 "clients dial) for its links",
+                 t->name);
         return -1;
     }
     uint16_t def = t->ws_tls_set && !t->ws_tls ? 80 : 443;

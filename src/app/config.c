@@ -643,10 +643,13 @@ static void key_transport(parser_t *p, const char *name, const char *v)
         size_t n = strlen(v);
         bool ok = n > 0 && n <= UM_WS_HOST_MAX;
         for (size_t i = 0; ok && i < n; i++)
-            if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f || v[i] == '/') ok = false;
+            if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f || v[i] == '/')
+                ok = false;
         if (!ok)
-            perr(p, "key 'host': '%s': expected a host name with an optional port, e.g. "
-                    "cdn.example.com or front.example.com:8443", v);
+            perr(p,
+                 "key 'host': '%s': expected a host name with an optional port, e.g. "
+                 "cdn.example.com or front.example.com:8443",
+                 v);
         else
             snprintf(t->ws_host, sizeof(t->ws_host), "%s", v);
     } else if (key_is(name, "tls")) {

@@ -224,8 +224,7 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
             } else if (PARAM("path")) {
                 if (l->ws_path[0]) return fail(err, errlen, pos, "parameter 'path' given twice");
                 if (!um_ws_path_ok(val))
-                    return fail(err, errlen, vpos, "path '%s' is not a URL path ('/' first)",
-                                val);
+                    return fail(err, errlen, vpos, "path '%s' is not a URL path ('/' first)", val);
                 snprintf(l->ws_path, sizeof(l->ws_path), "%s", val);
             } else if (PARAM("host")) {
                 if (l->ws_host[0]) return fail(err, errlen, pos, "parameter 'host' given twice");
@@ -336,7 +335,10 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                         "t=ws needs parameters 'path' and 'host' (e.g. "
                         "path=/api/stream&host=cdn.example.com)");
         if (seen_shape || seen_ports || seen_fp)
-            return fail(err, errlen, seen_shape ? shape_pos : seen_ports ? ports_pos : fp_pos,
+            return fail(err, errlen,
+                        seen_shape   ? shape_pos
+                        : seen_ports ? ports_pos
+                                     : fp_pos,
                         "parameters 'shape', 'ports' and 'fp' are not for t=ws");
     } else {
         if (seen_sni) return fail(err, errlen, sni_pos, "parameter 'sni' needs t=tls");

@@ -371,8 +371,8 @@ int um_run_server(const um_config_t *cfg)
         /* Plain HTTP behind the front; a request that is not ours gets a
          * 404 (or the fallback, when one is set). */
         s->ws = calloc(1, sizeof(*s->ws));
-        if (!s->ws || um_codec_ws_init(s->ws, tr->ws_path, "", UM_HS_MSG1_MIN,
-                                       UM_HS_MSG2_RESUME_MIN) != 0) {
+        if (!s->ws ||
+            um_codec_ws_init(s->ws, tr->ws_path, "", UM_HS_MSG1_MIN, UM_HS_MSG2_RESUME_MIN) != 0) {
             um_cli_error("server", "%s: transport '%s': cannot set up ws", cfg->path, tr->name);
             goto out;
         }

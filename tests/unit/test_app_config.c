@@ -161,7 +161,8 @@ static void test_ws_ok(void **state)
     um_config_t c;
     char err[UM_ERR_MAX] = "";
     if (parse(&c, text, err) != 0) fail_msg("%s", err);
-    const um_transport_cfg_t *w = um_config_transport(&c, "w"), *p = um_config_transport(&c, "plain");
+    const um_transport_cfg_t *w = um_config_transport(&c, "w"),
+                             *p = um_config_transport(&c, "plain");
     assert_non_null(w);
     assert_int_equal(w->type, UM_TR_WS);
     assert_string_equal(w->ws_path, "/api/v2/stream");
@@ -293,21 +294,29 @@ static const struct {
      "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = quic\n",
      {"t.conf:6:", "key 'type'", "'quic'"}},
     /* ws (docs/CONFIG.md, "Transport ws") */
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\n",
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\n",
      {"t.conf:5:", "missing key 'path'"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = nope\n",
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = nope\n",
      {"t.conf:7:", "key 'path'", "'nope'"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /a b\n",
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /a b\n",
      {"t.conf:7:", "key 'path'"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\ntls = maybe\n",
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\ntls = maybe\n",
      {"t.conf:8:", "key 'tls'", "on or off"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nhost = a/b\n",
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nhost = a/b\n",
      {"t.conf:8:", "key 'host'"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nshape = http\n",
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nshape = http\n",
      {"t.conf:8:", "not for a ws transport"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tcp\npath = /x\n",
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tcp\npath = /x\n",
      {"t.conf:5:", "key 'path' goes with type = ws"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tls\ncover = a.example:443\nca-file = /x.pem\n",
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+                                     "= tls\ncover = a.example:443\nca-file = /x.pem\n",
      {"t.conf:5:", "key 'ca-file' goes with type = ws"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
      "= tls\ncover = www.example.com\n",
@@ -917,7 +926,7 @@ int main(void)
         cmocka_unit_test(test_client_tun_keys), cmocka_unit_test(test_tls_ok),
         cmocka_unit_test(test_sni_valid), cmocka_unit_test(test_value_parsers),
         cmocka_unit_test(test_rotation_keys), cmocka_unit_test(test_hop_and_resume_keys),
-        cmocka_unit_test(test_server_list_keys),  cmocka_unit_test(test_ws_ok),
+        cmocka_unit_test(test_server_list_keys), cmocka_unit_test(test_ws_ok),
         /* clang-format off */
         cmocka_unit_test(test_upstream_via_keys),
         /* clang-format on */

@@ -536,10 +536,14 @@ int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_random),    cmocka_unit_test(test_decode_known),
-        cmocka_unit_test(test_tls_links),           cmocka_unit_test(test_bad_links),
-        cmocka_unit_test(test_encode_small_buffer), cmocka_unit_test(test_rotation_hop_links),
-        cmocka_unit_test(test_via_links),           cmocka_unit_test(test_operator_list_links),
+        cmocka_unit_test(test_roundtrip_random),
+        cmocka_unit_test(test_decode_known),
+        cmocka_unit_test(test_tls_links),
+        cmocka_unit_test(test_bad_links),
+        cmocka_unit_test(test_encode_small_buffer),
+        cmocka_unit_test(test_rotation_hop_links),
+        cmocka_unit_test(test_via_links),
+        cmocka_unit_test(test_operator_list_links),
         cmocka_unit_test(test_ws_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,9 @@
 #      down and up intact; 200 parallel small requests;
 #   4. nginx killed and started again in the middle of a slow download: the
 #      client resumes its session through the new nginx and the download
-#      completes intact.
+#      completes intact;
+#   5. the front's TLS over a SOCKS5 upstream proxy (microsocks); the JA4 of
+#      the client's ClientHello (TLS 1.3, SNI, ALPN http/1.1).
 #
 #   curl ─► umbra client ══ TLS ══► nginx :FP (front.test) ── /secret, http ──► umbra server :SPORT ─► nginx :N
 set -u
@@ -229,6 +231,43 @@ r1=$(mb_count "$EVENTS" session_resumed)
     bad "no session_resumed after the restart ($r0 -> $r1); client log: $(tail -n 3 "$WORK/client.log")"
 got=$("${C[@]}" "${SOX[@]}" "http://localhost:$NGINX_PORT/small" 2>&1)
 [ "$got" = small-ok ] && ok "a new request after the restart" || bad "a new request after the restart: $got"
+
+# ---------------------------------------------------------------- upstream proxy
+# The front's TLS is layered over whatever carries the connection: here a
+# SOCKS5 upstream proxy (microsocks).
+if command -v microsocks >/dev/null; then
+    MS=$(tl_free_port)
+    tl_bg "$WORK/microsocks.log" microsocks -i 127.0.0.1 -p "$MS"
+    MS_PID=$BG_PID
+    tl_wait_listen "$MS" 5 "$MS_PID" || bad "microsocks did not start"
+    MAIN_PID=$CLIENT_PID
+    export SSL_CERT_FILE=$FD/cert.pem
+    tl_client_start "$LINK" upclient --upstream "socks5://127.0.0.1:$MS" || tl_finish
+    unset SSL_CERT_FILE
+    UP_PID=$CLIENT_PID
+    if out=$(tl_wait_session 1 $((15 * TM))); then
+        got=$(curl -sS --max-time $((10 * TM)) --socks5-hostname "127.0.0.1:$SOCKS" "http://localhost:$NGINX_PORT/small" 2>&1)
+        via=$(ss -Htnp state established "( dport = :$FP )" 2>/dev/null | grep -c "pid=$MS_PID,")
+        [ "$got" = small-ok ] && [ "$via" -ge 1 ] && ok "ws over TLS through a SOCKS5 upstream proxy: GET works, microsocks holds the front connection" ||
+            bad "ws through an upstream proxy: GET '$got', microsocks connections to the front: $via"
+    else
+        bad "ws through an upstream proxy: no session: $out"
+    fi
+    tl_stop "upstream client" "$UP_PID" $((5 * TM))
+    CLIENT_PID=$MAIN_PID
+fi
+
+# ---------------------------------------------------------------- JA4
+# What the front sees of umbra's OpenSSL hello (bench/RESULTS-ws.md has it
+# next to Chromium's): TLS 1.3, SNI, http/1.1 alone as ALPN.
+if [ -x "$BUILD/tests/ws_hello_tool" ] && [ -x "$BUILD/tests/tls_hello_tool" ]; then
+    "$BUILD/tests/ws_hello_tool" "$FRONT" "$WORK/hello.bin"
+    ja4=$("$BUILD/tests/tls_hello_tool" ja4 "$WORK/hello.bin")
+    case "$ja4" in
+    t13d????h1_*) ok "the ClientHello's JA4: $ja4 (TLS 1.3, SNI, ALPN http/1.1)" ;;
+    *) bad "the ClientHello's JA4: '$ja4'" ;;
+    esac
+fi
 
 tl_tunnel_down
 tl_finish

@@ -14,7 +14,8 @@
  *     frame and a long control frame end the connection (a read error); a
  *     close frame is the orderly end (UM_EPIPE) and gets its close back;
  *     shutdown sends a close frame, then ends the inner carrier;
- *     backpressure: a refused inner write is held and goes out at drain. */
+ *     backpressure: a refused inner write is held and goes out at drain;
+ *     keepalive: a masked ping after ping_ms without a frame sent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,7 @@
 #include <cmocka.h>
 
 #include <sodium.h>
+#include <uv.h>
 
 #include "mem_pipe.h"
 #include "transport/codec_ws.h"
@@ -466,6 +468,53 @@ static void t_carrier_close_in_cb(void **s)
     mp_free(&b);
 }
 
+static void step_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Keepalive: with a loop, the client pings after ping_ms without a frame
+ * sent (a masked ping with 4 bytes), and not while it is sending. */
+static void t_carrier_ping(void **s)
+{
+    (void)s;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mp_end_t a, b;
+    mp_pair(&a, &b);
+    um_carrier_t *cli = NULL;
+    um_ws_carrier_cfg_t cc = {.server = false, .loop = &loop, .ping_ms = 200};
+    uv_timer_t step; /* keeps uv_run(ONCE) returning every 5 ms */
+    uv_timer_init(&loop, &step);
+    uv_timer_start(&step, step_cb, 5, 5);
+    assert_int_equal(um_ws_carrier_new(&a.base, &cc, &cli), 0);
+    sink_t k = {0};
+    um_carrier_set_cbs(cli, sink_rd, NULL, &k);
+    uint64_t t0 = uv_now(&loop);
+    while (a.qn == 0 && uv_now(&loop) - t0 < 5000)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(a.qn, 10); /* header 2, mask 4, payload 4 */
+    assert_int_equal(a.q[0], 0x89);
+    assert_int_equal(a.q[1], 0x80 | 4);
+    /* A data frame every 25 ms: no ping in 8 intervals. */
+    a.qn = 0;
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(um_carrier_write(cli, (const uint8_t *)"x", 1), 0);
+        uint64_t t1 = uv_now(&loop);
+        while (uv_now(&loop) - t1 < 25)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    for (size_t off = 0; off < a.qn; off += 7) /* each a 7-byte binary frame */
+        assert_int_equal(a.q[off], 0x82);
+    um_carrier_close(cli);
+    uv_close((uv_handle_t *)&step, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the timers' close */
+    assert_int_equal(uv_loop_close(&loop), 0);
+    mp_free(&a);
+    mp_free(&b);
+    free(k.buf);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -478,6 +527,7 @@ int main(void)
         cmocka_unit_test(t_carrier_control),
         cmocka_unit_test(t_carrier_shutdown_backpressure),
         cmocka_unit_test(t_carrier_close_in_cb),
+        cmocka_unit_test(t_carrier_ping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -498,14 +498,20 @@ static void t_carrier_ping(void **s)
     assert_int_equal(a.q[1], 0x80 | 4);
     /* A data frame every 25 ms: no ping in 8 intervals. */
     a.qn = 0;
+    uint64_t gap = 0, last = uv_now(&loop);
     for (int i = 0; i < 64; i++) {
         assert_int_equal(um_carrier_write(cli, (const uint8_t *)"x", 1), 0);
-        uint64_t t1 = uv_now(&loop);
-        while (uv_now(&loop) - t1 < 25)
+        uv_update_time(&loop);
+        if (uv_now(&loop) - last > gap) gap = uv_now(&loop) - last;
+        last = uv_now(&loop);
+        while (uv_now(&loop) - last < 25)
             uv_run(&loop, UV_RUN_ONCE);
     }
-    for (size_t off = 0; off < a.qn; off += 7) /* each a 7-byte binary frame */
-        assert_int_equal(a.q[off], 0x82);
+    /* Each a 7-byte binary frame, unless the machine stalled this process
+     * for most of an interval (then a ping is right, and nothing is said). */
+    if (gap < 150)
+        for (size_t off = 0; off < a.qn; off += 7)
+            assert_int_equal(a.q[off], 0x82);
     um_carrier_close(cli);
     uv_close((uv_handle_t *)&step, NULL);
     uv_run(&loop, UV_RUN_DEFAULT); /* the timers' close */

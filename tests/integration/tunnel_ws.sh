@@ -84,6 +84,23 @@ front_start() {
 front_start
 
 # ---------------------------------------------------------------- server
+# init's refusals name the missing or misplaced option and write nothing.
+init_refused() { # WANT-IN-MESSAGE ARGS...
+    local want=$1
+    shift
+    rm -f "$WORK/bad.conf"
+    if "$UMBRA" server init -c "$WORK/bad.conf" --listen "127.0.0.1:$SPORT" "$@" >"$WORK/bad.out" 2>&1; then
+        bad "server init $*: accepted"
+    elif grep -q -- "$want" "$WORK/bad.out" && [ ! -e "$WORK/bad.conf" ]; then
+        ok "server init $*: refused, naming $want"
+    else
+        bad "server init $*: $(head -c 200 "$WORK/bad.out")"
+    fi
+}
+init_refused --ws-path --transport ws --public-host "127.0.0.1:$FP"
+init_refused --public-host --transport ws --ws-path /p
+init_refused "--transport ws" --ws-path /p
+init_refused "do not go" --transport ws --ws-path /p --public-host f.example --cover a.example:443
 "$UMBRA" server init -c "$WORK/server.conf" --listen "127.0.0.1:$SPORT" --transport ws \
     --ws-path "$WSPATH" --public-host "127.0.0.1:$FP" >"$WORK/init.out" 2>&1 ||
     { bad "umbra server init: $(cat "$WORK/init.out")"; tl_finish; }

@@ -6,11 +6,19 @@
 #include <wslay/wslay.h>
 
 #include "transport/codec_ws.h"
+#include "util/buf.h"
 #include "util/err.h"
 
 /* The most bytes one inner read gives (the TCP glue reads 64 KiB); reads
  * larger than this are taken in pieces. */
 #define SCRATCH (64u << 10)
+/* wslay hands a frame over in pieces (its header, then the payload, masked
+ * in 4 KiB chunks on the client): they are gathered here and go to the inner
+ * carrier in one write, so a frame is one TLS record (or one segment), not
+ * a header record and payload records. wslay is not asked for more while
+ * this much waits. */
+#define OBUF_STEP (256u << 10)
+#define OBUF_MAX  (64u << 20)
 
 typedef struct {
     um_carrier_t base;
@@ -26,6 +34,7 @@ typedef struct {
     uint8_t *out;
     size_t out_n, out_cap;
     uint8_t *scratch; /* SCRATCH: the data of one inner read */
+    um_buf_t obuf;    /* wire bytes wslay produced, not yet taken by the inner carrier */
     int data_frame;   /* the frame being received carries data */
     int bad;          /* a text frame: not ours */
     size_t wq_max;
@@ -52,6 +61,7 @@ static void release(ws_carrier_t *t)
     if (t->ws) wslay_event_context_free(t->ws);
     sodium_memzero(t->scratch, SCRATCH);
     free(t->scratch);
+    um_buf_wipe(&t->obuf);
     if (t->ping) {
         uv_timer_stop(t->ping);
         uv_close((uv_handle_t *)t->ping, ping_closed);
@@ -85,12 +95,11 @@ static ssize_t cb_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
-    int r = um_carrier_write(t->inner, data, len);
-    if (r == UM_ENOSPC) {
+    if (um_buf_len(&t->obuf) >= OBUF_STEP) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    if (r) {
+    if (um_buf_append(&t->obuf, data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -149,10 +158,25 @@ static const struct wslay_event_callbacks callbacks = {
 /* Hands what wslay queued (pongs, close replies, messages the inner
  * carrier refused before) to the inner carrier; then the deferred inner
  * shutdown, once everything is out. */
+static size_t held(const ws_carrier_t *t)
+{
+    return wslay_event_get_queued_msg_length(t->ws) + um_buf_len(&t->obuf);
+}
+
 static int flush(ws_carrier_t *t)
 {
-    if (wslay_event_want_write(t->ws) && wslay_event_send(t->ws) != 0) return UM_EPIPE;
-    if (t->shut_pending && !t->shut_done && wslay_event_get_queued_msg_count(t->ws) == 0) {
+    for (int round = 0; round < 1024; round++) {
+        if (wslay_event_want_write(t->ws) && wslay_event_send(t->ws) != 0) return UM_EPIPE;
+        const uint8_t *q;
+        size_t qn = um_buf_peek(&t->obuf, &q);
+        if (qn == 0) break;
+        int r = um_carrier_write(t->inner, q, qn);
+        if (r == UM_ENOSPC) return 0; /* the inner drain comes back here */
+        if (r) return r;
+        um_buf_clear(&t->obuf);
+        if (!wslay_event_want_write(t->ws)) break;
+    }
+    if (t->shut_pending && !t->shut_done && held(t) == 0) {
         t->shut_done = 1;
         return um_carrier_shutdown(t->inner);
     }
@@ -227,7 +251,7 @@ static void inner_drain(um_carrier_t *ic, void *ud)
     (void)ic;
     ws_carrier_t *t = ud;
     flush(t);
-    if (t->dr && wslay_event_get_queued_msg_count(t->ws) == 0) t->dr(&t->base, t->ud);
+    if (t->dr && held(t) == 0) t->dr(&t->base, t->ud);
 }
 
 static void on_ping(uv_timer_t *tm)
@@ -257,7 +281,7 @@ static void w_set_cbs(um_carrier_t *c, um_carrier_read_cb rd, um_carrier_drain_c
 static size_t w_queued(const um_carrier_t *c)
 {
     const ws_carrier_t *t = (const ws_carrier_t *)c;
-    return wslay_event_get_queued_msg_length(t->ws) + um_carrier_queued(t->inner);
+    return held(t) + um_carrier_queued(t->inner);
 }
 
 static int w_write(um_carrier_t *c, const uint8_t *p, size_t n)
@@ -265,10 +289,10 @@ static int w_write(um_carrier_t *c, const uint8_t *p, size_t n)
     ws_carrier_t *t = of(c);
     if (n == 0) return 0;
     if (t->shut_pending || !wslay_event_get_write_enabled(t->ws)) return UM_EPIPE;
-    size_t held = wslay_event_get_queued_msg_length(t->ws), iq = um_carrier_queued(t->inner);
-    /* Refused only when a drain is sure to follow: wslay holds bytes the
-     * inner carrier refused, or the inner queue is past half its bound. */
-    if ((held || iq > t->wq_max / 2) && held + iq + n > t->wq_max) return UM_ENOSPC;
+    size_t h = held(t), iq = um_carrier_queued(t->inner);
+    /* Refused only when a drain is sure to follow: bytes wait here because
+     * the inner carrier refused them, or its queue is past half its bound. */
+    if ((h || iq > t->wq_max / 2) && h + iq + n > t->wq_max) return UM_ENOSPC;
     struct wslay_event_msg m = {.opcode = WSLAY_BINARY_FRAME, .msg = p, .msg_length = n};
     int r = wslay_event_queue_msg(t->ws, &m);
     if (r == WSLAY_ERR_NOMEM) return UM_ENOMEM;
@@ -347,6 +371,7 @@ int um_ws_carrier_new(um_carrier_t *inner, const um_ws_carrier_cfg_t *cfg, um_ca
     t->base.ops = &um_ws_carrier_ops;
     t->server = cfg->server;
     t->wq_max = 4u << 20; /* the TCP carrier's default, until set_wq_max */
+    um_buf_init(&t->obuf, OBUF_MAX);
     int r = cfg->server ? wslay_event_context_server_init(&t->ws, &callbacks, t)
                         : wslay_event_context_client_init(&t->ws, &callbacks, t);
     if (r) {

@@ -316,7 +316,7 @@ static const struct {
      "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tcp\npath = /x\n",
      {"t.conf:5:", "key 'path' goes with type = ws"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
-                                     "= tls\ncover = a.example:443\nca-file = /x.pem\n",
+     "= tls\ncover = a.example:443\nca-file = /x.pem\n",
      {"t.conf:5:", "key 'ca-file' goes with type = ws"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
      "= tls\ncover = www.example.com\n",

@@ -20,6 +20,7 @@ typedef struct mp_end {
     um_carrier_drain_cb dr;
     void *ud;
     int reading, shut, closed, refused, peer_eof_sent;
+    int writes; /* accepted write calls */
 } mp_end_t;
 
 static void mp_set_cbs(um_carrier_t *c, um_carrier_read_cb rd, um_carrier_drain_cb dr, void *ud)
@@ -44,6 +45,7 @@ static int mp_write(um_carrier_t *c, const uint8_t *p, size_t n)
     }
     memcpy(e->q + e->qn, p, n);
     e->qn += n;
+    e->writes++;
     return 0;
 }
 

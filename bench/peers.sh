@@ -12,13 +12,15 @@
 #              overwrites the real results unless told to)
 #   --only L   comma-separated subset of:
 #              direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,
-#              ss,ssh,microsocks,v2ray
+#              ss,ssh,microsocks,v2ray,umbra-ws
 #              (direct is always measured: the other columns are compared to it;
 #              umbra is the tcp transport, umbra-tls the tls transport with a
 #              local nginx as its cover site, umbra-jitter the same with
 #              timing = jitter at both ends, umbra-rot1m / umbra-rot16k the tcp
 #              transport with the session moved to a new connection every
-#              1 MiB / every 16 KiB (umbra client --rotate 1m / 16k))
+#              1 MiB / every 16 KiB (umbra client --rotate 1m / 16k); umbra-ws
+#              the ws transport through a local nginx that terminates TLS
+#              (docs/nginx-ws.conf, the cover's certificate))
 #
 # Topology (one system at a time; the others are stopped while it is measured):
 #
@@ -53,7 +55,7 @@ CMDLINE="bench/peers.sh $*"
 bdir=build
 quick=0
 out=""
-only="direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,ss,ssh,microsocks,v2ray"
+only="direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,ss,ssh,microsocks,v2ray,umbra-ws"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -197,7 +199,8 @@ CLK=$(getconf CLK_TCK)
 
 read -r P_ORIGIN P_SINK P_UMBRA_S P_UMBRA_C P_UMBRA_H P_SS_S P_SS_C P_SSHD P_SSH_C P_MS \
   P_COVER P_TLS_S P_TLS_C P_TLS_H P_JIT_S P_JIT_C P_JIT_H \
-  P_R1_S P_R1_C P_R1_H P_R16_S P_R16_C P_R16_H P_V2_S P_V2_C < <("$PY" "$TOOL" ports 25)
+  P_R1_S P_R1_C P_R1_H P_R16_S P_R16_C P_R16_H P_V2_S P_V2_C \
+  P_FRONT P_WS_S P_WS_C P_WS_H < <("$PY" "$TOOL" ports 29)
 
 # ---------------------------------------------------------------- origin
 log "generating ${BIG_MIB} MiB of random data in $T/www"
@@ -251,8 +254,15 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     root $T/www;
   }
+  include $T/nginx/ws-front.conf;
 }
 EOF
+# The ws transport's front: docs/nginx-ws.conf with the bench's values.
+sed -e "s|listen 443 ssl;|listen 127.0.0.1:$P_FRONT ssl;|" -e "s|front.example.com;|$COVER_SNI;|" \
+  -e "s|/etc/ssl/front.example.com.pem|$T/nginx/cover.crt|" \
+  -e "s|/etc/ssl/front.example.com.key|$T/nginx/cover.key|" -e "s|/var/www/html|$T/www|" \
+  -e "s|location = /api/v2/stream|location = /bench-ws|" -e "s|127.0.0.1:8080;|127.0.0.1:$P_WS_S;|" \
+  "$SRC/docs/nginx-ws.conf" >"$T/nginx/ws-front.conf"
 start_bg nginx /usr/sbin/nginx -e "$T/logs/nginx-error.log" -p "$T/nginx" -c "$T/nginx/nginx.conf"
 start_bg sink "$PY" "$TOOL" sink "$P_SINK"
 "$PY" "$TOOL" wait-port "$P_ORIGIN" 10 || { log "nginx did not start:"; cat "$T/logs/nginx"*.log >&2; exit 1; }
@@ -480,11 +490,17 @@ run_umbra() {
     return
   fi
   [ "$tr" = tcp ] || init=(--transport tls --cover "127.0.0.1:$P_COVER" --sni "$COVER_SNI")
+  [ "$tr" != ws ] || init=(--transport ws --ws-path /bench-ws --public-host "127.0.0.1:$P_FRONT")
   if ! "$UMBRA" server init -c "$d/server.conf" --listen "127.0.0.1:$ps" "${init[@]}" >"$T/logs/$sys-init.log" 2>&1 ||
     ! link=$("$UMBRA" server add-client -c "$d/server.conf" bench --no-qr 2>>"$T/logs/$sys-init.log" | grep -o 'umbra://[^ ]*' | head -1) ||
     [ -z "$link" ]; then
     put "$sys" status "n/a (server init/add-client failed)"
     return
+  fi
+  if [ "$tr" = ws ]; then
+    # The front's name (its certificate is the cover's) goes into the link.
+    sed -i "/^type = ws\$/a sni = $COVER_SNI" "$d/server.conf"
+    link=$("$UMBRA" server add-client -c "$d/server.conf" bench2 --no-qr 2>>"$T/logs/$sys-init.log" | grep -o 'umbra://[^ ]*' | head -1)
   fi
   local client=(--link "$link")
   [ -z "$rot" ] || client+=(--rotate "$rot")
@@ -519,7 +535,8 @@ run_umbra() {
     stop "$sys-server"
     return
   fi
-  start_bg "$sys-client" "$UMBRA" client "${client[@]}" --socks "127.0.0.1:$pc" --http "127.0.0.1:$ph"
+  start_bg "$sys-client" env SSL_CERT_FILE="$T/nginx/cover.crt" "$UMBRA" client "${client[@]}" \
+    --socks "127.0.0.1:$pc" --http "127.0.0.1:$ph"
   if wait_up "$sys" "$pc" "$sys-server" "$sys-client"; then
     measure "$sys" "$pc" "${PID[$sys-client]}" "${PID[$sys-server]}"
     alive "$sys" "$sys-client" "$sys-server"
@@ -532,6 +549,7 @@ want umbra-tls && run_umbra umbra-tls tls none "$P_TLS_S" "$P_TLS_C" "$P_TLS_H"
 want umbra-jitter && run_umbra umbra-jitter tls jitter "$P_JIT_S" "$P_JIT_C" "$P_JIT_H"
 want umbra-rot1m && run_umbra umbra-rot1m tcp none "$P_R1_S" "$P_R1_C" "$P_R1_H" 1m
 want umbra-rot16k && run_umbra umbra-rot16k tcp none "$P_R16_S" "$P_R16_C" "$P_R16_H" 16k
+want umbra-ws && run_umbra umbra-ws ws none "$P_WS_S" "$P_WS_C" "$P_WS_H"
 
 # ---------------------------------------------------------------- shadowsocks-libev
 run_ss() {

@@ -22,6 +22,7 @@ SYSTEMS = [
     ("ssh", "ssh -D"),
     ("microsocks", "microsocks"),
     ("v2ray", "v2ray VMess"),
+    ("umbra-ws", "umbra ws (via nginx TLS)"),
 ]
 
 # metric, label, format, better ("hi"/"lo"), compare with direct?
@@ -348,6 +349,12 @@ def main(argv):
                "Each ratio: the figure with `--rotate 16k` divided by the one "
                "without, from the same run (about 64 moves per MiB; what a "
                "connection freezer after 20 KB forces). Informative.", {})
+    # Issue 13: the ws transport through nginx against tcp.
+    pair_table(w, res, hold_n, "umbra-ws", "umbra",
+               "## umbra ws through nginx against umbra tcp (issue 13)",
+               "Each ratio: ws's figure divided by tcp's, from the same run. "
+               "ws pays nginx's TLS and proxying and WebSocket framing "
+               "(client frames masked). Informative.", {})
     # Per-system notes (failures, warnings) recorded by the driver.
     notes = [(s, k, v) for s, _ in SYSTEMS
              for k, v in sorted(res.get(s, {}).items()) if k.startswith("note")]

@@ -16,6 +16,8 @@ BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
        libjansson-dev"
 # libmaxminddb-dev: routing rules read MaxMind .mmdb GeoIP files (geoip-file).
 BUILD="$BUILD libmaxminddb-dev"
+# libwslay-dev: RFC 6455 framing of the ws transport.
+BUILD="$BUILD libwslay-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
 # integration tests (curl, nginx, chromium and firefox-esr whose ClientHellos
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise

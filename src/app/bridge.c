@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/client_ws.h"
 #include "transport/codec_tls.h"
 #include "tunnel/conn_carrier.h"
 #include "tunnel/tunnel.h"
@@ -27,6 +28,7 @@ struct um_bridge {
     um_tunnel_t *old; /* draining after a GOAWAY */
     um_connector_t *conn;
     um_codec_tls_t tls; /* the tls transport's codec (the connector borrows it) */
+    um_codec_ws_t ws;   /* the ws transport's */
     um_connector_dialer_t dialer;
     uv_timer_t retry;
     bool retry_on, stopping;
@@ -214,6 +216,10 @@ static void connect_bridge(um_bridge_t *b)
         cc.codec = &b->tls.base;
         cc.sess.pad.guard_bytes = UM_TLS_GUARD_BYTES;
         cc.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
+    }
+    if (tr && tr->type == UM_TR_WS && cli_ws_setup(b->loop, tr, a, &b->ws, &cc) != 0) {
+        sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
+        return;
     }
     if (b->cfg->upstream.kind != UM_UPSTREAM_NONE) cc.upstream = &b->cfg->upstream;
     struct sockaddr_storage ss;

@@ -351,6 +351,17 @@ void cli_start_handshake(cli_t *c, const um_addr_t *ip)
         cc.sess.pad.guard_bytes = UM_TLS_GUARD_BYTES;
         cc.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
     }
+    if (tr && tr->type == UM_TR_WS &&
+        cli_ws_setup(c->loop, tr, ip, c->dialing ? &c->dialing->ws : &c->ws, &cc) != 0) {
+        sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
+        if (c->dialing) {
+            c->dialing->sync_err = UM_EINVAL;
+            return;
+        }
+        c->attempt++;
+        cli_schedule_retry(c);
+        return;
+    }
     if (c->t) {
         /* Continue the session (after a break, or as a planned move). A
          * server that refuses the flight (its handshake rate) stays silent:

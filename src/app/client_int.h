@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "app/bridge.h"
+#include "app/client_ws.h"
 #include "app/config.h"
 #include "app/control.h"
 #include "app/dialstate.h"
@@ -55,6 +56,8 @@ typedef struct {
     char cur[UM_ADDR_STRLEN];
     uint64_t t_start, hop_slot;
     uint32_t budget;
+    /* ws */
+    um_codec_ws_t ws; /* borrowed by conn */
 } racer_t;
 
 typedef struct cli {
@@ -119,6 +122,8 @@ typedef struct cli {
     struct um_metrics *metrics;
     uint64_t m_in, m_out, m_pin, m_pout;
     uint64_t m_server_ends;
+    /* ws */
+    um_codec_ws_t ws; /* the codec of the ws transport (the connector borrows it) */
 } cli_t;
 
 static inline const um_peer_server_t *cur_server(const cli_t *c)

@@ -53,7 +53,11 @@ int um_cmd_link(int argc, char **argv)
     }
     um_key_to_b64(key, l.server_public_key);
     printf("server public key: %s\n", key);
-    if (l.transport == UM_TR_TLS)
+    if (l.transport == UM_TR_WS)
+        printf("transport:         ws (path %s, host %s%s%s, %s, padding %s)\n", l.ws_path,
+               l.ws_host, l.sni[0] ? ", sni " : "", l.sni, l.ws_notls ? "plain http" : "tls",
+               um_cfg_pad_name(l.padding));
+    else if (l.transport == UM_TR_TLS)
         printf("transport:         tls (sni %s, fingerprint %s, padding %s)\n", l.sni,
                um_cfg_fp_name(l.fingerprint), um_cfg_pad_name(l.padding));
     else

@@ -256,8 +256,12 @@ static int list_show(int argc, char **argv)
         const um_link_t *k = &l.servers[i];
         um_b64_encode(key, sizeof(key), k->server_public_key, 32, UM_B64_URL);
         printf("  server %s%s%s key %s %s", k->name[0] ? "\"" : "", k->name[0] ? k->name : "-",
-               k->name[0] ? "\"" : "", key, k->transport == UM_TR_TLS ? "tls" : "tcp");
+               k->name[0] ? "\"" : "", key,
+               k->transport == UM_TR_TLS  ? "tls"
+               : k->transport == UM_TR_WS ? ""
+                                          : "tcp");
         if (k->transport == UM_TR_TLS) printf(" sni=%s", k->sni);
+        if (k->transport == UM_TR_WS) printf("ws path=%s host=%s", k->ws_path, k->ws_host);
         for (size_t a = 0; a < k->n_addrs; a++) {
             um_addr_format(&k->addrs[a], addr, sizeof(addr));
             printf("%s%s", a ? "," : " ", addr);

@@ -27,6 +27,7 @@ const char um_usage_server[] =
     "                         [--transport tls --cover HOST:PORT [--sni NAME]\n"
     "                          [--fingerprint chromium|firefox]]\n"
     "                         [--ports LO-HI [--hop D]]\n"
+    "                         [--transport ws --ws-path /PATH --public-host FRONT[:PORT]]\n"
     "       umbra server add-client -c FILE NAME [--quota Q] [--expires DATE] [--qr | --no-qr]\n"
     "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--metrics ADDR]\n"
     "                    [--check]\n"
@@ -53,6 +54,10 @@ const char um_usage_server[] =
     "            --ports LO-HI        tcp: hop over this port range (the listen port is\n"
     "                                 then unused), e.g. 20000-40000\n"
     "            --hop D              tcp: slot length of the hopping (1s..1h, default 60s)\n"
+    "            --transport ws       a WebSocket behind a front (nginx, a CDN) that\n"
+    "                                 terminates TLS; listen on 127.0.0.1 with plain HTTP\n"
+    "            --ws-path /PATH      ws: the secret path the front forwards here\n"
+    "            --public-host FRONT[:PORT]  ws: the front clients dial (default port 443)\n"
     "add-client  authorises a new client with a fresh key and prints its umbra://\n"
     "            link (and a QR code when standard output is a terminal). With -c FILE\n"
     "            it appends to the file (reload a running server with SIGHUP); without\n"
@@ -122,7 +127,7 @@ static int init_transport(const char *transport, const char *cover, const char *
     char why[160];
     out[0] = '\0';
     if (transport && um_tr_type_parse(transport, &type) != 0) {
-        um_cli_error("server init", "--transport '%s': expected tcp or tls", transport);
+        um_cli_error("server init", "--transport '%s': expected tcp, tls or ws", transport);
         return -1;
     }
     if (hop && !ports) {
@@ -222,18 +227,26 @@ static int init_transport(const char *transport, const char *cover, const char *
     return 0;
 }
 
+static int init_ws(const char *path, const char *front, bool other, char *out, size_t cap);
+
 static int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
-        {"public-host", required_argument, NULL, 'p'}, {"transport", required_argument, NULL, 't'},
-        {"cover", required_argument, NULL, 'C'},       {"sni", required_argument, NULL, 's'},
-        {"fingerprint", required_argument, NULL, 'f'}, {"ports", required_argument, NULL, 'P'},
-        {"hop", required_argument, NULL, 'H'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"public-host", required_argument, NULL, 'p'},
+        {"transport", required_argument, NULL, 't'},
+        {"cover", required_argument, NULL, 'C'},
+        {"sni", required_argument, NULL, 's'},
+        {"fingerprint", required_argument, NULL, 'f'},
+        {"ports", required_argument, NULL, 'P'},
+        {"hop", required_argument, NULL, 'H'},
+        {"ws-path", required_argument, NULL, 'W'},
+        {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *listen = NULL, *host = NULL;
     const char *transport = NULL, *cover = NULL, *sni = NULL, *fingerprint = NULL;
-    const char *ports = NULL, *hop = NULL;
+    const char *ports = NULL, *hop = NULL, *ws_path = NULL;
     int c;
     char why[160];
     while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -247,6 +260,7 @@ static int cmd_init(int argc, char **argv)
         case 'f': fingerprint = optarg; break;
         case 'P': ports = optarg; break;
         case 'H': hop = optarg; break;
+        case 'W': ws_path = optarg; break;
         default: return UM_EXIT_USAGE;
         }
     }
@@ -261,12 +275,22 @@ static int cmd_init(int argc, char **argv)
                      a.type == UM_ADDR_DOMAIN ? "expected an IP address and port" : why);
         return UM_EXIT_USAGE;
     }
+    char trtext[UM_DOMAIN_MAX * 2 + 512] = "";
+    if (transport && strcmp(transport, "ws") == 0) {
+        if (init_ws(ws_path, host, cover || sni || fingerprint || ports || hop, trtext,
+                    sizeof(trtext)) != 0)
+            return UM_EXIT_USAGE;
+        host = NULL; /* the front's name goes into the transport section */
+    } else if (ws_path) {
+        um_cli_error("server init", "--ws-path goes with --transport ws");
+        return UM_EXIT_USAGE;
+    }
     if (host && um_addr_parse_host(&a, host, strlen(host), why, sizeof(why)) != 0) {
         um_cli_error("server init", "--public-host '%s': %s", host, why);
         return UM_EXIT_USAGE;
     }
-    char trtext[UM_DOMAIN_MAX * 2 + 256];
-    if (init_transport(transport, cover, sni, fingerprint, ports, hop, trtext, sizeof(trtext)) != 0)
+    if (!trtext[0] &&
+        init_transport(transport, cover, sni, fingerprint, ports, hop, trtext, sizeof(trtext)) != 0)
         return UM_EXIT_USAGE;
     uint8_t priv[32];
     char key[UM_KEY_B64_LEN + 1];
@@ -293,6 +317,72 @@ static int cmd_init(int argc, char **argv)
     }
     fprintf(stderr, "umbra server init: wrote %s (mode 0600)\n", path);
     return UM_EXIT_OK;
+}
+
+/* --transport ws: the [transport "ws"] section, from --ws-path and
+ * --public-host FRONT[:PORT] (the front clients dial: nginx or a CDN). */
+static int init_ws(const char *path, const char *front, bool other, char *out, size_t cap)
+{
+    if (other) {
+        um_cli_error("server init", "--cover, --sni, --fingerprint, --ports and --hop do not go "
+                                    "with --transport ws");
+        return -1;
+    }
+    if (!path || !um_ws_path_ok(path)) {
+        um_cli_error("server init",
+                     "--transport ws needs --ws-path /PATH, the secret URL path the front "
+                     "forwards to this server (e.g. --ws-path /api/v2/stream)");
+        return -1;
+    }
+    size_t n = front ? strlen(front) : 0;
+    bool ok = n > 0 && n <= UM_WS_HOST_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        if ((unsigned char)front[i] <= ' ' || (unsigned char)front[i] >= 0x7f || front[i] == '/')
+            ok = false;
+    if (!ok) {
+        um_cli_error("server init",
+                     "--transport ws needs --public-host FRONT[:PORT], the front (nginx, a CDN) "
+                     "clients dial (e.g. --public-host cdn.example.com or front.example:8443)");
+        return -1;
+    }
+    snprintf(out, cap,
+             "transport = ws\n"
+             "\n"
+             "# Behind a front that terminates TLS (docs/nginx-ws.conf): it forwards path\n"
+             "# to listen; clients dial host over TLS.\n"
+             "[transport \"ws\"]\n"
+             "type = ws\n"
+             "path = %s\n"
+             "host = %s\n",
+             path, front);
+    return 0;
+}
+
+/* A ws server's link: the front (host, default port 443, or 80 with
+ * tls = off) is the address clients dial; path, host, sni, tls. */
+static int server_link_ws(um_link_t *l, const um_transport_cfg_t *t, char *err, size_t errlen)
+{
+    char why[128];
+    um_addr_t a;
+    if (!t->ws_host[0]) {
+        snprintf(err, errlen,
+                 "[transport \"%s\"]: a ws transport needs 'host' (the front "
+                 "clients dial) for its links",
+                 t->name);
+        return -1;
+    }
+    uint16_t def = t->ws_tls_set && !t->ws_tls ? 80 : 443;
+    if (um_addr_parse(&a, t->ws_host, strlen(t->ws_host), def, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "[transport \"%s\"]: host '%s': %s", t->name, t->ws_host, why);
+        return -1;
+    }
+    l->addrs[0] = a;
+    l->n_addrs = 1;
+    snprintf(l->ws_path, sizeof(l->ws_path), "%s", t->ws_path);
+    snprintf(l->ws_host, sizeof(l->ws_host), "%s", t->ws_host);
+    snprintf(l->sni, sizeof(l->sni), "%s", t->sni);
+    l->ws_notls = t->ws_tls_set && !t->ws_tls;
+    return 0;
 }
 
 /* Builds the share link for a client of this server. */
@@ -337,6 +427,10 @@ static int server_link(const um_config_t *cfg, const uint8_t client_priv[32], co
         l.transport = t->type;
         l.shape = t->shape;
         l.padding = t->padding;
+        if (t->type == UM_TR_WS && server_link_ws(&l, t, err, errlen) != 0) {
+            um_link_wipe(&l);
+            return -1;
+        }
         if (t->type == UM_TR_TLS) {
             snprintf(l.sni, sizeof(l.sni), "%s", t->sni);
             l.fingerprint = t->fingerprint;

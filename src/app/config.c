@@ -681,11 +681,51 @@ static void key_transport(parser_t *p, const char *name, const char *v)
     um_transport_cfg_t *t = &p->c->transports[p->sec_index];
     char why[128];
     if (key_is(name, "type")) {
-        if (um_tr_type_parse(v, &t->type) == 0) return;
-        if (!strcmp(v, "ws") || !strcmp(v, "dns"))
-            perr(p, "key 'type': '%s': this transport is not built yet; use tcp or tls", v);
+        if (um_tr_type_parse(v, &t->type) == 0 && t->type != UM_TR_DNS) {
+            if (t->type == UM_TR_WS && !t->ws_tls_set) t->ws_tls = true;
+            t->ws_line = p->line;
+            return;
+        }
+        t->type = UM_TR_TCP;
+        if (!strcmp(v, "dns"))
+            perr(p, "key 'type': '%s': this transport is not built yet; use tcp, tls or ws", v);
         else
-            perr(p, "key 'type': '%s': expected tcp or tls", v);
+            perr(p, "key 'type': '%s': expected tcp, tls or ws", v);
+    } else if (key_is(name, "path")) {
+        if (!um_ws_path_ok(v))
+            perr(p,
+                 "key 'path': '%s': expected a URL path: '/' then at most %d printable "
+                 "characters without spaces, e.g. /api/v2/stream",
+                 v, UM_WS_PATH_MAX - 1);
+        else
+            snprintf(t->ws_path, sizeof(t->ws_path), "%s", v);
+    } else if (key_is(name, "host")) {
+        size_t n = strlen(v);
+        bool ok = n > 0 && n <= UM_WS_HOST_MAX;
+        for (size_t i = 0; ok && i < n; i++)
+            if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f || v[i] == '/')
+                ok = false;
+        if (!ok)
+            perr(p,
+                 "key 'host': '%s': expected a host name with an optional port, e.g. "
+                 "cdn.example.com or front.example.com:8443",
+                 v);
+        else
+            snprintf(t->ws_host, sizeof(t->ws_host), "%s", v);
+    } else if (key_is(name, "tls")) {
+        if (!strcmp(v, "on"))
+            t->ws_tls = true;
+        else if (!strcmp(v, "off"))
+            t->ws_tls = false;
+        else
+            perr(p, "key 'tls': '%s': expected on or off", v);
+        t->ws_tls_set = true;
+    } else if (key_is(name, "ca-file")) {
+        if (!v[0] || strlen(v) > UM_CA_FILE_MAX)
+            perr(p, "key 'ca-file': expected the path of a PEM file of at most %d characters",
+                 UM_CA_FILE_MAX);
+        else
+            snprintf(t->ca_file, sizeof(t->ca_file), "%s", v);
     } else if (key_is(name, "shape")) {
         if (um_shape_parse(v, &t->shape) != 0)
             perr(p, "key 'shape': '%s': expected none, printable, http or tls", v);

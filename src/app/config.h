@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "transport/shape.h"
+#include "transport/codec_ws.h"
 #include "transport/tls_hello.h"
 #include "transport/upstream.h"
 #include "util/addr.h"
@@ -77,9 +78,11 @@
 #define UM_CFG_MAX_RULES_FILES 8
 #define UM_CFG_MAX_GEOIP_FILES 8
 
+#define UM_CA_FILE_MAX 255
+
 typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 
-typedef enum { UM_TR_TCP = 0, UM_TR_TLS = 1 } um_tr_type_t;
+typedef enum { UM_TR_TCP = 0, UM_TR_TLS = 1, UM_TR_WS = 2, UM_TR_DNS = 3 } um_tr_type_t;
 typedef enum { UM_CFG_PAD_RANDOM = 0, UM_CFG_PAD_NONE } um_cfg_pad_t;
 typedef enum { UM_CFG_TIMING_NONE = 0, UM_CFG_TIMING_JITTER } um_cfg_timing_t;
 
@@ -106,6 +109,13 @@ typedef struct {
     uint16_t hop_lo, hop_hi;
     uint32_t hop_ms;
     int ports_line, hop_line;
+    /* ws (docs/CONFIG.md) */
+    char ws_path[UM_WS_PATH_MAX + 1]; /* the secret path ("" until set: required) */
+    char ws_host[UM_WS_HOST_MAX + 1]; /* the Host field, host[:port] ("" = the address) */
+    bool ws_tls;                      /* clients dial the front over TLS (default) */
+    bool ws_tls_set;
+    char ca_file[UM_CA_FILE_MAX + 1]; /* client: verify the front with this ("" = system) */
+    int ws_line;
 } um_transport_cfg_t;
 
 /* An authorised client in a server config. */

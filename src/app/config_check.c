@@ -101,7 +101,8 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen)
     }
     for (size_t i = 0; i < c->n_transports; i++)
         if (check_tls(c, &c->transports[i], err, errlen) != 0 ||
-            check_hop(c, &c->transports[i], err, errlen) != 0)
+            check_hop(c, &c->transports[i], err, errlen) != 0 ||
+            um_config_check_ws(c, &c->transports[i], err, errlen) != 0)
             return UM_EINVAL;
     if (c->role == UM_ROLE_SERVER) {
         if (c->n_listen == 0) {

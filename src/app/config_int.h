@@ -16,4 +16,7 @@ int um_cfg_ifaddr_parse(um_cidr_t *cd, const char *v, char *why, size_t whylen);
  * (config_check.c; um_config_parse applies it). */
 void um_cfg_default_sni(um_transport_cfg_t *t);
 
+/* The keys of a ws transport that go together (config_ws.c). */
+int um_config_check_ws(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen);
+
 #endif

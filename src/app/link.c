@@ -206,9 +206,9 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                 if (seen_t) return fail(err, errlen, pos, "parameter 't' given twice");
                 seen_t = true;
                 t_pos = pos;
-                if (um_tr_type_parse(val, &l->transport) != 0)
+                if (um_tr_type_parse(val, &l->transport) != 0 || l->transport == UM_TR_DNS)
                     return fail(err, errlen, vpos,
-                                "transport '%s' is not supported (expected tcp or tls)", val);
+                                "transport '%s' is not supported (expected tcp, tls or ws)", val);
             } else if (PARAM("sni")) {
                 if (seen_sni) return fail(err, errlen, pos, "parameter 'sni' given twice");
                 seen_sni = true;
@@ -221,6 +221,25 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                 for (long i = 0; i <= dl; i++)
                     l->sni[i] =
                         (val[i] >= 'A' && val[i] <= 'Z') ? (char)(val[i] - 'A' + 'a') : val[i];
+            } else if (PARAM("path")) {
+                if (l->ws_path[0]) return fail(err, errlen, pos, "parameter 'path' given twice");
+                if (!um_ws_path_ok(val))
+                    return fail(err, errlen, vpos, "path '%s' is not a URL path ('/' first)", val);
+                snprintf(l->ws_path, sizeof(l->ws_path), "%s", val);
+            } else if (PARAM("host")) {
+                if (l->ws_host[0]) return fail(err, errlen, pos, "parameter 'host' given twice");
+                bool ok = dl > 0;
+                for (long i = 0; ok && i < dl; i++)
+                    if ((unsigned char)val[i] <= ' ' || (unsigned char)val[i] >= 0x7f ||
+                        val[i] == '/')
+                        ok = false;
+                if (!ok) return fail(err, errlen, vpos, "host '%s' is not a host[:port]", val);
+                snprintf(l->ws_host, sizeof(l->ws_host), "%s", val);
+            } else if (PARAM("tls")) {
+                if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0)
+                    return fail(err, errlen, vpos, "tls '%s' (expected 0 or 1)", val);
+                l->ws_notls = val[0] == '0';
+                l->ws_tls_set = true;
             } else if (PARAM("fp")) {
                 if (seen_fp) return fail(err, errlen, pos, "parameter 'fp' given twice");
                 seen_fp = true;
@@ -310,10 +329,23 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
         if (seen_ports)
             return fail(err, errlen, ports_pos,
                         "parameter 'ports' is for t=tcp only (port hopping is a tcp feature)");
+    } else if (l->transport == UM_TR_WS) {
+        if (!l->ws_path[0] || !l->ws_host[0])
+            return fail(err, errlen, t_pos,
+                        "t=ws needs parameters 'path' and 'host' (e.g. "
+                        "path=/api/stream&host=cdn.example.com)");
+        if (seen_shape || seen_ports || seen_fp)
+            return fail(err, errlen,
+                        seen_shape   ? shape_pos
+                        : seen_ports ? ports_pos
+                                     : fp_pos,
+                        "parameters 'shape', 'ports' and 'fp' are not for t=ws");
     } else {
         if (seen_sni) return fail(err, errlen, sni_pos, "parameter 'sni' needs t=tls");
         if (seen_fp) return fail(err, errlen, fp_pos, "parameter 'fp' needs t=tls");
     }
+    if (l->transport != UM_TR_WS && (l->ws_path[0] || l->ws_host[0] || l->ws_tls_set))
+        return fail(err, errlen, t_pos, "parameters 'path', 'host' and 'tls' need t=ws");
     if (seen_hop && !seen_ports)
         return fail(err, errlen, hop_pos, "parameter 'hop' needs 'ports' (the range to hop over)");
     if (seen_ports && !seen_hop) l->hop_ms = UM_HOP_DEFAULT_MS;
@@ -387,7 +419,25 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
     um_b64_encode(key, sizeof(key), l->client_private_key, 32, UM_B64_URL);
     PUT("?k=%s", key);
     sodium_memzero(key, sizeof(key));
-    if (l->transport == UM_TR_TLS) {
+    if (l->transport == UM_TR_WS) {
+        if (!um_ws_path_ok(l->ws_path) || !l->ws_host[0]) goto full;
+        PUT("&t=ws&path=");
+        for (const char *q = l->ws_path; *q; q++) {
+            if (unreserved((unsigned char)*q) || *q == '/')
+                PUT("%c", *q);
+            else
+                PUT("%%%02X", (unsigned char)*q);
+        }
+        PUT("&host=");
+        for (const char *q = l->ws_host; *q; q++) {
+            if (unreserved((unsigned char)*q) || *q == ':')
+                PUT("%c", *q);
+            else
+                PUT("%%%02X", (unsigned char)*q);
+        }
+        if (l->sni[0]) PUT("&sni=%s", l->sni);
+        if (l->ws_notls) PUT("&tls=0");
+    } else if (l->transport == UM_TR_TLS) {
         /* The sni's characters are all unreserved: no escaping. */
         PUT("&t=tls&sni=%s", l->sni);
         if (l->fingerprint != UM_TLS_FP_CHROMIUM) PUT("&fp=%s", um_cfg_fp_name(l->fingerprint));
@@ -490,6 +540,12 @@ static void add_via(um_config_t *c, size_t exit_i, const um_link_t *l)
         snprintf(t->sni, sizeof(t->sni), "%s", b->sni);
         t->fingerprint = b->fingerprint;
     }
+    if (b->transport == UM_TR_WS) {
+        snprintf(t->sni, sizeof(t->sni), "%s", b->sni);
+        snprintf(t->ws_path, sizeof(t->ws_path), "%s", b->ws_path);
+        snprintf(t->ws_host, sizeof(t->ws_host), "%s", b->ws_host);
+        t->ws_tls = !b->ws_notls;
+    }
     memcpy(c->servers[exit_i].via, s->name, sizeof(s->name)); /* same size, NUL-terminated */
     c->n_servers++;
     c->n_transports++;
@@ -534,7 +590,13 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
     t->type = l->transport;
     t->shape = l->shape;
     t->padding = l->padding;
-    if (l->transport == UM_TR_TLS) {
+    if (l->transport == UM_TR_WS) {
+        t->shape = UM_SHAPE_NONE;
+        snprintf(t->sni, sizeof(t->sni), "%s", l->sni);
+        snprintf(t->ws_path, sizeof(t->ws_path), "%s", l->ws_path);
+        snprintf(t->ws_host, sizeof(t->ws_host), "%s", l->ws_host);
+        t->ws_tls = !l->ws_notls;
+    } else if (l->transport == UM_TR_TLS) {
         t->shape = UM_SHAPE_NONE;
         snprintf(t->sni, sizeof(t->sni), "%s", l->sni);
         t->fingerprint = l->fingerprint;

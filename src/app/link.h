@@ -55,6 +55,11 @@ typedef struct {
     bool has_operator_key;
     char list_urls[UM_CFG_MAX_LIST_URLS][UM_LIST_URL_MAX + 1];
     size_t n_list_urls;
+    /* ws: t=ws&path=/P&host=H[:PORT] (+ sni=, tls=0) */
+    char ws_path[UM_WS_PATH_MAX + 1];
+    char ws_host[UM_WS_HOST_MAX + 1];
+    bool ws_notls; /* tls=0: plain HTTP to the front */
+    bool ws_tls_set;
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that

@@ -129,6 +129,7 @@ struct srv {
     /* The tls transport: its codec (cover profiles learned from the cover
      * at start and every COVER_REFRESH_MS), the cover's address. */
     um_codec_tls_t *tls;
+    um_codec_ws_t *ws; /* ws: its codec */
     struct sockaddr_storage cover;
     uv_timer_t cover_timer;
     um_tls_probe_t *probe[UM_TLS_FP_MAX + 1];

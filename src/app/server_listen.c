@@ -383,6 +383,17 @@ int um_run_server(const um_config_t *cfg)
         ac.sess.pad.guard_bytes = UM_TLS_GUARD_BYTES;
         ac.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
     }
+    if (tr && tr->type == UM_TR_WS) {
+        /* Plain HTTP behind the front; a request that is not ours gets a
+         * 404 (or the fallback, when one is set). */
+        s->ws = calloc(1, sizeof(*s->ws));
+        if (!s->ws ||
+            um_codec_ws_init(s->ws, tr->ws_path, "", UM_HS_MSG1_MIN, UM_HS_MSG2_RESUME_MIN) != 0) {
+            um_cli_error("server", "%s: transport '%s': cannot set up ws", cfg->path, tr->name);
+            goto out;
+        }
+        ac.codec = &s->ws->base;
+    }
     um_gate_cfg_t gc = {.max_preauth = cfg->max_preauth,
                         .per_source = cfg->preauth_per_source,
                         .v4_prefix = (uint8_t)cfg->preauth_prefix_v4,
@@ -450,7 +461,7 @@ int um_run_server(const um_config_t *cfg)
             goto out;
         }
         s->n_acc++;
-        UM_INFO("listening on %s (%s transport)", a, s->tls ? "tls" : "tcp");
+        UM_INFO("listening on %s (%s transport)", a, s->tls ? "tls" : s->ws ? "ws" : "tcp");
     }
     if (s->tls) {
         um_addr_format(&tr->cover, a, sizeof(a));
@@ -508,6 +519,7 @@ out:
     um_keyset_unref(s->keys);
     um_policy_close(&s->policy);
     free(s->tls);
+    free(s->ws);
     sodium_memzero(s->hop_key, sizeof(s->hop_key));
     sodium_memzero(s->cfg.private_key, sizeof(s->cfg.private_key));
     free(s->cfg.clients);

@@ -351,6 +351,9 @@ static bool same_transport(const um_transport_cfg_t *t, const um_link_t *k)
     return t->type == k->transport && t->shape == shape && t->padding == k->padding &&
            t->timing == UM_CFG_TIMING_NONE && strcmp(t->sni, k->sni) == 0 &&
            (k->transport != UM_TR_TLS || t->fingerprint == k->fingerprint) &&
+           (k->transport != UM_TR_WS ||
+            (strcmp(t->ws_path, k->ws_path) == 0 && strcmp(t->ws_host, k->ws_host) == 0 &&
+             t->ws_tls == !k->ws_notls)) &&
            t->hop_lo == k->hop_lo && t->hop_hi == k->hop_hi &&
            (!k->hop_lo || t->hop_ms == k->hop_ms);
 }
@@ -380,7 +383,12 @@ static const char *transport_for(um_config_t *c, const um_link_t *k)
     t->type = k->transport;
     t->shape = k->transport == UM_TR_TLS ? UM_SHAPE_NONE : k->shape;
     t->padding = k->padding;
-    if (k->transport == UM_TR_TLS) {
+    if (k->transport == UM_TR_WS) {
+        snprintf(t->sni, sizeof(t->sni), "%s", k->sni);
+        snprintf(t->ws_path, sizeof(t->ws_path), "%s", k->ws_path);
+        snprintf(t->ws_host, sizeof(t->ws_host), "%s", k->ws_host);
+        t->ws_tls = !k->ws_notls;
+    } else if (k->transport == UM_TR_TLS) {
         snprintf(t->sni, sizeof(t->sni), "%s", k->sni);
         t->fingerprint = k->fingerprint;
     } else if (k->hop_lo) {

@@ -145,6 +145,19 @@ static void reject(pconn_t *c)
         splice_start(c);
         return;
     }
+    const um_codec_ops_t *o = c->a->codec->ops;
+    if (o->unauth == UM_UNAUTH_REFUSE && o->refuse) {
+        /* An HTTP transport: a complete request gets the plain answer of a
+         * web server that does not know it, then the close (at once). */
+        const uint8_t *p;
+        uint8_t ans[512];
+        size_t n = um_preauth_bytes(&c->pa, &p), an = 0;
+        if (o->refuse(c->a->codec, p, n, ans, sizeof(ans), &an) == 0 && an &&
+            um_tcp_write(c->t, ans, an) == 0) {
+            uv_update_time(c->a->loop);
+            c->deadline = uv_now(c->a->loop);
+        }
+    }
     um_preauth_free(&c->pa);
     c->st = C_DISCARD;
     um_buf_wipe(&c->buf);

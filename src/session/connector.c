@@ -40,6 +40,7 @@ struct um_connector {
     um_addr_t target;
     um_buf_t pbuf; /* what the proxy sent that its codec has not used yet */
     bool proxying;
+    bool tls_on; /* cfg.tls wraps car */
 };
 
 int um_connector_flight(um_hs_client_t *hs, const uint8_t client_priv[32],
@@ -88,6 +89,7 @@ static void finish(um_connector_t *c, int status, um_sess_t *s, um_carrier_t *ca
     if (c->dial && c->cfg.dialer) c->cfg.dialer->cancel(c->dial);
     c->dial = NULL;
     um_hs_client_wipe(&c->hs);
+    um_ossl_ctx_unref(c->cfg.tls.ctx);
     sodium_memzero(&c->cfg, sizeof(c->cfg));
     sodium_memzero(&c->st, sizeof(c->st));
     um_upstream_cfg_wipe(&c->up_cfg);
@@ -257,6 +259,19 @@ static void send_flight(um_connector_t *c, const uint8_t *early, size_t en)
     const um_codec_ops_t *o = c->codec->ops;
     uint8_t msg[UM_HS_MSG_MAX], wire[8192];
     size_t mn = 0, wn = 0;
+    if (c->cfg.tls.ctx && !c->tls_on) {
+        /* The front's TLS first; the flight waits in it until the handshake
+         * is done (the server speaks second, so there are no early bytes). */
+        um_carrier_t *w = NULL;
+        int tr = um_ossl_client_new(c->car, &c->cfg.tls, &w);
+        if (tr) {
+            finish(c, tr, NULL, NULL);
+            return;
+        }
+        c->car = w;
+        c->tls_on = true;
+        en = 0;
+    }
     int aes = c->cfg.offer_aes < 0 ? um_cpu_has_aes() : c->cfg.offer_aes;
     um_hs_client_opts_t ho = {.aes_hw = aes != 0, .budget = c->cfg.budget};
     if (c->cfg.resume) {
@@ -422,6 +437,7 @@ int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
         c->proxying = true;
     }
     c->cfg.upstream = NULL; /* copied */
+    if (c->cfg.tls.ctx) um_ossl_ctx_ref(c->cfg.tls.ctx);
     if (r == 0 && !c->codec) {
         r = um_codec_tcp_init(&c->own_codec, cfg->server_pub, cfg->shape, UM_HS_MSG1_MIN,
                               UM_HS_MSG2_MIN);
@@ -443,6 +459,7 @@ int um_connector_start(uv_loop_t *loop, const struct sockaddr *server,
     }
     if (r) {
         um_upstream_cfg_wipe(&c->up_cfg);
+        um_ossl_ctx_unref(c->cfg.tls.ctx);
         sodium_memzero(c, sizeof(*c));
         free(c);
         return r;

@@ -17,6 +17,7 @@
 #include "session/session.h"
 #include "transport/carrier.h"
 #include "transport/codec.h"
+#include "transport/ossl.h"
 #include "transport/tcp.h"
 #include "transport/upstream.h"
 #include "util/addr.h"
@@ -59,6 +60,10 @@ typedef struct {
     /* Instead of TCP, the byte stream comes from this dialer (borrowed until
      * the callback has run); upstream is then not used. */
     const um_connector_dialer_t *dialer;
+    /* ws: a real TLS client (transport/ossl.h) over the byte stream, whatever
+     * made it, before the first flight (tls.ctx NULL: none; the connector
+     * takes its own reference to the context). */
+    um_ossl_client_cfg_t tls;
 } um_connector_cfg_t;
 
 typedef struct um_connector um_connector_t;

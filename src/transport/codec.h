@@ -33,6 +33,10 @@ typedef enum {
     /* Everything, the bytes read so far included, spliced untouched to the
      * cover site as soon as the bytes cannot be a flight (tls). */
     UM_UNAUTH_COVER = 1,
+    /* An HTTP transport (ws): a complete request gets the codec's refusal
+     * (refuse: a plain 404), then FIN; without a fallback, anything else as
+     * UM_UNAUTH_SILENCE; with one, the splice as there. */
+    UM_UNAUTH_REFUSE = 2,
 } um_unauth_t;
 
 #define UM_CODEC_STATE_MAX 512
@@ -87,6 +91,11 @@ typedef struct {
      * `inner` (which it then owns: closing the result closes inner). */
     int (*wrap)(const um_codec_t *c, const um_codec_state_t *st, int server_side,
                 um_carrier_t *inner, um_carrier_t **out);
+    /* Optional (UM_UNAUTH_REFUSE): the answer an unauthenticated connection
+     * gets for the bytes it sent (p: all of them): 0 with out[0..*outn) to
+     * write before the FIN, UM_EAGAIN for no answer. */
+    int (*refuse)(const um_codec_t *c, const uint8_t *p, size_t n, uint8_t *out, size_t cap,
+                  size_t *outn);
 } um_codec_ops_t;
 
 #define UM_CODEC_PROLOGUE_MAX 96

@@ -139,6 +139,43 @@ static void test_tls_ok(void **state)
     um_config_free(&c);
 }
 
+static void test_ws_ok(void **state)
+{
+    (void)state;
+    const char *text = "[client]\n"
+                       "private-key = " PRIV "\n"
+                       "[server \"f\"]\n"
+                       "address = 192.0.2.1:8443\n"
+                       "public-key = " PUB1 "\n"
+                       "transport = w\n"
+                       "[transport \"w\"]\n"
+                       "type = ws\n"
+                       "path = /api/v2/stream\n"
+                       "host = front.example:8443\n"
+                       "sni = CDN.example\n"
+                       "ca-file = /etc/umbra/front-ca.pem\n"
+                       "[transport \"plain\"]\n"
+                       "tls = off\n"
+                       "type = ws\n"
+                       "path = /p\n";
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    if (parse(&c, text, err) != 0) fail_msg("%s", err);
+    const um_transport_cfg_t *w = um_config_transport(&c, "w"),
+                             *p = um_config_transport(&c, "plain");
+    assert_non_null(w);
+    assert_int_equal(w->type, UM_TR_WS);
+    assert_string_equal(w->ws_path, "/api/v2/stream");
+    assert_string_equal(w->ws_host, "front.example:8443");
+    assert_string_equal(w->sni, "cdn.example");
+    assert_string_equal(w->ca_file, "/etc/umbra/front-ca.pem");
+    assert_true(w->ws_tls); /* the default */
+    assert_non_null(p);
+    assert_false(p->ws_tls); /* set before type, kept */
+    assert_string_equal(um_tr_type_name(UM_TR_WS), "ws");
+    um_config_free(&c);
+}
+
 static void test_sni_valid(void **state)
 {
     (void)state;
@@ -256,6 +293,31 @@ static const struct {
     {"[server]\nprivate-key = " PRIV
      "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = quic\n",
      {"t.conf:6:", "key 'type'", "'quic'"}},
+    /* ws (docs/CONFIG.md, "Transport ws") */
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\n",
+     {"t.conf:5:", "missing key 'path'"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = nope\n",
+     {"t.conf:7:", "key 'path'", "'nope'"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /a b\n",
+     {"t.conf:7:", "key 'path'"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\ntls = maybe\n",
+     {"t.conf:8:", "key 'tls'", "on or off"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nhost = a/b\n",
+     {"t.conf:8:", "key 'host'"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nshape = http\n",
+     {"t.conf:8:", "not for a ws transport"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = tcp\npath = /x\n",
+     {"t.conf:5:", "key 'path' goes with type = ws"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tls\ncover = a.example:443\nca-file = /x.pem\n",
+     {"t.conf:5:", "key 'ca-file' goes with type = ws"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
      "= tls\ncover = www.example.com\n",
      {"t.conf:7:", "key 'cover'", "'www.example.com'"}},
@@ -907,7 +969,7 @@ int main(void)
         cmocka_unit_test(test_client_tun_keys), cmocka_unit_test(test_tls_ok),
         cmocka_unit_test(test_sni_valid), cmocka_unit_test(test_value_parsers),
         cmocka_unit_test(test_rotation_keys), cmocka_unit_test(test_hop_and_resume_keys),
-        cmocka_unit_test(test_server_list_keys),
+        cmocka_unit_test(test_server_list_keys), cmocka_unit_test(test_ws_ok),
         /* clang-format off */
         cmocka_unit_test(test_upstream_via_keys),
         cmocka_unit_test(test_rules_keys),

@@ -379,6 +379,69 @@ static void test_rotation_hop_links(void **state)
     assert_int_equal(um_link_encode(&l, out, sizeof(out)), UM_EINVAL);
 }
 
+/* t=ws: path, host, sni, tls; round trip, the config it makes, refusals. */
+static void test_ws_links(void **state)
+{
+    (void)state;
+    um_link_t l, l2;
+    um_config_t c;
+    char err[256] = "", out[UM_LINK_MAX + 1];
+    const char *s = "umbra://" SPUB "@192.0.2.1:8443?k=" CKEY
+                    "&t=ws&path=/api/v2/s%7E1&host=front.example:8443&sni=cdn.example#w";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_int_equal(l.transport, UM_TR_WS);
+    assert_string_equal(l.ws_path, "/api/v2/s~1");
+    assert_string_equal(l.ws_host, "front.example:8443");
+    assert_string_equal(l.sni, "cdn.example");
+    assert_false(l.ws_notls);
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_string_equal(out, "umbra://" SPUB "@192.0.2.1:8443?k=" CKEY
+                             "&t=ws&path=/api/v2/s~1&host=front.example:8443&sni=cdn.example#w");
+    assert_int_equal(um_link_decode(&l2, out, strlen(out), err, sizeof(err)), 0);
+    assert_string_equal(l2.ws_path, l.ws_path);
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    assert_int_equal(c.transports[0].type, UM_TR_WS);
+    assert_string_equal(c.transports[0].ws_path, "/api/v2/s~1");
+    assert_string_equal(c.transports[0].ws_host, "front.example:8443");
+    assert_string_equal(c.transports[0].sni, "cdn.example");
+    assert_true(c.transports[0].ws_tls);
+    um_config_free(&c);
+    /* tls=0: plain HTTP to the front, kept through encode. A path with
+     * characters that need escaping comes back escaped. */
+    s = "umbra://" SPUB "@192.0.2.1:80?k=" CKEY "&t=ws&path=/a%26b&host=f.example&tls=0";
+    assert_int_equal(um_link_decode(&l, s, strlen(s), err, sizeof(err)), 0);
+    assert_true(l.ws_notls);
+    assert_string_equal(l.ws_path, "/a&b");
+    assert_int_equal(um_link_encode(&l, out, sizeof(out)), 0);
+    assert_string_equal(out, s);
+    um_config_init(&c);
+    um_config_from_link(&c, &l);
+    assert_false(c.transports[0].ws_tls);
+    um_config_free(&c);
+    static const struct {
+        const char *q, *why;
+    } wsbad[] = {
+        {"&t=ws&host=f.example", "t=ws needs parameters 'path' and 'host'"},
+        {"&t=ws&path=/p", "t=ws needs parameters 'path' and 'host'"},
+        {"&t=ws&path=p&host=f", "is not a URL path"},
+        {"&t=ws&path=/p&host=f&shape=http", "not for t=ws"},
+        {"&t=ws&path=/p&host=f&tls=2", "expected 0 or 1"},
+        {"&path=/p", "need t=ws"},
+        {"&t=tls&sni=a.example&host=f", "need t=ws"},
+        {"&t=dns", "not supported"},
+    };
+    for (size_t i = 0; i < sizeof(wsbad) / sizeof(wsbad[0]); i++) {
+        char link[512];
+        snprintf(link, sizeof(link), "umbra://" SPUB "@192.0.2.1:443?k=" CKEY "%s", wsbad[i].q);
+        err[0] = '\0';
+        assert_int_equal(um_link_decode(&l, link, strlen(link), err, sizeof(err)), UM_EINVAL);
+        if (!strstr(err, wsbad[i].why))
+            fail_msg("%s: '%s' lacks '%s'", wsbad[i].q, err, wsbad[i].why);
+        assert_null(strstr(err, CKEY));
+    }
+}
+
 /* via=: a bridge link (no k=) inside an exit link; decode, round trip,
  * the config it makes (the exit's via names the bridge), and refusals. */
 static void test_via_links(void **state)
@@ -473,10 +536,15 @@ int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_random),    cmocka_unit_test(test_decode_known),
-        cmocka_unit_test(test_tls_links),           cmocka_unit_test(test_bad_links),
-        cmocka_unit_test(test_encode_small_buffer), cmocka_unit_test(test_rotation_hop_links),
-        cmocka_unit_test(test_via_links),           cmocka_unit_test(test_operator_list_links),
+        cmocka_unit_test(test_roundtrip_random),
+        cmocka_unit_test(test_decode_known),
+        cmocka_unit_test(test_tls_links),
+        cmocka_unit_test(test_bad_links),
+        cmocka_unit_test(test_encode_small_buffer),
+        cmocka_unit_test(test_rotation_hop_links),
+        cmocka_unit_test(test_via_links),
+        cmocka_unit_test(test_operator_list_links),
+        cmocka_unit_test(test_ws_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,56 @@
+/* The ws transport's HTTP side (transport/ws_http.h, codec_ws.c) on
+ * arbitrary bytes: the head parser, the request and response checks, the
+ * codec's open_flight / open_reply / refuse. Properties:
+ *   - every answer is complete, need more or refused; a complete head lies
+ *     within the input and its fields within the head;
+ *   - the parser is prefix-monotone: a complete head stays complete (same
+ *     length) with more bytes after it, and a refused input stays refused;
+ *   - open_flight's message fits its buffer and consumed is the head. */
+#include <stdint.h>
+#include <string.h>
+
+#include "transport/codec_ws.h"
+#include "transport/ws_http.h"
+#include "util/err.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
+{
+    um_ws_head_t h, h2;
+    int r = um_ws_head_parse(p, n, &h);
+    if (r != 0 && r != UM_EAGAIN && r != UM_EPROTO) __builtin_trap();
+    if (r == 0) {
+        if (h.len == 0 || h.len > n || h.n_fields > UM_WS_FIELDS_MAX) __builtin_trap();
+        for (size_t i = 0; i < h.n_fields; i++)
+            if (h.name[i].p < p || h.name[i].p + h.name[i].n > p + h.len || h.value[i].p < p ||
+                h.value[i].p + h.value[i].n > p + h.len)
+                __builtin_trap();
+        char key[UM_WS_KEY_LEN + 1];
+        um_ws_span_t pr;
+        if (um_ws_req_check(&h, "/p", key, &pr) == 0 && (strlen(key) != UM_WS_KEY_LEN || !pr.p))
+            __builtin_trap();
+        (void)um_ws_resp_check(&h, "dGhlIHNhbXBsZSBub25jZQ==");
+        (void)um_ws_field_has(&h, "connection", "upgrade");
+        /* More bytes after a complete head do not change it. */
+        if (um_ws_head_parse(p, h.len, &h2) != 0 || h2.len != h.len) __builtin_trap();
+    }
+    if (n > 0) {
+        int r2 = um_ws_head_parse(p, n - 1, &h2);
+        if (r2 == UM_EPROTO && r != UM_EPROTO && n - 1 < UM_WS_HEAD_MAX) __builtin_trap();
+    }
+    um_codec_ws_t c;
+    if (um_codec_ws_init(&c, "/p", "h", 60, 40) != 0) __builtin_trap();
+    um_codec_state_t st;
+    memset(&st, 0, sizeof(st));
+    uint8_t msg[4096], ans[512];
+    size_t mn = 0, used = 0, an = 0;
+    r = c.base.ops->open_flight(&c.base, &st, p, n, msg, sizeof(msg), &mn, &used);
+    if (r == 0 && (mn == 0 || mn > sizeof(msg) || used > n)) __builtin_trap();
+    if (r != 0 && r != UM_EAGAIN && r != UM_EPROTO) __builtin_trap();
+    r = c.base.ops->refuse(&c.base, p, n, ans, sizeof(ans), &an);
+    if (r == 0 && (an == 0 || an > sizeof(ans))) __builtin_trap();
+    memset(&st, 0, sizeof(st));
+    c.base.ops->msg1_len(&c.base, &st);
+    r = c.base.ops->open_reply(&c.base, &st, p, n, msg, sizeof(msg), &mn, &used);
+    if (r == 0 && (mn == 0 || mn > sizeof(msg) || used > n)) __builtin_trap();
+    return 0;
+}

@@ -10,6 +10,8 @@ set -euo pipefail
 # (http/https) with libcurl.
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
        libqrencode-dev libc-ares-dev libcurl4-openssl-dev"
+# libldns-dev: the dns transport builds and parses DNS messages with ldns.
+BUILD="$BUILD libldns-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
 # integration tests (curl, nginx, chromium and firefox-esr whose ClientHellos
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise
@@ -20,9 +22,13 @@ BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light openssl python3 python3-dissononce
       chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps
       nftables microsocks"
+# unbound: the recursive resolver of the dns transport's integration test.
+TEST="$TEST unbound"
 # Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
 BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
        python3"
+# iodine: the DNS tunnel bench/dns.sh measures the dns transport against.
+BENCH="$BENCH iodine unbound"
 
 check=0
 want="$BUILD $TEST"

@@ -109,6 +109,8 @@ typedef struct cli {
     char state_path[UM_PATH_MAX]; /* "" = none */
     um_dialstate_t state;
     long remembered; /* its candidate, -1: none */
+    /* dns: the dialer of conversations through the resolver (client_dns.c) */
+    struct cli_dns *dns;
 } cli_t;
 
 static inline const um_peer_server_t *cur_server(const cli_t *c)
@@ -151,5 +153,10 @@ void cli_arm_rotation(cli_t *c);
 void cli_arm_hop(cli_t *c);
 /* The connector continued the session: move the tunnel onto it. */
 void cli_resumed(cli_t *c, um_connector_t *cn, um_carrier_t *car);
+
+/* client_dns.c */
+const um_connector_dialer_t *cli_dns_dialer(cli_t *c, const um_transport_cfg_t *tr,
+                                            const uint8_t server_pub[32], int *err);
+void cli_dns_free(cli_t *c);
 
 #endif

@@ -74,7 +74,7 @@
 
 typedef enum { UM_ROLE_NONE = 0, UM_ROLE_SERVER, UM_ROLE_CLIENT } um_role_t;
 
-typedef enum { UM_TR_TCP = 0, UM_TR_TLS = 1 } um_tr_type_t;
+typedef enum { UM_TR_TCP = 0, UM_TR_TLS = 1, UM_TR_WS = 2, UM_TR_DNS = 3 } um_tr_type_t;
 typedef enum { UM_CFG_PAD_RANDOM = 0, UM_CFG_PAD_NONE } um_cfg_pad_t;
 typedef enum { UM_CFG_TIMING_NONE = 0, UM_CFG_TIMING_JITTER } um_cfg_timing_t;
 
@@ -101,6 +101,10 @@ typedef struct {
     uint16_t hop_lo, hop_hi;
     uint32_t hop_ms;
     int ports_line, hop_line;
+    /* dns (docs/CONFIG.md) */
+    char zone[UM_DOMAIN_MAX + 1]; /* lower case, no trailing dot ("" = not set) */
+    char resolver[64 + 1];        /* client: "IP[:PORT]" or "tls://IP[:PORT]"; "" = resolv.conf */
+    int zone_line, resolver_line;
 } um_transport_cfg_t;
 
 /* An authorised client in a server config. */

@@ -215,7 +215,7 @@ const char *um_cfg_pad_name(uint8_t pad)
     return pad < 2 ? pad_names[pad] : "?";
 }
 
-static const char *const tr_type_names[] = {"tcp", "tls"};
+static const char *const tr_type_names[] = {"tcp", "tls", "ws", "dns"};
 static const char *const fp_names[] = {"chromium", "firefox"};
 static const char *const timing_names[] = {"none", "jitter"};
 
@@ -231,12 +231,13 @@ static int name_lookup(const char *const *names, uint8_t n, const char *s, uint8
 
 int um_tr_type_parse(const char *s, uint8_t *out)
 {
-    return name_lookup(tr_type_names, 2, s, out);
+    int r = name_lookup(tr_type_names, 4, s, out);
+    return r == 0 && *out == UM_TR_WS ? UM_EINVAL : r; /* ws: not built on this branch */
 }
 
 const char *um_tr_type_name(uint8_t type)
 {
-    return type < 2 ? tr_type_names[type] : "?";
+    return type < 4 ? tr_type_names[type] : "?";
 }
 
 int um_cfg_fp_parse(const char *s, uint8_t *out)

@@ -55,6 +55,9 @@ typedef struct {
     bool has_operator_key;
     char list_urls[UM_CFG_MAX_LIST_URLS][UM_LIST_URL_MAX + 1];
     size_t n_list_urls;
+    /* dns: zone= (t=dns: required, normalised) and resolver= ("" = not set) */
+    char zone[UM_DOMAIN_MAX + 1];
+    char resolver[64 + 1];
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that

@@ -126,9 +126,17 @@ struct srv {
     } probe_ctx[UM_TLS_FP_MAX + 1];
     bool learned[UM_TLS_FP_MAX + 1]; /* a profile came from the cover (else the default) */
     um_membudget_t mem;              /* buffered stream bytes, every client together */
+    /* dns: the authoritative servers of the zone (one per listen address);
+     * their acceptor is in acc[] */
+    struct um_dns_server *dns[UM_CFG_MAX_LISTEN];
+    size_t n_dns;
 };
 
 #define COVER_REFRESH_MS (3600u * 1000u)
+
+/* server_dns.c */
+int srv_dns_listen(srv_t *s, const um_acceptor_cfg_t *ac, const um_transport_cfg_t *tr);
+void srv_dns_close(srv_t *s);
 
 /* server.c */
 const um_peer_client_t *srv_find_client(const srv_t *s, const uint8_t key[32]);

@@ -61,6 +61,7 @@ int um_rel_write(um_rel_t *r, const uint8_t *p, size_t n);
 /* FIN after the queued bytes (idempotent). */
 int um_rel_shutdown(um_rel_t *r);
 size_t um_rel_queued(const um_rel_t *r); /* written, not yet acked */
+size_t um_rel_space(const um_rel_t *r);  /* addition: what um_rel_write takes now */
 /* Ordered bytes received: copies up to cap; *n = 0 and UM_EPIPE after the
  * peer's FIN (once all bytes before it were read); *n = 0 and 0: nothing yet. */
 int um_rel_read(um_rel_t *r, uint8_t *out, size_t cap, size_t *n);
@@ -104,5 +105,29 @@ typedef struct {
     uint32_t cwnd, ssthresh, in_flight; /* bytes */
 } um_rel_stats_t;
 void um_rel_stats(const um_rel_t *r, um_rel_stats_t *st);
+
+/* One packet taken apart (docs/PROTOCOL.md 12.1); pointers borrow pkt. */
+#define UM_REL_VERSION    0x40 /* top three bits of the flags byte */
+#define UM_REL_F_ACK      0x01
+#define UM_REL_F_DATA     0x02
+#define UM_REL_F_FIN      0x04
+#define UM_REL_F_MORE     0x08
+#define UM_REL_RANGES_MAX 255 /* extra ack ranges in one packet */
+typedef struct {
+    uint8_t flags;
+    uint32_t pn;
+    /* ack block (flags & UM_REL_F_ACK) */
+    uint32_t cum, wnd, largest;
+    uint16_t delay_ms, first;
+    uint8_t n_ranges;
+    uint16_t gap[UM_REL_RANGES_MAX], len[UM_REL_RANGES_MAX];
+    /* data segment (flags & UM_REL_F_DATA) */
+    uint32_t off;
+    const uint8_t *data;
+    size_t data_len;
+} um_rel_pkt_t;
+/* Pure parser: 0, or UM_EPROTO (bad version, reserved bit, F without D, an
+ * empty packet, short ack block, trailing bytes, wnd above UM_REL_BUF_MAX). */
+int um_rel_pkt_parse(const uint8_t *pkt, size_t n, um_rel_pkt_t *out);
 
 #endif

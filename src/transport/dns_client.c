@@ -45,6 +45,7 @@ typedef struct {
     um_dns_car_t *car;
     struct sockaddr_storage resolver;
     bool dot, edns, established, closing;
+    bool peer_more; /* the last answer carried data and the server said it has more */
     uint32_t conv, nonce, inflight, n_pend;
     unsigned nx;
     uint64_t last_data_ms, next_poll_ms;
@@ -172,10 +173,13 @@ static void on_answer(cli_t *c, const uint8_t *p, size_t n)
         } else {
             c->established = true;
             c->nx = 0;
+            c->peer_more = false; /* an empty answer: the server had nothing more */
             if (pn) {
                 c->stats.data_answers++;
                 c->last_data_ms = um_now_ms();
                 (void)um_dns_car_input(c->car, pay, pn);
+                um_rel_t *rel = um_dns_car_rel(c->car);
+                c->peer_more = rel && um_rel_peer_more(rel);
             }
         }
     } else if (a.rcode == UM_DNSM_SERVFAIL) {
@@ -410,7 +414,7 @@ static void pump(cli_t *c)
     uint64_t now = um_now_ms();
     um_rel_t *rel = um_dns_car_rel(c->car);
     bool busy = um_dns_car_wants_output(c->car) || now - c->last_data_ms < BUSY_MS ||
-                (rel && um_rel_peer_more(rel)) || !c->established;
+                c->peer_more || !c->established;
     uint32_t target = busy ? c->inflight : 1;
     size_t cap = um_dnsw_up_cap(&c->w);
     while (c->n_pend < target) {

@@ -211,7 +211,7 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                 t_pos = pos;
                 if (um_tr_type_parse(val, &l->transport) != 0)
                     return fail(err, errlen, vpos,
-                                "transport '%s' is not supported (expected tcp or tls)", val);
+                                "transport '%s' is not supported (expected tcp, tls or dns)", val);
             } else if (PARAM("sni")) {
                 if (seen_sni) return fail(err, errlen, pos, "parameter 'sni' given twice");
                 seen_sni = true;

@@ -219,7 +219,7 @@ static const struct {
     {"umbra://" SPUB "@h.example:1", "missing parameter 'k'"},
     {"umbra://" SPUB "@h.example:1?k=short", "client key 'k'"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&k=" CKEY, "given twice"},
-    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=dns", "transport 'dns'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=ws", "transport 'ws'"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&shape=odd", "shape 'odd'"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&pad=x", "pad 'x'"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&v=2", "newer than"},

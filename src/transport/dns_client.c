@@ -16,7 +16,6 @@
 #include "util/log.h"
 
 #define TICK_MS      10
-#define BUSY_MS      400 /* data seen this recently: keep the window of queries full */
 #define QMAX         (UM_DNSW_NAME_MAX + 64)
 #define STREAM_QUEUE (256u << 10) /* bytes waiting for the TCP/TLS stream to come up */
 
@@ -45,7 +44,8 @@ typedef struct {
     um_dns_car_t *car;
     struct sockaddr_storage resolver;
     bool dot, edns, established, closing;
-    bool peer_more; /* the last answer carried data and the server said it has more */
+    bool peer_more;     /* the last answer carried data and the server said it has more */
+    uint32_t empty_run; /* answers in a row without data: a window of them ends the burst */
     uint32_t conv, nonce, inflight, n_pend;
     unsigned nx;
     uint64_t last_data_ms, next_poll_ms;
@@ -174,6 +174,7 @@ static void on_answer(cli_t *c, const uint8_t *p, size_t n)
             c->established = true;
             c->nx = 0;
             c->peer_more = false; /* an empty answer: the server had nothing more */
+            c->empty_run = pn ? 0 : c->empty_run + 1;
             if (pn) {
                 c->stats.data_answers++;
                 c->last_data_ms = um_now_ms();
@@ -413,8 +414,8 @@ static void pump(cli_t *c)
     if (c->closing || !c->car || !um_dns_car_open(c->car)) return;
     uint64_t now = um_now_ms();
     um_rel_t *rel = um_dns_car_rel(c->car);
-    bool busy = um_dns_car_wants_output(c->car) || now - c->last_data_ms < BUSY_MS ||
-                c->peer_more || !c->established;
+    bool busy = um_dns_car_wants_output(c->car) || c->empty_run < c->inflight || c->peer_more ||
+                !c->established;
     uint32_t target = busy ? c->inflight : 1;
     size_t cap = um_dnsw_up_cap(&c->w);
     while (c->n_pend < target) {

@@ -144,6 +144,25 @@ parallel() { # LABEL
 transfers "through unbound"
 parallel "through unbound"
 
+# ---- the poll rate follows the traffic: queries from C per second, idle and busy
+in_r nft add rule inet umbra_dns din iifname mr0 udp dport 53 counter || bad "nft: query counter"
+qcount() { in_r nft list chain inet umbra_dns din | awk '/dport 53/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }'; }
+sleep 2 # the transfers' tail
+q0=$(qcount)
+sleep 5
+q1=$(qcount)
+n=$((q1 - q0))
+idle=$(((n + 4) / 5))
+[ "$n" -ge 2 ] && [ "$n" -le 150 ] && ok "idle: $n queries in 5 s (polls back off, never stop)" ||
+    bad "idle: $n queries in 5 s (want 2..150)"
+t0=$(tl_now_ms)
+"${C[@]}" "${SOX[@]}" -o /dev/null "http://$MB_WEB/blob" 2>/dev/null
+q2=$(qcount)
+busy=$(((q2 - q1) * 1000 / ($(tl_now_ms) - t0 + 1)))
+[ "$busy" -gt $((idle * 10)) ] && ok "busy: $busy queries/s during a download (> 10x idle)" ||
+    bad "busy: $busy queries/s during a download, idle $idle"
+in_r nft flush chain inet umbra_dns din
+
 # ---- the server restarts; the client comes back by itself
 tl_stop "server" "$SERVER_PID" $((10 * TM))
 mb_server_start || tl_finish

@@ -69,9 +69,16 @@ case "$r" in *formerr*) ok "malformed queries: $r" ;; *) bad "malformed queries:
 kill -0 "$SERVER_PID" 2>/dev/null && ok "server alive after garbage" || bad "server died on garbage"
 
 # ---- unbound in R
+# DNS over TLS too (a self-signed certificate: the client does not verify it, PROTOCOL.md 13.5).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=resolver \
+    -keyout "$WORK/dot.key" -out "$WORK/dot.pem" >/dev/null 2>&1 || { bad "openssl: resolver certificate"; tl_finish; }
 cat >"$WORK/unbound.conf" <<EOF2
 server:
     interface: $MB_RADDR_C
+    interface: $MB_RADDR_C@853
+    tls-port: 853
+    tls-service-key: "$WORK/dot.key"
+    tls-service-pem: "$WORK/dot.pem"
     port: 53
     outgoing-interface: $MB_RADDR_S
     access-control: 10.202.1.0/24 allow
@@ -200,5 +207,20 @@ malformed=$(tshark -n -r "$WORK/cap.pcapng" -Y '_ws.malformed || _ws.expert.seve
 expect_eq "capture: malformed or erroneous packets" "$malformed" 0
 
 tl_stop "client" "$CLIENT_PID" $((5 * TM))
+
+# ---- DNS over TLS to the same unbound
+LINK="${LINK%%&resolver=*}&resolver=tls%3A%2F%2F$MB_RADDR_C%3A853"
+mb_ns_wait_listen "$MB_R" 853 $((5 * TM)) "$UNBOUND_PID" || bad "unbound does not listen on 853"
+if mb_client_start dot --log-level debug; then
+    t0=$(tl_now_ms)
+    rm -f "$WORK/got"
+    "${C[@]}" "${SOX[@]}" -o "$WORK/got" "http://$MB_WEB/blob" 2>"$WORK/curl.err"
+    [ "$(tl_sha "$WORK/got" 2>/dev/null)" = "$BLOB_SHA" ] &&
+        ok "DNS over TLS: 1 MiB download intact in $(($(tl_now_ms) - t0)) ms" ||
+        bad "DNS over TLS: download $(mb_size "$WORK/got") bytes: $(head -c 200 "$WORK/curl.err")"
+    in_r ss -tn state established "( sport = :853 )" | grep -q "$MB_CADDR" &&
+        ok "the DoT client holds a TCP connection to the resolver's port 853" || bad "no TCP connection to 853"
+    tl_stop "client" "$CLIENT_PID" $((5 * TM))
+fi
 tl_stop "server" "$SERVER_PID" $((10 * TM))
 tl_finish

@@ -4,6 +4,10 @@
   dns_helper.py query HOST PORT NAME TYPE [tcp] [noedns]
       one query; prints "rcode=N aa=0|1 tc=0|1 an=N ns=N ar=N types=T,T edns=0|1 size=N"
       (types: the answer section's RR types) or "noreply"
+  dns_helper.py tcforward LISTEN_IP PORT SERVER_IP SERVER_PORT
+      a resolver stand-in that answers every UDP query with TC set (header and
+      question only) and forwards every TCP query to the server over TCP: the
+      client's truncation path (RFC 7766) end to end
   dns_helper.py garbage HOST PORT
       sends malformed messages (random bytes, a header alone, a pointer loop,
       a truncated question) and prints one line per reply: "formerr", "rcode=N" or
@@ -85,7 +89,56 @@ def exchange(host, port, msg, tcp, timeout=3.0):
         return None
 
 
+def tcforward(lip, lport, sip, sport):
+    import select
+    import threading
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind((lip, lport))
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((lip, lport))
+    t.listen(16)
+
+    def conn(c):
+        up = socket.create_connection((sip, sport), timeout=10)
+        try:
+            while True:
+                r, _, _ = select.select([c, up], [], [], 30)
+                if not r:
+                    return
+                for s_ in r:
+                    d = s_.recv(65536)
+                    if not d:
+                        return
+                    (up if s_ is c else c).sendall(d)
+        except OSError:
+            return
+        finally:
+            c.close()
+            up.close()
+
+    def accept():
+        while True:
+            c, _ = t.accept()
+            threading.Thread(target=conn, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    while True:
+        m, peer = u.recvfrom(65536)
+        if len(m) < 12:
+            continue
+        o = skip_name(m, 12) + 4
+        h = bytearray(m[:12])
+        h[2] = (h[2] | 0x80 | 0x02) & 0xFF  # QR, TC (RD kept)
+        h[3] = 0x80  # RA
+        h[6:12] = b"\0\0\0\0\0\0"
+        u.sendto(bytes(h) + m[12:o], peer)
+
+
 def main(a):
+    if a[1] == "tcforward":
+        tcforward(a[2], int(a[3]), a[4], int(a[5]))
+        return 0
     if a[1] == "query":
         host, port, n, t = a[2], int(a[3]), a[4], TYPES[a[5]]
         tcp = "tcp" in a[6:]

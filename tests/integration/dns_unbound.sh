@@ -222,5 +222,19 @@ if mb_client_start dot --log-level debug; then
         ok "the DoT client holds a TCP connection to the resolver's port 853" || bad "no TCP connection to 853"
     tl_stop "client" "$CLIENT_PID" $((5 * TM))
 fi
+
+# ---- truncation: a resolver that sets TC on every UDP answer; the client asks again over TCP
+tl_bg "$WORK/tcforward.log" ip netns exec "$MB_R" "$PY" "$DH" tcforward "$MB_RADDR_C" 5300 "$MB_SADDR" 53
+mb_ns_wait_listen "$MB_R" 5300 $((5 * TM)) "$BG_PID" || bad "tcforward did not start"
+LINK="${LINK%%&resolver=*}&resolver=$MB_RADDR_C%3A5300"
+if mb_client_start tc --log-level debug; then
+    rm -f "$WORK/got"
+    "${C[@]}" "${SOX[@]}" -o "$WORK/got" "http://$MB_WEB/blob" 2>"$WORK/curl.err"
+    [ "$(tl_sha "$WORK/got" 2>/dev/null)" = "$BLOB_SHA" ] && ok "TC on every UDP answer: 1 MiB download intact over TCP" ||
+        bad "TC: download $(mb_size "$WORK/got") bytes: $(head -c 200 "$WORK/curl.err")"
+    tl_stop "client" "$CLIENT_PID" $((5 * TM))
+    grep -q "over tcp" "$WORK/tc.log" && n=$(grep -o "[0-9]* over tcp" "$WORK/tc.log" | tail -1) &&
+        [ "${n%% *}" -gt 100 ] && ok "the client asked $n" || bad "tcp retries: $(grep -o "[0-9]* over tcp" "$WORK/tc.log" | tr '\n' ' ')"
+fi
 tl_stop "server" "$SERVER_PID" $((10 * TM))
 tl_finish

@@ -19,6 +19,8 @@ SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
 export UMBRA_SRC=$SRCDIR UMBRA_BUILD=$BDIR UMBRA=$BDIR/umbra
 MIB=${DNS_BENCH_MIB:-2}
 REQS=${DNS_BENCH_REQS:-10}
+IODINE2=${DNS_BENCH_IODINE2:--L0} # iodine's options in its second run
+PATHS=${DNS_BENCH_PATHS:-umbra iodine iodine-L0}
 (
     . "$SRCDIR/tests/integration/lib.sh"
     TL_NETNS=0
@@ -76,11 +78,11 @@ EOF2
         sleep 1
     }
     declare -A TPUT FB50 FB90 NOTE
-    for path in umbra iodine iodine-L0; do
+    for path in $PATHS; do
         case $path in
         umbra) px=(--socks5-hostname "127.0.0.1:$MB_SOCKS") url=http://$MB_WEB ;;
         iodine) px=() url=http://10.99.0.1; iodine_up iodine.log || continue ;;
-        iodine-L0) px=() url=http://10.99.0.1; iodine_up iodine-L0.log -L0 || continue ;;
+        iodine-L0) px=() url=http://10.99.0.1; iodine_up iodine-L0.log $IODINE2 || continue ;;
         esac
         in_c curl -s "${px[@]}" -o /dev/null "$url/small" # warm up
         best=0
@@ -109,12 +111,12 @@ EOF2
     done
     echo "| path (through unbound 1.17) | download KiB/s ($MIB MiB, best of 2) | first byte median ms | p90 ms | notes |"
     echo "|---|---|---|---|---|"
-    echo "| umbra dns (TXT, EDNS0 1232) | ${TPUT[umbra]} | ${FB50[umbra]} | ${FB90[umbra]} |${NOTE[umbra]} |"
+    echo "| umbra dns (TXT, EDNS0 1232) | ${TPUT[umbra]:-} | ${FB50[umbra]:-} | ${FB90[umbra]:-} |${NOTE[umbra]:-} |"
     echo "| iodine 0.7 (defaults: lazy mode, auto type, codec, fragment size) | ${TPUT[iodine]:-} | ${FB50[iodine]:-} | ${FB90[iodine]:-} |${NOTE[iodine]:-} |"
-    echo "| iodine 0.7 -L0 (lazy mode off) | ${TPUT[iodine-L0]:-} | ${FB50[iodine-L0]:-} | ${FB90[iodine-L0]:-} |${NOTE[iodine-L0]:-} |"
+    echo "| iodine 0.7 $IODINE2 | ${TPUT[iodine-L0]:-} | ${FB50[iodine-L0]:-} | ${FB90[iodine-L0]:-} |${NOTE[iodine-L0]:-} |"
     bi=${TPUT[iodine]:-0}
     [ "${TPUT[iodine-L0]:-0}" -gt "$bi" ] && bi=${TPUT[iodine-L0]}
-    awk -v u="${TPUT[umbra]}" -v i="$bi" 'BEGIN { printf "\nthroughput ratio umbra / best iodine: %.1fx\n", u / (i ? i : 1) }'
+    awk -v u="${TPUT[umbra]:-0}" -v i="$bi" 'BEGIN { printf "\nthroughput ratio umbra / best iodine: %.1fx\n", u / (i ? i : 1) }'
     grep -ihE "using|fragment size to|Switching|too few" "$WORK/iodine.log" | sed 's/^/# iodine: /' | head -8
 )
 rc=$?

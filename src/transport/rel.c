@@ -23,17 +23,20 @@
 #include "util/bytes.h"
 #include "util/err.h"
 
-#define MSS        1200u /* congestion window unit (bytes) */
-#define CWND_INIT  (10u * MSS)
-#define CWND_MIN   (2u * MSS)
-#define PEER_WND0  4096u /* what a peer accepts before its first ack (rcv_max >= this) */
-#define SENT_MAX   4096u /* records of packets in flight */
-#define REXMIT_MAX 4096u /* pending resend ranges (merged beyond) */
-#define HAVE_MAX   64u   /* out-of-order ranges kept by the receiver */
-#define RXPN_MAX   32u   /* packet number ranges remembered for acks */
-#define PKT_THRESH 3u    /* fast retransmit: acked this many packets later */
-#define BETA_PCT   70u   /* window kept on a loss (CUBIC beta, RFC 9438) */
-#define NONE       UINT64_MAX
+#define MSS         1200u /* congestion window unit (bytes) */
+#define CWND_INIT   (10u * MSS)
+#define CWND_MIN    (4u * MSS)
+#define PEER_WND0   4096u /* what a peer accepts before its first ack (rcv_max >= this) */
+#define SENT_MAX    4096u /* records of packets in flight */
+#define REXMIT_MAX  4096u /* pending resend ranges (merged beyond) */
+#define HAVE_MAX    64u   /* out-of-order ranges kept by the receiver */
+#define RXPN_MAX    32u   /* packet number ranges remembered for acks */
+#define PKT_THRESH  3u    /* fast retransmit: acked this many packets later (at first) */
+#define REORDER_MAX 64u   /* the threshold grows with each loss found spurious, up to this */
+#define LOST_RING   128u  /* packet numbers declared lost, remembered to find spurious losses */
+#define BETA_PCT    70u   /* window kept on a loss (CUBIC beta, RFC 9438) */
+#define PN_JUMP_MAX (1u << 20) /* a packet number further ahead than this is garbage */
+#define NONE        UINT64_MAX
 
 typedef struct {
     uint64_t lo, hi; /* [lo, hi) */
@@ -51,7 +54,7 @@ struct um_rel {
     bool dead;
 
     /* send side */
-    uint8_t *sbuf; /* ring of snd_max bytes: offset o at o % snd_max */
+    uint8_t *sbuf; /* ring of snd_max bytes (from the first write): offset o at o % snd_max */
     uint64_t snd_una, snd_nxt, snd_end, fin_off, peer_limit;
     bool fin_acked;
     sent_t *sent;
@@ -60,6 +63,12 @@ struct um_rel {
     size_t n_rexmit, rexmit_cap;
     uint64_t next_pn, largest_acked, recovery_pn;
     bool any_acked;
+    uint64_t lost_pn[LOST_RING];    /* NONE: free */
+    uint32_t lost_depth[LOST_RING]; /* largest acked - pn when it was declared lost */
+    size_t lost_at;
+    uint32_t reorder; /* packet threshold in use */
+    uint32_t undo_cwnd, undo_ssthresh;
+    uint64_t undo_pn; /* the loss that caused the last reduction */
     uint32_t cwnd, ssthresh, in_flight;
     uint32_t srtt, rttvar, latest_rtt, rto, backoff;
     bool have_rtt;
@@ -220,11 +229,6 @@ int um_rel_new(const um_rel_cfg_t *cfg, uint64_t now_ms, um_rel_t **out)
         return UM_EINVAL;
     um_rel_t *r = calloc(1, sizeof(*r));
     if (!r) return UM_ENOMEM;
-    r->sbuf = malloc(c.snd_max);
-    if (!r->sbuf) {
-        free(r);
-        return UM_ENOMEM;
-    }
     r->cfg = c;
     r->fin_off = NONE;
     r->rcv_fin = NONE;
@@ -236,6 +240,10 @@ int um_rel_new(const um_rel_cfg_t *cfg, uint64_t now_ms, um_rel_t **out)
                                                  : UM_REL_RTO_INITIAL;
     r->rto_at = NONE;
     r->recovery_pn = NONE;
+    r->reorder = PKT_THRESH;
+    r->undo_pn = NONE;
+    for (size_t i = 0; i < LOST_RING; i++)
+        r->lost_pn[i] = NONE;
     r->last_rx = r->last_data_rx = r->last_elicit_tx = now_ms;
     r->adv_limit = c.rcv_max;
     *out = r;
@@ -245,7 +253,7 @@ int um_rel_new(const um_rel_cfg_t *cfg, uint64_t now_ms, um_rel_t **out)
 void um_rel_free(um_rel_t *r)
 {
     if (!r) return;
-    sodium_memzero(r->sbuf, r->cfg.snd_max);
+    if (r->sbuf) sodium_memzero(r->sbuf, r->cfg.snd_max);
     free(r->sbuf);
     if (r->rbuf) sodium_memzero(r->rbuf, r->cfg.rcv_max);
     free(r->rbuf);
@@ -274,8 +282,9 @@ int um_rel_write(um_rel_t *r, const uint8_t *p, size_t n)
 {
     if (r->dead) return UM_ETIMEDOUT;
     if (r->fin_off != NONE) return UM_EPIPE;
-    if (n > r->cfg.snd_max - (size_t)(r->snd_end - r->snd_una)) return UM_ENOSPC;
+    if (n > r->cfg.snd_max - um_rel_queued(r)) return UM_ENOSPC;
     if (!n) return 0;
+    if (!r->sbuf && !(r->sbuf = malloc(r->cfg.snd_max))) return UM_ENOMEM;
     ring_put(r->sbuf, r->cfg.snd_max, r->snd_end, p, n);
     r->snd_end += n;
     return 0;
@@ -290,7 +299,8 @@ int um_rel_shutdown(um_rel_t *r)
 
 size_t um_rel_queued(const um_rel_t *r)
 {
-    return (size_t)(r->snd_end - r->snd_una);
+    /* snd_una passes snd_end by one once the FIN is acked */
+    return r->snd_una >= r->snd_end ? 0 : (size_t)(r->snd_end - r->snd_una);
 }
 
 size_t um_rel_space(const um_rel_t *r)
@@ -361,6 +371,9 @@ static uint32_t cwnd_cap(const um_rel_t *r)
 static void congestion_event(um_rel_t *r, uint64_t pn)
 {
     if (r->recovery_pn != NONE && pn <= r->recovery_pn) return;
+    r->undo_cwnd = r->cwnd;
+    r->undo_ssthresh = r->ssthresh;
+    r->undo_pn = pn;
     uint32_t c = (uint32_t)((uint64_t)r->cwnd * BETA_PCT / 100);
     r->ssthresh = c > CWND_MIN ? c : CWND_MIN;
     r->cwnd = r->ssthresh;
@@ -406,7 +419,8 @@ int um_rel_poll(um_rel_t *r, uint64_t now)
             }
             r->n_sent = 0;
             r->in_flight = 0;
-            r->ssthresh = flight / 2 > CWND_MIN ? flight / 2 : CWND_MIN;
+            uint32_t th = (uint32_t)((uint64_t)flight * BETA_PCT / 100);
+            r->ssthresh = th > CWND_MIN ? th : CWND_MIN;
             r->cwnd = CWND_MIN;
             r->recovery_pn = r->next_pn ? r->next_pn - 1 : 0;
             if (r->backoff < 16) r->backoff++;
@@ -451,7 +465,8 @@ static bool wnd_update_due(const um_rel_t *r)
 bool um_rel_wants_output(const um_rel_t *r, uint64_t now_ms)
 {
     if (r->dead) return false;
-    return r->ack_pending || wnd_update_due(r) || data_ready(r) || ping_due(r, now_ms);
+    bool ack = r->n_rxpn > 0 && (r->ack_pending || wnd_update_due(r));
+    return ack || data_ready(r) || ping_due(r, now_ms);
 }
 
 uint64_t um_rel_next_timer(const um_rel_t *r, uint64_t now_ms)
@@ -574,7 +589,7 @@ int um_rel_output(um_rel_t *r, uint64_t now, uint8_t *out, size_t cap, size_t *n
         if (hi > dhi) flags |= UM_REL_F_FIN;
         um_st32(out + at, (uint32_t)lo);
         at += D;
-        ring_get(r->sbuf, r->cfg.snd_max, lo, out + at, len);
+        if (len) ring_get(r->sbuf, r->cfg.snd_max, lo, out + at, len);
         at += len;
         s.off = lo;
         s.len = (uint32_t)(hi - lo);
@@ -676,17 +691,45 @@ static int on_ack(um_rel_t *r, const um_rel_pkt_t *k, const pnr_t *rg, size_t nr
         }
     }
     r->n_sent = w;
-    /* loss: acked PKT_THRESH packets later, or sent 9/8 RTT before one acked */
+    /* A packet declared lost and acked after all was only late (reordered,
+     * or its ack waited for a query): widen the reordering window, and undo
+     * the window reduction it caused (as Eifel, RFC 3522). */
+    for (size_t i = 0; i < LOST_RING; i++) {
+        uint64_t pn = r->lost_pn[i];
+        if (pn == NONE || pn > L) continue;
+        bool acked = false;
+        for (size_t q = 0; q < nr && !acked; q++)
+            acked = rg[q].lo <= pn && pn <= rg[q].hi;
+        if (!acked) continue;
+        r->lost_pn[i] = NONE;
+        r->st.spurious++;
+        /* the packet came at least (largest acked then - pn) places late */
+        uint64_t depth = r->lost_depth[i] + 1;
+        if (depth <= r->reorder) depth = r->reorder + 1;
+        r->reorder = depth > REORDER_MAX ? REORDER_MAX : (uint32_t)depth;
+        if (pn == r->undo_pn) {
+            if (r->undo_cwnd > r->cwnd) r->cwnd = r->undo_cwnd;
+            r->ssthresh = r->undo_ssthresh;
+            r->undo_pn = NONE;
+        }
+    }
+    /* loss: acked `reorder` packets later, or sent (8 + reorder - 3)/8 of an
+     * RTT before one acked (9/8 at first, as RFC 9002) */
     uint64_t late =
-        r->have_rtt ? (uint64_t)(r->srtt > r->latest_rtt ? r->srtt : r->latest_rtt) * 9 / 8 : NONE;
+        r->have_rtt ? (uint64_t)(r->srtt > r->latest_rtt ? r->srtt : r->latest_rtt) *
+                          (9 + (r->reorder - PKT_THRESH < 16 ? r->reorder - PKT_THRESH : 16)) / 8
+                    : NONE;
     w = 0;
     for (size_t i = 0; i < r->n_sent; i++) {
         sent_t *s = &r->sent[i];
         bool lost = s->pn < r->largest_acked &&
-                    (s->pn + PKT_THRESH <= r->largest_acked || (late != NONE && now - s->t > late));
+                    (s->pn + r->reorder <= r->largest_acked || (late != NONE && now - s->t > late));
         if (lost) {
             int e = lose(r, s);
             if (e) return e;
+            uint64_t d = r->largest_acked - s->pn;
+            r->lost_depth[r->lost_at % LOST_RING] = d > REORDER_MAX ? REORDER_MAX : (uint32_t)d;
+            r->lost_pn[r->lost_at++ % LOST_RING] = s->pn;
             congestion_event(r, s->pn);
             if (!s->ping) r->st.fast_resends++;
         } else {
@@ -720,7 +763,8 @@ int um_rel_input(um_rel_t *r, const uint8_t *pkt, size_t n, uint64_t now)
     int e = um_rel_pkt_parse(pkt, n, &k);
     if (e) goto bad;
     e = UM_EPROTO;
-    if (!unwrap(r->n_rxpn ? r->rxpn[0].hi : 0, k.pn, &pn)) goto bad;
+    uint64_t near = r->n_rxpn ? r->rxpn[0].hi : 0;
+    if (!unwrap(near, k.pn, &pn) || (pn > near && pn - near > PN_JUMP_MAX)) goto bad;
     if (k.flags & UM_REL_F_ACK) {
         uint64_t L;
         if (r->next_pn == 0 || !unwrap(r->next_pn - 1, k.largest, &L) || L >= r->next_pn) goto bad;
@@ -825,4 +869,5 @@ void um_rel_stats(const um_rel_t *r, um_rel_stats_t *st)
     st->cwnd = r->cwnd;
     st->ssthresh = r->ssthresh;
     st->in_flight = r->in_flight;
+    st->reorder = r->reorder;
 }

@@ -7,15 +7,19 @@
  * packet of at most `cap` bytes. Send opportunities may be pulled (a DNS
  * server can only answer a query) and of any size; a pushing lower layer
  * sends whenever um_rel_wants_output is true and runs um_rel_poll at
- * um_rel_next_timer.
+ * um_rel_next_timer. The packets are not authenticated here: a lower layer
+ * that lets forged packets through lets them disturb (not inject into) the
+ * stream, whose session records are authenticated above.
  *
  * Mechanisms: packet numbers (never reused, so every RTT sample is
  * unambiguous), stream offsets for data (a resend is re-cut to whatever
  * opportunity comes), a cumulative ack plus selective ack ranges, RFC 6298
  * RTO with exponential backoff, fast retransmit on SACK evidence (three
- * later packets acked), a NewReno window in bytes, flow control by an
- * advertised limit (data beyond it is discarded), FIN as one virtual byte
- * after the data, keepalive pings and an idle timeout.
+ * later packets acked at first; the threshold adapts when losses turn out
+ * spurious, and their window reduction is undone), a NewReno window in
+ * bytes (reduction 0.7), flow control by an advertised limit (data beyond
+ * it is discarded), FIN as one virtual byte after the data, keepalive pings
+ * and an idle timeout.
  *
  * Ownership: an um_rel_t is heap-allocated and owned by its creator
  * (um_rel_free). Every pointer argument is borrowed for the call; written
@@ -101,6 +105,8 @@ typedef struct {
     uint64_t data_sent, data_resent;             /* stream bytes, first time and again */
     uint64_t data_delivered;                     /* stream bytes given to um_rel_read */
     uint64_t rto_fires, fast_resends;            /* loss events by cause */
+    uint64_t spurious;                           /* losses declared, then acked after all */
+    uint32_t reorder;                            /* packet reordering threshold in use */
     uint32_t srtt_ms, rttvar_ms, rto_ms;
     uint32_t cwnd, ssthresh, in_flight; /* bytes */
 } um_rel_stats_t;

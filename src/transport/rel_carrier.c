@@ -35,6 +35,8 @@ struct um_rel_carrier {
     size_t wq_max;
     bool reading, shut, shut_pending, closed, end_delivered, drain_armed, kick_armed;
     int err; /* terminal error to deliver (UM_ETIMEDOUT) */
+    void (*on_close)(void *ud);
+    void *on_close_ud;
     uint8_t *scratch;
 };
 
@@ -88,10 +90,9 @@ static void flush(um_rel_carrier_t *rc)
     }
 }
 
-/* Calls the read callback; false once the carrier was closed in it. */
+/* Calls the read callback (set); false once the carrier was closed in it. */
 static bool deliver(um_rel_carrier_t *rc, const uint8_t *p, size_t n, int status)
 {
-    if (!rc->rd) return false;
     rc->rd(&rc->base, p, n, status, rc->ud);
     return !rc->closed;
 }
@@ -106,7 +107,7 @@ static void run(um_rel_carrier_t *rc)
     }
     flush(rc);
     /* reads, bounded per run */
-    for (int i = 0; rc->reading && !rc->end_delivered && i < READS_PER_RUN; i++) {
+    for (int i = 0; rc->reading && rc->rd && !rc->end_delivered && i < READS_PER_RUN; i++) {
         size_t n = 0;
         int e = um_rel_read(rc->rel, rc->scratch, READ_CHUNK, &n);
         if (n) {
@@ -182,6 +183,12 @@ void um_rel_carrier_detach_link(um_rel_carrier_t *rc)
 um_rel_t *um_rel_carrier_rel(um_rel_carrier_t *rc)
 {
     return rc->rel;
+}
+
+void um_rel_carrier_on_close(um_rel_carrier_t *rc, void (*cb)(void *ud), void *ud)
+{
+    rc->on_close = cb;
+    rc->on_close_ud = ud;
 }
 
 um_carrier_t *um_rel_carrier_base(um_rel_carrier_t *rc)
@@ -294,6 +301,7 @@ static void c_close(um_carrier_t *c)
     rc->linked = false;
     rc->rd = NULL;
     rc->dr = NULL;
+    if (rc->on_close) rc->on_close(rc->on_close_ud);
     uv_close((uv_handle_t *)&rc->tm, on_closed);
     uv_close((uv_handle_t *)&rc->kick, on_closed);
 }

@@ -46,5 +46,9 @@ void um_rel_carrier_detach_link(um_rel_carrier_t *rc); /* the link is going away
 
 /* Additions beyond the contract. */
 um_rel_t *um_rel_carrier_rel(um_rel_carrier_t *rc); /* borrowed: stats, poll hints */
+/* The link learns that the carrier's owner closed it: cb(ud) runs once,
+ * inside close() (the only callback that does), so the link can drop its
+ * pointer before the memory goes; after it, no um_rel_carrier_* call. */
+void um_rel_carrier_on_close(um_rel_carrier_t *rc, void (*cb)(void *ud), void *ud);
 
 #endif

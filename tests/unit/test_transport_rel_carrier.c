@@ -22,6 +22,7 @@
 
 typedef struct {
     uint64_t at;
+    int id; /* pull mode: the query it is or answers */
     size_t n;
     uint8_t p[1200];
 } pkt_t;
@@ -38,7 +39,7 @@ struct side {
     uint8_t seed;
     size_t tx_total, tx_done, rx_done;
     int rx_status; /* 0 while open; UM_EPIPE or an error at the end */
-    int drains, refusals, wants;
+    int drains, refusals, wants, link_told;
     bool closed;
 };
 
@@ -47,6 +48,10 @@ typedef struct {
     uv_timer_t net, watchdog;
     side_t a, b;
     unsigned drop_pct;
+    bool pull;          /* a only sends queries, b only answers them (as dns) */
+    uint64_t qsent[64]; /* pull: send time of query id (0: free) */
+    int next_id;
+    uint64_t last_query;
     uint64_t rng;
     bool done;
 } fx_t;
@@ -74,22 +79,63 @@ static void want_output(void *ud)
     s->wants++;
 }
 
+static void send_pkt(side_t *s, int id, const uint8_t *p, size_t n)
+{
+    if (rnd() % 100 < fx.drop_pct) return;
+    side_t *d = s->peer;
+    assert_true(d->n_in < NPKT);
+    pkt_t *w = &d->inbox[d->n_in++];
+    w->at = uv_now(&fx.loop) + 5;
+    w->id = id;
+    w->n = n;
+    memcpy(w->p, p, n);
+}
+
+/* Pull mode, the client: queries while rel has something, the server said
+ * it has more, or an idle poll is due; at most 16 unanswered (a query
+ * unanswered for 300 ms is given up). */
+static void query(side_t *s)
+{
+    uint64_t now = uv_now(&fx.loop);
+    int free_id = 0, inflight = 0;
+    for (int id = 1; id < 64; id++) {
+        if (fx.qsent[id] && now - fx.qsent[id] > 300) fx.qsent[id] = 0;
+        if (fx.qsent[id])
+            inflight++;
+        else if (!free_id)
+            free_id = id;
+    }
+    um_rel_t *r = um_rel_carrier_rel(s->rc);
+    bool want = s->want || um_rel_carrier_wants_output(s->rc) || um_rel_peer_more(r);
+    if (!want && now < fx.last_query + um_rel_poll_interval(r, now)) return;
+    if (inflight >= 16 || !free_id) return;
+    s->want = false;
+    uint8_t p[1200];
+    size_t n = 0;
+    int e = um_rel_carrier_output(s->rc, p, s->cap, &n);
+    if (e) return;
+    fx.qsent[free_id] = now;
+    fx.last_query = now;
+    send_pkt(s, free_id, p, n); /* n = 0: an empty poll */
+}
+
 static void pump(side_t *s)
 {
-    if (!s->want || s->closed) return;
+    if (s->closed) return;
+    if (fx.pull) {
+        if (s == &fx.a)
+            for (int k = 0; k < 4; k++)
+                query(s);
+        return; /* the server speaks only when asked */
+    }
+    if (!s->want) return;
     s->want = false;
     for (int k = 0; k < 64; k++) {
         uint8_t p[1200];
         size_t n = 0;
         int e = um_rel_carrier_output(s->rc, p, s->cap, &n);
         if (e || !n) break;
-        if (rnd() % 100 < fx.drop_pct) continue;
-        side_t *d = s->peer;
-        assert_true(d->n_in < NPKT);
-        pkt_t *w = &d->inbox[d->n_in++];
-        w->at = uv_now(&fx.loop) + 5;
-        w->n = n;
-        memcpy(w->p, p, n);
+        send_pkt(s, 0, p, n);
     }
 }
 
@@ -98,14 +144,32 @@ static void deliver(side_t *s)
     uint64_t now = uv_now(&fx.loop);
     size_t w = 0;
     for (size_t i = 0; i < s->n_in; i++) {
-        if (s->inbox[i].at <= now && !s->closed) {
-            int e = um_rel_carrier_input(s->rc, s->inbox[i].p, s->inbox[i].n);
+        pkt_t *k = &s->inbox[i];
+        if (s->closed) continue;
+        if (k->at > now) {
+            s->inbox[w++] = *k;
+            continue;
+        }
+        if (k->n) {
+            int e = um_rel_carrier_input(s->rc, k->p, k->n);
             assert_true(e == 0 || e == UM_ETIMEDOUT);
-        } else if (!s->closed) {
-            s->inbox[w++] = s->inbox[i];
+        }
+        if (fx.pull && s == &fx.b && !s->closed) { /* answer the query */
+            uint8_t p[1200];
+            size_t n = 0;
+            if (um_rel_carrier_output(s->rc, p, s->cap, &n) == 0) send_pkt(s, k->id, p, n);
+        } else if (fx.pull && s == &fx.a) {
+            fx.qsent[k->id] = 0;
         }
     }
     s->n_in = w;
+}
+
+static void on_link_close(void *ud)
+{
+    side_t *s = ud;
+    s->link_told++;
+    s->closed = true; /* the link forgets the carrier */
 }
 
 static void fill(side_t *s)
@@ -141,7 +205,6 @@ static void maybe_finish(void)
                                         um_rel_finished(um_rel_carrier_rel(fx.b.rc))))
         return;
     fx.done = true;
-    fx.a.closed = fx.b.closed = true;
     um_carrier_close(fx.a.c);
     um_carrier_close(fx.b.c);
     uv_close((uv_handle_t *)&fx.net, NULL);
@@ -195,6 +258,7 @@ static void setup_fx(const um_rel_cfg_t *cfg, unsigned drop, size_t total)
         assert_int_equal(um_rel_carrier_new(&fx.loop, cfg, &link, &s->rc), 0);
         s->c = um_rel_carrier_base(s->rc);
         um_carrier_set_cbs(s->c, on_read, on_drain, s);
+        um_rel_carrier_on_close(s->rc, on_link_close, s);
         um_carrier_set_wq_max(s->c, 64 << 10);
         assert_int_equal(um_carrier_read_start(s->c), 0);
     }
@@ -226,6 +290,26 @@ static void test_transfer(void **st)
     assert_int_equal(fx.b.rx_done, 256 << 10);
     assert_true(fx.a.refusals > 0 && fx.a.drains > 0); /* backpressure worked */
     assert_true(fx.a.wants > 0 && fx.b.wants > 0);
+    assert_int_equal(fx.a.link_told, 1);
+    assert_int_equal(fx.b.link_told, 1);
+}
+
+/* The same as dns would drive it: the client sends queries of 100 bytes
+ * (empty ones to poll), the server only answers, 1000 bytes at most. */
+static void test_transfer_pull(void **st)
+{
+    (void)st;
+    um_rel_cfg_t cfg = {.idle_timeout_ms = 10000};
+    setup_fx(&cfg, 5, 128 << 10);
+    fx.pull = true;
+    fx.a.cap = 100;
+    fill(&fx.a);
+    fill(&fx.b);
+    teardown_fx();
+    assert_int_equal(fx.a.rx_status, UM_EPIPE);
+    assert_int_equal(fx.b.rx_status, UM_EPIPE);
+    assert_int_equal(fx.a.rx_done, 128 << 10);
+    assert_int_equal(fx.b.rx_done, 128 << 10);
 }
 
 /* The link drops everything: both ends learn it by the idle timeout. */
@@ -261,6 +345,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_transfer),
+        cmocka_unit_test(test_transfer_pull),
         cmocka_unit_test(test_dead_link),
         cmocka_unit_test(test_detach),
     };

@@ -18,6 +18,8 @@ BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
 BUILD="$BUILD libmaxminddb-dev"
 # libwslay-dev: RFC 6455 framing of the ws transport.
 BUILD="$BUILD libwslay-dev"
+# libldns-dev: the dns transport builds and parses DNS messages with ldns.
+BUILD="$BUILD libldns-dev"
 # Tests: cmocka; clang + libFuzzer runtime (make fuzz); real programs for the
 # integration tests (curl, nginx, chromium and firefox-esr whose ClientHellos
 # the tls transport copies, iperf3, Debian's python3 with dissononce as a Noise
@@ -31,11 +33,15 @@ BUILD="$BUILD libwslay-dev"
 TEST="libcmocka-dev clang libclang-rt-14-dev curl nginx-light openssl python3 python3-dissononce
       chromium firefox-esr tshark valgrind util-linux iperf3 iproute2 procps
       nftables microsocks systemd man-db groff-base python3-prometheus-client"
+# unbound: the recursive resolver of the dns transport's integration test.
+TEST="$TEST unbound"
 # Benchmark peers: shadowsocks-libev, sshd + ssh -D, microsocks, and time.
 # v2ray: the VMess column of bench/peers.sh and bench/delay.sh; iproute2 (ip,
 # tc) for the delayed path of bench/delay.sh.
 BENCH="shadowsocks-libev openssh-server openssh-client microsocks nginx-light curl procps time
        python3 v2ray iproute2"
+# iodine: the DNS tunnel bench/dns.sh measures the dns transport against.
+BENCH="$BENCH iodine unbound"
 
 check=0
 want="$BUILD $TEST"

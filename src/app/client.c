@@ -376,6 +376,7 @@ void cli_start_handshake(cli_t *c, const um_addr_t *ip)
     if (c->cfg->upstream.kind != UM_UPSTREAM_NONE) cc.upstream = &c->cfg->upstream;
     int br = 0;
     cc.dialer = bridge_dialer(c, &br); /* the exit's session rides a stream of the bridge's */
+    if (!br && tr && tr->type == UM_TR_DNS) cc.dialer = cli_dns_dialer(c, tr, s->public_key, &br);
     um_addr_t dst = *ip;
     dst.port = cli_dial_port(c, ip->port);
     um_addr_format(&dst, c->cur, sizeof(c->cur));
@@ -721,6 +722,7 @@ out:
     um_hub_free(c->hub);
     um_resolver_free(c->resolver);
     uv_walk(c->loop, close_walk, NULL);
+    cli_dns_free(c);
     uv_run(c->loop, UV_RUN_DEFAULT);
     uv_loop_close(c->loop);
     um_events_close(&c->ev);

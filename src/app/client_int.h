@@ -124,6 +124,8 @@ typedef struct cli {
     uint64_t m_server_ends;
     /* ws */
     um_codec_ws_t ws; /* the codec of the ws transport (the connector borrows it) */
+    /* dns: the dialer of conversations through the resolver (client_dns.c) */
+    struct cli_dns *dns;
 } cli_t;
 
 static inline const um_peer_server_t *cur_server(const cli_t *c)
@@ -176,5 +178,9 @@ void cli_metrics_session_down(cli_t *c, const um_tunnel_stats_t *st);
 /* Why the server ended the session (its GOAWAY code; mux/frame.h), NULL
  * when it gave none of the management reasons. */
 const char *cli_server_end_reason(const um_tunnel_t *t);
+/* client_dns.c */
+const um_connector_dialer_t *cli_dns_dialer(cli_t *c, const um_transport_cfg_t *tr,
+                                            const uint8_t server_pub[32], int *err);
+void cli_dns_free(cli_t *c);
 
 #endif

@@ -60,6 +60,9 @@ int um_cmd_link(int argc, char **argv)
     else if (l.transport == UM_TR_TLS)
         printf("transport:         tls (sni %s, fingerprint %s, padding %s)\n", l.sni,
                um_cfg_fp_name(l.fingerprint), um_cfg_pad_name(l.padding));
+    else if (l.transport == UM_TR_DNS)
+        printf("transport:         dns (zone %s, resolver %s, padding %s)\n", l.zone,
+               l.resolver[0] ? l.resolver : "from /etc/resolv.conf", um_cfg_pad_name(l.padding));
     else
         printf("transport:         tcp (shape %s, padding %s)\n", um_shape_name(l.shape),
                um_cfg_pad_name(l.padding));

@@ -2,6 +2,7 @@
  *   umbra server init -c server.conf --listen 0.0.0.0:443 [--public-host vps.example]
  *       [--transport tls --cover HOST:PORT [--sni NAME] [--fingerprint chromium|firefox]]
  *       [--ports LO-HI [--hop D]]
+ *       [--transport dns --zone ZONE]
  *   umbra server add-client -c server.conf NAME
  *   umbra server -c server.conf [--allow CIDR]... [--check] */
 #include <errno.h>
@@ -16,6 +17,7 @@
 
 #include "app/cli.h"
 #include "app/config.h"
+#include "app/dns_cfg.h"
 #include "app/link.h"
 #include "app/mgmt.h"
 #include "app/run.h"
@@ -28,6 +30,7 @@ const char um_usage_server[] =
     "                          [--fingerprint chromium|firefox]]\n"
     "                         [--ports LO-HI [--hop D]]\n"
     "                         [--transport ws --ws-path /PATH --public-host FRONT[:PORT]]\n"
+    "                         [--transport dns --zone ZONE]\n"
     "       umbra server add-client -c FILE NAME [--quota Q] [--expires DATE] [--qr | --no-qr]\n"
     "       umbra server -c FILE [--allow CIDR]... [--log-level LEVEL] [--metrics ADDR]\n"
     "                    [--check]\n"
@@ -58,6 +61,9 @@ const char um_usage_server[] =
     "                                 terminates TLS; listen on 127.0.0.1 with plain HTTP\n"
     "            --ws-path /PATH      ws: the secret path the front forwards here\n"
     "            --public-host FRONT[:PORT]  ws: the front clients dial (default port 443)\n"
+    "            --zone ZONE          dns: the zone delegated to this server, which answers\n"
+    "                                 for it on UDP and TCP at --listen (port 53), e.g.\n"
+    "                                 --transport dns --zone t.example.com\n"
     "add-client  authorises a new client with a fresh key and prints its umbra://\n"
     "            link (and a QR code when standard output is a terminal). With -c FILE\n"
     "            it appends to the file (reload a running server with SIGHUP); without\n"
@@ -116,20 +122,65 @@ static int write_new_file(const char *path, const char *text, char *err, size_t 
     return 0;
 }
 
+/* --transport dns: the zone, nothing else of the other transports. */
+static int init_dns(const char *cover, const char *sni, const char *fingerprint, const char *ports,
+                    const char *hop, const char *zone, char *out, size_t cap)
+{
+    const char *opt = cover         ? "--cover"
+                      : sni         ? "--sni"
+                      : fingerprint ? "--fingerprint"
+                      : ports       ? "--ports"
+                      : hop         ? "--hop"
+                                    : NULL;
+    if (opt) {
+        um_cli_error("server init", "%s does not go with --transport dns", opt);
+        return -1;
+    }
+    char z[UM_DOMAIN_MAX + 1];
+    if (!zone) {
+        um_cli_error("server init",
+                     "--transport dns needs --zone ZONE, the DNS zone delegated to this server "
+                     "(e.g. --zone t.example.com; see docs/dns-delegation.md)");
+        return -1;
+    }
+    if (um_dns_zone_norm(zone, z, sizeof(z)) != 0) {
+        um_cli_error("server init",
+                     "--zone '%s': expected a DNS zone name of at most 200 characters, e.g. "
+                     "t.example.com",
+                     zone);
+        return -1;
+    }
+    snprintf(out, cap,
+             "transport = dns\n"
+             "\n"
+             "# Authoritative for zone on UDP and TCP at the listen address (usually port 53);\n"
+             "# the parent zone delegates it here (docs/dns-delegation.md).\n"
+             "[transport \"dns\"]\n"
+             "type = dns\n"
+             "zone = %s\n",
+             z);
+    return 0;
+}
+
 /* The transport options of init: nothing for tcp (the built-in default),
  * else "transport = tls" for [server] and a [transport "tls"] section, in
  * out. Returns 0, or -1 after printing the usage error. */
 static int init_transport(const char *transport, const char *cover, const char *sni,
-                          const char *fingerprint, const char *ports, const char *hop, char *out,
-                          size_t cap)
+                          const char *fingerprint, const char *ports, const char *hop,
+                          const char *zone, char *out, size_t cap)
 {
     uint8_t type = UM_TR_TCP, fp = UM_TLS_FP_CHROMIUM;
     char why[160];
     out[0] = '\0';
     if (transport && um_tr_type_parse(transport, &type) != 0) {
-        um_cli_error("server init", "--transport '%s': expected tcp, tls or ws", transport);
+        um_cli_error("server init", "--transport '%s': expected tcp, tls, ws or dns", transport);
         return -1;
     }
+    if (zone && type != UM_TR_DNS) {
+        um_cli_error("server init", "--zone goes with --transport dns");
+        return -1;
+    }
+    if (type == UM_TR_DNS) return init_dns(cover, sni, fingerprint, ports, hop, zone, out, cap);
     if (hop && !ports) {
         um_cli_error("server init", "--hop goes with --ports LO-HI");
         return -1;
@@ -242,8 +293,10 @@ static int cmd_init(int argc, char **argv)
         {"ports", required_argument, NULL, 'P'},
         {"hop", required_argument, NULL, 'H'},
         {"ws-path", required_argument, NULL, 'W'},
+        {"zone", required_argument, NULL, 'Z'},
         {NULL, 0, NULL, 0},
     };
+    const char *zone = NULL;
     const char *path = NULL, *listen = NULL, *host = NULL;
     const char *transport = NULL, *cover = NULL, *sni = NULL, *fingerprint = NULL;
     const char *ports = NULL, *hop = NULL, *ws_path = NULL;
@@ -261,6 +314,7 @@ static int cmd_init(int argc, char **argv)
         case 'P': ports = optarg; break;
         case 'H': hop = optarg; break;
         case 'W': ws_path = optarg; break;
+        case 'Z': zone = optarg; break;
         default: return UM_EXIT_USAGE;
         }
     }
@@ -277,7 +331,7 @@ static int cmd_init(int argc, char **argv)
     }
     char trtext[UM_DOMAIN_MAX * 2 + 512] = "";
     if (transport && strcmp(transport, "ws") == 0) {
-        if (init_ws(ws_path, host, cover || sni || fingerprint || ports || hop, trtext,
+        if (init_ws(ws_path, host, cover || sni || fingerprint || ports || hop || zone, trtext,
                     sizeof(trtext)) != 0)
             return UM_EXIT_USAGE;
         host = NULL; /* the front's name goes into the transport section */
@@ -289,8 +343,8 @@ static int cmd_init(int argc, char **argv)
         um_cli_error("server init", "--public-host '%s': %s", host, why);
         return UM_EXIT_USAGE;
     }
-    if (!trtext[0] &&
-        init_transport(transport, cover, sni, fingerprint, ports, hop, trtext, sizeof(trtext)) != 0)
+    if (!trtext[0] && init_transport(transport, cover, sni, fingerprint, ports, hop, zone, trtext,
+                                     sizeof(trtext)) != 0)
         return UM_EXIT_USAGE;
     uint8_t priv[32];
     char key[UM_KEY_B64_LEN + 1];
@@ -324,8 +378,8 @@ static int cmd_init(int argc, char **argv)
 static int init_ws(const char *path, const char *front, bool other, char *out, size_t cap)
 {
     if (other) {
-        um_cli_error("server init", "--cover, --sni, --fingerprint, --ports and --hop do not go "
-                                    "with --transport ws");
+        um_cli_error("server init", "--cover, --sni, --fingerprint, --ports, --hop and --zone do "
+                                    "not go with --transport ws");
         return -1;
     }
     if (!path || !um_ws_path_ok(path)) {
@@ -407,8 +461,12 @@ static int server_link(const um_config_t *cfg, const uint8_t client_priv[32], co
             a.port = cfg->listen[i].port;
         } else {
             static const uint8_t zero[16];
-            if ((a.type == UM_ADDR_IPV4 && memcmp(a.u.v4, zero, 4) == 0) ||
-                (a.type == UM_ADDR_IPV6 && memcmp(a.u.v6, zero, 16) == 0)) {
+            const um_transport_cfg_t *dt = um_config_transport(cfg, cfg->transport);
+            if (dt && dt->type == UM_TR_DNS) {
+                /* dns: clients reach the server through their resolver; the
+                 * address only names it. */
+            } else if ((a.type == UM_ADDR_IPV4 && memcmp(a.u.v4, zero, 4) == 0) ||
+                       (a.type == UM_ADDR_IPV6 && memcmp(a.u.v6, zero, 16) == 0)) {
                 snprintf(err, errlen,
                          "%s: listen address is a wildcard; add 'public-host = <name or IP "
                          "clients dial>' to [server]",
@@ -434,6 +492,9 @@ static int server_link(const um_config_t *cfg, const uint8_t client_priv[32], co
         if (t->type == UM_TR_TLS) {
             snprintf(l.sni, sizeof(l.sni), "%s", t->sni);
             l.fingerprint = t->fingerprint;
+        } else if (t->type == UM_TR_DNS) {
+            snprintf(l.zone, sizeof(l.zone), "%s", t->zone);
+            snprintf(l.resolver, sizeof(l.resolver), "%s", t->resolver);
         } else if (t->hop_lo) {
             l.hop_lo = t->hop_lo;
             l.hop_hi = t->hop_hi;

@@ -8,6 +8,7 @@
 #include "app/config.h"
 #include "app/config_int.h"
 #include "app/control.h"
+#include "app/dns_cfg.h"
 #include "app/mgmt.h"
 
 #include <errno.h>
@@ -681,16 +682,13 @@ static void key_transport(parser_t *p, const char *name, const char *v)
     um_transport_cfg_t *t = &p->c->transports[p->sec_index];
     char why[128];
     if (key_is(name, "type")) {
-        if (um_tr_type_parse(v, &t->type) == 0 && t->type != UM_TR_DNS) {
+        if (um_tr_type_parse(v, &t->type) == 0) {
             if (t->type == UM_TR_WS && !t->ws_tls_set) t->ws_tls = true;
             t->ws_line = p->line;
             return;
         }
         t->type = UM_TR_TCP;
-        if (!strcmp(v, "dns"))
-            perr(p, "key 'type': '%s': this transport is not built yet; use tcp, tls or ws", v);
-        else
-            perr(p, "key 'type': '%s': expected tcp, tls or ws", v);
+        perr(p, "key 'type': '%s': expected tcp, tls, ws or dns", v);
     } else if (key_is(name, "path")) {
         if (!um_ws_path_ok(v))
             perr(p,
@@ -776,6 +774,22 @@ static void key_transport(parser_t *p, const char *name, const char *v)
                  v);
         else
             t->hop_ms = ms;
+    } else if (key_is(name, "zone")) {
+        t->zone_line = p->line;
+        if (um_dns_zone_norm(v, t->zone, sizeof(t->zone)) != 0)
+            perr(p,
+                 "key 'zone': '%s': expected the DNS zone the server is authoritative for (a "
+                 "host name of at most 200 characters), e.g. t.example.com",
+                 v);
+    } else if (key_is(name, "resolver")) {
+        t->resolver_line = p->line;
+        if (um_dns_resolver_parse(v, NULL, NULL) != 0)
+            perr(p,
+                 "key 'resolver': '%s': expected a resolver's IP address and port, e.g. "
+                 "192.0.2.53:53, or tls://192.0.2.53:853 for DNS over TLS",
+                 v);
+        else
+            snprintf(t->resolver, sizeof(t->resolver), "%s", v);
     } else {
         perr(p, "unknown key '%s' in [transport \"%s\"]", name, t->name);
     }

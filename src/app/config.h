@@ -116,6 +116,10 @@ typedef struct {
     bool ws_tls_set;
     char ca_file[UM_CA_FILE_MAX + 1]; /* client: verify the front with this ("" = system) */
     int ws_line;
+    /* dns (docs/CONFIG.md) */
+    char zone[UM_DOMAIN_MAX + 1]; /* lower case, no trailing dot ("" = not set) */
+    char resolver[64 + 1];        /* client: "IP[:PORT]" or "tls://IP[:PORT]"; "" = resolv.conf */
+    int zone_line, resolver_line;
 } um_transport_cfg_t;
 
 /* An authorised client in a server config. */

@@ -51,6 +51,32 @@ static int check_tls(const um_config_t *c, const um_transport_cfg_t *t, char *er
     return UM_EINVAL;
 }
 
+/* A dns transport needs its zone; zone and resolver are dns keys. */
+static int check_dns(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen)
+{
+    if (t->type != UM_TR_DNS) {
+        int l = t->zone_line ? t->zone_line : t->resolver_line;
+        if (!l) return 0;
+        snprintf(err, errlen, "%s:%d: key '%s' is for the dns transport (set type = dns)", c->path,
+                 l, t->zone_line ? "zone" : "resolver");
+        return UM_EINVAL;
+    }
+    if (!t->zone[0]) {
+        snprintf(err, errlen,
+                 "%s:%d: [transport \"%s\"]: missing key 'zone' (the DNS zone delegated to the "
+                 "server, e.g. zone = t.example.com)",
+                 c->path, t->line, t->name);
+        return UM_EINVAL;
+    }
+    if (t->shape != UM_SHAPE_NONE || t->hop_lo) {
+        snprintf(err, errlen, "%s:%d: key '%s' is for the tcp transport, not dns", c->path,
+                 t->shape != UM_SHAPE_NONE ? t->shape_line : t->ports_line,
+                 t->shape != UM_SHAPE_NONE ? "shape" : "ports");
+        return UM_EINVAL;
+    }
+    return 0;
+}
+
 /* Port hopping is for the tcp transport, and 'hop' needs 'ports'. */
 static int check_hop(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen)
 {
@@ -102,7 +128,8 @@ int um_config_validate(const um_config_t *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->n_transports; i++)
         if (check_tls(c, &c->transports[i], err, errlen) != 0 ||
             check_hop(c, &c->transports[i], err, errlen) != 0 ||
-            um_config_check_ws(c, &c->transports[i], err, errlen) != 0)
+            um_config_check_ws(c, &c->transports[i], err, errlen) != 0 ||
+            check_dns(c, &c->transports[i], err, errlen) != 0)
             return UM_EINVAL;
     if (c->role == UM_ROLE_SERVER) {
         if (c->n_listen == 0) {

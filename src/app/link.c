@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/dns_cfg.h"
 #include "util/b64.h"
 #include "util/err.h"
 
@@ -131,6 +132,8 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
     if (pos < n && s[pos] == '/') pos++;
     bool have_k = false, seen_t = false, seen_shape = false, seen_pad = false, seen_v = false;
     bool seen_sni = false, seen_fp = false, seen_ports = false, seen_hop = false;
+    bool seen_zone = false, seen_resolver = false;
+    size_t zone_pos = 0, resolver_pos = 0;
     /* where each parameter starts */
     size_t t_pos = 0, shape_pos = 0, sni_pos = 0, fp_pos = 0, ports_pos = 0, hop_pos = 0;
     if (pos < n && s[pos] == '?') {
@@ -206,9 +209,10 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                 if (seen_t) return fail(err, errlen, pos, "parameter 't' given twice");
                 seen_t = true;
                 t_pos = pos;
-                if (um_tr_type_parse(val, &l->transport) != 0 || l->transport == UM_TR_DNS)
+                if (um_tr_type_parse(val, &l->transport) != 0)
                     return fail(err, errlen, vpos,
-                                "transport '%s' is not supported (expected tcp, tls or ws)", val);
+                                "transport '%s' is not supported (expected tcp, tls, ws or dns)",
+                                val);
             } else if (PARAM("sni")) {
                 if (seen_sni) return fail(err, errlen, pos, "parameter 'sni' given twice");
                 seen_sni = true;
@@ -300,6 +304,26 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
                                 "public key",
                                 val);
                 l->has_operator_key = true;
+            } else if (PARAM("zone")) {
+                if (seen_zone) return fail(err, errlen, pos, "parameter 'zone' given twice");
+                seen_zone = true;
+                zone_pos = pos;
+                if (um_dns_zone_norm(val, l->zone, sizeof(l->zone)) != 0)
+                    return fail(err, errlen, vpos,
+                                "zone '%s' is not a DNS zone name (at most 200 characters, e.g. "
+                                "zone=t.example.com)",
+                                val);
+            } else if (PARAM("resolver")) {
+                if (seen_resolver)
+                    return fail(err, errlen, pos, "parameter 'resolver' given twice");
+                seen_resolver = true;
+                resolver_pos = pos;
+                if (um_dns_resolver_parse(val, NULL, NULL) != 0)
+                    return fail(err, errlen, vpos,
+                                "resolver '%s' (expected IP:PORT or tls://IP:PORT, "
+                                "percent-encoded)",
+                                val);
+                snprintf(l->resolver, sizeof(l->resolver), "%s", val);
             } else if (PARAM("v")) {
                 if (seen_v) return fail(err, errlen, pos, "parameter 'v' given twice");
                 seen_v = true;
@@ -348,6 +372,18 @@ static int decode_at(um_link_t *l, const char *s, size_t n, char *err, size_t er
         return fail(err, errlen, t_pos, "parameters 'path', 'host' and 'tls' need t=ws");
     if (seen_hop && !seen_ports)
         return fail(err, errlen, hop_pos, "parameter 'hop' needs 'ports' (the range to hop over)");
+    if (l->transport == UM_TR_DNS) {
+        if (!seen_zone)
+            return fail(err, errlen, t_pos,
+                        "t=dns needs parameter 'zone' (the tunnel's DNS zone, e.g. "
+                        "zone=t.example.com)");
+        if (seen_shape || seen_ports)
+            return fail(err, errlen, seen_shape ? shape_pos : ports_pos,
+                        "parameter '%s' is for t=tcp only", seen_shape ? "shape" : "ports");
+    } else if (seen_zone || seen_resolver) {
+        return fail(err, errlen, seen_zone ? zone_pos : resolver_pos, "parameter '%s' needs t=dns",
+                    seen_zone ? "zone" : "resolver");
+    }
     if (seen_ports && !seen_hop) l->hop_ms = UM_HOP_DEFAULT_MS;
     if (pos < n) {
         pos++;
@@ -405,7 +441,10 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
                    (l->rotate_after_min_ms < UM_ROTATE_AFTER_MIN_MS ||
                     l->rotate_after_max_ms > UM_ROTATE_AFTER_MAX_MS ||
                     l->rotate_after_min_ms > l->rotate_after_max_ms);
-    if (hop_bad || rot_bad || rta_bad ||
+    bool dns_bad =
+        l->transport == UM_TR_DNS &&
+        (!l->zone[0] || (l->resolver[0] && um_dns_resolver_parse(l->resolver, NULL, NULL)));
+    if (hop_bad || rot_bad || rta_bad || dns_bad ||
         (l->transport == UM_TR_TLS && !um_sni_valid(l->sni, strnlen(l->sni, sizeof(l->sni))))) {
         if (cap) out[0] = '\0';
         return UM_EINVAL;
@@ -441,6 +480,17 @@ int um_link_encode(const um_link_t *l, char *out, size_t cap)
         /* The sni's characters are all unreserved: no escaping. */
         PUT("&t=tls&sni=%s", l->sni);
         if (l->fingerprint != UM_TLS_FP_CHROMIUM) PUT("&fp=%s", um_cfg_fp_name(l->fingerprint));
+    } else if (l->transport == UM_TR_DNS) {
+        PUT("&t=dns&zone=%s", l->zone); /* a normalised zone is all unreserved */
+        if (l->resolver[0]) {
+            PUT("&resolver=");
+            for (const unsigned char *p = (const unsigned char *)l->resolver; *p; p++) {
+                if (unreserved(*p))
+                    PUT("%c", *p);
+                else
+                    PUT("%%%02X", *p);
+            }
+        }
     } else {
         if (l->shape != UM_SHAPE_NONE) PUT("&shape=%s", um_shape_name(l->shape));
         if (l->hop_lo) {
@@ -546,6 +596,10 @@ static void add_via(um_config_t *c, size_t exit_i, const um_link_t *l)
         snprintf(t->ws_host, sizeof(t->ws_host), "%s", b->ws_host);
         t->ws_tls = !b->ws_notls;
     }
+    if (b->transport == UM_TR_DNS) {
+        snprintf(t->zone, sizeof(t->zone), "%s", b->zone);
+        snprintf(t->resolver, sizeof(t->resolver), "%s", b->resolver);
+    }
     memcpy(c->servers[exit_i].via, s->name, sizeof(s->name)); /* same size, NUL-terminated */
     c->n_servers++;
     c->n_transports++;
@@ -604,6 +658,11 @@ void um_config_from_link(um_config_t *c, const um_link_t *l)
         t->hop_lo = l->hop_lo;
         t->hop_hi = l->hop_hi;
         t->hop_ms = l->hop_ms ? l->hop_ms : UM_HOP_DEFAULT_MS;
+    }
+    if (l->transport == UM_TR_DNS) {
+        t->shape = UM_SHAPE_NONE;
+        snprintf(t->zone, sizeof(t->zone), "%s", l->zone);
+        snprintf(t->resolver, sizeof(t->resolver), "%s", l->resolver);
     }
     c->n_transports = 1;
     add_via(c, 0, l);

@@ -60,6 +60,9 @@ typedef struct {
     char ws_host[UM_WS_HOST_MAX + 1];
     bool ws_notls; /* tls=0: plain HTTP to the front */
     bool ws_tls_set;
+    /* dns: zone= (t=dns: required, normalised) and resolver= ("" = not set) */
+    char zone[UM_DOMAIN_MAX + 1];
+    char resolver[64 + 1];
 } um_link_t;
 
 /* Decodes n bytes of s. On error returns UM_EINVAL and writes a reason that

@@ -153,9 +153,17 @@ struct srv {
     uint64_t m_sessions_refused;
     uint64_t m_streams_done; /* streams opened by sessions that have ended */
     um_ratelimit_t rl_ends; /* "over quota, closing": a refused client retries */
+    /* dns: the authoritative servers of the zone (one per listen address);
+     * their acceptor is in acc[] */
+    struct um_dns_server *dns[UM_CFG_MAX_LISTEN];
+    size_t n_dns;
 };
 
 #define COVER_REFRESH_MS (3600u * 1000u)
+
+/* server_dns.c */
+int srv_dns_listen(srv_t *s, const um_acceptor_cfg_t *ac, const um_transport_cfg_t *tr);
+void srv_dns_close(srv_t *s);
 
 /* server.c */
 const um_peer_client_t *srv_find_client(const srv_t *s, const uint8_t key[32]);

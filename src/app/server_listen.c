@@ -172,6 +172,7 @@ static void stop(srv_t *s)
     for (size_t i = 0; i < s->n_acc; i++)
         um_acceptor_close(s->acc[i]);
     s->n_acc = 0;
+    srv_dns_close(s);
     if (s->hop) uv_timer_stop(&s->hop_timer);
     for (srv_sess_t *ss = s->sessions, *nx; ss; ss = nx) {
         nx = ss->next;
@@ -448,7 +449,11 @@ int um_run_server(const um_config_t *cfg)
         s->hop_timer.data = s;
         hop_arm(s);
     }
-    for (size_t i = 0; !s->hop && i < cfg->n_listen; i++) {
+    if (tr && tr->type == UM_TR_DNS && srv_dns_listen(s, &ac, tr) != 0) {
+        sodium_memzero(ac.server_priv, sizeof(ac.server_priv));
+        goto out;
+    }
+    for (size_t i = 0; !s->hop && !s->n_dns && i < cfg->n_listen; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
         um_addr_to_sockaddr(&cfg->listen[i], &ss, &len);
@@ -500,6 +505,7 @@ out:
     /* Tear down whatever is left, then let libuv run the close callbacks. */
     for (size_t i = 0; i < s->n_acc; i++)
         um_acceptor_close(s->acc[i]);
+    srv_dns_close(s);
     /* on_down comes on a later turn of the loop (tunnel.h): close them all,
      * then turn the loop until every one has gone (bounded). */
     for (srv_sess_t *ss = s->sessions; ss; ss = ss->next)

@@ -355,7 +355,8 @@ static bool same_transport(const um_transport_cfg_t *t, const um_link_t *k)
             (strcmp(t->ws_path, k->ws_path) == 0 && strcmp(t->ws_host, k->ws_host) == 0 &&
              t->ws_tls == !k->ws_notls)) &&
            t->hop_lo == k->hop_lo && t->hop_hi == k->hop_hi &&
-           (!k->hop_lo || t->hop_ms == k->hop_ms);
+           (!k->hop_lo || t->hop_ms == k->hop_ms) && strcmp(t->zone, k->zone) == 0 &&
+           strcmp(t->resolver, k->resolver) == 0;
 }
 
 static bool name_used(const um_config_t *c, const char *name)
@@ -396,6 +397,8 @@ static const char *transport_for(um_config_t *c, const um_link_t *k)
         t->hop_hi = k->hop_hi;
         t->hop_ms = k->hop_ms ? k->hop_ms : UM_HOP_DEFAULT_MS;
     }
+    snprintf(t->zone, sizeof(t->zone), "%s", k->zone);
+    snprintf(t->resolver, sizeof(t->resolver), "%s", k->resolver);
     c->n_transports++;
     return t->name;
 }

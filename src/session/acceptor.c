@@ -32,7 +32,8 @@ struct pconn {
     um_acceptor_t *a;
     pconn_t *next, *prev;
     um_tcp_t *t;
-    um_tcp_t *f; /* fallback side, when splicing */
+    um_carrier_t *car; /* instead of t: a carrier handed over (um_acceptor_adopt) */
+    um_tcp_t *f;       /* fallback side, when splicing */
     uv_timer_t timer;
     cstate_t st;
     int peer_eof, f_connected, f_eof, f_failed, parse, t_stopped;
@@ -58,6 +59,21 @@ struct um_acceptor {
     um_ratelimit_t rl;
     uint32_t live_handles; /* timers not yet closed */
 };
+
+/* The connection itself: a TCP connection we accepted, or an adopted
+ * carrier (which never splices: it has no fallback). */
+static int c_write(pconn_t *c, const uint8_t *p, size_t n)
+{
+    return c->car ? um_carrier_write(c->car, p, n) : um_tcp_write(c->t, p, n);
+}
+
+static void c_shutdown(pconn_t *c)
+{
+    if (c->car)
+        um_carrier_shutdown(c->car);
+    else
+        um_tcp_shutdown(c->t);
+}
 
 static void maybe_free_acceptor(um_acceptor_t *a)
 {
@@ -100,9 +116,13 @@ static void pconn_end(pconn_t *c, int keep_t)
     a->st.preauth--;
     release_parse(c);
     um_gate_unlink(a->gate, &c->node);
-    if (!keep_t) um_tcp_close(c->t);
+    if (!keep_t) {
+        um_tcp_close(c->t);
+        um_carrier_close(c->car);
+    }
     um_tcp_close(c->f);
     c->t = c->f = NULL;
+    c->car = NULL;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
     um_gate_release_held(a->gate); /* last: may resume listeners */
@@ -133,7 +153,7 @@ static void reject(pconn_t *c)
 {
     c->a->st.probes++;
     release_parse(c);
-    if (c->a->cfg.has_fallback && !c->f_failed) {
+    if (c->a->cfg.has_fallback && !c->f_failed && !c->car) {
         const uint8_t *p;
         size_t n = um_preauth_bytes(&c->pa, &p);
         um_buf_init(&c->buf, SPLICE_PRE + 65536 + c->a->codec->flight_max);
@@ -293,15 +313,21 @@ static void established(pconn_t *c, um_pa_result_t *res)
     const um_codec_ops_t *o = a->codec->ops;
     um_sess_t *s = res->sess;
     um_resumable_t *e = res->resumed;
-    um_carrier_t *car = um_tcp_carrier(c->t);
+    um_carrier_t *own = c->car ? c->car : um_tcp_carrier(c->t);
+    um_carrier_t *car = own;
     uint8_t rest[UM_PREAUTH_REPLY_MAX];
     size_t rn = 0, used = 0;
     um_accept_info_t info = {.budget = res->budget, .wire = res->flight_len + res->reply_len};
-    int r = um_tcp_write(c->t, res->reply, res->reply_len);
+    int r = c_write(c, res->reply, res->reply_len);
     sodium_memzero(res->reply, res->reply_len);
-    um_tcp_read_stop(c->t);
-    um_tcp_set_read_cb(c->t, NULL, NULL);
-    um_tcp_set_drain_cb(c->t, NULL, NULL);
+    if (c->car) {
+        um_carrier_read_stop(c->car);
+        um_carrier_set_cbs(c->car, NULL, NULL, NULL);
+    } else {
+        um_tcp_read_stop(c->t);
+        um_tcp_set_read_cb(c->t, NULL, NULL);
+        um_tcp_set_drain_cb(c->t, NULL, NULL);
+    }
     if (r == 0 && o->wrap) r = o->wrap(a->codec, &c->pa.st, 1, car, &car);
     if (r == 0 && res->rest_len > sizeof(rest)) r = UM_EMSGSIZE;
     if (r == 0) r = um_carrier_absorb(car, res->rest, res->rest_len, rest, &rn);
@@ -316,8 +342,9 @@ static void established(pconn_t *c, um_pa_result_t *res)
         sodium_memzero(rest, rn);
         if (e) e->attach(e, NULL, NULL, 0, 0, 0);
         if (!e) um_sess_free(s);
-        if (car != um_tcp_carrier(c->t)) {
+        if (car != own) {
             c->t = NULL; /* the wrap owns it now */
+            c->car = NULL;
             um_carrier_close(car);
         }
         pconn_end(c, 0);
@@ -415,7 +442,7 @@ static void on_timer(uv_timer_t *tm)
          * (jittered: linger_ms to 2 x linger_ms, section 5). */
         um_buf_wipe(&c->buf);
         c->st = C_LINGER;
-        um_tcp_shutdown(c->t);
+        c_shutdown(c);
         if (c->peer_eof) {
             pconn_end(c, 0);
             return;
@@ -432,8 +459,11 @@ static void on_timer(uv_timer_t *tm)
 static void on_room(void *ud)
 {
     um_acceptor_t *a = ud;
-    if (!a->closing) um_tcp_listener_resume(a->l);
+    if (!a->closing && a->l) um_tcp_listener_resume(a->l);
 }
+
+static void pconn_start(um_acceptor_t *a, um_tcp_t *t, um_carrier_t *car,
+                        const uint8_t src[UM_SRC_KEY_LEN]);
 
 static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
 {
@@ -451,14 +481,29 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
     if (uv_tcp_getpeername(um_tcp_handle(t), (struct sockaddr *)&ss, &sl) != 0 ||
         um_gate_src_key(a->gate, (struct sockaddr *)&ss, src) != 0)
         memset(src, 0, sizeof(src)); /* gone already: one shared "unknown" source */
+    pconn_start(a, t, NULL, src);
+}
+
+static void car_read(um_carrier_t *car, const uint8_t *p, size_t n, int status, void *ud)
+{
+    (void)car;
+    on_read(NULL, p, n, status, ud);
+}
+
+/* A new pre-auth connection: t (accepted), or car (adopted). */
+static void pconn_start(um_acceptor_t *a, um_tcp_t *t, um_carrier_t *car,
+                        const uint8_t src[UM_SRC_KEY_LEN])
+{
     pconn_t *c = calloc(1, sizeof(*c));
     if (!c) {
         um_tcp_close(t); /* out of memory: nothing better to do */
+        um_carrier_close(car);
         return;
     }
     c->a = a;
     c->t = t;
-    memcpy(c->src, src, sizeof(src));
+    c->car = car;
+    memcpy(c->src, src, UM_SRC_KEY_LEN);
     c->node.evict = on_evict;
     uv_timer_init(a->loop, &c->timer);
     c->timer.data = c;
@@ -470,7 +515,7 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
     c->parse = um_gate_admit(a->gate, src);
     /* The budget of held connections is reached: take no more until one
      * ends (new ones wait in the backlog; never an accept-then-close). */
-    if (!um_gate_room(a->gate) && um_gate_wait(a->gate, on_room, a) == 0)
+    if (!um_gate_room(a->gate) && a->l && um_gate_wait(a->gate, on_room, a) == 0)
         um_tcp_listener_pause(a->l);
     um_preauth_init(&c->pa, a->codec, a->gate);
     um_buf_init(&c->buf, 0);
@@ -480,7 +525,10 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
      * so the delay runs from now and not from a moment already past. */
     uv_update_time(a->loop);
     c->deadline = uv_now(a->loop) + delay;
-    um_tcp_set_read_cb(t, on_read, c);
+    if (car)
+        um_carrier_set_cbs(car, car_read, NULL, c);
+    else
+        um_tcp_set_read_cb(t, on_read, c);
     if (c->parse) {
         c->st = C_PARSE;
         arm(c, GAP_SILENT_MS);
@@ -492,7 +540,21 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
         reject(c);
         if (c->st == C_DONE) return;
     }
-    if (um_tcp_read_start(t) != 0) pconn_end(c, 0);
+    if ((car ? um_carrier_read_start(car) : um_tcp_read_start(t)) != 0) pconn_end(c, 0);
+}
+
+int um_acceptor_adopt(um_acceptor_t *a, um_carrier_t *car, const struct sockaddr *peer)
+{
+    uint8_t src[UM_SRC_KEY_LEN];
+    if (!car) return UM_EINVAL;
+    if (!a || a->closing) {
+        um_carrier_close(car);
+        return UM_EPIPE;
+    }
+    a->st.accepted++;
+    if (!peer || um_gate_src_key(a->gate, peer, src) != 0) memset(src, 0, sizeof(src));
+    pconn_start(a, NULL, car, src);
+    return 0;
 }
 
 int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
@@ -500,7 +562,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
                     um_acceptor_t **out)
 {
     int r;
-    if (!loop || !listen_addr || !cfg || !cb || !out) return UM_EINVAL;
+    if (!loop || !cfg || !cb || !out) return UM_EINVAL;
     if (cfg->probe_max_ms < cfg->probe_min_ms || cfg->shape > UM_SHAPE_MAX) return UM_EINVAL;
     um_acceptor_t *a = calloc(1, sizeof(*a));
     if (!a) return UM_ENOMEM;
@@ -545,7 +607,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
     sodium_memzero(a->cfg.server_priv, sizeof(a->cfg.server_priv)); /* the gate has it */
     a->cfg.keys = NULL;
     a->cfg.gate = NULL;
-    if ((r = um_tcp_listen(loop, listen_addr, 0, on_accept, a, &a->l)) != 0) {
+    if (listen_addr && (r = um_tcp_listen(loop, listen_addr, 0, on_accept, a, &a->l)) != 0) {
         um_gate_unref(a->gate);
         sodium_memzero(a, sizeof(*a));
         free(a);
@@ -557,7 +619,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
 
 int um_acceptor_port(const um_acceptor_t *a)
 {
-    return um_tcp_listener_port(a->l);
+    return a->l ? um_tcp_listener_port(a->l) : 0;
 }
 
 void um_acceptor_set_keys(um_acceptor_t *a, um_keyset_t *keys)

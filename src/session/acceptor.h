@@ -91,7 +91,15 @@ typedef struct {
 int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
                     const um_acceptor_cfg_t *cfg, um_acceptor_session_cb cb, void *ud,
                     um_acceptor_t **out);
-int um_acceptor_port(const um_acceptor_t *a);
+int um_acceptor_port(const um_acceptor_t *a); /* 0 without a listener */
+/* Takes a connection made elsewhere (the dns transport's conversations: a
+ * reliable carrier over datagrams) as if it had been accepted: the same
+ * pre-auth core, gate and probe reaction (never a splice: an adopted
+ * carrier has no fallback). Takes ownership of car, also on failure. peer
+ * (may be NULL) names the source for the gate's per-source budget. An
+ * acceptor made with listen_addr NULL has no listener and takes only
+ * these. */
+int um_acceptor_adopt(um_acceptor_t *a, um_carrier_t *car, const struct sockaddr *peer);
 /* Swaps the authorised keys (SIGHUP reload); sessions are untouched. */
 void um_acceptor_set_keys(um_acceptor_t *a, um_keyset_t *keys);
 void um_acceptor_stats(const um_acceptor_t *a, um_acceptor_stats_t *st);

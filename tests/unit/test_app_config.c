@@ -288,8 +288,8 @@ static const struct {
      {"t.conf:4:", "unknown section [bogus]"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport]\n",
      {"t.conf:4:", "needs a name"}},
-    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\ntype = dns\n",
-     {"t.conf:5:", "key 'type'", "not built yet"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\n[transport \"t\"]\ntype = quic\n",
+     {"t.conf:5:", "key 'type'", "expected tcp, tls, ws or dns"}},
     {"[server]\nprivate-key = " PRIV
      "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = quic\n",
      {"t.conf:6:", "key 'type'", "'quic'"}},

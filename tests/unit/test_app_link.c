@@ -219,7 +219,7 @@ static const struct {
     {"umbra://" SPUB "@h.example:1", "missing parameter 'k'"},
     {"umbra://" SPUB "@h.example:1?k=short", "client key 'k'"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&k=" CKEY, "given twice"},
-    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=dns", "transport 'dns'"},
+    {"umbra://" SPUB "@h.example:1?k=" CKEY "&t=ws", "t=ws needs"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&shape=odd", "shape 'odd'"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&pad=x", "pad 'x'"},
     {"umbra://" SPUB "@h.example:1?k=" CKEY "&v=2", "newer than"},
@@ -429,7 +429,7 @@ static void test_ws_links(void **state)
         {"&t=ws&path=/p&host=f&tls=2", "expected 0 or 1"},
         {"&path=/p", "need t=ws"},
         {"&t=tls&sni=a.example&host=f", "need t=ws"},
-        {"&t=dns", "not supported"},
+        {"&t=dns", "t=dns needs parameter 'zone'"},
     };
     for (size_t i = 0; i < sizeof(wsbad) / sizeof(wsbad[0]); i++) {
         char link[512];

@@ -50,6 +50,8 @@ const char um_usage_client[] =
     "                       ${TMPDIR:-/tmp}/umbra-<uid>/umbra.sock, in a 0700 directory)\n"
     "  --state-file PATH    remembered dial parameters (default\n"
     "                       $XDG_STATE_HOME/umbra/state or ~/.local/state/umbra/state)\n"
+    "  --fast-open on|off   reply to SOCKS5 and HTTP CONNECT at once and send the\n"
+    "                       application's first bytes with the open (default on)\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -276,12 +278,14 @@ int um_cmd_client(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'X'},
         {"upstream", required_argument, NULL, 'U'},
         {"state-file", required_argument, NULL, 'S'},
+        {"fast-open", required_argument, NULL, 1500},
         {NULL, 0, NULL, 0},
     };
     const char *link_file = NULL, *path = NULL, *socks = NULL, *http = NULL, *events = NULL,
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
                *rotate = NULL, *rotate_after = NULL, *max_conns = NULL, *upstream = NULL;
     const char *state_file = NULL;
+    const char *fast_open = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     size_t n_fwd = 0;
     int c, check = 0, tun = 0, n_link = 0, n_files = 0;
@@ -327,6 +331,7 @@ int um_cmd_client(int argc, char **argv)
             upstream = up_arg;
             break;
         case 'S': state_file = optarg; break;
+        case 1500: fast_open = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -454,6 +459,15 @@ int um_cmd_client(int argc, char **argv)
             goto out;
         }
         snprintf(cfg.state_file, sizeof(cfg.state_file), "%s", state_file);
+    }
+    if (fast_open) {
+        if (!strcmp(fast_open, "on") || !strcmp(fast_open, "off")) {
+            cfg.fast_open = !strcmp(fast_open, "on");
+        } else {
+            um_cli_error("client", "--fast-open '%s': expected on or off", fast_open);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
     }
     if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
     /* Defaults when nothing is asked for: both proxies on loopback (not in

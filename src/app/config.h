@@ -231,6 +231,9 @@ typedef struct {
     size_t n_servers;
     um_transport_cfg_t transports[UM_CFG_MAX_TRANSPORTS];
     size_t n_transports;
+
+    /* fo (docs/CONFIG.md) */
+    bool fast_open; /* [client] fast-open = on: SOCKS5/CONNECT replies before the verdict */
 } um_config_t;
 
 /* Sets every default; role NONE. */

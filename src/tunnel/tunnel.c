@@ -735,6 +735,7 @@ void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st)
         um_mux_get_stats(t->mux, &ms);
         st->payload_in = ms.payload_in;
         st->payload_out = ms.payload_out;
+        st->streams_early = ms.opens_early_in;
     }
 }
 

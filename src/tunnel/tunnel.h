@@ -76,6 +76,7 @@ typedef struct {
      * (attaches), of which replaced a live one (rotations) */
     uint64_t detaches, attaches, rotations;
     uint64_t streams_failed; /* streams still open when the tunnel went down (reset) */
+    uint64_t streams_early;  /* peer-opened streams whose OPEN carried early data */
 } um_tunnel_stats_t;
 
 /* The timing profile of a transport (config key `timing`, docs/CONFIG.md).

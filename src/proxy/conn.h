@@ -21,8 +21,10 @@
  *   whatever happened (failed open, error, EOF). close() before on_open cancels
  *   the open. The implementation frees the handle itself, later.
  * - write() copies the bytes (the caller keeps ownership of its buffer).
- *   Writes before on_open(UM_CONN_OK) are refused with UM_EAGAIN: pass the
- *   bytes already at hand as `early` to open() instead (0-RTT on the tunnel).
+ *   Before on_open(UM_CONN_OK) an implementation may take writes (the
+ *   tunnel does: DATA before OPEN_RESULT) or refuse them with UM_EAGAIN (the
+ *   direct connector); a caller must handle both. Pass the bytes already at
+ *   hand as `early` to open() (0-RTT on the tunnel).
  * - Backpressure: queued() is the count of bytes accepted by write() and not
  *   yet delivered. Stop feeding above a high-water mark; on_drain fires once the
  *   queue has fallen to low water after having been above high water.

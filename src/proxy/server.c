@@ -366,6 +366,8 @@ bool pc_fo_result(pc_t *c, int result)
     if (result != UM_CONN_OK) {
         /* The client was told "connected" already: reset its connection, so
          * the application learns now (ECONNRESET) rather than at a timeout. */
+        UM_DEBUG("proxy: fast open: the stream failed after the reply (%s): reset",
+                 um_conn_result_str(result));
         c->px->st.open_failed++;
         c->px->st.fo_failed++;
         pc_abort(c);

@@ -408,6 +408,11 @@ static void on_idle(uv_idle_t *h)
         tn_finish(t);
         return;
     }
+    t->rd_iter = 0;
+    if (t->rd_paused) {
+        t->rd_paused = false;
+        if (!t->hold_len && !t->finishing && t->car) um_carrier_read_start(t->car);
+    }
     /* The owner's notes, here and not where they arose (that may be inside
      * one of its own calls). */
     if (t->note_detached) {
@@ -475,6 +480,17 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
             t->hold_len += n - used;
             um_carrier_read_stop(car);
         }
+    }
+    /* A bounded share of each loop iteration: past RD_ITER_MAX bytes read
+     * since the last idle turn, reading pauses until the next one, so the
+     * other connections of this loop (a new SOCKS5 client, a small
+     * response's socket) are served between two bulk bursts instead of after
+     * libuv's 32 reads of 64 KiB. */
+    t->rd_iter += n;
+    if (t->rd_iter >= RD_ITER_MAX && !t->hold_len && !t->rd_paused && t->car) {
+        um_carrier_read_stop(car);
+        t->rd_paused = true;
+        tn_schedule(t);
     }
     pump(t);
 }
@@ -694,6 +710,8 @@ int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, siz
     check_soft(t);
     um_carrier_set_wq_max(car, TCP_WQ_MAX);
     um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
+    t->rd_iter = 0;
+    t->rd_paused = false;
     if (!t->hold_len) um_carrier_read_start(car);
     um_mux_touch(t->mux, um_now_ms());
     tn_schedule(t);

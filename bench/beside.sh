@@ -42,6 +42,7 @@ UMBRA="$(cd "$bdir" 2>/dev/null && pwd)/umbra"
 if [ "$quick" = 1 ]; then BIG_MIB=256 N=10 ROUNDS=1; else BIG_MIB=1024 N=20 ROUNDS=3; fi
 ROUNDS=${BESIDE_ROUNDS:-$ROUNDS}
 SMALL_KIB=64
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 unset http_proxy https_proxy all_proxy no_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY
 log() { echo "beside: $*" >&2; }
 
@@ -178,7 +179,7 @@ done
 {
   echo "# A ${SMALL_KIB} KiB GET beside a ${BIG_MIB} MiB download (bench/beside.sh)"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load before: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load average before: $LOAD0, after: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "$ROUNDS rounds, the systems interleaved; medians of $N GETs per round (a fresh SOCKS5 connection each, curl time_total) and of the bulk downloads (MB/s)."
   echo "ratio: beside / alone; vs direct: beside minus direct's beside (what the proxy adds under the same CPU contention)."
   echo

@@ -35,6 +35,10 @@ typedef struct um_tunnel um_tunnel_t;
 /* Unacknowledged bytes a session may have in flight: it bounds throughput to
  * this much per round trip (16 MiB: 530 Mbit/s at 250 ms). */
 #define UM_TUNNEL_SESS_TX_MAX (16u << 20)
+/* ... of which a tunnel starts with this much, and grows towards the session's
+ * configured bound when the measured bandwidth-delay product asks for it
+ * (tunnel.c: size_resend) */
+#define UM_TUNNEL_SESS_TX_START (2u << 20)
 
 typedef struct {
     /* Server: the peer opened stream `id` to `dst`. Answer with

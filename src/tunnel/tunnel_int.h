@@ -109,8 +109,14 @@ struct um_tunnel {
     int note_detached;    /* on_detached is owed, with this error (0: none) */
     uint32_t idle_gap_ms; /* the silence that earns the next filler */
     bool jit_armed, jit_go;
-    size_t rd_iter; /* carrier bytes read since the last idle turn */
-    bool rd_paused; /* reading paused for the rest of this loop turn */
+    size_t rd_iter;       /* carrier bytes read since the last idle turn */
+    size_t tx_ceiling;    /* the session's configured resend bound */
+    uint64_t bdp_t0;      /* size_resend: when the last tick measured */
+    uint64_t bdp_acked0;  /* ... and the acknowledged offset then */
+    uint64_t rtt_probe_t; /* ack clock: when tx_sent was rtt_probe_off (0: none out) */
+    uint64_t rtt_probe_off;
+    uint64_t rtt_min; /* least ack-clock RTT this tick, ms (UINT64_MAX: none) */
+    bool rd_paused;   /* reading paused for the rest of this loop turn */
 };
 
 struct um_hub {

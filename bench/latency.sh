@@ -5,12 +5,15 @@
 # the systems interleaved in rounds. Also the peak RSS of umbra's client and
 # server during a 1 GiB download. Everything on 127.0.0.1; figures only.
 #
-#   bench/latency.sh [BUILD_DIR] [--quick] [--out FILE] [--umbra NAME=BINARY]...
+#   bench/latency.sh [BUILD_DIR] [--quick] [--out FILE] [--umbra NAME=BINARY]... [--delay-ms D]
 #
 #   BUILD_DIR  holds the umbra binary (default: build)
 #   --umbra    another umbra binary measured in the same run (fast open on)
 #   --quick    1 round of 100 requests, 256 MiB for RSS
 #   --out FILE the Markdown (default BUILD_DIR/RESULTS-latency.md)
+#   --delay-ms D  put bench/delay_fwd.py (D ms each way) between each proxy's
+#              two halves (umbra client and server, ss-local and ss-server):
+#              a long path; fewer requests, no RSS figure
 set -uo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,12 +23,14 @@ bdir=build
 quick=0
 out=""
 extra=()
+delay=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) out=${2:?--out needs a file}; shift ;;
     --umbra) extra+=("${2:?--umbra needs NAME=BINARY}"); shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --delay-ms) delay=${2:?--delay-ms needs a number}; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "latency.sh: unknown option '$1'" >&2; exit 1 ;;
     *) bdir=$1 ;;
   esac
@@ -35,6 +40,7 @@ done
 UMBRA="$(cd "$bdir" 2>/dev/null && pwd)/umbra"
 [ -n "$out" ] || out="$bdir/RESULTS-latency.md"
 if [ "$quick" = 1 ]; then N=100 ROUNDS=1 BIG_MIB=256; else N=200 ROUNDS=3 BIG_MIB=1024; fi
+[ "$delay" = 0 ] || { N=20; ROUNDS=2; BIG_MIB=1; }
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 unset http_proxy https_proxy all_proxy no_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY
 log() { echo "latency: $*" >&2; }
@@ -90,6 +96,17 @@ start_bg nginx /usr/sbin/nginx -e "$T/logs/nginx-error.log" -p "$T/nginx" -c "$T
 kv() { local k=$1 w; for w in $2; do [ "${w%%=*}" = "$k" ] && { echo "${w#*=}"; return; }; done; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) printf "%.3f", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2); else print "n/a" }'; }
 
+# via PORT NAME: the port a proxy's first half dials to reach PORT (a delay
+# forwarder in front of it with --delay-ms)
+via() {
+  if [ "$delay" = 0 ]; then echo "$1"; return; fi
+  local f
+  f=$("$PY" "$TOOL" ports 1)
+  start_bg "fwd-$2" "$PY" "$SRC/bench/delay_fwd.py" "$f" "$1" "$delay"
+  "$PY" "$TOOL" wait-port "$f" 10 >/dev/null 2>&1
+  echo "$f"
+}
+
 SYSTEMS=(direct)
 declare -A PORT=([direct]=direct) CPID=() SPID=()
 up_umbra() { # NAME BINARY FASTOPEN SERVER_PORT SOCKS_PORT HTTP_PORT
@@ -100,6 +117,9 @@ up_umbra() { # NAME BINARY FASTOPEN SERVER_PORT SOCKS_PORT HTTP_PORT
   link=$("$bin" server add-client -c "$d/server.conf" bench --no-qr 2>>"$T/logs/$name-init.log" | grep -o 'umbra://[^ ]*' | head -1)
   start_bg "$name-server" "$bin" server -c "$d/server.conf" --allow 127.0.0.0/8
   sleep 0.5
+  local f
+  f=$(via "$4" "$name")
+  link=${link/@127.0.0.1:$4/@127.0.0.1:$f}
   local fo=()
   [ "$3" = keep ] || fo=(--fast-open "$3")
   start_bg "$name-client" "$bin" client --link "$link" --socks "127.0.0.1:$5" --http "127.0.0.1:$6" "${fo[@]}"
@@ -123,7 +143,8 @@ done
 if command -v ss-server >/dev/null && command -v ss-local >/dev/null; then
   pass=$(head -c 18 /dev/urandom | base64)
   start_bg ss-server ss-server -s 127.0.0.1 -p "$P_SS_S" -k "$pass" -m chacha20-ietf-poly1305 -t 300 --no-delay
-  start_bg ss-local ss-local -s 127.0.0.1 -p "$P_SS_S" -b 127.0.0.1 -l "$P_SS_C" -k "$pass" \
+  "$PY" "$TOOL" wait-port "$P_SS_S" 10 >/dev/null 2>&1
+  start_bg ss-local ss-local -s 127.0.0.1 -p "$(via "$P_SS_S" ss)" -b 127.0.0.1 -l "$P_SS_C" -k "$pass" \
     -m chacha20-ietf-poly1305 -t 300 --no-delay
   if "$PY" "$TOOL" wait-port "$P_SS_C" 15; then
     SYSTEMS+=(ss-libev)
@@ -136,7 +157,7 @@ fi
 for ((r = 1; r <= ROUNDS; r++)); do
   for s in "${SYSTEMS[@]}"; do
     log "[$s] round $r: $N requests"
-    line=$("$PY" "$TOOL" latency "${PORT[$s]}" "$P_ORIGIN" "$N" 60 2>>"$T/logs/latency.log")
+    line=$("$PY" "$TOOL" latency "${PORT[$s]}" "$P_ORIGIN" "$N" 120 2>>"$T/logs/latency.log")
     echo "$(kv p50_ms "$line")" >>"$T/$s.p50"
     echo "$(kv p99_ms "$line")" >>"$T/$s.p99"
   done
@@ -165,6 +186,7 @@ peak() { # SYS
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load average before: $LOAD0, after: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "$ROUNDS rounds of $N sequential requests, systems interleaved; median of the rounds' p50 and p99."
+  [ "$delay" = 0 ] || echo "Each proxy's two halves talk through bench/delay_fwd.py: ${delay} ms each way ($((2 * delay)) ms round trip); direct has no delay."
   echo "Peak RSS: VmHWM of client / server after a ${BIG_MIB} MiB download through it (the whole run's peak)."
   echo
   echo "| system | p50 ms | p50 - direct's us | p99 ms | peak RSS MiB client / server |"
@@ -174,7 +196,7 @@ peak() { # SYS
     p50=$(median <"$T/$s.p50")
     add=$(awk -v a="$p50" -v d="$d50" 'BEGIN { printf "%+.0f", (a - d) * 1000 }')
     rss=n/a
-    [ "$s" = direct ] || rss=$(peak "$s")
+    [ "$s" = direct ] || [ "$delay" != 0 ] || rss=$(peak "$s")
     echo "| $s | $p50 | $add | $(median <"$T/$s.p99") | $rss |"
   done
 } | tee "$out"

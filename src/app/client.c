@@ -565,6 +565,7 @@ static int start_proxy(cli_t *c, um_proxy_kind_t kind, const char *what, const u
         o.pass = c->cfg->socks_pass;
     }
     if (fwd_dst) o.forward_dst = *fwd_dst;
+    o.fast_open = c->cfg->fast_open;
     um_addr_format(bind, a, sizeof(a));
     int r = um_proxy_new(c->loop, kind, bind, &o, &c->px[c->n_px]);
     if (r != 0) {

@@ -63,6 +63,8 @@ const char um_usage_client[] =
     "                       .mmdb; repeatable; reloaded on SIGHUP)\n"
     "  --default-route ACTION\n"
     "                       what no rule matches: tunnel (default), direct or block\n"
+    "  --fast-open on|off   reply to SOCKS5 and HTTP CONNECT at once and send the\n"
+    "                       application's first bytes with the open (default on)\n"
     "  --log-level LEVEL    error, warn, info, debug or trace\n"
     "  --check              validate the options and config, print a summary, exit\n"
     "Proxies listen on loopback unless an address says otherwise.\n";
@@ -341,6 +343,7 @@ int um_cmd_client(int argc, char **argv)
         {"geoip-file", required_argument, NULL, 'g'},
         {"default-route", required_argument, NULL, 'D'},
         {"metrics", required_argument, NULL, 'P'},
+        {"fast-open", required_argument, NULL, 1500},
         {NULL, 0, NULL, 0},
     };
     const char *metrics = NULL;
@@ -348,6 +351,7 @@ int um_cmd_client(int argc, char **argv)
                *level = NULL, *control = NULL, *tun_name = NULL, *tun_fd = NULL, *tun_mtu = NULL,
                *rotate = NULL, *rotate_after = NULL, *max_conns = NULL, *upstream = NULL;
     const char *state_file = NULL, *default_route = NULL;
+    const char *fast_open = NULL;
     const char *fwd[UM_CFG_MAX_FORWARDS];
     const char *rules[UM_CFG_MAX_RULES], *rules_files[UM_CFG_MAX_RULES_FILES],
         *geoip_files[UM_CFG_MAX_GEOIP_FILES];
@@ -416,6 +420,7 @@ int um_cmd_client(int argc, char **argv)
             break;
         }
         case 'P': metrics = optarg; break;
+        case 1500: fast_open = optarg; break;
         case 'L':
             if (n_fwd == UM_CFG_MAX_FORWARDS) {
                 um_cli_error("client", "at most %d -L forwards", UM_CFG_MAX_FORWARDS);
@@ -544,6 +549,15 @@ int um_cmd_client(int argc, char **argv)
             goto out;
         }
         snprintf(cfg.state_file, sizeof(cfg.state_file), "%s", state_file);
+    }
+    if (fast_open) {
+        if (!strcmp(fast_open, "on") || !strcmp(fast_open, "off")) {
+            cfg.fast_open = !strcmp(fast_open, "on");
+        } else {
+            um_cli_error("client", "--fast-open '%s': expected on or off", fast_open);
+            rc = UM_EXIT_USAGE;
+            goto out;
+        }
     }
     if (level) snprintf(cfg.log_level, sizeof(cfg.log_level), "%s", level);
     if (apply_rules(&cfg, rules, n_rules, rules_files, n_rules_files, geoip_files, n_geoip_files,

@@ -72,6 +72,7 @@ void um_config_init(um_config_t *c)
     c->stream_timeout_s = 60;
     c->resume_grace_ms = UM_RESUME_GRACE_DEF_MS;
     c->resumable_per_client = UM_RESUMABLE_DEF;
+    c->fast_open = true;
     um_cfg_ifaddr_parse(&c->tun_addr4, "10.233.0.1/30", NULL, 0);
     um_cfg_ifaddr_parse(&c->tun_addr6, "fd75:6d62:7261::1/64", NULL, 0);
     c->has_tun_addr6 = true;
@@ -537,6 +538,12 @@ static void key_client(parser_t *p, const char *name, const char *v)
             c->tun_dns = on;
         else
             c->tun_routes = on;
+    } else if (key_is(name, "fast-open")) {
+        bool on = !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true");
+        if (!on && strcmp(v, "off") && strcmp(v, "no") && strcmp(v, "false"))
+            perr(p, "key 'fast-open': '%s': expected on or off", v);
+        else
+            c->fast_open = on;
     } else if (key_is(name, "tun-name")) {
         if (um_tun_name_valid(v))
             snprintf(c->tun_name, sizeof(c->tun_name), "%s", v);

@@ -275,6 +275,8 @@ typedef struct {
     um_addr_t metrics;
     bool has_metrics;
     char server_control[UM_PATH_MAX];
+    /* fo (docs/CONFIG.md) */
+    bool fast_open; /* [client] fast-open = on: SOCKS5/CONNECT replies before the verdict */
 } um_config_t;
 
 /* Sets every default; role NONE. */

@@ -176,9 +176,11 @@ void srv_on_down(um_tunnel_t *t, int err, void *ud)
     um_tunnel_stats_t st;
     um_tunnel_stats(t, &st);
     srv_mgmt_session_down(ss);
-    UM_INFO("session of %s (%s) down: %s; %llu bytes in, %llu out, %llu streams", ss->name, ss->fp,
-            err == UM_EPIPE ? "closed" : um_strerror(err), (unsigned long long)st.bytes_in,
-            (unsigned long long)st.bytes_out, (unsigned long long)st.streams_opened);
+    UM_INFO("session of %s (%s) down: %s; %llu bytes in, %llu out, %llu streams (%llu with "
+            "early data)",
+            ss->name, ss->fp, err == UM_EPIPE ? "closed" : um_strerror(err),
+            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+            (unsigned long long)st.streams_opened, (unsigned long long)st.streams_early);
     /* Streams still dialing have no tunnel to answer to any more. */
     while (ss->relays) {
         srv_relay_t *sr = ss->relays;

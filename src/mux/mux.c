@@ -286,7 +286,11 @@ int um_mux_tick(um_mux_t *m, uint64_t now_ms)
     if (!m->started) {
         m->started = true;
         m->last_rx = now_ms;
-        m->last_ping = now_ms;
+        /* A ping at once (as um_mux_touch does for a new path): window
+         * auto-tuning needs the round trip; before the first PONG it
+         * assumes DEFAULT_RTT_MS and doubles windows towards their maximum
+         * on any fast path, which is memory a slow reader then fills. */
+        m->last_ping = now_ms >= m->cfg.ping_interval_ms ? now_ms - m->cfg.ping_interval_ms : 0;
     }
     if (m->cfg.ping_timeout_ms && now_ms - m->last_rx >= m->cfg.ping_timeout_ms)
         return mux_fail(m, UM_ETIMEDOUT, UM_MUX_GOAWAY_TIMEOUT, "keepalive timeout");

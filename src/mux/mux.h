@@ -101,6 +101,7 @@ typedef struct {
     uint64_t streams_stalled;   /* reset by the stream progress timeout */
     uint64_t opens_over_budget; /* peer opens refused: memory account full */
     uint64_t grants_withheld;   /* window grants delayed: memory account full */
+    uint64_t opens_early_in;    /* peer OPENs that carried early data (0-RTT) */
 } um_mux_stats_t;
 
 typedef struct {

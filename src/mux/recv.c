@@ -46,6 +46,7 @@ static int on_open(um_mux_t *m, const um_mux_frame_t *f)
     stream_t *s = mux_stream_new(m, f->id, 0);
     if (!s) return mux_nomem(m);
     m->npending++;
+    if (f->data_len) m->st.opens_early_in++;
     s->rx_credit -= (uint32_t)f->data_len;
     if (f->data_len && um_buf_append(&s->rx, f->data, f->data_len) != 0) return mux_nomem(m);
     mux_session_consumed(m, f->data_len); /* buffered: the stream's window bounds it now */

@@ -21,8 +21,10 @@
  *   whatever happened (failed open, error, EOF). close() before on_open cancels
  *   the open. The implementation frees the handle itself, later.
  * - write() copies the bytes (the caller keeps ownership of its buffer).
- *   Writes before on_open(UM_CONN_OK) are refused with UM_EAGAIN: pass the
- *   bytes already at hand as `early` to open() instead (0-RTT on the tunnel).
+ *   Before on_open(UM_CONN_OK) an implementation may take writes (the
+ *   tunnel does: DATA before OPEN_RESULT) or refuse them with UM_EAGAIN (the
+ *   direct connector); a caller must handle both. Pass the bytes already at
+ *   hand as `early` to open() (0-RTT on the tunnel).
  * - Backpressure: queued() is the count of bytes accepted by write() and not
  *   yet delivered. Stop feeding above a high-water mark; on_drain fires once the
  *   queue has fallen to low water after having been above high water.
@@ -108,6 +110,13 @@ typedef struct {
                 const um_conn_cbs_t *cbs, void *arg, um_conn_t **out);
     /* Opens a UDP association (UDP ASSOCIATE, VPN UDP flows). */
     int (*assoc_open)(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t **out);
+    /* Optional (NULL: never known in advance). What an open to dst would
+     * get, when the provider knows it at once without I/O (a routing rule
+     * that blocks dst: UM_CONN_NOT_ALLOWED); UM_CONN_OK when it cannot tell.
+     * Fast open asks before its early reply, so a refusal known locally
+     * keeps its truthful reply code. A refusal given here counts as an open
+     * the provider refused. */
+    int (*verdict)(void *ctx, const um_addr_t *dst);
 } um_connector_ops_t;
 
 /* What a listener is given: ops (static) and its context (borrowed). */
@@ -120,6 +129,10 @@ static inline int um_conn_open(um_conn_provider_t p, const um_addr_t *dst, const
                                size_t n, const um_conn_cbs_t *cbs, void *arg, um_conn_t **out)
 {
     return p.ops->open(p.ctx, dst, early, n, cbs, arg, out);
+}
+static inline int um_conn_verdict(um_conn_provider_t p, const um_addr_t *dst)
+{
+    return p.ops->verdict ? p.ops->verdict(p.ctx, dst) : UM_CONN_OK;
 }
 static inline int um_conn_write(um_conn_t *c, const uint8_t *p, size_t n)
 {

@@ -139,6 +139,10 @@ static void resp_head(pc_t *c)
 static void h_on_open(void *arg, int result)
 {
     pc_t *c = arg;
+    if (pc_fo_result(c, result)) { /* a CONNECT answered 200 already */
+        if (result == UM_CONN_OK) pc_relay(c);
+        return;
+    }
     if (result != UM_CONN_OK) {
         c->px->st.open_failed++;
         h_error(c, status_for(result), um_conn_result_str(result));
@@ -283,6 +287,19 @@ static void h_process(pc_t *c)
         n = um_buf_peek(&c->in, &p);
         c->h_state = H_TUNNEL;
         c->req_body_done = true;
+        int v = px->o.fast_open ? um_conn_verdict(px->o.conn, &r->dst) : UM_CONN_OK;
+        if (v != UM_CONN_OK) { /* refused here and now: the truthful status */
+            px->st.open_failed++;
+            h_error(c, status_for(v), um_conn_result_str(v));
+            return;
+        }
+        if (px->o.fast_open) {
+            char ok[64];
+            size_t k = um_http_connect_ok_build(ok, sizeof(ok));
+            if (pc_write(c, ok, k) != 0) return;
+            pc_fo_start(c, &r->dst, &h_cbs);
+            return;
+        }
         rc = um_conn_open(px->o.conn, &r->dst, p, n, &h_cbs, c, &c->up);
         um_buf_clear(&c->in);
     } else {

@@ -148,6 +148,21 @@ static int r_open(void *ctx, const um_addr_t *dst, const uint8_t *early, size_t 
     return um_conn_open(a == UM_RULE_DIRECT ? r->direct : r->tunnel, dst, early, n, cbs, arg, out);
 }
 
+/* Fast open asks before its early reply: a block is known now. */
+static int r_verdict(void *ctx, const um_addr_t *dst)
+{
+    um_router_t *r = ctx;
+    if (!r || !dst) return UM_CONN_OK;
+    char name[UM_DOMAIN_MAX + 1];
+    if (decide(r, dst, name) != UM_RULE_BLOCK) return UM_CONN_OK;
+    r->st.opens[UM_RULE_BLOCK]++;
+    char s[UM_ADDR_STRLEN];
+    um_addr_format(dst, s, sizeof(s));
+    um_log_limited(&r->rl, 10, 1000, UM_LOG_INFO, "route %s%s%s%s: blocked by a rule", s,
+                   name[0] ? " (" : "", name, name[0] ? ")" : "");
+    return UM_CONN_NOT_ALLOWED;
+}
+
 /* ---- associations ---- */
 
 typedef struct {
@@ -214,6 +229,7 @@ static const um_connector_ops_t router_ops = {
     .name = "router",
     .open = r_open,
     .assoc_open = r_assoc_open,
+    .verdict = r_verdict,
 };
 
 int um_router_new(uv_loop_t *loop, um_conn_provider_t tunnel, um_conn_provider_t direct,

@@ -82,7 +82,10 @@ static void on_timer(uv_timer_t *t)
 {
     pc_t *c = t->data;
     if (c->phase == PC_HANDSHAKE || c->phase == PC_OPENING) c->px->st.handshake_failed++;
-    pc_close(c);
+    if (c->fo != FO_NONE)
+        pc_abort(c); /* told "connected" already: a reset, as for a failed open */
+    else
+        pc_close(c);
 }
 
 void pc_timer(pc_t *c, uint32_t ms)
@@ -101,6 +104,9 @@ static void pc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = c->rbuf ? PC_READ_BUF : 0;
 }
 
+static void fo_client_data(pc_t *c, const uint8_t *p, size_t n);
+static void fo_open(pc_t *c);
+
 static void pc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     pc_t *c = s->data;
@@ -111,11 +117,18 @@ static void pc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread > 0) {
         c->px->st.bytes_up += (uint64_t)nread;
-        c->px->k->client_data(c, (const uint8_t *)b->base, (size_t)nread);
+        if (c->fo != FO_NONE)
+            fo_client_data(c, (const uint8_t *)b->base, (size_t)nread);
+        else
+            c->px->k->client_data(c, (const uint8_t *)b->base, (size_t)nread);
     } else if (nread == UV_EOF) {
         pc_read_stop(c);
         c->client_eof = true;
-        c->px->k->client_eof(c);
+        if (c->fo == FO_WAIT)
+            fo_open(c); /* nothing more is coming: open with what we have */
+        else if (c->fo == FO_NONE)
+            c->px->k->client_eof(c);
+        /* FO_OPENING: the relay sees client_eof once the stream is open */
     } else if (nread < 0) {
         pc_close(c);
     }
@@ -263,7 +276,104 @@ void pc_up_eof(pc_t *c)
 
 void pc_up_drain(pc_t *c)
 {
-    if (c->phase == PC_RELAY || c->phase == PC_HTTP) pc_read_start(c);
+    if (c->phase == PC_RELAY || c->phase == PC_HTTP ||
+        (c->fo == FO_OPENING && um_buf_len(&c->in) == 0))
+        pc_read_start(c);
+}
+
+/* --- fast open -------------------------------------------------------------- */
+
+/* Opens the stream with what the client sent so far as early data. */
+static void fo_open(pc_t *c)
+{
+    if (c->fo != FO_WAIT || c->phase == PC_CLOSED) return;
+    um_proxy_t *px = c->px;
+    const uint8_t *p;
+    size_t n = um_buf_peek(&c->in, &p);
+    c->fo = FO_OPENING;
+    /* The opening is bounded like a handshake (the provider bounds it too). */
+    pc_timer(c, px->o.handshake_timeout_ms);
+    if (n) px->st.fo_early++;
+    int rc = um_conn_open(px->o.conn, &c->fo_dst, p, n, c->fo_cbs, c, &c->up);
+    um_buf_clear(&c->in);
+    if (rc != 0) {
+        c->up = NULL;
+        px->st.open_failed++;
+        px->st.fo_failed++;
+        pc_abort(c);
+        return;
+    }
+    if (c->client_eof) return;
+    pc_read_start(c);
+}
+
+static void fo_wait_timer(uv_timer_t *t)
+{
+    fo_open(t->data);
+}
+
+/* Client bytes after the early reply, before the verdict. */
+static void fo_client_data(pc_t *c, const uint8_t *p, size_t n)
+{
+    if (c->fo == FO_WAIT) {
+        if (um_buf_append(&c->in, p, n) != 0) {
+            pc_abort(c);
+            return;
+        }
+        fo_open(c);
+        return;
+    }
+    /* FO_OPENING: a provider that takes writes before on_open (the tunnel:
+     * DATA within the stream's initial window) gets them now; another one
+     * refuses with UM_EAGAIN, and they wait here, reading paused. */
+    if (um_buf_len(&c->in) == 0 && c->up) {
+        int rc = um_conn_write(c->up, p, n);
+        if (rc == 0) {
+            if (um_conn_queued(c->up) > UM_CONN_HIGH_WATER) pc_read_stop(c);
+            return;
+        }
+        if (rc != UM_EAGAIN) {
+            pc_abort(c);
+            return;
+        }
+    }
+    if (um_buf_append(&c->in, p, n) != 0) {
+        pc_abort(c);
+        return;
+    }
+    pc_read_stop(c);
+}
+
+void pc_fo_start(pc_t *c, const um_addr_t *dst, const um_conn_cbs_t *cbs)
+{
+    if (c->phase == PC_CLOSED) return;
+    c->px->st.fo_replies++;
+    c->phase = PC_OPENING;
+    c->fo = FO_WAIT;
+    c->fo_dst = *dst;
+    c->fo_cbs = cbs;
+    if (um_buf_len(&c->in) || c->client_eof) {
+        fo_open(c); /* the first bytes are here already (or none will come) */
+        return;
+    }
+    uv_timer_start(&c->timer, fo_wait_timer, PC_FO_WAIT_MS, 0);
+    pc_read_start(c);
+}
+
+bool pc_fo_result(pc_t *c, int result)
+{
+    if (c->fo == FO_NONE) return false;
+    c->fo = FO_NONE;
+    if (result != UM_CONN_OK) {
+        /* The client was told "connected" already: reset its connection, so
+         * the application learns now (ECONNRESET) rather than at a timeout. */
+        UM_DEBUG("proxy: fast open: the stream failed after the reply (%s): reset",
+                 um_conn_result_str(result));
+        c->px->st.open_failed++;
+        c->px->st.fo_failed++;
+        pc_abort(c);
+    }
+    return true;
 }
 
 void pc_relay(pc_t *c)

@@ -7,6 +7,7 @@
 #ifndef UM_PROXY_SERVER_H
 #define UM_PROXY_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -25,6 +26,12 @@ typedef struct {
     const char *user, *pass;       /* SOCKS5 (RFC 1929) or HTTP (Proxy-Authorization: Basic)
                                     * user/password; both or neither (copied) */
     um_addr_t forward_dst;         /* UM_PROXY_FORWARD: where every connection goes */
+    /* Fast open (docs/internals/proxy.md): the SOCKS5 success reply and the
+     * HTTP CONNECT 200 go back at once, before the provider's verdict; the
+     * client's first bytes then travel with the open (early data). A failed
+     * open afterwards resets the client connection. false: replies wait for
+     * the verdict and carry its code (what a zeroed opts gives). */
+    bool fast_open;
 } um_proxy_opts_t;
 
 typedef struct um_proxy um_proxy_t;
@@ -41,6 +48,10 @@ size_t um_proxy_active(const um_proxy_t *px);
 
 typedef struct {
     uint64_t accepted, refused_limit, handshake_failed, open_failed, bytes_up, bytes_down;
+    /* fast open: replies sent before the verdict, opens that carried the
+     * client's first bytes, and opens that failed after the reply (each
+     * such client connection was reset) */
+    uint64_t fo_replies, fo_early, fo_failed;
 } um_proxy_stats_t;
 void um_proxy_stats(const um_proxy_t *px, um_proxy_stats_t *out);
 

@@ -10,6 +10,9 @@
 
 #define PC_READ_BUF (64u * 1024u)
 #define PC_IN_MAX   (UM_HTTP_HEAD_MAX + 64u * 1024u)
+/* Fast open: after the early reply, how long to wait for the client's first
+ * bytes before opening without them (a client whose server speaks first). */
+#define PC_FO_WAIT_MS 20u
 
 typedef struct pc pc_t;
 
@@ -36,6 +39,10 @@ struct um_proxy {
 };
 
 enum { PC_HANDSHAKE, PC_OPENING, PC_RELAY, PC_HTTP, PC_DRAIN, PC_CLOSED };
+/* Fast open: the reply went back; FO_WAIT: waiting (PC_FO_WAIT_MS at most)
+ * for the client's first bytes to open with; FO_OPENING: opened, verdict not
+ * known yet (client bytes go to the stream if it takes them, else wait). */
+enum { FO_NONE, FO_WAIT, FO_OPENING };
 
 struct pc {
     um_proxy_t *px;
@@ -52,6 +59,11 @@ struct pc {
     bool up_paused;      /* we stopped the upstream because the client is slow */
     bool client_eof, up_eof, shut_sent, shut_done;
     bool close_after_flush;
+
+    /* Fast open (docs/internals/proxy.md) */
+    int fo;                      /* FO_NONE, FO_WAIT, FO_OPENING */
+    um_addr_t fo_dst;            /* FO_WAIT: where the stream goes */
+    const um_conn_cbs_t *fo_cbs; /* FO_WAIT: its callbacks */
 
     /* SOCKS5 */
     int s5_state;
@@ -95,5 +107,13 @@ void pc_up_eof(pc_t *c);
 void pc_up_drain(pc_t *c);
 void pc_relay_client_data(pc_t *c, const uint8_t *p, size_t n);
 void pc_relay_client_eof(pc_t *c);
+/* Fast open: the kind has sent its success reply; open a stream to dst with
+ * the client's first bytes (what c->in holds, or the next read, or nothing
+ * after PC_FO_WAIT_MS). The stream's on_open must call pc_fo_result first. */
+void pc_fo_start(pc_t *c, const um_addr_t *dst, const um_conn_cbs_t *cbs);
+/* In on_open: true if the connection was a fast open (then: a failure has
+ * reset the client connection and the caller returns; success: the caller
+ * enters the relay). */
+bool pc_fo_result(pc_t *c, int result);
 
 #endif

@@ -27,6 +27,12 @@ static void s5_on_open(void *arg, int result)
     pc_t *c = arg;
     uint8_t out[UM_SOCKS5_MSG_MAX];
     uint8_t rep = um_socks5_rep_from_result(result);
+    if (pc_fo_result(c, result)) {
+        if (result != UM_CONN_OK) return; /* reset by pc_fo_result */
+        c->s5_state = S_RELAY;
+        pc_relay(c);
+        return;
+    }
     if (result != UM_CONN_OK) {
         c->px->st.open_failed++;
         reply_fail(c, rep);
@@ -269,6 +275,19 @@ static void s5_process(pc_t *c)
                 return;
             }
             c->s5_state = S_CONNECTING;
+            int v = px->o.fast_open ? um_conn_verdict(px->o.conn, &req.dst) : UM_CONN_OK;
+            if (v != UM_CONN_OK) { /* refused here and now: the truthful code */
+                px->st.open_failed++;
+                reply_fail(c, um_socks5_rep_from_result(v));
+                return;
+            }
+            if (px->o.fast_open) {
+                /* Succeeded, at once; BND.ADDR 0.0.0.0:0 (clients ignore it). */
+                size_t k = um_socks5_reply_build(out, sizeof(out), UM_SOCKS5_REP_SUCCEEDED, NULL);
+                if (pc_write(c, out, k) != 0) return;
+                pc_fo_start(c, &req.dst, &s5_cbs);
+                return;
+            }
             c->phase = PC_OPENING;
             pc_read_stop(c);
             n = um_buf_peek(&c->in, &p);

@@ -485,3 +485,15 @@ uint32_t um_sess_take_move(um_sess_t *s)
 {
     return ++s->moves;
 }
+
+size_t um_sess_tx_max(const um_sess_t *s)
+{
+    return s->txq.max;
+}
+
+void um_sess_set_tx_max(um_sess_t *s, size_t max)
+{
+    if (!s || !max) return;
+    size_t len = um_buf_len(&s->txq);
+    s->txq.max = max > len ? max : len;
+}

@@ -130,6 +130,11 @@ void um_sess_guard(um_sess_t *s, uint32_t bytes);
 const uint8_t *um_sess_id(const um_sess_t *s); /* UM_SID_LEN bytes, borrowed */
 int um_sess_alg(const um_sess_t *s);
 void um_sess_offsets(const um_sess_t *s, um_sess_offsets_t *o);
+/* The bound on queued + unacknowledged plaintext (the resend buffer), and a
+ * new one (never below what is queued now; 0 is ignored): the tunnel sizes
+ * it from the measured bandwidth-delay product. */
+size_t um_sess_tx_max(const um_sess_t *s);
+void um_sess_set_tx_max(um_sess_t *s, size_t max);
 /* Resumption (PROTOCOL.md 3.6, 4.4): install the keys of a fresh handshake
  * that named this session and resend from peer_rx (the peer's received
  * offset, at most tx_high: um_sess_resumable; one below tx_acked means

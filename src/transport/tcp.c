@@ -1,7 +1,10 @@
 #include "transport/tcp.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "util/err.h"
 #include "util/uvwrite.h"
@@ -31,6 +34,22 @@ struct um_tcp {
     size_t wq, wq_max;
     int want_drain, closing, shut;
 };
+
+/* Unsent bytes the kernel may hold for a connection (TCP_NOTSENT_LOWAT).
+ * Without a bound it holds up to the whole send buffer (4 MiB auto-tuned):
+ * a stream's bytes queued behind a bulk transfer wait for all of it. With
+ * it, the bytes wait in our queue instead, where the tunnel decides what
+ * goes next (the mux's round-robin), and a small response overtakes the
+ * bulk. What is in flight (sent, not acknowledged) is not affected, so a
+ * long fat path still fills. */
+static void tcp_tune(um_tcp_t *t)
+{
+    uv_os_fd_t fd;
+    int v = UM_TCP_NOTSENT_LOWAT;
+    uv_tcp_nodelay(&t->h, 1);
+    if (uv_fileno((uv_handle_t *)&t->h, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
+}
 
 struct um_tcp_listener {
     uv_tcp_t h;
@@ -118,7 +137,7 @@ static void take_pending(um_tcp_listener_t *l)
         uv_close((uv_handle_t *)&t->h, free_cb);
         return;
     }
-    uv_tcp_nodelay(&t->h, 1);
+    tcp_tune(t);
     l->cb(l, t, l->ud);
 }
 
@@ -190,7 +209,7 @@ static void on_connect(uv_connect_t *req, int status)
 {
     um_tcp_t *t = req->data;
     if (t->closing) return;
-    if (status == 0) uv_tcp_nodelay(&t->h, 1);
+    if (status == 0) tcp_tune(t);
     if (t->conn_cb) t->conn_cb(t, status, t->conn_ud);
 }
 

@@ -25,7 +25,11 @@ typedef void (*um_tcp_event_cb)(um_tcp_t *t, int status, void *ud);
 typedef void (*um_tcp_accept_cb)(um_tcp_listener_t *l, um_tcp_t *conn, void *ud);
 
 #define UM_TCP_WQ_MAX_DEFAULT (4u << 20)
-#define UM_TCP_BACKLOG        511 /* listen backlog when the caller passes 0 */
+/* TCP_NOTSENT_LOWAT of every connection (tcp.c: tcp_tune) */
+#ifndef UM_TCP_NOTSENT_LOWAT
+#define UM_TCP_NOTSENT_LOWAT (128 * 1024)
+#endif
+#define UM_TCP_BACKLOG 511 /* listen backlog when the caller passes 0 */
 
 int um_tcp_listen(uv_loop_t *loop, const struct sockaddr *sa, int backlog, um_tcp_accept_cb cb,
                   void *ud, um_tcp_listener_t **out);

@@ -98,7 +98,8 @@ size_t tn_conn_queued(struct tconn *c)
 {
     size_t q = um_buf_len(&c->pend);
     um_mux_stream_info_t info;
-    if (c->t && c->state == C_OPEN && um_mux_stream_info(c->t->mux, c->id, &info) == 0) {
+    if (c->t && (c->state == C_OPEN || c->state == C_OPENING) &&
+        um_mux_stream_info(c->t->mux, c->id, &info) == 0) {
         q += info.tx_buffered;
         if (info.tx_full && q <= UM_CONN_HIGH_WATER) q = UM_CONN_HIGH_WATER + 1;
     }
@@ -139,14 +140,14 @@ void tn_deliver(um_tunnel_t *t, struct tconn *c)
 /* Moves bytes the mux refused earlier into it; sends a deferred FIN. */
 void tn_flush_pend(um_tunnel_t *t, struct tconn *c)
 {
-    if (c->state != C_OPEN || c->t != t) return;
+    if ((c->state != C_OPEN && c->state != C_OPENING) || c->t != t) return;
     while (um_buf_len(&c->pend) > 0) {
         const uint8_t *p;
         size_t n = um_buf_peek(&c->pend, &p), acc = 0;
         if (um_mux_stream_write(t->mux, c->id, p, n, &acc) != 0 || acc == 0) break;
         um_buf_consume(&c->pend, acc);
     }
-    if (c->shut_wanted && !c->shut_sent && um_buf_len(&c->pend) == 0) {
+    if (c->shut_wanted && !c->shut_sent && um_buf_len(&c->pend) == 0 && c->state == C_OPEN) {
         c->shut_sent = true;
         um_mux_stream_shutdown(t->mux, c->id);
     }
@@ -181,9 +182,16 @@ void tn_conn_fail(um_tunnel_t *t, struct tconn *c, int was_opening, int result, 
 static int op_write(um_conn_t *uc, const uint8_t *p, size_t n)
 {
     struct tconn *c = (struct tconn *)uc;
-    if (c->closed || c->state == C_DEAD || !c->t) return c->state == C_DEAD ? UM_EPIPE : UM_EAGAIN;
-    if (c->state != C_OPEN) return UM_EAGAIN;
+    if (c->closed || c->state == C_DEAD) return UM_EPIPE;
     if (c->shut_wanted) return UM_EPIPE;
+    if (c->state == C_WAITING) {
+        /* No tunnel yet: kept with the early data (bounded), sent with the OPEN. */
+        if (um_buf_len(&c->pend) + n > UM_CONN_HIGH_WATER) return UM_EAGAIN;
+        return um_buf_append(&c->pend, p, n) == 0 ? 0 : UM_ENOSPC;
+    }
+    if (!c->t) return UM_EAGAIN;
+    /* C_OPENING too: DATA may follow the OPEN before its result, within the
+     * stream's initial window (PROTOCOL.md 6.5); the mux holds the rest. */
     um_tunnel_t *t = c->t;
     if (t->down) return UM_EPIPE;
     size_t acc = 0;

@@ -342,6 +342,8 @@ static void feed_hold(um_tunnel_t *t)
     if (t->hold_len == 0 && !t->finishing && t->car) um_carrier_read_start(t->car);
 }
 
+static void ack_clock(um_tunnel_t *t);
+
 static void pump(um_tunnel_t *t)
 {
     if (t->down || t->in_pump) return;
@@ -374,6 +376,7 @@ static void pump(um_tunnel_t *t)
         }
         if (t->down) goto out;
         outbound(t);
+        ack_clock(t);
         if (t->high) check_drain(t);
         if (!progress && um_sess_readable(t->sess) == 0) break;
     }
@@ -408,6 +411,11 @@ static void on_idle(uv_idle_t *h)
     if (t->down) {
         tn_finish(t);
         return;
+    }
+    t->rd_iter = 0;
+    if (t->rd_paused) {
+        t->rd_paused = false;
+        if (!t->hold_len && !t->finishing && t->car) um_carrier_read_start(t->car);
     }
     /* The owner's notes, here and not where they arose (that may be inside
      * one of its own calls). */
@@ -484,12 +492,21 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
             um_carrier_read_stop(car);
         }
     }
+    /* A bounded share of each loop iteration: past RD_ITER_MAX bytes read
+     * since the last idle turn, reading pauses until the next one, so the
+     * other connections of this loop (a new SOCKS5 client, a small
+     * response's socket) are served between two bulk bursts instead of after
+     * libuv's 32 reads of 64 KiB. */
+    t->rd_iter += n;
+    if (t->rd_iter >= RD_ITER_MAX && !t->hold_len && !t->rd_paused && t->car) {
+        um_carrier_read_stop(car);
+        t->rd_paused = true;
+    }
     /* The pump runs from the idle handle, once the loop has delivered every
-     * read of this iteration (libuv reads a busy socket up to 32 times in a
-     * row): records from several reads reach each stream together, so the
-     * streams' bytes leave in a few large writes instead of one small write
-     * per stream per read (8 parallel downloads: 40k writes of 13 KB for
-     * 512 MB at the client before, see bench/peers.sh). */
+     * read of this iteration: records from several reads reach each stream
+     * together, so the streams' bytes leave in a few large writes instead of
+     * one small write per stream per read (8 parallel downloads: 40k writes
+     * of 13 KB for 512 MB at the client before, see bench/peers.sh). */
     if (t->fatal)
         pump(t);
     else
@@ -501,6 +518,8 @@ static void on_car_drain(um_carrier_t *car, void *ud)
     (void)car;
     pump(ud);
 }
+
+static void size_resend(um_tunnel_t *t, uint64_t now);
 
 static void on_timer(uv_timer_t *h)
 {
@@ -532,7 +551,63 @@ static void on_timer(uv_timer_t *h)
         tn_die(t, UM_ETIMEDOUT);
         return;
     }
+    size_resend(t, now);
     pump(t);
+}
+
+/* The ack clock: the time from sealing an offset to its acknowledgement,
+ * one probe out at a time; the least of a tick sizes the resend buffer. It
+ * needs no PING (the mux pings only every keepalive interval), and includes
+ * the peer's ack delay (small during a transfer: an ack every 64 KiB). */
+static void ack_clock(um_tunnel_t *t)
+{
+    um_sess_offsets_t o;
+    um_sess_offsets(t->sess, &o);
+    uint64_t now = um_now_ms();
+    if (t->rtt_probe_t && o.tx_acked >= t->rtt_probe_off) {
+        uint64_t s = now - t->rtt_probe_t;
+        if (s < t->rtt_min) t->rtt_min = s;
+        t->rtt_probe_t = 0;
+    }
+    if (!t->rtt_probe_t && o.tx_sent > o.tx_acked) {
+        t->rtt_probe_t = now;
+        t->rtt_probe_off = o.tx_sent;
+    }
+}
+
+/* The resend buffer (the session's bound on unacknowledged plus queued
+ * bytes) follows the bandwidth-delay product: twice what was acknowledged
+ * per smoothed RTT over the last tick, between UM_TUNNEL_SESS_TX_START and
+ * the session's configured bound. A path that the bound limits delivers
+ * bound/RTT, so the estimate doubles it each tick until the path, not the
+ * buffer, is the limit; a short path (loopback, a LAN) stays at the start
+ * size, and so does the memory it pins (um_buf storage grows only as bytes
+ * are queued). Shrinks by a quarter per tick at most. */
+static void size_resend(um_tunnel_t *t, uint64_t now)
+{
+    um_sess_offsets_t o;
+    um_sess_offsets(t->sess, &o);
+    uint64_t rtt = t->rtt_min != UINT64_MAX ? t->rtt_min : um_mux_rtt_ms(t->mux);
+    t->rtt_min = UINT64_MAX;
+    if (t->bdp_t0 && now > t->bdp_t0 && o.tx_acked >= t->bdp_acked0 && rtt != UINT64_MAX) {
+        if (rtt == 0) rtt = 1; /* below the clock's resolution */
+        uint64_t acked = o.tx_acked - t->bdp_acked0;
+        uint64_t want = 2 * acked * rtt / (now - t->bdp_t0);
+        size_t cur = um_sess_tx_max(t->sess), lo = UM_TUNNEL_SESS_TX_START;
+        if (lo > t->tx_ceiling) lo = t->tx_ceiling;
+        if (want < cur - cur / 4) want = cur - cur / 4;
+        if (want < lo) want = lo;
+        if (want > t->tx_ceiling) want = t->tx_ceiling;
+        if (want != cur) {
+            um_sess_set_tx_max(t->sess, (size_t)want);
+            UM_DEBUG(
+                "tunnel: resend buffer %llu KiB (%llu KiB acknowledged in %llu ms, rtt %llu ms)",
+                (unsigned long long)(want >> 10), (unsigned long long)(acked >> 10),
+                (unsigned long long)(now - t->bdp_t0), (unsigned long long)rtt);
+        }
+    }
+    t->bdp_t0 = now;
+    t->bdp_acked0 = o.tx_acked;
 }
 
 /* The carrier is gone; the session, the mux and the streams stay. */
@@ -632,6 +707,9 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_ro
     }
     t->sess = sess;
     t->car = car;
+    t->tx_ceiling = um_sess_tx_max(sess);
+    t->rtt_min = UINT64_MAX;
+    if (t->tx_ceiling > UM_TUNNEL_SESS_TX_START) um_sess_set_tx_max(sess, UM_TUNNEL_SESS_TX_START);
     uv_idle_init(loop, &t->idle);
     uv_timer_init(loop, &t->timer);
     uv_timer_init(loop, &t->jtimer);
@@ -722,6 +800,10 @@ int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, siz
     check_soft(t);
     um_carrier_set_wq_max(car, TCP_WQ_MAX);
     um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
+    t->rd_iter = 0;
+    t->rd_paused = false;
+    t->rtt_probe_t = 0; /* offsets restart with the resumption */
+    t->bdp_t0 = 0;
     if (!t->hold_len) um_carrier_read_start(car);
     um_mux_touch(t->mux, um_now_ms());
     tn_schedule(t);
@@ -763,6 +845,7 @@ void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st)
         um_mux_get_stats(t->mux, &ms);
         st->payload_in = ms.payload_in;
         st->payload_out = ms.payload_out;
+        st->streams_early = ms.opens_early_in;
     }
 }
 

@@ -35,6 +35,10 @@ typedef struct um_tunnel um_tunnel_t;
 /* Unacknowledged bytes a session may have in flight: it bounds throughput to
  * this much per round trip (16 MiB: 530 Mbit/s at 250 ms). */
 #define UM_TUNNEL_SESS_TX_MAX (16u << 20)
+/* ... of which a tunnel starts with this much, and grows towards the session's
+ * configured bound when the measured bandwidth-delay product asks for it
+ * (tunnel.c: size_resend) */
+#define UM_TUNNEL_SESS_TX_START (2u << 20)
 
 typedef struct {
     /* Server: the peer opened stream `id` to `dst`. Answer with
@@ -76,6 +80,7 @@ typedef struct {
      * (attaches), of which replaced a live one (rotations) */
     uint64_t detaches, attaches, rotations;
     uint64_t streams_failed; /* streams still open when the tunnel went down (reset) */
+    uint64_t streams_early;  /* peer-opened streams whose OPEN carried early data */
 } um_tunnel_stats_t;
 
 /* The timing profile of a transport (config key `timing`, docs/CONFIG.md).

@@ -17,11 +17,14 @@
 #define SCRATCH_CAP (64u * 1024u)
 /* Bytes after a stream opens that go in guarded records, when the
  * transport's padding policy has a guard (PROTOCOL.md 4.2). */
-#define OPEN_GUARD     (8u * 1024u)
-#define OUT_CAP        (64u * 1024u + UM_REC_WIRE_MAX)
-#define MUX_OUT_CAP    (64u * 1024u)
-#define TCP_HIGH       (1u << 20) /* stop sealing records above this many queued bytes */
-#define TCP_WQ_MAX     (2u << 20)
+#define OPEN_GUARD  (8u * 1024u)
+#define OUT_CAP     (64u * 1024u + UM_REC_WIRE_MAX)
+#define MUX_OUT_CAP (64u * 1024u)
+#define TCP_HIGH    (256u << 10) /* stop sealing records above this many queued bytes */
+#define TCP_WQ_MAX  (512u << 10)
+#ifndef RD_ITER_MAX
+#define RD_ITER_MAX (256u << 10) /* carrier bytes read per loop turn (on_car_read) */
+#endif
 #define PEND_MAX       (16u << 20) /* hard bound on bytes a stream holds above the mux */
 #define DELIVER_BUDGET (256u * 1024u)
 #define DELIVER_CHUNK  (64u * 1024u) /* most bytes one on_data hands over */
@@ -107,6 +110,14 @@ struct um_tunnel {
     int note_detached;    /* on_detached is owed, with this error (0: none) */
     uint32_t idle_gap_ms; /* the silence that earns the next filler */
     bool jit_armed, jit_go;
+    size_t rd_iter;       /* carrier bytes read since the last idle turn */
+    size_t tx_ceiling;    /* the session's configured resend bound */
+    uint64_t bdp_t0;      /* size_resend: when the last tick measured */
+    uint64_t bdp_acked0;  /* ... and the acknowledged offset then */
+    uint64_t rtt_probe_t; /* ack clock: when tx_sent was rtt_probe_off (0: none out) */
+    uint64_t rtt_probe_off;
+    uint64_t rtt_min; /* least ack-clock RTT this tick, ms (UINT64_MAX: none) */
+    bool rd_paused;   /* reading paused for the rest of this loop turn */
 };
 
 struct um_hub {

@@ -386,7 +386,8 @@ tl_tunnel_up() {
     fi
     tl_server_init
     tl_server_start "$@" || tl_finish
-    tl_client_start "$LINK" client || tl_finish
+    # TL_CLIENT_ARGS: more client options (e.g. --fast-open off for tests of reply codes)
+    tl_client_start "$LINK" client ${TL_CLIENT_ARGS:-} || tl_finish
     local t0
     t0=$(tl_now_ms)
     if out=$(tl_wait_session 1 $((15 * TM))); then

@@ -64,7 +64,7 @@ status_bytes() { "$UMBRA" status --socket "$CONTROL" 2>/dev/null | awk '/^bytes 
 # ---- direct cidr: fetched, nothing through the tunnel
 CAPTURE=0
 if command -v tshark >/dev/null 2>&1; then
-    tl_bg "$WORK/tshark.log" tshark -i lo -f "tcp port $SPORT" -w "$WORK/cap.pcap" -q
+    tl_bg "$WORK/tshark.log" tshark -i lo -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap.pcap" -q
     TSHARK_PID=$BG_PID
     for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark.log" 2>/dev/null && break; sleep 0.1; done
     CAPTURE=1
@@ -96,8 +96,9 @@ expect_eq "forward -L to 127.0.0.3 follows the direct rule" "$got" "small-ok"
 
 # ---- the default (tunnel) still works, and 127.0.0.3 is what the server refuses
 if [ $CAPTURE = 1 ]; then # control: the same capture sees the tunnel carry a fetch, above the
-    # 64 KiB bound of the direct check (tshark drops packets on a loaded machine: not all 4 MiB)
-    tl_bg "$WORK/tshark2.log" tshark -i lo -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
+    # 64 KiB bound of the direct check (tshark drops packets on a loaded machine: not all 4 MiB;
+    # -s 128 -B 32: headers only, a large buffer, so 64 KiB loopback packets do not fill it)
+    tl_bg "$WORK/tshark2.log" tshark -i lo -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
     T2=$BG_PID
     for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark2.log" 2>/dev/null && break; sleep 0.1; done
 fi

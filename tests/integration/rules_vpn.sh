@@ -72,7 +72,7 @@ status_bytes() { C "$UMBRA" status --socket "$WORK/client.sock" 2>/dev/null | aw
 # ---- direct cidr: the file arrives, nothing crosses the tunnel
 CAPTURE=0
 if command -v tshark >/dev/null 2>&1; then
-    tl_bg "$WORK/tshark.log" ip netns exec "$NS_S" tshark -i s0 -f "tcp port $SPORT" -w "$WORK/cap.pcap" -q
+    tl_bg "$WORK/tshark.log" ip netns exec "$NS_S" tshark -i s0 -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap.pcap" -q
     TSHARK_PID=$BG_PID
     for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark.log" 2>/dev/null && break; sleep 0.1; done
     CAPTURE=1
@@ -94,7 +94,7 @@ if [ $CAPTURE = 1 ]; then
     if [ "$bytes" -lt 65536 ]; then ok "capture of the tunnel port on s0: $bytes bytes during the direct download"; else bad "capture of the tunnel port on s0: $bytes bytes"; fi
 fi
 if [ $CAPTURE = 1 ]; then # control: the same capture sees a fetch through the tunnel
-    tl_bg "$WORK/tshark2.log" ip netns exec "$NS_S" tshark -i s0 -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
+    tl_bg "$WORK/tshark2.log" ip netns exec "$NS_S" tshark -i s0 -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
     T2=$BG_PID
     for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark2.log" 2>/dev/null && break; sleep 0.1; done
     C curl -sS --max-time $((10 * TM)) -o /dev/null "http://$W4/small"

@@ -101,7 +101,8 @@ client_conf() {
     (
         umask 077
         exec >"$f"
-        printf '[client]\nprivate-key = %s\nsocks = 127.0.0.1:%s\nevents = %s\ncontrol = off\nkeepalive = 2\n' \
+        # fast-open off: the test checks the truthful SOCKS5 reply of a refused stream
+        printf '[client]\nprivate-key = %s\nsocks = 127.0.0.1:%s\nevents = %s\ncontrol = off\nkeepalive = 2\nfast-open = off\n' \
             "$CPRIV" "$SOCKS" "$EVENTS"
         for s in alpha:$PA:$PUB_A beta:$PB:$PUB_B; do
             IFS=: read -r n p k <<<"$s"

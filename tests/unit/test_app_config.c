@@ -959,6 +959,28 @@ static void test_rules_keys(void **state)
     }
 }
 
+/* fo: fast-open in [client], on by default. */
+static void test_fast_open_key(void **state)
+{
+    (void)state;
+    um_config_t c;
+    char err[UM_ERR_MAX] = "";
+    static const char base[] = "[server \"vps\"]\naddress = 192.0.2.1:443\npublic-key = " PUB1
+                               "\n[client]\nprivate-key = " PRIV "\n";
+    assert_int_equal(parse(&c, base, err), 0);
+    assert_true(c.fast_open);
+    um_config_free(&c);
+    char t[512];
+    snprintf(t, sizeof(t), "%sfast-open = off\n", base);
+    assert_int_equal(parse(&c, t, err), 0);
+    assert_false(c.fast_open);
+    um_config_free(&c);
+    snprintf(t, sizeof(t), "%sfast-open = maybe\n", base);
+    assert_int_not_equal(parse(&c, t, err), 0);
+    assert_string_equal(err, "t.conf:6: key 'fast-open': 'maybe': expected on or off");
+    um_config_free(&c);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -973,6 +995,7 @@ int main(void)
         /* clang-format off */
         cmocka_unit_test(test_upstream_via_keys),
         cmocka_unit_test(test_rules_keys),
+        cmocka_unit_test(test_fast_open_key),
         /* clang-format on */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,7 +90,8 @@ static int fp_assoc(void *ctx, um_assoc_recv_cb cb, void *arg, um_assoc_t **out)
     return 0;
 }
 
-static const um_connector_ops_t fake_ops = {"fake", fp_open, fp_assoc};
+static const um_connector_ops_t fake_ops = {
+    .name = "fake", .open = fp_open, .assoc_open = fp_assoc};
 
 /* ---- helpers ---- */
 

@@ -612,6 +612,33 @@ static void test_delayed_ack(void **st)
     um_sess_free(B);
 }
 
+/* fo: the resend bound can be changed at run time (the tunnel sizes it from
+ * the bandwidth-delay product): writes stop at the new bound, a bound below
+ * what is queued keeps the queue (never drops bytes), 0 is ignored. */
+static void test_set_tx_max(void **st)
+{
+    (void)st;
+    um_sess_keys_t ka, kb;
+    mkkeys(&ka, &kb, UM_AEAD_CHACHA20_POLY1305);
+    um_sess_cfg_t cfg = {.tx_max = 64 * 1024};
+    um_sess_t *A = um_sess_new(&ka, &cfg);
+    assert_non_null(A);
+    static uint8_t blob[200 * 1024];
+    assert_int_equal(um_sess_tx_max(A), 64 * 1024);
+    assert_int_equal(um_sess_write(A, blob, sizeof(blob)), 64 * 1024);
+    assert_int_equal(um_sess_write(A, blob, 1), UM_ENOSPC);
+    um_sess_set_tx_max(A, 128 * 1024);
+    assert_int_equal(um_sess_tx_max(A), 128 * 1024);
+    assert_int_equal(um_sess_write(A, blob, sizeof(blob)), 64 * 1024);
+    um_sess_set_tx_max(A, 16 * 1024); /* below what is queued: the queue stays */
+    assert_int_equal(um_sess_tx_max(A), 128 * 1024);
+    assert_int_equal(um_sess_write(A, blob, 1), UM_ENOSPC);
+    um_sess_set_tx_max(A, 0);
+    assert_int_equal(um_sess_tx_max(A), 128 * 1024);
+    um_sess_free(A);
+    (void)kb;
+}
+
 int main(void)
 {
     if (um_crypto_init() != 0) return 1;
@@ -628,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_acks_bounded_resume),
         cmocka_unit_test(test_rx_backpressure),
         cmocka_unit_test(test_delayed_ack),
+        cmocka_unit_test(test_set_tx_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

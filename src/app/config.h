@@ -116,6 +116,12 @@ typedef struct {
     bool ws_tls_set;
     char ca_file[UM_CA_FILE_MAX + 1]; /* client: verify the front with this ("" = system) */
     int ws_line;
+    /* server: the listener's own TLS (both or neither; "" = plain HTTP) */
+    char cert_file[UM_CA_FILE_MAX + 1], key_file[UM_CA_FILE_MAX + 1];
+    int cert_line;
+    /* client: extra upgrade request fields, "Name: value" (um_ws_xhdr_check) */
+    char ws_headers[UM_WS_XHDR_MAX][UM_WS_XHDR_LEN + 1];
+    size_t n_ws_headers;
 } um_transport_cfg_t;
 
 /* An authorised client in a server config. */

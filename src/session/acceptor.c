@@ -32,7 +32,8 @@ struct pconn {
     um_acceptor_t *a;
     pconn_t *next, *prev;
     um_tcp_t *t;
-    um_tcp_t *f; /* fallback side, when splicing */
+    um_carrier_t *car; /* instead of t: the listener's own TLS over it (cfg.tls) */
+    um_tcp_t *f;       /* fallback side, when splicing */
     uv_timer_t timer;
     cstate_t st;
     int peer_eof, f_connected, f_eof, f_failed, parse, t_stopped;
@@ -59,9 +60,38 @@ struct um_acceptor {
     uint32_t live_handles; /* timers not yet closed */
 };
 
+/* The connection itself: the TCP connection we accepted, or the TLS
+ * carrier over it (the ws listener's own TLS, cfg.tls). */
+static int c_write(pconn_t *c, const uint8_t *p, size_t n)
+{
+    return c->car ? um_carrier_write(c->car, p, n) : um_tcp_write(c->t, p, n);
+}
+
+static void c_shutdown(pconn_t *c)
+{
+    if (c->car)
+        um_carrier_shutdown(c->car);
+    else
+        um_tcp_shutdown(c->t);
+}
+
+static size_t c_queued(pconn_t *c)
+{
+    return c->car ? um_carrier_queued(c->car) : um_tcp_write_queued(c->t);
+}
+
+static void c_reading(pconn_t *c, int on)
+{
+    if (c->car)
+        (void)(on ? um_carrier_read_start(c->car) : um_carrier_read_stop(c->car));
+    else
+        (void)(on ? um_tcp_read_start(c->t) : um_tcp_read_stop(c->t));
+}
+
 static void maybe_free_acceptor(um_acceptor_t *a)
 {
     if (a->closing && a->live_handles == 0 && !a->conns) {
+        um_ossl_ctx_unref(a->cfg.tls);
         um_gate_unref(a->gate);
         sodium_memzero(&a->cfg, sizeof(a->cfg));
         free(a);
@@ -100,9 +130,13 @@ static void pconn_end(pconn_t *c, int keep_t)
     a->st.preauth--;
     release_parse(c);
     um_gate_unlink(a->gate, &c->node);
-    if (!keep_t) um_tcp_close(c->t);
+    if (!keep_t) {
+        um_tcp_close(c->t);
+        um_carrier_close(c->car);
+    }
     um_tcp_close(c->f);
     c->t = c->f = NULL;
+    c->car = NULL;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
     um_gate_release_held(a->gate); /* last: may resume listeners */
@@ -153,7 +187,7 @@ static void reject(pconn_t *c)
         uint8_t ans[512];
         size_t n = um_preauth_bytes(&c->pa, &p), an = 0;
         if (o->refuse(c->a->codec, p, n, ans, sizeof(ans), &an) == 0 && an &&
-            um_tcp_write(c->t, ans, an) == 0) {
+            c_write(c, ans, an) == 0) {
             uv_update_time(c->a->loop);
             c->deadline = uv_now(c->a->loop);
         }
@@ -173,15 +207,15 @@ static void f_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud
     (void)t;
     if (status == UM_EPIPE) {
         c->f_eof = 1;
-        um_tcp_shutdown(c->t);
+        c_shutdown(c);
         if (c->peer_eof) pconn_end(c, 0);
         return;
     }
-    if (status < 0 || um_tcp_write(c->t, p, n) != 0) {
+    if (status < 0 || c_write(c, p, n) != 0) {
         pconn_end(c, 0);
         return;
     }
-    if (um_tcp_write_queued(c->t) > SPLICE_WQ / 2) um_tcp_read_stop(c->f);
+    if (c_queued(c) > SPLICE_WQ / 2) um_tcp_read_stop(c->f);
 }
 
 static void t_drain(um_tcp_t *t, int status, void *ud)
@@ -199,7 +233,7 @@ static void f_drain(um_tcp_t *t, int status, void *ud)
     (void)status;
     if (c->st == C_SPLICE && !c->peer_eof) {
         c->t_stopped = 0;
-        um_tcp_read_start(c->t);
+        c_reading(c, 1);
     }
 }
 
@@ -221,14 +255,17 @@ static void f_connected(um_tcp_t *t, int status, void *ud)
         if (c->peer_eof) um_gate_evictable(c->a->gate, &c->node);
         if (c->t_stopped) {
             c->t_stopped = 0;
-            um_tcp_read_start(c->t);
+            c_reading(c, 1);
         }
         arm(c, 0);
         return;
     }
     c->f_connected = 1;
     um_tcp_set_wq_max(c->f, SPLICE_WQ);
-    um_tcp_set_wq_max(c->t, SPLICE_WQ);
+    if (c->car)
+        um_carrier_set_wq_max(c->car, SPLICE_WQ);
+    else
+        um_tcp_set_wq_max(c->t, SPLICE_WQ);
     const uint8_t *p;
     size_t n = um_buf_peek(&c->buf, &p);
     /* At most SPLICE_PRE + one read: within SPLICE_WQ. */
@@ -240,11 +277,11 @@ static void f_connected(um_tcp_t *t, int status, void *ud)
     if (c->peer_eof) um_tcp_shutdown(c->f);
     um_tcp_set_read_cb(c->f, f_read, c);
     um_tcp_set_drain_cb(c->f, f_drain, c);
-    um_tcp_set_drain_cb(c->t, t_drain, c);
+    if (!c->car) um_tcp_set_drain_cb(c->t, t_drain, c); /* car: set at accept */
     um_tcp_read_start(c->f);
     if (c->t_stopped && !c->peer_eof && um_tcp_write_queued(c->f) <= SPLICE_WQ / 2) {
         c->t_stopped = 0;
-        um_tcp_read_start(c->t);
+        c_reading(c, 1);
     }
 }
 
@@ -269,7 +306,7 @@ static void splice_in(pconn_t *c, const uint8_t *p, size_t n)
             pconn_end(c, 0);
         else if (um_tcp_write_queued(c->f) > SPLICE_WQ / 2) {
             c->t_stopped = 1;
-            um_tcp_read_stop(c->t);
+            c_reading(c, 0);
         }
         return;
     }
@@ -279,7 +316,7 @@ static void splice_in(pconn_t *c, const uint8_t *p, size_t n)
     }
     if (um_buf_len(&c->buf) > SPLICE_PRE) { /* resumes once the fallback is connected */
         c->t_stopped = 1;
-        um_tcp_read_stop(c->t);
+        c_reading(c, 0);
     }
 }
 
@@ -293,15 +330,21 @@ static void established(pconn_t *c, um_pa_result_t *res)
     const um_codec_ops_t *o = a->codec->ops;
     um_sess_t *s = res->sess;
     um_resumable_t *e = res->resumed;
-    um_carrier_t *car = um_tcp_carrier(c->t);
+    um_carrier_t *own = c->car ? c->car : um_tcp_carrier(c->t);
+    um_carrier_t *car = own;
     uint8_t rest[UM_PREAUTH_REPLY_MAX];
     size_t rn = 0, used = 0;
     um_accept_info_t info = {.budget = res->budget, .wire = res->flight_len + res->reply_len};
-    int r = um_tcp_write(c->t, res->reply, res->reply_len);
+    int r = c_write(c, res->reply, res->reply_len);
     sodium_memzero(res->reply, res->reply_len);
-    um_tcp_read_stop(c->t);
-    um_tcp_set_read_cb(c->t, NULL, NULL);
-    um_tcp_set_drain_cb(c->t, NULL, NULL);
+    if (c->car) {
+        um_carrier_read_stop(c->car);
+        um_carrier_set_cbs(c->car, NULL, NULL, NULL);
+    } else {
+        um_tcp_read_stop(c->t);
+        um_tcp_set_read_cb(c->t, NULL, NULL);
+        um_tcp_set_drain_cb(c->t, NULL, NULL);
+    }
     if (r == 0 && o->wrap) r = o->wrap(a->codec, &c->pa.st, 1, car, &car);
     if (r == 0 && res->rest_len > sizeof(rest)) r = UM_EMSGSIZE;
     if (r == 0) r = um_carrier_absorb(car, res->rest, res->rest_len, rest, &rn);
@@ -316,8 +359,9 @@ static void established(pconn_t *c, um_pa_result_t *res)
         sodium_memzero(rest, rn);
         if (e) e->attach(e, NULL, NULL, 0, 0, 0);
         if (!e) um_sess_free(s);
-        if (car != um_tcp_carrier(c->t)) {
+        if (car != own) {
             c->t = NULL; /* the wrap owns it now */
+            c->car = NULL;
             um_carrier_close(car);
         }
         pconn_end(c, 0);
@@ -415,7 +459,7 @@ static void on_timer(uv_timer_t *tm)
          * (jittered: linger_ms to 2 x linger_ms, section 5). */
         um_buf_wipe(&c->buf);
         c->st = C_LINGER;
-        um_tcp_shutdown(c->t);
+        c_shutdown(c);
         if (c->peer_eof) {
             pconn_end(c, 0);
             return;
@@ -435,6 +479,18 @@ static void on_room(void *ud)
     if (!a->closing) um_tcp_listener_resume(a->l);
 }
 
+static void car_read(um_carrier_t *car, const uint8_t *p, size_t n, int status, void *ud)
+{
+    (void)car;
+    on_read(NULL, p, n, status, ud);
+}
+
+static void car_drain(um_carrier_t *car, void *ud)
+{
+    (void)car;
+    t_drain(NULL, 0, ud);
+}
+
 static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
 {
     um_acceptor_t *a = ud;
@@ -451,13 +507,16 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
     if (uv_tcp_getpeername(um_tcp_handle(t), (struct sockaddr *)&ss, &sl) != 0 ||
         um_gate_src_key(a->gate, (struct sockaddr *)&ss, src) != 0)
         memset(src, 0, sizeof(src)); /* gone already: one shared "unknown" source */
+    um_carrier_t *car = NULL;
     pconn_t *c = calloc(1, sizeof(*c));
-    if (!c) {
+    if (!c || (a->cfg.tls && um_ossl_server_new(um_tcp_carrier(t), a->cfg.tls, &car) != 0)) {
+        free(c);
         um_tcp_close(t); /* out of memory: nothing better to do */
         return;
     }
     c->a = a;
-    c->t = t;
+    c->t = car ? NULL : t; /* the TLS carrier owns t */
+    c->car = car;
     memcpy(c->src, src, sizeof(src));
     c->node.evict = on_evict;
     uv_timer_init(a->loop, &c->timer);
@@ -480,7 +539,10 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
      * so the delay runs from now and not from a moment already past. */
     uv_update_time(a->loop);
     c->deadline = uv_now(a->loop) + delay;
-    um_tcp_set_read_cb(t, on_read, c);
+    if (car)
+        um_carrier_set_cbs(car, car_read, car_drain, c);
+    else
+        um_tcp_set_read_cb(t, on_read, c);
     if (c->parse) {
         c->st = C_PARSE;
         arm(c, GAP_SILENT_MS);
@@ -492,7 +554,7 @@ static void on_accept(um_tcp_listener_t *l, um_tcp_t *t, void *ud)
         reject(c);
         if (c->st == C_DONE) return;
     }
-    if (um_tcp_read_start(t) != 0) pconn_end(c, 0);
+    if (car ? um_carrier_read_start(car) != 0 : um_tcp_read_start(t) != 0) pconn_end(c, 0);
 }
 
 int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
@@ -551,6 +613,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
         free(a);
         return r;
     }
+    if (a->cfg.tls) um_ossl_ctx_ref(a->cfg.tls); /* released with the acceptor */
     *out = a;
     return 0;
 }

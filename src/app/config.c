@@ -39,8 +39,9 @@ typedef enum {
 } sec_t;
 
 /* Keys that may appear more than once in a section. */
-static const char *const repeatable[] = {"listen",   "allow", "address",    "forward",
-                                         "list-url", "rule",  "rules-file", "geoip-file"};
+static const char *const repeatable[] = {"listen",     "allow",      "address",
+                                         "forward",    "list-url",   "rule",
+                                         "rules-file", "geoip-file", "header"};
 
 typedef struct {
     um_config_t *c;
@@ -740,8 +741,9 @@ static void key_transport(parser_t *p, const char *name, const char *v)
         if (t->n_ws_headers == UM_WS_XHDR_MAX)
             perr(p, "key 'header': at most %d extra header fields per transport", UM_WS_XHDR_MAX);
         else if (um_ws_xhdr_check(v, hw, sizeof(hw)) != 0)
-            perr(p, "key 'header': '%.80s': %s (expected Name: value, e.g. header = Origin: "
-                    "https://www.example.com)",
+            perr(p,
+                 "key 'header': '%.80s': %s (expected Name: value, e.g. header = Origin: "
+                 "https://www.example.com)",
                  v, hw);
         else
             snprintf(t->ws_headers[t->n_ws_headers++], UM_WS_XHDR_LEN + 1, "%s", v);

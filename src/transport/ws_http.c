@@ -62,7 +62,8 @@ static int start_line(const uint8_t *p, size_t e, um_ws_head_t *h)
     }
     while (i < e && is_tchar(p[i]))
         i++;
-    if (i == 0 || i >= e || p[i] != ' ') return UM_EPROTO;
+    /* A method of at most 32 characters, as could_begin allows. */
+    if (i == 0 || i > 32 || i >= e || p[i] != ' ') return UM_EPROTO;
     h->is_request = true;
     h->method = (um_ws_span_t){p, i};
     size_t t0 = ++i;

@@ -3,14 +3,17 @@
 # itself (cert-file, key-file; docs/PROTOCOL.md 11.5), with a certificate
 # made here (SAN localhost and 127.0.0.1):
 #   1. a key-file readable by others is warned about; at 0600 it is not;
-#   2. openssl s_client completes a handshake and verifies the certificate;
-#      curl -k on / and on the secret path (no upgrade) get byte-identical
-#      answers: the plain 404;
+#   2. openssl s_client completes a handshake and verifies the certificate
+#      (ALPN h2,http/1.1 offered: http/1.1 chosen); curl -k on /, on the
+#      secret path without an upgrade, and a valid upgrade with a bad first
+#      flight get byte-identical answers: the plain 404;
 #   3. an umbra client from a config file (address localhost:PORT, no
 #      host, ca-file) gets a session; curl through SOCKS5: 10 MiB intact;
 #   4. the Host field of a config whose address is a name and whose host
 #      is empty: the name with its port (not the IP it resolved to), seen
-#      by a plain listener (tls = off).
+#      by a plain listener (tls = off);
+#   5. with a fallback: curl -k https://.../ gets the fallback site's page
+#      through the listener's TLS (the splice runs inside it).
 #
 #   curl ─► umbra client ══ TLS (umbra's own) ══► umbra server :SPORT ─► nginx :N
 set -u
@@ -60,9 +63,10 @@ grep -q "ws, with its own TLS" "$WORK/server.log" && ok "server: ws listener wit
 
 # ---------------------------------------------------------------- probers
 openssl s_client -connect "127.0.0.1:$SPORT" -servername localhost -CAfile "$CD/cert.pem" \
-    -verify_return_error </dev/null >"$WORK/s_client.out" 2>&1
+    -verify_return_error -alpn h2,http/1.1 </dev/null >"$WORK/s_client.out" 2>&1
 if grep -q "Verify return code: 0 (ok)" "$WORK/s_client.out" &&
-    grep -q "CN *= *localhost" "$WORK/s_client.out"; then
+    grep -q "CN *= *localhost" "$WORK/s_client.out" &&
+    grep -q "ALPN protocol: http/1.1" "$WORK/s_client.out"; then
     ok "openssl s_client: handshake complete, certificate verified ($(grep -m1 -o 'TLSv1\.[23]' "$WORK/s_client.out"))"
 else
     bad "openssl s_client: $(tail -n 5 "$WORK/s_client.out" | tr '\n' ' ')"
@@ -70,11 +74,17 @@ fi
 CK=(curl -sk --max-time $((10 * TM)) --http1.1)
 "${CK[@]}" -i "https://127.0.0.1:$SPORT/" >"$WORK/a.root" 2>"$WORK/a.root.err"
 "${CK[@]}" -i "https://127.0.0.1:$SPORT$WSPATH" >"$WORK/a.secret" 2>"$WORK/a.secret.err"
+BADFL=$(head -c 300 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
+"${CK[@]}" -i -H "Connection: Upgrade" -H "Upgrade: websocket" -H "Sec-WebSocket-Version: 13" \
+    -H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" -H "Sec-WebSocket-Protocol: $BADFL" \
+    "https://127.0.0.1:$SPORT$WSPATH" >"$WORK/a.badflight" 2>/dev/null
 if grep -q "^HTTP/1.1 404" "$WORK/a.root" && cmp -s "$WORK/a.root" "$WORK/a.secret"; then
     ok "curl -k: / and the secret path get byte-identical answers ($(head -n 1 "$WORK/a.root" | tr -d '\r'), $(stat -c %s "$WORK/a.root") bytes)"
 else
     bad "curl -k: / '$(head -c 120 "$WORK/a.root" | tr '\r\n' '  ')' vs secret '$(head -c 120 "$WORK/a.secret" | tr '\r\n' '  ')' $(cat "$WORK/a.root.err")"
 fi
+cmp -s "$WORK/a.root" "$WORK/a.badflight" && ok "curl -k: an upgrade with a bad first flight: the same bytes" ||
+    bad "curl -k: bad first flight: '$(head -c 120 "$WORK/a.badflight" | tr '\r\n' '  ')'"
 
 # ---------------------------------------------------------------- the tunnel
 SPUB=$(sed -n 's/^private-key = //p' "$WORK/server.conf" | "$UMBRA" pubkey)
@@ -146,5 +156,16 @@ tl_stop "client2" "$C2" $((5 * TM))
 kill "$HEAD_PID" 2>/dev/null
 wait "$HEAD_PID" 2>/dev/null
 
+# ---------------------------------------------------------------- fallback
+# What does not authenticate is spliced to the fallback inside the TLS.
+tl_stop "server" "$SERVER_PID" $((5 * TM))
+sed -i "/^\[server\]/a fallback = 127.0.0.1:$NGINX_PORT" "$WORK/server.conf"
+printf '<html><body>fallback site %s</body></html>\n' "$WSPATH" >"$WORK/www/index.html"
+mv "$WORK/server.log" "$WORK/server-0600.log"
+tl_server_start || tl_finish
+"${CK[@]}" -o "$WORK/fb.html" "https://127.0.0.1:$SPORT/" 2>"$WORK/fb.err"
+[ "$(tl_sha "$WORK/fb.html")" = "$(tl_sha "$WORK/www/index.html")" ] &&
+    ok "with a fallback: curl -k https://.../ gets the fallback's page through the listener's TLS" ||
+    bad "with a fallback: '$(head -c 200 "$WORK/fb.html")' $(cat "$WORK/fb.err")"
 tl_stop "server" "$SERVER_PID" $((5 * TM))
 tl_finish

@@ -35,6 +35,7 @@ static bool span_ieq(const uint8_t *p, size_t n, const char *s)
  * start; false when no line end is there yet. */
 static bool line(const uint8_t *p, size_t n, size_t at, size_t *end, size_t *next)
 {
+    if (at >= n) return false; /* nothing (p may be NULL) */
     const uint8_t *nl = memchr(p + at, '\n', n - at);
     if (!nl) return false;
     size_t e = (size_t)(nl - p);

@@ -107,6 +107,14 @@ static void t_request(void **s)
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
         assert_int_equal(um_ws_head_parse((const uint8_t *)junk[i], strlen(junk[i]), &h),
                          UM_EPROTO);
+    /* Nothing at all (a connection that closed without a byte: the
+     * refusal sees NULL, 0; UBSan flags a memchr on NULL). */
+    assert_int_equal(um_ws_head_parse(NULL, 0, &h), UM_EAGAIN);
+    um_codec_ws_t sc;
+    uint8_t ans[512];
+    size_t an = 0;
+    assert_int_equal(um_codec_ws_init(&sc, "/a/b", "", 60, 40), 0);
+    assert_int_equal(um_codec_ws_ops.refuse(&sc.base, NULL, 0, ans, sizeof(ans), &an), UM_EAGAIN);
     /* Longer than the bound: refused, not "need more" forever. */
     char *big = malloc(UM_WS_HEAD_MAX + 10);
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
@@ -215,7 +223,8 @@ static void t_request_extra(void **s)
     uint8_t m1[1024], fl[8192];
     randombytes_buf(m1, n1);
     size_t fn = 0;
-    assert_int_equal(um_codec_ws_ops.seal_flight(&cli.base, &cs, m1, n1, fl, sizeof(fl) - 1, &fn), 0);
+    assert_int_equal(um_codec_ws_ops.seal_flight(&cli.base, &cs, m1, n1, fl, sizeof(fl) - 1, &fn),
+                     0);
     fl[fn] = 0;
     assert_non_null(
         strstr((char *)fl, "\r\nX-Client: web\r\nOrigin: https://www.example.com\r\n\r\n"));

@@ -351,8 +351,12 @@ void cli_start_handshake(cli_t *c, const um_addr_t *ip)
         cc.sess.pad.guard_bytes = UM_TLS_GUARD_BYTES;
         cc.sess.pad.guard_idle_ms = UM_TLS_GUARD_IDLE_MS;
     }
+    /* ws: an empty host names the address as configured (a DNS name stays
+     * a name in the Host field and the SNI, not the IP it resolved to). */
+    const um_addr_t *named = s->n_addrs ? &s->addrs[c->addr % s->n_addrs] : ip;
+    if (named->port != ip->port) named = ip;
     if (tr && tr->type == UM_TR_WS &&
-        cli_ws_setup(c->loop, tr, ip, c->dialing ? &c->dialing->ws : &c->ws, &cc) != 0) {
+        cli_ws_setup(c->loop, tr, named, c->dialing ? &c->dialing->ws : &c->ws, &cc) != 0) {
         sodium_memzero(cc.client_priv, sizeof(cc.client_priv));
         if (c->dialing) {
             c->dialing->sync_err = UM_EINVAL;

@@ -62,6 +62,8 @@ int cli_ws_setup(uv_loop_t *loop, const um_transport_cfg_t *tr, const um_addr_t 
         return UM_EINVAL;
     }
     ws->loop = loop;
+    for (size_t i = 0; i < tr->n_ws_headers && i < UM_WS_XHDR_MAX; i++)
+        snprintf(ws->xhdr[ws->n_xhdr++], sizeof(ws->xhdr[0]), "%s", tr->ws_headers[i]);
     cc->codec = &ws->base;
     if (!tr->ws_tls) return 0;
     cc->tls.ctx = ctx_for(tr->ca_file);

@@ -40,8 +40,9 @@ typedef enum {
 } sec_t;
 
 /* Keys that may appear more than once in a section. */
-static const char *const repeatable[] = {"listen",   "allow", "address",    "forward",
-                                         "list-url", "rule",  "rules-file", "geoip-file"};
+static const char *const repeatable[] = {"listen",     "allow",      "address",
+                                         "forward",    "list-url",   "rule",
+                                         "rules-file", "geoip-file", "header"};
 
 typedef struct {
     um_config_t *c;
@@ -731,6 +732,26 @@ static void key_transport(parser_t *p, const char *name, const char *v)
                  UM_CA_FILE_MAX);
         else
             snprintf(t->ca_file, sizeof(t->ca_file), "%s", v);
+    } else if (key_is(name, "cert-file") || key_is(name, "key-file")) {
+        bool cert = key_is(name, "cert-file");
+        if (!v[0] || strlen(v) > UM_CA_FILE_MAX) {
+            perr(p, "key '%s': expected the path of a PEM file of at most %d characters", name,
+                 UM_CA_FILE_MAX);
+            return;
+        }
+        snprintf(cert ? t->cert_file : t->key_file, UM_CA_FILE_MAX + 1, "%s", v);
+        t->cert_line = p->line;
+    } else if (key_is(name, "header")) {
+        char hw[96];
+        if (t->n_ws_headers == UM_WS_XHDR_MAX)
+            perr(p, "key 'header': at most %d extra header fields per transport", UM_WS_XHDR_MAX);
+        else if (um_ws_xhdr_check(v, hw, sizeof(hw)) != 0)
+            perr(p,
+                 "key 'header': '%.80s': %s (expected Name: value, e.g. header = Origin: "
+                 "https://www.example.com)",
+                 v, hw);
+        else
+            snprintf(t->ws_headers[t->n_ws_headers++], UM_WS_XHDR_LEN + 1, "%s", v);
     } else if (key_is(name, "shape")) {
         if (um_shape_parse(v, &t->shape) != 0)
             perr(p, "key 'shape': '%s': expected none, printable, http or tls", v);

@@ -120,6 +120,12 @@ typedef struct {
     char zone[UM_DOMAIN_MAX + 1]; /* lower case, no trailing dot ("" = not set) */
     char resolver[64 + 1];        /* client: "IP[:PORT]" or "tls://IP[:PORT]"; "" = resolv.conf */
     int zone_line, resolver_line;
+    /* server: the listener's own TLS (both or neither; "" = plain HTTP) */
+    char cert_file[UM_CA_FILE_MAX + 1], key_file[UM_CA_FILE_MAX + 1];
+    int cert_line;
+    /* client: extra upgrade request fields, "Name: value" (um_ws_xhdr_check) */
+    char ws_headers[UM_WS_XHDR_MAX][UM_WS_XHDR_LEN + 1];
+    size_t n_ws_headers;
 } um_transport_cfg_t;
 
 /* An authorised client in a server config. */

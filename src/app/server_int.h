@@ -157,6 +157,8 @@ struct srv {
      * their acceptor is in acc[] */
     struct um_dns_server *dns[UM_CFG_MAX_LISTEN];
     size_t n_dns;
+    /* ws2: the ws listener's own TLS (cert-file, key-file), when set */
+    um_ossl_ctx_t *ws_tls;
 };
 
 #define COVER_REFRESH_MS (3600u * 1000u)
@@ -201,5 +203,9 @@ int srv_metrics_start(srv_t *s);
 void srv_metrics_stop(srv_t *s);
 /* An acceptor about to close: its counters are kept. */
 void srv_metrics_retire(srv_t *s, um_acceptor_t *a);
+/* server_ws.c: the ws listener's TLS context from the transport's
+ * cert-file and key-file (relative to the config's directory); a key file
+ * readable by group or others is warned about. 0, or -1 after saying why. */
+int srv_ws_tls_load(const um_config_t *cfg, const um_transport_cfg_t *tr, um_ossl_ctx_t **out);
 
 #endif

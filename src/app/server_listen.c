@@ -394,6 +394,13 @@ int um_run_server(const um_config_t *cfg)
             goto out;
         }
         ac.codec = &s->ws->base;
+        if (tr->cert_file[0]) {
+            if (srv_ws_tls_load(cfg, tr, &s->ws_tls) != 0) {
+                rc = UM_EXIT_CONFIG;
+                goto out;
+            }
+            ac.tls = s->ws_tls;
+        }
     }
     um_gate_cfg_t gc = {.max_preauth = cfg->max_preauth,
                         .per_source = cfg->preauth_per_source,
@@ -466,7 +473,11 @@ int um_run_server(const um_config_t *cfg)
             goto out;
         }
         s->n_acc++;
-        UM_INFO("listening on %s (%s transport)", a, s->tls ? "tls" : s->ws ? "ws" : "tcp");
+        UM_INFO("listening on %s (%s transport)", a,
+                s->tls      ? "tls"
+                : s->ws_tls ? "ws, with its own TLS"
+                : s->ws     ? "ws"
+                            : "tcp");
     }
     if (s->tls) {
         um_addr_format(&tr->cover, a, sizeof(a));
@@ -526,6 +537,7 @@ out:
     um_policy_close(&s->policy);
     free(s->tls);
     free(s->ws);
+    um_ossl_ctx_unref(s->ws_tls);
     sodium_memzero(s->hop_key, sizeof(s->hop_key));
     sodium_memzero(s->cfg.private_key, sizeof(s->cfg.private_key));
     free(s->cfg.clients);

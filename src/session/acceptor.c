@@ -32,7 +32,9 @@ struct pconn {
     um_acceptor_t *a;
     pconn_t *next, *prev;
     um_tcp_t *t;
-    um_carrier_t *car; /* instead of t: a carrier handed over (um_acceptor_adopt) */
+    um_carrier_t *car; /* instead of t: an adopted carrier (um_acceptor_adopt), or the
+                        * listener's own TLS over t (cfg.tls) */
+    int adopted;       /* car came from um_acceptor_adopt: never spliced */
     um_tcp_t *f;       /* fallback side, when splicing */
     uv_timer_t timer;
     cstate_t st;
@@ -60,8 +62,9 @@ struct um_acceptor {
     uint32_t live_handles; /* timers not yet closed */
 };
 
-/* The connection itself: a TCP connection we accepted, or an adopted
- * carrier (which never splices: it has no fallback). */
+/* The connection itself: a TCP connection we accepted, the TLS carrier
+ * over it (the ws listener's own TLS, cfg.tls), or an adopted carrier
+ * (which never splices: it has no fallback). */
 static int c_write(pconn_t *c, const uint8_t *p, size_t n)
 {
     return c->car ? um_carrier_write(c->car, p, n) : um_tcp_write(c->t, p, n);
@@ -75,9 +78,23 @@ static void c_shutdown(pconn_t *c)
         um_tcp_shutdown(c->t);
 }
 
+static size_t c_queued(pconn_t *c)
+{
+    return c->car ? um_carrier_queued(c->car) : um_tcp_write_queued(c->t);
+}
+
+static void c_reading(pconn_t *c, int on)
+{
+    if (c->car)
+        (void)(on ? um_carrier_read_start(c->car) : um_carrier_read_stop(c->car));
+    else
+        (void)(on ? um_tcp_read_start(c->t) : um_tcp_read_stop(c->t));
+}
+
 static void maybe_free_acceptor(um_acceptor_t *a)
 {
     if (a->closing && a->live_handles == 0 && !a->conns) {
+        um_ossl_ctx_unref(a->cfg.tls);
         um_gate_unref(a->gate);
         sodium_memzero(&a->cfg, sizeof(a->cfg));
         free(a);
@@ -153,7 +170,7 @@ static void reject(pconn_t *c)
 {
     c->a->st.probes++;
     release_parse(c);
-    if (c->a->cfg.has_fallback && !c->f_failed && !c->car) {
+    if (c->a->cfg.has_fallback && !c->f_failed && !c->adopted) {
         const uint8_t *p;
         size_t n = um_preauth_bytes(&c->pa, &p);
         um_buf_init(&c->buf, SPLICE_PRE + 65536 + c->a->codec->flight_max);
@@ -173,7 +190,7 @@ static void reject(pconn_t *c)
         uint8_t ans[512];
         size_t n = um_preauth_bytes(&c->pa, &p), an = 0;
         if (o->refuse(c->a->codec, p, n, ans, sizeof(ans), &an) == 0 && an &&
-            um_tcp_write(c->t, ans, an) == 0) {
+            c_write(c, ans, an) == 0) {
             uv_update_time(c->a->loop);
             c->deadline = uv_now(c->a->loop);
         }
@@ -193,15 +210,15 @@ static void f_read(um_tcp_t *t, const uint8_t *p, size_t n, int status, void *ud
     (void)t;
     if (status == UM_EPIPE) {
         c->f_eof = 1;
-        um_tcp_shutdown(c->t);
+        c_shutdown(c);
         if (c->peer_eof) pconn_end(c, 0);
         return;
     }
-    if (status < 0 || um_tcp_write(c->t, p, n) != 0) {
+    if (status < 0 || c_write(c, p, n) != 0) {
         pconn_end(c, 0);
         return;
     }
-    if (um_tcp_write_queued(c->t) > SPLICE_WQ / 2) um_tcp_read_stop(c->f);
+    if (c_queued(c) > SPLICE_WQ / 2) um_tcp_read_stop(c->f);
 }
 
 static void t_drain(um_tcp_t *t, int status, void *ud)
@@ -219,7 +236,7 @@ static void f_drain(um_tcp_t *t, int status, void *ud)
     (void)status;
     if (c->st == C_SPLICE && !c->peer_eof) {
         c->t_stopped = 0;
-        um_tcp_read_start(c->t);
+        c_reading(c, 1);
     }
 }
 
@@ -241,14 +258,17 @@ static void f_connected(um_tcp_t *t, int status, void *ud)
         if (c->peer_eof) um_gate_evictable(c->a->gate, &c->node);
         if (c->t_stopped) {
             c->t_stopped = 0;
-            um_tcp_read_start(c->t);
+            c_reading(c, 1);
         }
         arm(c, 0);
         return;
     }
     c->f_connected = 1;
     um_tcp_set_wq_max(c->f, SPLICE_WQ);
-    um_tcp_set_wq_max(c->t, SPLICE_WQ);
+    if (c->car)
+        um_carrier_set_wq_max(c->car, SPLICE_WQ);
+    else
+        um_tcp_set_wq_max(c->t, SPLICE_WQ);
     const uint8_t *p;
     size_t n = um_buf_peek(&c->buf, &p);
     /* At most SPLICE_PRE + one read: within SPLICE_WQ. */
@@ -260,11 +280,11 @@ static void f_connected(um_tcp_t *t, int status, void *ud)
     if (c->peer_eof) um_tcp_shutdown(c->f);
     um_tcp_set_read_cb(c->f, f_read, c);
     um_tcp_set_drain_cb(c->f, f_drain, c);
-    um_tcp_set_drain_cb(c->t, t_drain, c);
+    if (!c->car) um_tcp_set_drain_cb(c->t, t_drain, c); /* car: set at accept */
     um_tcp_read_start(c->f);
     if (c->t_stopped && !c->peer_eof && um_tcp_write_queued(c->f) <= SPLICE_WQ / 2) {
         c->t_stopped = 0;
-        um_tcp_read_start(c->t);
+        c_reading(c, 1);
     }
 }
 
@@ -289,7 +309,7 @@ static void splice_in(pconn_t *c, const uint8_t *p, size_t n)
             pconn_end(c, 0);
         else if (um_tcp_write_queued(c->f) > SPLICE_WQ / 2) {
             c->t_stopped = 1;
-            um_tcp_read_stop(c->t);
+            c_reading(c, 0);
         }
         return;
     }
@@ -299,7 +319,7 @@ static void splice_in(pconn_t *c, const uint8_t *p, size_t n)
     }
     if (um_buf_len(&c->buf) > SPLICE_PRE) { /* resumes once the fallback is connected */
         c->t_stopped = 1;
-        um_tcp_read_stop(c->t);
+        c_reading(c, 0);
     }
 }
 
@@ -490,19 +510,29 @@ static void car_read(um_carrier_t *car, const uint8_t *p, size_t n, int status, 
     on_read(NULL, p, n, status, ud);
 }
 
-/* A new pre-auth connection: t (accepted), or car (adopted). */
+static void car_drain(um_carrier_t *car, void *ud)
+{
+    (void)car;
+    t_drain(NULL, 0, ud);
+}
+
+/* A new pre-auth connection: t (accepted; under cfg.tls wrapped in the
+ * listener's TLS), or car (adopted). */
 static void pconn_start(um_acceptor_t *a, um_tcp_t *t, um_carrier_t *car,
                         const uint8_t src[UM_SRC_KEY_LEN])
 {
+    int adopted = car != NULL;
     pconn_t *c = calloc(1, sizeof(*c));
-    if (!c) {
+    if (!c || (t && a->cfg.tls && um_ossl_server_new(um_tcp_carrier(t), a->cfg.tls, &car) != 0)) {
+        free(c);
         um_tcp_close(t); /* out of memory: nothing better to do */
         um_carrier_close(car);
         return;
     }
     c->a = a;
-    c->t = t;
+    c->t = car ? NULL : t; /* the TLS carrier owns t */
     c->car = car;
+    c->adopted = adopted;
     memcpy(c->src, src, UM_SRC_KEY_LEN);
     c->node.evict = on_evict;
     uv_timer_init(a->loop, &c->timer);
@@ -526,7 +556,7 @@ static void pconn_start(um_acceptor_t *a, um_tcp_t *t, um_carrier_t *car,
     uv_update_time(a->loop);
     c->deadline = uv_now(a->loop) + delay;
     if (car)
-        um_carrier_set_cbs(car, car_read, NULL, c);
+        um_carrier_set_cbs(car, car_read, car_drain, c);
     else
         um_tcp_set_read_cb(t, on_read, c);
     if (c->parse) {
@@ -613,6 +643,7 @@ int um_acceptor_new(uv_loop_t *loop, const struct sockaddr *listen_addr,
         free(a);
         return r;
     }
+    if (a->cfg.tls) um_ossl_ctx_ref(a->cfg.tls); /* released with the acceptor */
     *out = a;
     return 0;
 }

@@ -33,6 +33,7 @@
 #include "session/session.h"
 #include "transport/carrier.h"
 #include "transport/codec.h"
+#include "transport/ossl.h"
 #include "transport/tcp.h"
 
 typedef struct {
@@ -64,6 +65,12 @@ typedef struct {
     const um_codec_t *codec;
     uint8_t shape; /* um_shape_t (codec NULL only): first-flight prefix expected from
                       clients and put before our reply (PROTOCOL.md section 7) */
+    /* ws exposed directly (PROTOCOL.md 11.5): a server TLS context
+     * (um_ossl_server_ctx_new; a reference is taken) layered over every
+     * accepted connection before the codec sees a byte; the refusal, the
+     * probe reaction and a fallback splice then run inside that TLS. NULL:
+     * none. */
+    um_ossl_ctx_t *tls;
 } um_acceptor_cfg_t;
 
 typedef struct um_acceptor um_acceptor_t;

@@ -56,7 +56,14 @@ static int ws_seal_flight(const um_codec_t *c, um_codec_state_t *st, const uint8
     char proto[UM_HS_MSG1_B64_MAX];
     if (s->key[0] == '\0' || um_b64_encode(proto, sizeof(proto), msg1, n, UM_B64_URL) != 0)
         return UM_EINVAL;
-    um_ws_req_t q = {.path = w->path, .host = w->host, .protocol = proto};
+    const char *extra[UM_WS_XHDR_MAX];
+    for (size_t i = 0; i < w->n_xhdr && i < UM_WS_XHDR_MAX; i++)
+        extra[i] = w->xhdr[i];
+    um_ws_req_t q = {.path = w->path,
+                     .host = w->host,
+                     .protocol = proto,
+                     .extra = extra,
+                     .n_extra = w->n_xhdr < UM_WS_XHDR_MAX ? w->n_xhdr : UM_WS_XHDR_MAX};
     memcpy(q.key, s->key, sizeof(q.key));
     int r = um_ws_req_build(&q, (char *)out, cap, outn);
     sodium_memzero(proto, sizeof(proto));

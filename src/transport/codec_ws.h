@@ -37,6 +37,9 @@ typedef struct {
     size_t msg1_min, msg2_min;     /* shortest valid Noise messages (session layer) */
     uv_loop_t *loop;               /* for the carrier's keepalive pings (NULL: none) */
     uint32_t ping_ms;              /* 0: UM_WS_PING_MS */
+    /* client: extra upgrade request fields (um_ws_xhdr_check), set after init */
+    char xhdr[UM_WS_XHDR_MAX][UM_WS_XHDR_LEN + 1];
+    size_t n_xhdr;
 } um_codec_ws_t;
 
 extern const um_codec_ops_t um_codec_ws_ops;

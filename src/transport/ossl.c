@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,7 @@ static const unsigned char alpn[] = "\x08http/1.1";
 struct um_ossl_ctx {
     SSL_CTX *ctx;
     int refs;
+    int server; /* um_ossl_server_ctx_new */
 };
 
 int um_ossl_ctx_new(const char *ca_file, um_ossl_ctx_t **out)
@@ -83,6 +85,65 @@ void um_ossl_ctx_unref(um_ossl_ctx_t *x)
     free(x);
 }
 
+/* Server: http/1.1 when the client offers it; any other offer (h2 alone)
+ * gets no ALPN answer, as a server without HTTP/2 gives. */
+static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned inlen, void *arg)
+{
+    (void)s;
+    (void)arg;
+    unsigned char *o = NULL;
+    if (SSL_select_next_proto(&o, outlen, alpn, sizeof(alpn) - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = o;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+int um_ossl_server_ctx_new(const char *cert_file, const char *key_file, um_ossl_ctx_t **out,
+                           char *err, size_t errlen)
+{
+    if (!cert_file || !cert_file[0] || !key_file || !key_file[0] || !out) return UM_EINVAL;
+    um_ossl_ctx_t *x = calloc(1, sizeof(*x));
+    if (!x) return UM_ENOMEM;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *what = "cannot set up TLS";
+    int ok = ctx != NULL;
+    ok = ok && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    ok = ok && SSL_CTX_set_cipher_list(ctx, ciphers12);
+    ok = ok && SSL_CTX_set1_groups_list(ctx, groups);
+    if (ok) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
+        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+        /* The key first: a certificate that does not match it then shows
+         * as that, not as a key that does not load. */
+        if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+            what = "key-file: does not hold a PEM private key";
+            ok = 0;
+        } else if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+            what = "cert-file: does not hold a PEM certificate chain";
+            ok = 0;
+        } else if (SSL_CTX_check_private_key(ctx) != 1) {
+            what = "key-file: not the key of the certificate in cert-file";
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        if (err) snprintf(err, errlen, "%s", what);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        free(x);
+        return UM_EINVAL;
+    }
+    x->ctx = ctx;
+    x->refs = 1;
+    x->server = 1;
+    *out = x;
+    return 0;
+}
+
 static bool is_ip(const char *s)
 {
     uint8_t b[16];
@@ -128,6 +189,7 @@ typedef struct {
     um_carrier_drain_cb dr;
     void *ud;
     int hs_done, failed;
+    int server;     /* the accepting side (um_ossl_server_new) */
     um_buf_t early; /* plaintext written before the handshake finished */
     um_buf_t pend;  /* ciphertext the inner carrier refused, in order */
     size_t wq_max;
@@ -189,7 +251,10 @@ static void log_failure(ossl_t *t)
     else
         snprintf(why, sizeof(why), "handshake failed");
     ERR_clear_error();
-    UM_WARN("tls to the front: %s", why);
+    if (t->server)
+        UM_DEBUG("tls from a client: %s", why); /* a prober's, as often as not */
+    else
+        UM_WARN("tls to the front: %s", why);
 }
 
 static int write_plain(ossl_t *t, const uint8_t *p, size_t n)
@@ -217,7 +282,7 @@ static int handshake(ossl_t *t)
         const unsigned char *a = NULL;
         unsigned an = 0;
         SSL_get0_alpn_selected(t->ssl, &a, &an);
-        if (an && (an != 8 || memcmp(a, "http/1.1", 8) != 0)) {
+        if (!t->server && an && (an != 8 || memcmp(a, "http/1.1", 8) != 0)) {
             UM_WARN("tls to the front: it chose ALPN '%.*s', not http/1.1", (int)an, a);
             return UM_EPROTO;
         }
@@ -398,19 +463,19 @@ const um_carrier_ops_t um_ossl_carrier_ops = {
     .absorb = o_absorb,
 };
 
-int um_ossl_client_new(um_carrier_t *inner, const um_ossl_client_cfg_t *cfg, um_carrier_t **out)
+/* The carrier around ssl (taken, also on failure) over inner (taken on
+ * success only). */
+static int start(um_carrier_t *inner, SSL *ssl, int server, um_carrier_t **out)
 {
-    if (!inner || !cfg || !cfg->ctx || !out) return UM_EINVAL;
     ossl_t *t = calloc(1, sizeof(*t));
-    if (!t) return UM_ENOMEM;
-    t->scratch = malloc(SCRATCH);
-    t->ssl = t->scratch ? new_ssl(cfg->ctx, cfg->sni, cfg->name[0] ? cfg->name : cfg->sni) : NULL;
-    if (!t->ssl) {
-        ERR_clear_error();
-        free(t->scratch);
-        free(t);
+    if (t) t->scratch = malloc(SCRATCH);
+    if (!t || !t->scratch) {
+        SSL_free(ssl);
+        if (t) free(t);
         return UM_ENOMEM;
     }
+    t->ssl = ssl;
+    t->server = server;
     t->base.ops = &um_ossl_carrier_ops;
     t->rb = SSL_get_rbio(t->ssl);
     t->wb = SSL_get_wbio(t->ssl);
@@ -419,7 +484,7 @@ int um_ossl_client_new(um_carrier_t *inner, const um_ossl_client_cfg_t *cfg, um_
     um_buf_init(&t->early, EARLY_MAX);
     um_buf_init(&t->pend, PEND_MAX);
     um_carrier_set_cbs(inner, inner_read, inner_drain, t);
-    int r = handshake(t); /* the ClientHello */
+    int r = server ? 0 : handshake(t); /* the ClientHello; a server waits for it */
     if (r < 0 || um_carrier_read_start(inner) != 0) {
         t->inner = NULL; /* the caller still owns inner on failure */
         um_carrier_set_cbs(inner, NULL, NULL, NULL);
@@ -428,6 +493,35 @@ int um_ossl_client_new(um_carrier_t *inner, const um_ossl_client_cfg_t *cfg, um_
     }
     *out = &t->base;
     return 0;
+}
+
+int um_ossl_client_new(um_carrier_t *inner, const um_ossl_client_cfg_t *cfg, um_carrier_t **out)
+{
+    if (!inner || !cfg || !cfg->ctx || cfg->ctx->server || !out) return UM_EINVAL;
+    SSL *ssl = new_ssl(cfg->ctx, cfg->sni, cfg->name[0] ? cfg->name : cfg->sni);
+    if (!ssl) {
+        ERR_clear_error();
+        return UM_ENOMEM;
+    }
+    return start(inner, ssl, 0, out);
+}
+
+int um_ossl_server_new(um_carrier_t *inner, um_ossl_ctx_t *x, um_carrier_t **out)
+{
+    if (!inner || !x || !x->server || !out) return UM_EINVAL;
+    SSL *ssl = SSL_new(x->ctx);
+    BIO *rb = ssl ? BIO_new(BIO_s_mem()) : NULL, *wb = ssl ? BIO_new(BIO_s_mem()) : NULL;
+    if (!rb || !wb) {
+        BIO_free(rb);
+        BIO_free(wb);
+        SSL_free(ssl);
+        ERR_clear_error();
+        return UM_ENOMEM;
+    }
+    BIO_set_mem_eof_return(rb, -1);
+    SSL_set_bio(ssl, rb, wb);
+    SSL_set_accept_state(ssl);
+    return start(inner, ssl, 1, out);
 }
 
 int um_ossl_client_hello(um_ossl_ctx_t *x, const char *sni, uint8_t *out, size_t cap, size_t *outn)

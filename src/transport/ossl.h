@@ -1,6 +1,6 @@
-/* A real TLS client (OpenSSL) as a carrier layered over another (TCP, a
- * connection through an upstream proxy, a bridge's stream): what the `ws`
- * transport dials a front (nginx, a CDN edge) with (docs/PROTOCOL.md 11.1).
+/* A real TLS client (OpenSSL), or server (um_ossl_server_new), as a carrier layered over another
+ * (TCP, a connection through an upstream proxy, a bridge's stream): what the `ws` transport dials a
+ * front (nginx, a CDN edge) with (docs/PROTOCOL.md 11.1).
  *
  * Memory BIOs: the inner carrier moves the TLS records, OpenSSL never sees
  * a socket. The handshake starts at once (the ClientHello is written on
@@ -40,6 +40,19 @@ extern const um_carrier_ops_t um_ossl_carrier_ops;
 
 /* Takes ownership of inner; the cfg is used during the call only. */
 int um_ossl_client_new(um_carrier_t *inner, const um_ossl_client_cfg_t *cfg, um_carrier_t **out);
+
+/* Server mode (docs/PROTOCOL.md 11.5): the ws listener's own TLS, when it
+ * is exposed directly rather than behind a front. cert_file: a PEM chain
+ * (the leaf first), key_file: its PEM private key. UM_EINVAL when either
+ * does not load or they do not match (err, when given, says which). The
+ * server offers TLS 1.2 and 1.3 and answers ALPN http/1.1 when offered. */
+int um_ossl_server_ctx_new(const char *cert_file, const char *key_file, um_ossl_ctx_t **out,
+                           char *err, size_t errlen);
+/* The accepting side over inner (taken on success): nothing is written
+ * until the ClientHello arrives; reads drive the handshake, then deliver
+ * plaintext as the client side does. A handshake failure is a read error
+ * (UM_EPROTO, after OpenSSL's alert went out). x must be a server context. */
+int um_ossl_server_new(um_carrier_t *inner, um_ossl_ctx_t *x, um_carrier_t **out);
 
 /* The ClientHello this context sends for sni (tests, the JA4 measurement):
  * the first TLS record's bytes, into out. */

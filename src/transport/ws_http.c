@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ static bool span_ieq(const uint8_t *p, size_t n, const char *s)
  * start; false when no line end is there yet. */
 static bool line(const uint8_t *p, size_t n, size_t at, size_t *end, size_t *next)
 {
+    if (at >= n) return false; /* nothing (p may be NULL) */
     const uint8_t *nl = memchr(p + at, '\n', n - at);
     if (!nl) return false;
     size_t e = (size_t)(nl - p);
@@ -61,7 +63,8 @@ static int start_line(const uint8_t *p, size_t e, um_ws_head_t *h)
     }
     while (i < e && is_tchar(p[i]))
         i++;
-    if (i == 0 || i >= e || p[i] != ' ') return UM_EPROTO;
+    /* A method of at most 32 characters, as could_begin allows. */
+    if (i == 0 || i > 32 || i >= e || p[i] != ' ') return UM_EPROTO;
     h->is_request = true;
     h->method = (um_ws_span_t){p, i};
     size_t t0 = ++i;
@@ -169,31 +172,124 @@ void um_ws_accept(const char key[UM_WS_KEY_LEN], char out[UM_WS_ACCEPT_LEN + 1])
     um_b64_encode(out, UM_WS_ACCEPT_LEN + 1, md, sizeof(md), UM_B64_STD);
 }
 
+/* The name of "Name: value" (up to the colon) is n. */
+static bool name_is(const char *line, size_t n, const char *s)
+{
+    return span_ieq((const uint8_t *)line, n, s);
+}
+
+static size_t xhdr_name_len(const char *line)
+{
+    const char *c = strchr(line, ':');
+    return c ? (size_t)(c - line) : strlen(line);
+}
+
+int um_ws_xhdr_check(const char *line, char *why, size_t whylen)
+{
+    const char *w = NULL;
+    size_t n = line ? strlen(line) : 0, nl = line ? xhdr_name_len(line) : 0;
+    if (n == 0 || n > UM_WS_XHDR_LEN) {
+        w = "empty or longer than 256 characters";
+    } else if (nl == n || nl == 0) {
+        w = "no field name before a ':'";
+    } else {
+        for (size_t i = 0; i < nl && !w; i++)
+            if (!is_tchar((uint8_t)line[i])) w = "the field name is not an HTTP token";
+        for (size_t i = nl + 1; i < n && !w; i++) {
+            uint8_t c = (uint8_t)line[i];
+            if (c == '\r' || c == '\n' || c == 0x7f || (c < 0x20 && c != '\t'))
+                w = "the value holds a control character";
+        }
+        if (!w && (name_is(line, nl, "host") || name_is(line, nl, "upgrade") ||
+                   name_is(line, nl, "connection") || name_is(line, nl, "content-length") ||
+                   name_is(line, nl, "transfer-encoding") ||
+                   (nl >= 14 && span_ieq((const uint8_t *)line, 14, "sec-websocket-"))))
+            w = "umbra sets this field itself";
+    }
+    if (w && why && whylen) snprintf(why, whylen, "%s", w);
+    return w ? UM_EINVAL : 0;
+}
+
+/* The value of "Name: value", without the blanks around it. */
+static void xhdr_value(const char *line, const char **v, size_t *vn)
+{
+    const char *p = line + xhdr_name_len(line) + 1, *e = line + strlen(line);
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *v = p;
+    *vn = (size_t)(e - p);
+}
+
+typedef struct {
+    char *out;
+    size_t cap, n;
+    int err;
+} wb_t;
+
+static void wb_put(wb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wb_put(wb_t *b, const char *fmt, ...)
+{
+    if (b->err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->out + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->n)
+        b->err = UM_ENOSPC;
+    else
+        b->n += (size_t)n;
+}
+
+/* Whether an extra field replaces the default field `name`. */
+static bool overridden(const um_ws_req_t *q, const char *name)
+{
+    for (size_t i = 0; i < q->n_extra; i++)
+        if (name_is(q->extra[i], xhdr_name_len(q->extra[i]), name)) return true;
+    return false;
+}
+
 int um_ws_req_build(const um_ws_req_t *q, char *out, size_t cap, size_t *outn)
 {
     /* A current Chromium's upgrade request, field for field, minus the
-     * permessage-deflate offer (we would have to decline it). */
-    int n =
-        snprintf(out, cap,
-                 "GET %s HTTP/1.1\r\n"
-                 "Host: %s\r\n"
-                 "Connection: Upgrade\r\n"
-                 "Pragma: no-cache\r\n"
-                 "Cache-Control: no-cache\r\n"
-                 "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-                 "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
-                 "Upgrade: websocket\r\n"
-                 "Origin: https://%s\r\n"
-                 "Sec-WebSocket-Version: 13\r\n"
-                 "Accept-Encoding: gzip, deflate, br, zstd\r\n"
-                 "Accept-Language: en-US,en;q=0.9\r\n"
-                 "Sec-WebSocket-Key: %s\r\n"
-                 "%s%s%s"
-                 "\r\n",
-                 q->path, q->host, q->host, q->key, q->protocol ? "Sec-WebSocket-Protocol: " : "",
-                 q->protocol ? q->protocol : "", q->protocol ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= cap) return UM_ENOSPC;
-    *outn = (size_t)n;
+     * permessage-deflate offer (we would have to decline it). An extra
+     * field of the same name as a default one (User-Agent, Origin, ...)
+     * replaces it; the extra fields follow the standard ones, in order. */
+    static const char *const dflt[][2] = {
+        {"Pragma", "no-cache"},
+        {"Cache-Control", "no-cache"},
+        {"User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+                       "like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+        {"Upgrade", "websocket"},
+        {"Origin", NULL},
+        {"Sec-WebSocket-Version", "13"},
+        {"Accept-Encoding", "gzip, deflate, br, zstd"},
+        {"Accept-Language", "en-US,en;q=0.9"},
+    };
+    wb_t b = {.out = out, .cap = cap};
+    for (size_t i = 0; i < q->n_extra; i++)
+        if (um_ws_xhdr_check(q->extra[i], NULL, 0) != 0) return UM_EINVAL;
+    if (cap == 0) return UM_ENOSPC;
+    wb_put(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n", q->path, q->host);
+    for (size_t i = 0; i < sizeof(dflt) / sizeof(dflt[0]); i++) {
+        if (overridden(q, dflt[i][0])) continue;
+        if (dflt[i][1])
+            wb_put(&b, "%s: %s\r\n", dflt[i][0], dflt[i][1]);
+        else
+            wb_put(&b, "%s: https://%s\r\n", dflt[i][0], q->host);
+    }
+    wb_put(&b, "Sec-WebSocket-Key: %s\r\n", q->key);
+    if (q->protocol) wb_put(&b, "Sec-WebSocket-Protocol: %s\r\n", q->protocol);
+    for (size_t i = 0; i < q->n_extra; i++) {
+        const char *v;
+        size_t vn;
+        xhdr_value(q->extra[i], &v, &vn);
+        wb_put(&b, "%.*s: %.*s\r\n", (int)xhdr_name_len(q->extra[i]), q->extra[i], (int)vn, v);
+    }
+    wb_put(&b, "\r\n");
+    if (b.err) return b.err;
+    *outn = b.n;
     return 0;
 }
 

@@ -17,6 +17,10 @@
 #define UM_WS_FIELDS_MAX 48
 #define UM_WS_KEY_LEN    24 /* base64 of 16 bytes */
 #define UM_WS_ACCEPT_LEN 28 /* base64 of a SHA-1 */
+/* Extra upgrade request fields (`header = Name: value`): at most this many,
+ * each at most this long as "Name: value". */
+#define UM_WS_XHDR_MAX 8
+#define UM_WS_XHDR_LEN 256
 
 typedef struct {
     const uint8_t *p;
@@ -52,10 +56,22 @@ typedef struct {
     const char *path;
     const char *host;
     char key[UM_WS_KEY_LEN + 1];
-    const char *protocol; /* NULL: none */
+    const char *protocol;     /* NULL: none */
+    const char *const *extra; /* n_extra "Name: value" fields (um_ws_xhdr_check) */
+    size_t n_extra;
 } um_ws_req_t;
 
-/* Builds a browser-like upgrade request. UM_ENOSPC when cap is short. */
+/* Whether "Name: value" may be an extra upgrade request field: a token
+ * name, a value without CR, LF or other control characters (tab allowed),
+ * at most UM_WS_XHDR_LEN bytes in all, and not a field umbra sets itself
+ * (Host, Upgrade, Connection, Content-Length, Transfer-Encoding,
+ * Sec-WebSocket-*). UM_EINVAL with the reason in why otherwise. Pure. */
+int um_ws_xhdr_check(const char *line, char *why, size_t whylen);
+
+/* Builds a browser-like upgrade request; the extra fields after the
+ * standard ones (one of the same name as a browser default, such as
+ * User-Agent or Origin, replaces that default). UM_ENOSPC when cap is
+ * short, UM_EINVAL for an extra field um_ws_xhdr_check refuses. */
 int um_ws_req_build(const um_ws_req_t *q, char *out, size_t cap, size_t *outn);
 /* Server: checks a parsed head is an upgrade request for `path`; gives the
  * key and the protocol value. UM_EPROTO otherwise. */

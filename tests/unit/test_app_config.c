@@ -154,6 +154,8 @@ static void test_ws_ok(void **state)
                        "host = front.example:8443\n"
                        "sni = CDN.example\n"
                        "ca-file = /etc/umbra/front-ca.pem\n"
+                       "header = X-Client: web\n"
+                       "header = Origin: https://www.example.com\n"
                        "[transport \"plain\"]\n"
                        "tls = off\n"
                        "type = ws\n"
@@ -172,6 +174,10 @@ static void test_ws_ok(void **state)
     assert_true(w->ws_tls); /* the default */
     assert_non_null(p);
     assert_false(p->ws_tls); /* set before type, kept */
+    assert_int_equal(w->n_ws_headers, 2);
+    assert_string_equal(w->ws_headers[0], "X-Client: web");
+    assert_string_equal(w->ws_headers[1], "Origin: https://www.example.com");
+    assert_int_equal(p->n_ws_headers, 0);
     assert_string_equal(um_tr_type_name(UM_TR_WS), "ws");
     um_config_free(&c);
 }
@@ -318,6 +324,35 @@ static const struct {
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
      "= tls\ncover = a.example:443\nca-file = /x.pem\n",
      {"t.conf:5:", "key 'ca-file' goes with type = ws"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+                                     "= ws\npath = /x\ncert-file = /c.pem\n",
+     {"t.conf:8:", "key 'cert-file' needs key 'key-file'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+                                     "= ws\npath = /x\nkey-file = /k.pem\n",
+     {"t.conf:8:", "key 'key-file' needs key 'cert-file'"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+                                     "= ws\npath = /x\nheader = Host: evil.example\n",
+     {"t.conf:8:", "key 'header'", "sets this field itself"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+                                     "= ws\npath = /x\nheader = Sec-WebSocket-Protocol: x\n",
+     {"t.conf:8:", "key 'header'", "sets this field itself"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+                                     "= ws\npath = /x\nheader = Bad Name: x\n",
+     {"t.conf:8:", "key 'header'", "not an HTTP token"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+                                     "= ws\npath = /x\nheader = NoColon\n",
+     {"t.conf:8:", "key 'header'", "no field name"}},
+    {"[server]\nprivate-key = " PRIV
+     "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nheader = A: "
+     "1\nheader = A: 2\nheader = A: 3\nheader = A: 4\nheader = A: 5\n"
+     "header = A: 6\nheader = A: 7\nheader = A: 8\nheader = A: 9\n",
+     {"t.conf:16:", "at most 8 extra header fields"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tcp\nheader = X: y\n",
+     {"t.conf:5:", "key 'header' goes with type = ws"}},
+    {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
+     "= tcp\ncert-file = /c.pem\nkey-file = /k.pem\n",
+     {"t.conf:5:", "key 'cert-file' goes with type = ws"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
      "= tls\ncover = www.example.com\n",
      {"t.conf:7:", "key 'cover'", "'www.example.com'"}},

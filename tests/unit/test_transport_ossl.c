@@ -7,7 +7,12 @@
  *     read error, and the server never sees application data;
  *   - the ClientHello carries the SNI and offers http/1.1 only;
  *   - shutdown sends close_notify, then ends the inner carrier; the server's
- *     close_notify is the orderly end (UM_EPIPE). */
+ *     close_notify is the orderly end (UM_EPIPE);
+ *   - server mode (the ws listener's own TLS) against the client carrier:
+ *     nothing is sent before the ClientHello, the handshake completes in
+ *     pieces, bytes the client wrote early arrive, 1 MiB each way intact,
+ *     close_notify both ways; plain HTTP gets a read error (at most an alert); a
+ *     key that is not the certificate's, or a missing file, is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +35,7 @@
 #include "transport/ossl.h"
 #include "util/err.h"
 
-static char ca_path[64];
+static char ca_path[64], key_path[64];
 static EVP_PKEY *key;
 static X509 *cert;
 
@@ -61,6 +66,11 @@ static void make_cert(void)
     FILE *f = fopen(ca_path, "w");
     assert_non_null(f);
     PEM_write_X509(f, cert);
+    fclose(f);
+    snprintf(key_path, sizeof(key_path), "/tmp/umbra-ossl-key-%d.pem", (int)getpid());
+    f = fopen(key_path, "w");
+    assert_non_null(f);
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
     fclose(f);
 }
 
@@ -302,18 +312,128 @@ static void t_hello(void **st)
     um_ossl_ctx_unref(x);
 }
 
+/* Both ends pumped until neither has bytes queued (bounded). */
+static void pump_both(mp_end_t *a, mp_end_t *b)
+{
+    for (int i = 0; i < 200 && (a->qn || b->qn || (a->shut && !a->peer_eof_sent) ||
+                                (b->shut && !b->peer_eof_sent));
+         i++) {
+        mp_pump(a, 1000, SIZE_MAX);
+        mp_pump(b, 1000, SIZE_MAX);
+    }
+}
+
+static void t_server_mode(void **st)
+{
+    (void)st;
+    um_ossl_ctx_t *sx = NULL, *cx = NULL;
+    char why[160] = "";
+    assert_int_equal(um_ossl_server_ctx_new(ca_path, key_path, &sx, why, sizeof(why)), 0);
+    assert_int_equal(um_ossl_ctx_new(ca_path, &cx), 0);
+    mp_end_t a, b;
+    mp_pair(&a, &b);
+    um_carrier_t *srv = NULL, *cli = NULL;
+    um_ossl_client_cfg_t ccfg;
+    memset(&ccfg, 0, sizeof(ccfg));
+    ccfg.ctx = sx;
+    assert_int_equal(um_ossl_client_new(&a.base, &ccfg, &cli), UM_EINVAL); /* a server context */
+    assert_int_equal(um_ossl_server_new(&b.base, cx, &srv), UM_EINVAL);    /* a client context */
+    assert_int_equal(um_ossl_server_new(&b.base, sx, &srv), 0);
+    assert_int_equal(b.qn, 0); /* a server speaks second */
+    sink_t ks, kc;
+    memset(&ks, 0, sizeof(ks));
+    ks.buf = malloc(4u << 20);
+    um_carrier_set_cbs(srv, rd, NULL, &ks);
+    ccfg.ctx = cx;
+    snprintf(ccfg.sni, sizeof(ccfg.sni), "front.test");
+    assert_int_equal(um_ossl_client_new(&a.base, &ccfg, &cli), 0);
+    memset(&kc, 0, sizeof(kc));
+    kc.buf = malloc(4u << 20);
+    um_carrier_set_cbs(cli, rd, NULL, &kc);
+    assert_int_equal(um_carrier_write(cli, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18), 0);
+    pump_both(&a, &b);
+    assert_int_equal(kc.err, 0);
+    assert_int_equal(ks.err, 0);
+    assert_int_equal(ks.len, 18);
+    assert_memory_equal(ks.buf, "GET / HTTP/1.1\r\n\r\n", 18);
+    size_t big = 1u << 20;
+    uint8_t *data = malloc(big);
+    randombytes_buf(data, big);
+    for (size_t off = 0; off < big; off += 40000) {
+        size_t m = big - off < 40000 ? big - off : 40000;
+        assert_int_equal(um_carrier_write(srv, data + off, m), 0);
+        assert_int_equal(um_carrier_write(cli, data + off, m), 0);
+        pump_both(&a, &b);
+    }
+    assert_int_equal(kc.len, big);
+    assert_memory_equal(kc.buf, data, big);
+    assert_int_equal(ks.len, 18 + big);
+    assert_memory_equal(ks.buf + 18, data, big);
+    assert_int_equal(um_carrier_shutdown(srv), 0);
+    pump_both(&a, &b);
+    assert_int_equal(kc.eof, 1);
+    assert_int_equal(b.shut, 1);
+    assert_int_equal(um_carrier_shutdown(cli), 0);
+    pump_both(&a, &b);
+    assert_int_equal(ks.eof, 1);
+    um_carrier_close(cli);
+    um_carrier_close(srv);
+    mp_free(&a);
+    mp_free(&b);
+
+    /* Plain HTTP to the TLS listener: an alert, then a read error. */
+    mp_pair(&a, &b);
+    assert_int_equal(um_ossl_server_new(&b.base, sx, &srv), 0);
+    free(ks.buf);
+    memset(&ks, 0, sizeof(ks));
+    ks.buf = kc.buf;
+    um_carrier_set_cbs(srv, rd, NULL, &ks);
+    b.rd(&b.base, (const uint8_t *)"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, 0, b.ud);
+    assert_int_equal(ks.err, UM_EPROTO);
+    assert_int_equal(ks.len, 0);
+    assert_true(b.qn == 0 || b.q[0] == 0x15); /* at most an alert, never an HTTP answer */
+    um_carrier_close(srv);
+    mp_free(&a);
+    mp_free(&b);
+
+    /* A key that is not the certificate's; files that are not there. */
+    char other[64];
+    snprintf(other, sizeof(other), "/tmp/umbra-ossl-key2-%d.pem", (int)getpid());
+    EVP_PKEY *k2 = EVP_EC_gen("P-256");
+    FILE *f = fopen(other, "w");
+    assert_non_null(f);
+    PEM_write_PrivateKey(f, k2, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    um_ossl_ctx_t *bad = NULL;
+    why[0] = '\0';
+    assert_int_equal(um_ossl_server_ctx_new(ca_path, other, &bad, why, sizeof(why)), UM_EINVAL);
+    assert_non_null(strstr(why, "not the key"));
+    assert_int_equal(um_ossl_server_ctx_new("/nonexistent/c.pem", key_path, &bad, why, sizeof(why)),
+                     UM_EINVAL);
+    assert_non_null(strstr(why, "cert-file"));
+    assert_int_equal(um_ossl_server_ctx_new(ca_path, "/nonexistent/k.pem", &bad, why, sizeof(why)),
+                     UM_EINVAL);
+    assert_non_null(strstr(why, "key-file"));
+    unlink(other);
+    EVP_PKEY_free(k2);
+    free(data);
+    free(kc.buf);
+    um_ossl_ctx_unref(sx);
+    um_ossl_ctx_unref(cx);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
     make_cert();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_handshake_and_data),
-        cmocka_unit_test(t_wrong_name),
-        cmocka_unit_test(t_system_store),
-        cmocka_unit_test(t_hello),
+        cmocka_unit_test(t_handshake_and_data), cmocka_unit_test(t_wrong_name),
+        cmocka_unit_test(t_system_store),       cmocka_unit_test(t_hello),
+        cmocka_unit_test(t_server_mode),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(ca_path);
+    unlink(key_path);
     X509_free(cert);
     EVP_PKEY_free(key);
     return r;

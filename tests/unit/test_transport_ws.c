@@ -5,6 +5,11 @@
  *   - the RFC 6455 accept example; a built request parses and checks, every
  *     prefix of it is "need more", other paths, methods, versions and
  *     missing fields are refused; the 101 answer checks only for its key;
+ *   - extra upgrade fields (`header`): the request bytes exactly, with and
+ *     without them (after the standard fields, in order, trimmed; one named
+ *     like a browser default replaces it); the codec sends them; names that
+ *     are not tokens, control characters, overlong lines and the fields
+ *     umbra sets (Host, Upgrade, Connection, Sec-WebSocket-*) are refused;
  *   - the codec's flight carries message 1 to the server and its reply
  *     message 2 to the client, split anywhere; bytes after them are left;
  *     refuse() answers a complete request only, with a 404;
@@ -102,12 +107,128 @@ static void t_request(void **s)
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
         assert_int_equal(um_ws_head_parse((const uint8_t *)junk[i], strlen(junk[i]), &h),
                          UM_EPROTO);
+    /* Nothing at all (a connection that closed without a byte: the
+     * refusal sees NULL, 0; UBSan flags a memchr on NULL). */
+    assert_int_equal(um_ws_head_parse(NULL, 0, &h), UM_EAGAIN);
+    um_codec_ws_t sc;
+    uint8_t ans[512];
+    size_t an = 0;
+    assert_int_equal(um_codec_ws_init(&sc, "/a/b", "", 60, 40), 0);
+    assert_int_equal(um_codec_ws_ops.refuse(&sc.base, NULL, 0, ans, sizeof(ans), &an), UM_EAGAIN);
     /* Longer than the bound: refused, not "need more" forever. */
     char *big = malloc(UM_WS_HEAD_MAX + 10);
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
     memset(big + 19, 'a', UM_WS_HEAD_MAX - 9);
     assert_int_equal(um_ws_head_parse((uint8_t *)big, UM_WS_HEAD_MAX + 10, &h), UM_EPROTO);
     free(big);
+}
+
+#define REQ_HEAD                                                                                   \
+    "GET /a/b HTTP/1.1\r\n"                                                                        \
+    "Host: front.example:8443\r\n"                                                                 \
+    "Connection: Upgrade\r\n"                                                                      \
+    "Pragma: no-cache\r\n"                                                                         \
+    "Cache-Control: no-cache\r\n"
+#define REQ_UA                                                                                     \
+    "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "       \
+    "Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
+#define REQ_TAIL                                                                                   \
+    "Upgrade: websocket\r\n"                                                                       \
+    "Origin: https://front.example:8443\r\n"                                                       \
+    "Sec-WebSocket-Version: 13\r\n"                                                                \
+    "Accept-Encoding: gzip, deflate, br, zstd\r\n"                                                 \
+    "Accept-Language: en-US,en;q=0.9\r\n"                                                          \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"                                              \
+    "Sec-WebSocket-Protocol: AbC-_9\r\n"
+
+static void t_request_extra(void **s)
+{
+    (void)s;
+    char buf[4096], key[UM_WS_KEY_LEN + 1];
+    um_ws_head_t h;
+    um_ws_span_t pr;
+    um_ws_req_t q = {.path = "/a/b", .host = "front.example:8443", .protocol = "AbC-_9"};
+    memcpy(q.key, "dGhlIHNhbXBsZSBub25jZQ==", UM_WS_KEY_LEN + 1);
+    size_t n = 0;
+    /* None: a Chromium's request, byte for byte. */
+    static const char plain[] = REQ_HEAD REQ_UA REQ_TAIL "\r\n";
+    assert_int_equal(um_ws_req_build(&q, buf, sizeof(buf), &n), 0);
+    assert_int_equal(n, sizeof(plain) - 1);
+    assert_memory_equal(buf, plain, n);
+    /* Three: after the standard fields, in order, the value trimmed; the
+     * User-Agent replaces the browser's. */
+    const char *extra[] = {"X-Client:  web ", "User-Agent: curl/8.5", "X-Tab:\ta\tb"};
+    q.extra = extra;
+    q.n_extra = 3;
+    static const char want[] = REQ_HEAD REQ_TAIL "X-Client: web\r\n"
+                                                 "User-Agent: curl/8.5\r\n"
+                                                 "X-Tab: a\tb\r\n"
+                                                 "\r\n";
+    assert_int_equal(um_ws_req_build(&q, buf, sizeof(buf), &n), 0);
+    assert_int_equal(n, sizeof(want) - 1);
+    assert_memory_equal(buf, want, n);
+    assert_int_equal(um_ws_head_parse((uint8_t *)buf, n, &h), 0);
+    assert_int_equal(um_ws_req_check(&h, "/a/b", key, &pr), 0); /* still our upgrade */
+    /* Short room: refused, never cut. */
+    for (size_t cap = 0; cap < n + 1; cap += 37)
+        assert_int_equal(um_ws_req_build(&q, buf, cap, &n), UM_ENOSPC);
+    /* Refused lines: refused by the builder too. */
+    char longv[UM_WS_XHDR_LEN + 2];
+    memset(longv, 'v', sizeof(longv) - 1);
+    memcpy(longv, "X: ", 3);
+    longv[sizeof(longv) - 1] = '\0';
+    const char *bad[] = {"Host: evil.example",
+                         "host: x",
+                         "Upgrade: h2c",
+                         "Connection: close",
+                         "Content-Length: 5",
+                         "Transfer-Encoding: chunked",
+                         "Sec-WebSocket-Protocol: x",
+                         "sec-websocket-key: x",
+                         "X: a\r\nHost: b",
+                         "X: a\nb",
+                         "X: a\rb",
+                         "X: a\x01",
+                         "Bad Name: v",
+                         "Bad(name): v",
+                         ": v",
+                         "NoColon",
+                         "",
+                         longv};
+    char why[96];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(um_ws_xhdr_check(bad[i], why, sizeof(why)), UM_EINVAL);
+        assert_true(why[0] != '\0');
+        const char *one[] = {bad[i]};
+        um_ws_req_t b = q;
+        b.extra = one;
+        b.n_extra = 1;
+        assert_int_equal(um_ws_req_build(&b, buf, sizeof(buf), &n), UM_EINVAL);
+    }
+    longv[UM_WS_XHDR_LEN] = '\0'; /* exactly the bound */
+    const char *good[] = {"X-A: b", "X-Empty:", "Origin: https://www.example.com", longv,
+                          "X-Sec-WebSocket-Like: fine"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(um_ws_xhdr_check(good[i], why, sizeof(why)), 0);
+    /* The codec sends what it was given. */
+    um_codec_ws_t cli;
+    assert_int_equal(um_codec_ws_init(&cli, "/p", "h.example", 60, 40), 0);
+    snprintf(cli.xhdr[0], sizeof(cli.xhdr[0]), "X-Client: web");
+    snprintf(cli.xhdr[1], sizeof(cli.xhdr[1]), "Origin: https://www.example.com");
+    cli.n_xhdr = 2;
+    um_codec_state_t cs;
+    memset(&cs, 0, sizeof(cs));
+    size_t n1 = um_codec_ws_ops.msg1_len(&cli.base, &cs);
+    uint8_t m1[1024], fl[8192];
+    randombytes_buf(m1, n1);
+    size_t fn = 0;
+    assert_int_equal(um_codec_ws_ops.seal_flight(&cli.base, &cs, m1, n1, fl, sizeof(fl) - 1, &fn),
+                     0);
+    fl[fn] = 0;
+    assert_non_null(
+        strstr((char *)fl, "\r\nX-Client: web\r\nOrigin: https://www.example.com\r\n\r\n"));
+    assert_null(strstr((char *)fl, "Origin: https://h.example"));
 }
 
 static void t_response(void **s)
@@ -535,6 +656,7 @@ int main(void)
         cmocka_unit_test(t_accept_rfc),
         cmocka_unit_test(t_request),
         cmocka_unit_test(t_response),
+        cmocka_unit_test(t_request_extra),
         cmocka_unit_test(t_codec),
         cmocka_unit_test(t_carrier_bulk),
         cmocka_unit_test(t_carrier_control),

@@ -149,7 +149,7 @@ sys.exit(0 if s.recv(512)[:2] == b"\x12\x34" else 1)' ||
         IODINE_PID=$BG_PID
         # iodine probes its fragment size with timeouts: give it a while.
         local end=$(($(tl_now_ms) + 120000))
-        while ! grep -q "Connection setup complete" "$WORK/$log" && [ "$(tl_now_ms)" -lt $end ]; do sleep 0.2; done
+        while ! grep -q "Connection setup complete" "$WORK/$log" 2>/dev/null && [ "$(tl_now_ms)" -lt $end ]; do sleep 0.2; done
         grep -q "Connection setup complete" "$WORK/$log" || { echo "dns bench: iodine $* did not come up"; tail "$WORK/$log"; return 1; }
         sleep 1
     }

@@ -47,6 +47,7 @@ typedef struct {
     bool peer_more;     /* the last answer carried data and the server said it has more */
     uint32_t empty_run; /* answers in a row without data: a window of them ends the burst */
     uint32_t conv, nonce, inflight, n_pend;
+    uint32_t win; /* burst target: inflight, grown toward UM_DNS_CLI_INFLIGHT_MAX in bulk */
     unsigned nx;
     uint64_t last_data_ms, next_poll_ms;
     uv_udp_t udp;
@@ -181,6 +182,12 @@ static void on_answer(cli_t *c, const uint8_t *p, size_t n)
                 (void)um_dns_car_input(c->car, pay, pn);
                 um_rel_t *rel = um_dns_car_rel(c->car);
                 c->peer_more = rel && um_rel_peer_more(rel);
+                /* A server with more to send: one more query in flight per full answer
+                 * (the window doubles per round trip), so a long resolver path is not
+                 * bound by inflight x answer / RTT. */
+                if (c->peer_more && c->win < UM_DNS_CLI_INFLIGHT_MAX) c->win++;
+            } else if (c->win > c->inflight) {
+                c->win--; /* the server ran dry: back toward the base window */
             }
         }
     } else if (a.rcode == UM_DNSM_SERVFAIL) {
@@ -364,7 +371,7 @@ static void stream_send(cli_t *c, pend_t *q)
 
 static pend_t *slot(cli_t *c)
 {
-    for (unsigned i = 0; i < c->inflight; i++)
+    for (unsigned i = 0; i < UM_DNS_CLI_INFLIGHT_MAX; i++)
         if (!c->pend[i].used) return &c->pend[i];
     return NULL;
 }
@@ -416,7 +423,7 @@ static void pump(cli_t *c)
     um_rel_t *rel = um_dns_car_rel(c->car);
     bool busy = um_dns_car_wants_output(c->car) || c->empty_run < c->inflight || c->peer_more ||
                 !c->established;
-    uint32_t target = busy ? c->inflight : 1;
+    uint32_t target = busy ? c->win : 1;
     size_t cap = um_dnsw_up_cap(&c->w);
     while (c->n_pend < target) {
         if (!busy && now < c->next_poll_ms) break;
@@ -444,6 +451,8 @@ static void on_tick(uv_timer_t *t)
             q->used = false;
             c->n_pend--;
             c->stats.timeouts++;
+            /* a lost query: the resolver or the path may be saturated */
+            c->win = c->win / 2 > c->inflight ? c->win / 2 : c->inflight;
         }
     }
     pump(c);
@@ -493,6 +502,7 @@ int um_dns_client_new(uv_loop_t *loop, const um_dns_client_cfg_t *cfg, um_carrie
     c->edns = true;
     c->inflight = cfg->inflight ? cfg->inflight : UM_DNS_CLI_INFLIGHT_DEFAULT;
     if (c->inflight > UM_DNS_CLI_INFLIGHT_MAX) c->inflight = UM_DNS_CLI_INFLIGHT_MAX;
+    c->win = c->inflight;
     randombytes_buf(&c->conv, sizeof(c->conv));
     randombytes_buf(&c->nonce, sizeof(c->nonce));
     um_buf_init(&c->st.out, STREAM_QUEUE);

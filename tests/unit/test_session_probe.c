@@ -730,10 +730,13 @@ static void test_linger_jitter(void **st)
         hi = d > hi ? d : hi;
     }
     printf("  linger 300 ms: FIN to reset %.0f..%.0f ms over 12 probers\n", lo, hi);
-    /* The reset comes within [linger, 2 x linger] (plus a send interval and
-     * scheduling slack), and not at one constant moment. */
-    assert_true(lo >= 290);
-    assert_true(hi <= 600 + 400);
+    /* The reset comes within [linger, 2 x linger], and not at one constant
+     * moment. The prober sees both ends late by its poll interval and by
+     * scheduling on a loaded machine: the FIN late makes a sample short (so
+     * the lower bound keeps 50 ms of slack: without the linger the reset
+     * comes at once), the reset late makes it long. */
+    assert_true(lo >= 250);
+    assert_true(hi <= 600 + 1000);
     assert_true(hi - lo >= 60);
     uv_async_send(&srv.stop);
     uv_thread_join(&srv.tid);

@@ -61,16 +61,28 @@ ok "session up with rules"
 SOX=(--socks5-hostname "127.0.0.1:$SOCKS")
 status_bytes() { "$UMBRA" status --socket "$CONTROL" 2>/dev/null | awk '/^bytes in:/ { print $3 }'; }
 
+# tshark prints "Capturing on" before its dumpcap has the interface open: wait
+# (bounded) for dumpcap's file header too, which it writes once capturing.
+cap_live() {
+    for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$1" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq $((50 * TM))); do [ -s "$2" ] && break; sleep 0.1; done
+    sleep 0.2
+}
+
 # ---- direct cidr: fetched, nothing through the tunnel
 CAPTURE=0
+RATE=""
 if command -v tshark >/dev/null 2>&1; then
     tl_bg "$WORK/tshark.log" tshark -i lo -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap.pcap" -q
     TSHARK_PID=$BG_PID
-    for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark.log" 2>/dev/null && break; sleep 0.1; done
+    cap_live "$WORK/tshark.log" "$WORK/cap.pcap"
     CAPTURE=1
+    RATE="--limit-rate 2M"
 fi
 in0=$(status_bytes)
-got=$(curl -sS --max-time $((30 * TM)) "${SOX[@]}" "http://127.0.0.3:$DPORT/blob" 2>"$WORK/c1.err" | sha256sum | cut -d' ' -f1)
+# Rate-limited (2 s for 4 MiB) while a capture runs, so a capture that
+# started a little late still sees most of a transfer.
+got=$(curl -sS --max-time $((30 * TM)) $RATE "${SOX[@]}" "http://127.0.0.3:$DPORT/blob" 2>"$WORK/c1.err" | sha256sum | cut -d' ' -f1)
 expect_eq "direct cidr rule: $MIB MiB from 127.0.0.3 through SOCKS5, sha256" "$got" "$BLOB_SHA"
 in1=$(status_bytes)
 if [ -n "$in0" ] && [ -n "$in1" ] && [ $((in1 - in0)) -lt 65536 ]; then
@@ -100,9 +112,9 @@ if [ $CAPTURE = 1 ]; then # control: the same capture sees the tunnel carry a fe
     # -s 128 -B 32: headers only, a large buffer, so 64 KiB loopback packets do not fill it)
     tl_bg "$WORK/tshark2.log" tshark -i lo -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
     T2=$BG_PID
-    for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark2.log" 2>/dev/null && break; sleep 0.1; done
+    cap_live "$WORK/tshark2.log" "$WORK/cap2.pcap"
 fi
-got=$(curl -sS --max-time $((30 * TM)) "${SOX[@]}" "http://127.0.0.1:$NGINX_PORT/blob" 2>&1 | sha256sum | cut -d' ' -f1)
+got=$(curl -sS --max-time $((30 * TM)) $RATE "${SOX[@]}" "http://127.0.0.1:$NGINX_PORT/blob" 2>&1 | sha256sum | cut -d' ' -f1)
 expect_eq "default route: the same file from nginx through the tunnel" "$got" "$BLOB_SHA"
 if [ $CAPTURE = 1 ]; then
     sleep 0.5

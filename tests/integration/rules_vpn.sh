@@ -75,6 +75,8 @@ if command -v tshark >/dev/null 2>&1; then
     tl_bg "$WORK/tshark.log" ip netns exec "$NS_S" tshark -i s0 -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap.pcap" -q
     TSHARK_PID=$BG_PID
     for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark.log" 2>/dev/null && break; sleep 0.1; done
+    # "Capturing on" comes before dumpcap has the interface; its file header after (bounded wait)
+    for _ in $(seq $((50 * TM))); do [ -s "$WORK/cap.pcap" ] && break; sleep 0.1; done
     CAPTURE=1
 fi
 in0=$(status_bytes)
@@ -97,6 +99,8 @@ if [ $CAPTURE = 1 ]; then # control: the same capture sees a fetch through the t
     tl_bg "$WORK/tshark2.log" ip netns exec "$NS_S" tshark -i s0 -s 128 -B 32 -f "tcp port $SPORT" -w "$WORK/cap2.pcap" -q
     T2=$BG_PID
     for _ in $(seq $((50 * TM))); do grep -q "Capturing on" "$WORK/tshark2.log" 2>/dev/null && break; sleep 0.1; done
+    # "Capturing on" comes before dumpcap has the interface; its file header after (bounded wait)
+    for _ in $(seq $((50 * TM))); do [ -s "$WORK/cap2.pcap" ] && break; sleep 0.1; done
     C curl -sS --max-time $((10 * TM)) -o /dev/null "http://$W4/small"
     sleep 0.5
     kill -INT "$T2" 2>/dev/null

@@ -283,18 +283,12 @@ static int init_ws(const char *path, const char *front, bool other, char *out, s
 static int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"public-host", required_argument, NULL, 'p'},
-        {"transport", required_argument, NULL, 't'},
-        {"cover", required_argument, NULL, 'C'},
-        {"sni", required_argument, NULL, 's'},
-        {"fingerprint", required_argument, NULL, 'f'},
-        {"ports", required_argument, NULL, 'P'},
-        {"hop", required_argument, NULL, 'H'},
-        {"ws-path", required_argument, NULL, 'W'},
-        {"zone", required_argument, NULL, 'Z'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
+        {"public-host", required_argument, NULL, 'p'}, {"transport", required_argument, NULL, 't'},
+        {"cover", required_argument, NULL, 'C'},       {"sni", required_argument, NULL, 's'},
+        {"fingerprint", required_argument, NULL, 'f'}, {"ports", required_argument, NULL, 'P'},
+        {"hop", required_argument, NULL, 'H'},         {"ws-path", required_argument, NULL, 'W'},
+        {"zone", required_argument, NULL, 'Z'},        {NULL, 0, NULL, 0},
     };
     const char *zone = NULL;
     const char *path = NULL, *listen = NULL, *host = NULL;
@@ -510,12 +504,9 @@ static int server_link(const um_config_t *cfg, const uint8_t client_priv[32], co
 static int cmd_add_client(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"qr", no_argument, NULL, 'q'},
-        {"no-qr", no_argument, NULL, 'n'},
-        {"quota", required_argument, NULL, 'Q'},
-        {"expires", required_argument, NULL, 'E'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},  {"qr", no_argument, NULL, 'q'},
+        {"no-qr", no_argument, NULL, 'n'},         {"quota", required_argument, NULL, 'Q'},
+        {"expires", required_argument, NULL, 'E'}, {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
     int c, qr = isatty(STDOUT_FILENO);
@@ -610,12 +601,9 @@ int um_cmd_server(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "init") == 0) return cmd_init(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "add-client") == 0) return cmd_add_client(argc - 1, argv + 1);
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"allow", required_argument, NULL, 'a'},
-        {"log-level", required_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 'k'},
-        {"metrics", required_argument, NULL, 'M'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},    {"allow", required_argument, NULL, 'a'},
+        {"log-level", required_argument, NULL, 'v'}, {"check", no_argument, NULL, 'k'},
+        {"metrics", required_argument, NULL, 'M'},   {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *level = NULL, *metrics = NULL;
     const char *allow[UM_CFG_MAX_ALLOW];

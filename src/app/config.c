@@ -3,12 +3,12 @@
  * pass them to the handler): it counts lines as it hands them to inih, and
  * it sees every section header first, so sections without keys still count.
  * Values (sizes, durations, names, forwards) are parsed in config_values.c,
- * the whole-file checks are in config_check.c.
+ * the transport and routing-rule keys in config_keys.c, the whole-file
+ * checks in config_check.c.
  * See config.h for the format and docs/CONFIG.md for every key. */
 #include "app/config.h"
 #include "app/config_int.h"
 #include "app/control.h"
-#include "app/dns_cfg.h"
 #include "app/mgmt.h"
 
 #include <errno.h>
@@ -442,33 +442,8 @@ static void key_server(parser_t *p, const char *name, const char *v)
 /* rule, rules-file, geoip-file, default-route (docs/CONFIG.md, "Routing rules") */
 static void key_rules(parser_t *p, const char *name, const char *v)
 {
-    um_config_t *c = p->c;
-    char why[160];
-    if (key_is(name, "rule")) {
-        um_rule_t r;
-        if (c->n_rules == UM_CFG_MAX_RULES)
-            perr(p, "key 'rule': at most %d rule lines (put more in a rules-file)",
-                 UM_CFG_MAX_RULES);
-        else if (um_rule_parse(&r, v, strlen(v), why, sizeof(why)) != 0)
-            perr(p, "key 'rule': '%s': %s", v, why);
-        else {
-            snprintf(c->rules[c->n_rules], sizeof(c->rules[0]), "%s", v);
-            c->rule_lines[c->n_rules++] = p->line;
-        }
-    } else if (key_is(name, "default-route")) {
-        if (um_rule_action_parse(v, strlen(v), &c->default_route) != 0)
-            perr(p, "key 'default-route': '%s': expected tunnel, direct or block", v);
-    } else {
-        bool rf = key_is(name, "rules-file");
-        size_t *n = rf ? &c->n_rules_files : &c->n_geoip_files;
-        if (*n == (rf ? UM_CFG_MAX_RULES_FILES : UM_CFG_MAX_GEOIP_FILES))
-            perr(p, "key '%s': at most %d files", name,
-                 rf ? UM_CFG_MAX_RULES_FILES : UM_CFG_MAX_GEOIP_FILES);
-        else if (!*v || strlen(v) >= UM_PATH_MAX)
-            perr(p, "key '%s': expected a file name (under %d characters)", name, UM_PATH_MAX);
-        else
-            snprintf(rf ? c->rules_files[(*n)++] : c->geoip_files[(*n)++], UM_PATH_MAX, "%s", v);
-    }
+    char msg[UM_ERR_MAX - 64];
+    if (um_cfg_rules_key(p->c, name, v, p->line, msg, sizeof(msg)) != 0) perr(p, "%s", msg);
 }
 
 static void key_client(parser_t *p, const char *name, const char *v)
@@ -687,140 +662,10 @@ static void key_peer_server(parser_t *p, const char *name, const char *v)
 
 static void key_transport(parser_t *p, const char *name, const char *v)
 {
-    um_transport_cfg_t *t = &p->c->transports[p->sec_index];
-    char why[128];
-    if (key_is(name, "type")) {
-        if (um_tr_type_parse(v, &t->type) == 0) {
-            if (t->type == UM_TR_WS && !t->ws_tls_set) t->ws_tls = true;
-            t->ws_line = p->line;
-            return;
-        }
-        t->type = UM_TR_TCP;
-        perr(p, "key 'type': '%s': expected tcp, tls, ws or dns", v);
-    } else if (key_is(name, "path")) {
-        if (!um_ws_path_ok(v))
-            perr(p,
-                 "key 'path': '%s': expected a URL path: '/' then at most %d printable "
-                 "characters without spaces, e.g. /api/v2/stream",
-                 v, UM_WS_PATH_MAX - 1);
-        else
-            snprintf(t->ws_path, sizeof(t->ws_path), "%s", v);
-    } else if (key_is(name, "host")) {
-        size_t n = strlen(v);
-        bool ok = n > 0 && n <= UM_WS_HOST_MAX;
-        for (size_t i = 0; ok && i < n; i++)
-            if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f || v[i] == '/')
-                ok = false;
-        if (!ok)
-            perr(p,
-                 "key 'host': '%s': expected a host name with an optional port, e.g. "
-                 "cdn.example.com or front.example.com:8443",
-                 v);
-        else
-            snprintf(t->ws_host, sizeof(t->ws_host), "%s", v);
-    } else if (key_is(name, "tls")) {
-        if (!strcmp(v, "on"))
-            t->ws_tls = true;
-        else if (!strcmp(v, "off"))
-            t->ws_tls = false;
-        else
-            perr(p, "key 'tls': '%s': expected on or off", v);
-        t->ws_tls_set = true;
-    } else if (key_is(name, "ca-file")) {
-        if (!v[0] || strlen(v) > UM_CA_FILE_MAX)
-            perr(p, "key 'ca-file': expected the path of a PEM file of at most %d characters",
-                 UM_CA_FILE_MAX);
-        else
-            snprintf(t->ca_file, sizeof(t->ca_file), "%s", v);
-    } else if (key_is(name, "cert-file") || key_is(name, "key-file")) {
-        bool cert = key_is(name, "cert-file");
-        if (!v[0] || strlen(v) > UM_CA_FILE_MAX) {
-            perr(p, "key '%s': expected the path of a PEM file of at most %d characters", name,
-                 UM_CA_FILE_MAX);
-            return;
-        }
-        snprintf(cert ? t->cert_file : t->key_file, UM_CA_FILE_MAX + 1, "%s", v);
-        t->cert_line = p->line;
-    } else if (key_is(name, "header")) {
-        char hw[96];
-        if (t->n_ws_headers == UM_WS_XHDR_MAX)
-            perr(p, "key 'header': at most %d extra header fields per transport", UM_WS_XHDR_MAX);
-        else if (um_ws_xhdr_check(v, hw, sizeof(hw)) != 0)
-            perr(p,
-                 "key 'header': '%.80s': %s (expected Name: value, e.g. header = Origin: "
-                 "https://www.example.com)",
-                 v, hw);
-        else
-            snprintf(t->ws_headers[t->n_ws_headers++], UM_WS_XHDR_LEN + 1, "%s", v);
-    } else if (key_is(name, "shape")) {
-        if (um_shape_parse(v, &t->shape) != 0)
-            perr(p, "key 'shape': '%s': expected none, printable, http or tls", v);
-        t->shape_line = p->line;
-    } else if (key_is(name, "padding")) {
-        if (um_cfg_pad_parse(v, &t->padding) != 0)
-            perr(p, "key 'padding': '%s': expected random or none", v);
-    } else if (key_is(name, "cover")) {
-        if (um_addr_parse(&t->cover, v, strlen(v), 0, why, sizeof(why)) != 0)
-            perr(p,
-                 "key 'cover': '%s': %s (expected the cover site's host:port, e.g. "
-                 "www.example.com:443 or 127.0.0.1:8443)",
-                 v, why);
-        else
-            t->has_cover = true;
-        t->cover_line = p->line;
-    } else if (key_is(name, "sni")) {
-        size_t n = strlen(v);
-        if (!um_sni_valid(v, n)) {
-            perr(p,
-                 "key 'sni': '%s': expected a DNS host name (labels of letters, digits and '-', "
-                 "dot-separated, at most 253 characters), e.g. www.example.com",
-                 v);
-            return;
-        }
-        /* Browsers send the host name in lower case; so do we. */
-        for (size_t i = 0; i <= n; i++)
-            t->sni[i] = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] - 'A' + 'a') : v[i];
-    } else if (key_is(name, "fingerprint")) {
-        if (um_cfg_fp_parse(v, &t->fingerprint) != 0)
-            perr(p, "key 'fingerprint': '%s': expected chromium or firefox", v);
-    } else if (key_is(name, "timing")) {
-        if (um_cfg_timing_parse(v, &t->timing) != 0)
-            perr(p, "key 'timing': '%s': expected none or jitter", v);
-    } else if (key_is(name, "ports")) {
-        t->ports_line = p->line;
-        if (um_parse_port_range(&t->hop_lo, &t->hop_hi, v) != 0)
-            perr(p, "key 'ports': '%s': expected a port range LO-HI, e.g. 20000-40000", v);
-        else if (!t->hop_ms)
-            t->hop_ms = UM_HOP_DEFAULT_MS;
-    } else if (key_is(name, "hop")) {
-        t->hop_line = p->line;
-        uint32_t ms;
-        if (um_parse_duration_ms(&ms, v) != 0 || ms < UM_HOP_MIN_MS || ms > UM_HOP_MAX_MS)
-            perr(p,
-                 "key 'hop': '%s': expected a slot length from 1s to 1h (suffix ms, s, m or h), "
-                 "e.g. 60s",
-                 v);
-        else
-            t->hop_ms = ms;
-    } else if (key_is(name, "zone")) {
-        t->zone_line = p->line;
-        if (um_dns_zone_norm(v, t->zone, sizeof(t->zone)) != 0)
-            perr(p,
-                 "key 'zone': '%s': expected the DNS zone the server is authoritative for (a "
-                 "host name of at most 200 characters), e.g. t.example.com",
-                 v);
-    } else if (key_is(name, "resolver")) {
-        t->resolver_line = p->line;
-        if (um_dns_resolver_parse(v, NULL, NULL) != 0)
-            perr(p,
-                 "key 'resolver': '%s': expected a resolver's IP address and port, e.g. "
-                 "192.0.2.53:53, or tls://192.0.2.53:853 for DNS over TLS",
-                 v);
-        else
-            snprintf(t->resolver, sizeof(t->resolver), "%s", v);
-    } else {
-        perr(p, "unknown key '%s' in [transport \"%s\"]", name, t->name);
-    }
+    char msg[UM_ERR_MAX - 64];
+    if (um_cfg_transport_key(&p->c->transports[p->sec_index], name, v, p->line, msg, sizeof(msg)) !=
+        0)
+        perr(p, "%s", msg);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)

@@ -19,4 +19,14 @@ void um_cfg_default_sni(um_transport_cfg_t *t);
 /* The keys of a ws transport that go together (config_ws.c). */
 int um_config_check_ws(const um_config_t *c, const um_transport_cfg_t *t, char *err, size_t errlen);
 
+/* One key of a [transport "name"] section into t (config_keys.c): 0,
+ * or UM_EINVAL with the reason (without file and line) in msg. line is the
+ * key's line, kept for the cross-checks of um_config_validate. */
+int um_cfg_transport_key(um_transport_cfg_t *t, const char *name, const char *v, int line,
+                         char *msg, size_t msglen);
+/* One of [client]'s rule, default-route, rules-file, geoip-file keys into c
+ * (config_keys.c), the same way. */
+int um_cfg_rules_key(um_config_t *c, const char *name, const char *v, int line, char *msg,
+                     size_t msglen);
+
 #endif

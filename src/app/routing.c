@@ -14,6 +14,7 @@
 #include "proxy/geoip.h"
 #include "proxy/rules.h"
 #include "util/err.h"
+#include "util/file.h"
 #include "util/log.h"
 
 #define RULES_FILE_MAX (64u << 20)
@@ -36,49 +37,7 @@ bool um_routing_wanted(const um_config_t *cfg)
 
 static int read_file(const char *path, char **out, size_t *n, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return UM_ENOENT;
-    }
-    char *t = NULL;
-    size_t len = 0, cap = 0;
-    int r = 0;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= RULES_FILE_MAX) {
-                snprintf(err, errlen, "%s: larger than %u MiB", path, RULES_FILE_MAX >> 20);
-                r = UM_EINVAL;
-                break;
-            }
-            size_t nc = cap ? cap * 2 : 4096;
-            char *x = realloc(t, nc);
-            if (!x) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                r = UM_ENOMEM;
-                break;
-            }
-            t = x;
-            cap = nc;
-        }
-        size_t got = fread(t + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) {
-            if (ferror(fp)) {
-                snprintf(err, errlen, "%s: read error", path);
-                r = UM_EIO;
-            }
-            break;
-        }
-    }
-    fclose(fp);
-    if (r != 0) {
-        free(t);
-        return r;
-    }
-    *out = t;
-    *n = len;
-    return 0;
+    return um_file_read(path, RULES_FILE_MAX, out, n, err, errlen);
 }
 
 int um_routing_build(const um_config_t *cfg, um_rules_t **out, char *err, size_t errlen)

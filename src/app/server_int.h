@@ -152,7 +152,7 @@ struct srv {
     uint64_t m_quota_ends, m_expiry_ends, m_refused, m_refused_policy, m_sessions_total;
     uint64_t m_sessions_refused;
     uint64_t m_streams_done; /* streams opened by sessions that have ended */
-    um_ratelimit_t rl_ends; /* "over quota, closing": a refused client retries */
+    um_ratelimit_t rl_ends;  /* "over quota, closing": a refused client retries */
     /* dns: the authoritative servers of the zone (one per listen address);
      * their acceptor is in acc[] */
     struct um_dns_server *dns[UM_CFG_MAX_LISTEN];

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/file.h"
 
 #define RANGES_MAX    (8u << 20)   /* ranges in one table, both families */
 #define GEO_LINE_MAX  256          /* characters of one text line */
@@ -267,42 +268,9 @@ static bool has_mmdb_marker(const uint8_t *p, size_t n)
 
 int um_geoip_load(um_geoip_t *g, const char *path, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return UM_ENOENT;
-    }
     char *text = NULL;
-    size_t n = 0, cap = 0;
-    int r = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= GEO_FILE_MAX) {
-                snprintf(err, errlen, "%s: larger than %u MiB", path, GEO_FILE_MAX >> 20);
-                r = UM_EINVAL;
-                break;
-            }
-            size_t nc = cap ? cap * 2 : 65536;
-            char *t = realloc(text, nc);
-            if (!t) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                r = UM_ENOMEM;
-                break;
-            }
-            text = t;
-            cap = nc;
-        }
-        size_t got = fread(text + n, 1, cap - n, fp);
-        n += got;
-        if (got == 0) {
-            if (ferror(fp)) {
-                snprintf(err, errlen, "%s: read error", path);
-                r = UM_EIO;
-            }
-            break;
-        }
-    }
-    fclose(fp);
+    size_t n = 0;
+    int r = um_file_read(path, GEO_FILE_MAX, &text, &n, err, errlen);
     if (r == 0 && has_mmdb_marker((const uint8_t *)text, n)) {
         free(text);
         if (g->n_mm == UM_GEOIP_FILES_MAX) {

@@ -314,3 +314,67 @@ const um_assoc_ops_t tn_assoc_ops = {
     .send = op_assoc_send,
     .close = op_assoc_close,
 };
+
+/* ---- opening and accepting streams, datagrams ---- */
+
+int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void *arg,
+                     um_conn_t **out)
+{
+    if (t->down) return UM_EPIPE;
+    struct tconn *c = tn_conn_new(cbs, arg);
+    if (!c) return UM_ENOMEM;
+    c->t = t;
+    c->id = id;
+    c->state = C_OPEN;
+    um_sess_guard(t->sess, OPEN_GUARD); /* what a new stream carries first is padded */
+    int r = um_mux_stream_accept(t->mux, id, UM_MUX_OK);
+    if (r != 0) {
+        um_mux_stream_reset(t->mux, id, UM_MUX_RST_INTERNAL);
+        tn_conn_unref(c);
+        return r;
+    }
+    tn_list_add(t, c);
+    t->st.streams_opened++;
+    tn_mark_ready(t, c); /* early data may be waiting */
+    *out = &c->base;
+    return 0;
+}
+
+void um_tunnel_refuse(um_tunnel_t *t, uint32_t id, int result)
+{
+    if (t->down) return;
+    um_mux_stream_accept(t->mux, id, um_tunnel_result_to_mux(result));
+    tn_schedule(t);
+}
+
+int um_tunnel_dgram_send(um_tunnel_t *t, uint32_t assoc, const um_addr_t *src, const uint8_t *p,
+                         size_t n)
+{
+    if (t->down) return UM_EPIPE;
+    int r = um_mux_dgram_send(t->mux, assoc, src, p, n);
+    tn_schedule(t);
+    return r;
+}
+
+int tn_start_open(um_tunnel_t *t, struct tconn *c)
+{
+    uint32_t id;
+    int r = um_mux_stream_open(t->mux, &c->dst, &id);
+    if (r != 0) return r;
+    um_sess_guard(t->sess, OPEN_GUARD); /* what a new stream carries first is padded */
+    c->id = id;
+    c->t = t;
+    c->state = C_OPENING;
+    tn_list_add(t, c);
+    t->st.streams_opened++;
+    /* Early data rides with the OPEN (0-RTT): the mux takes it before the
+     * result comes back. */
+    while (um_buf_len(&c->pend) > 0) {
+        const uint8_t *p;
+        size_t n = um_buf_peek(&c->pend, &p), acc = 0;
+        if (um_mux_stream_write(t->mux, id, p, n, &acc) != 0 || acc == 0) break;
+        um_buf_consume(&c->pend, acc);
+    }
+    tn_schedule(t);
+    return 0;
+}

@@ -325,22 +325,22 @@ static const struct {
      "= tls\ncover = a.example:443\nca-file = /x.pem\n",
      {"t.conf:5:", "key 'ca-file' goes with type = ws"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
-                                     "= ws\npath = /x\ncert-file = /c.pem\n",
+     "= ws\npath = /x\ncert-file = /c.pem\n",
      {"t.conf:8:", "key 'cert-file' needs key 'key-file'"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
-                                     "= ws\npath = /x\nkey-file = /k.pem\n",
+     "= ws\npath = /x\nkey-file = /k.pem\n",
      {"t.conf:8:", "key 'key-file' needs key 'cert-file'"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
-                                     "= ws\npath = /x\nheader = Host: evil.example\n",
+     "= ws\npath = /x\nheader = Host: evil.example\n",
      {"t.conf:8:", "key 'header'", "sets this field itself"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
-                                     "= ws\npath = /x\nheader = Sec-WebSocket-Protocol: x\n",
+     "= ws\npath = /x\nheader = Sec-WebSocket-Protocol: x\n",
      {"t.conf:8:", "key 'header'", "sets this field itself"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
-                                     "= ws\npath = /x\nheader = Bad Name: x\n",
+     "= ws\npath = /x\nheader = Bad Name: x\n",
      {"t.conf:8:", "key 'header'", "not an HTTP token"}},
     {"[server]\nprivate-key = " PRIV "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype "
-                                     "= ws\npath = /x\nheader = NoColon\n",
+     "= ws\npath = /x\nheader = NoColon\n",
      {"t.conf:8:", "key 'header'", "no field name"}},
     {"[server]\nprivate-key = " PRIV
      "\nlisten = 1.2.3.4:1\ntransport = t\n[transport \"t\"]\ntype = ws\npath = /x\nheader = A: "

@@ -3,16 +3,19 @@
 # timing profile) side by side with shadowsocks-libev, ssh -D, microsocks and a
 # direct connection, in one run, everything on 127.0.0.1.
 #
-#   bench/peers.sh [BUILD_DIR] [--quick] [--out FILE] [--only LIST]
+#   bench/peers.sh [BUILD_DIR] [--quick] [--out FILE] [--tsv FILE] [--only LIST]
 #
 #   BUILD_DIR  holds the umbra binary (default: build); make bench passes it
 #   --quick    small sizes and counts (a minute or two): a self-test of the harness
-#   --out FILE where the Markdown goes besides stdout; default bench/RESULTS.md,
-#              or BUILD_DIR/RESULTS-quick.md with --quick (a quick run never
-#              overwrites the real results unless told to)
-#   --only L   comma-separated subset of:
+#   --out FILE where the Markdown goes besides stdout; default
+#              bench/RESULTS-peers.md, or BUILD_DIR/RESULTS-peers-quick.md with
+#              --quick (a quick run never overwrites the real results unless
+#              told to); make bench includes it in bench/RESULTS.md
+#   --tsv FILE also keep the raw results ("system<TAB>metric<TAB>value" lines)
+#              in FILE (bench/report.py reads them for make bench's summary)
+#   --only L   comma-separated subset of (default: all of them):
 #              direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,
-#              ss,ssh,microsocks,v2ray,umbra-ws
+#              ss,ss-aes,ssh,microsocks,v2ray,umbra-ws
 #              (direct is always measured: the other columns are compared to it;
 #              umbra is the tcp transport, umbra-tls the tls transport with a
 #              local nginx as its cover site, umbra-jitter the same with
@@ -20,7 +23,9 @@
 #              transport with the session moved to a new connection every
 #              1 MiB / every 16 KiB (umbra client --rotate 1m / 16k); umbra-ws
 #              the ws transport through a local nginx that terminates TLS
-#              (docs/nginx-ws.conf, the cover's certificate))
+#              (docs/nginx-ws.conf, the cover's certificate); ss is
+#              shadowsocks-libev with chacha20-ietf-poly1305, ss-aes the same
+#              with aes-256-gcm)
 #
 # Topology (one system at a time; the others are stopped while it is measured):
 #
@@ -55,13 +60,15 @@ CMDLINE="bench/peers.sh $*"
 bdir=build
 quick=0
 out=""
-only="direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,ss,ssh,microsocks,v2ray,umbra-ws"
+only="direct,umbra,umbra-tls,umbra-jitter,umbra-rot1m,umbra-rot16k,ss,ss-aes,ssh,microsocks,v2ray,umbra-ws"
+tsv=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) out=${2:?--out needs a file}; shift ;;
+    --tsv) tsv=${2:?--tsv needs a file}; shift ;;
     --only) only="direct,${2:?--only needs a list}"; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     -*) echo "peers.sh: unknown option '$1'" >&2; exit 1 ;;
     *) bdir=$1 ;;
   esac
@@ -71,7 +78,7 @@ done
 [ -d "$bdir" ] || [ ! -d "$SRC/$bdir" ] || bdir="$SRC/$bdir"
 UMBRA="$(cd "$bdir" 2>/dev/null && pwd)/umbra"
 if [ -z "$out" ]; then
-  if [ "$quick" = 1 ]; then out="$bdir/RESULTS-quick.md"; else out="$SRC/bench/RESULTS.md"; fi
+  if [ "$quick" = 1 ]; then out="$bdir/RESULTS-peers-quick.md"; else out="$SRC/bench/RESULTS-peers.md"; fi
 fi
 
 # ---------------------------------------------------------------- sizes
@@ -188,19 +195,28 @@ watchdog=$!
 put() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RES"; } # SYSTEM METRIC VALUE
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 now() { date +%s.%N; }
-pstat() { "$PY" "$TOOL" procstat "$@"; } # -> "rss_kb cpu_ticks clk_tck"
+pstat() { "$PY" "$TOOL" procstat "$@"; } # -> "rss_kb cpu_ticks clk_tck hwm_kb"
 rss_mib() { # PID...: summed VmRSS of the process trees, MiB
   local r
   read -r r _ _ < <(pstat "$@")
   calc "$r / 1024"
 }
 ticks() { local t; read -r _ t _ < <(pstat "$@"); echo "$t"; }
+hwm_mib() { # PID...: summed VmHWM (peak RSS) of the process trees, MiB
+  local h
+  read -r _ _ _ h < <(pstat "$@")
+  calc "${h:-0} / 1024"
+}
+hwm_reset() { # PID...: each process's VmHWM back to its RSS (clear_refs 5)
+  local p
+  for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null; done
+}
 CLK=$(getconf CLK_TCK)
 
 read -r P_ORIGIN P_SINK P_UMBRA_S P_UMBRA_C P_UMBRA_H P_SS_S P_SS_C P_SSHD P_SSH_C P_MS \
   P_COVER P_TLS_S P_TLS_C P_TLS_H P_JIT_S P_JIT_C P_JIT_H \
   P_R1_S P_R1_C P_R1_H P_R16_S P_R16_C P_R16_H P_V2_S P_V2_C \
-  P_FRONT P_WS_S P_WS_C P_WS_H < <("$PY" "$TOOL" ports 29)
+  P_FRONT P_WS_S P_WS_C P_WS_H P_SSA_S P_SSA_C < <("$PY" "$TOOL" ports 31)
 
 # ---------------------------------------------------------------- origin
 log "generating ${BIG_MIB} MiB of random data in $T/www"
@@ -392,6 +408,7 @@ measure() {
     [ -z "$cpid" ] || put "$sys" rss_c_idle "$(rss_mib "$cpid")"
     [ -z "$spid" ] || put "$sys" rss_s_idle "$(rss_mib "$spid")"
     log "[$sys] holding $HOLD_N connections"
+    hwm_reset "${pids[@]}"
     rm -f "$T/hold.status"
     "$PY" "$TOOL" hold "$PROXY" "$P_ORIGIN" "$HOLD_N" "$HOLD_SECS" "$T/hold.status" \
       2>>"$T/logs/hold.log" &
@@ -406,6 +423,8 @@ measure() {
     put "$sys" hold "${opened:-0} / $seen"
     [ -z "$cpid" ] || put "$sys" rss_c_hold "$(rss_mib "$cpid")"
     [ -z "$spid" ] || put "$sys" rss_s_hold "$(rss_mib "$spid")"
+    [ -z "$cpid" ] || put "$sys" rss_c_hold_peak "$(hwm_mib "$cpid")"
+    [ -z "$spid" ] || put "$sys" rss_s_hold_peak "$(hwm_mib "$spid")"
     [ "${opened:-0}" = "$HOLD_N" ] || put "$sys" note_hold "only ${opened:-0} of $HOLD_N connections opened"
     kill "$hold_pid" 2>/dev/null
     wait "$hold_pid" 2>/dev/null
@@ -434,6 +453,7 @@ measure() {
 
   local cpu_dl="" cpu_ul=""
   [ ${#pids[@]} -eq 0 ] || { cpu_dl=cpu_dl; cpu_ul=cpu_ul; }
+  [ ${#pids[@]} -eq 0 ] || hwm_reset "${pids[@]}"
   log "[$sys] download, 1 stream (best of $REPS)"
   bulk "$sys" dl1 down 1 $cpu_dl
   log "[$sys] download, 8 streams (best of $REPS)"
@@ -442,6 +462,8 @@ measure() {
   bulk "$sys" ul1 up 1 $cpu_ul
   log "[$sys] upload, 8 streams (best of $REPS)"
   bulk "$sys" ul8 up 8
+  [ -z "$cpid" ] || put "$sys" rss_c_bulk_peak "$(hwm_mib "$cpid")"
+  [ -z "$spid" ] || put "$sys" rss_s_bulk_peak "$(hwm_mib "$spid")"
 }
 
 # alive SYS NAME...: notes every named process that exited during the run.
@@ -552,27 +574,30 @@ want umbra-rot16k && run_umbra umbra-rot16k tcp none "$P_R16_S" "$P_R16_C" "$P_R
 want umbra-ws && run_umbra umbra-ws ws none "$P_WS_S" "$P_WS_C" "$P_WS_H"
 
 # ---------------------------------------------------------------- shadowsocks-libev
-run_ss() {
-  local pass
+run_ss() { # SYS CIPHER SERVER_PORT LOCAL_PORT
+  local sys=$1 cipher=$2 ps=$3 pc=$4 pass
   if ! command -v ss-server >/dev/null || ! command -v ss-local >/dev/null; then
-    put ss status "n/a (shadowsocks-libev not installed)"
+    put "$sys" status "n/a (shadowsocks-libev not installed)"
     return
   fi
   pass=$(head -c 18 /dev/urandom | base64)
-  # Same cipher as umbra's records. --no-delay (TCP_NODELAY) is ss's documented
-  # option for latency; with it ss is the stronger baseline.
-  start_bg ss-server ss-server -s 127.0.0.1 -p "$P_SS_S" -k "$pass" -m chacha20-ietf-poly1305 \
+  # chacha20-ietf-poly1305 (umbra's records on a CPU without AES instructions)
+  # or aes-256-gcm (what umbra picks when both ends have them, as here).
+  # --no-delay (TCP_NODELAY) is ss's documented option for latency; with it ss
+  # is the stronger baseline.
+  start_bg ss-server ss-server -s 127.0.0.1 -p "$ps" -k "$pass" -m "$cipher" \
     -t 300 -n 16384 --no-delay
-  start_bg ss-local ss-local -s 127.0.0.1 -p "$P_SS_S" -b 127.0.0.1 -l "$P_SS_C" -k "$pass" \
-    -m chacha20-ietf-poly1305 -t 300 -n 16384 --no-delay
-  if "$PY" "$TOOL" wait-port "$P_SS_S" 15 && wait_up ss "$P_SS_C" ss-server ss-local; then
-    measure ss "$P_SS_C" "${PID[ss-local]}" "${PID[ss-server]}"
-    alive ss ss-local ss-server
+  start_bg ss-local ss-local -s 127.0.0.1 -p "$ps" -b 127.0.0.1 -l "$pc" -k "$pass" \
+    -m "$cipher" -t 300 -n 16384 --no-delay
+  if "$PY" "$TOOL" wait-port "$ps" 15 && wait_up "$sys" "$pc" ss-server ss-local; then
+    measure "$sys" "$pc" "${PID[ss-local]}" "${PID[ss-server]}"
+    alive "$sys" ss-local ss-server
   fi
   stop ss-local
   stop ss-server
 }
-want ss && run_ss
+want ss && run_ss ss chacha20-ietf-poly1305 "$P_SS_S" "$P_SS_C"
+want ss-aes && run_ss ss-aes aes-256-gcm "$P_SSA_S" "$P_SSA_C"
 
 # ---------------------------------------------------------------- ssh -D
 run_ssh() {
@@ -679,3 +704,4 @@ cat "$T/report.md"
 mkdir -p "$(dirname "$out")"
 cp "$T/report.md" "$out"
 log "wrote $out"
+[ -z "$tsv" ] || { cp "$RES" "$tsv" && log "wrote $tsv"; }

@@ -19,6 +19,7 @@ SYSTEMS = [
     ("umbra-rot1m", "umbra tcp, --rotate 1m"),
     ("umbra-rot16k", "umbra tcp, --rotate 16k"),
     ("ss", "shadowsocks-libev"),
+    ("ss-aes", "shadowsocks-libev aes-256-gcm"),
     ("ssh", "ssh -D"),
     ("microsocks", "microsocks"),
     ("v2ray", "v2ray VMess"),
@@ -52,9 +53,21 @@ ROWS = [
      False),
     ("rss_s_hold", "RSS server, N open connections (MiB)", "%.1f", "lo",
      False),
+    ("rss_c_hold_peak", "Peak RSS client, N open connections (MiB)",
+     "%.1f", "lo", False),
+    ("rss_s_hold_peak", "Peak RSS server, N open connections (MiB)",
+     "%.1f", "lo", False),
+    ("rss_c_bulk_peak", "Peak RSS client, bulk transfers (MiB)", "%.1f",
+     "lo", False),
+    ("rss_s_bulk_peak", "Peak RSS server, bulk transfers (MiB)", "%.1f",
+     "lo", False),
     ("hold", "Connections held open / seen by the origin", None, None,
      False),
 ]
+
+# The peers umbra is measured against (every system that is not umbra or
+# direct), for the best-peer ratios.
+PEERS = ["ss", "ss-aes", "ssh", "microsocks", "v2ray"]
 
 
 METHOD = """
@@ -65,7 +78,7 @@ METHOD = """
   the page cache; uploads go to `bench/peers_tool.py sink`, which reads every
   byte of the body and answers with the count, checked by the driver.
 - shadowsocks-libev: `ss-server` + `ss-local`, `chacha20-ietf-poly1305`,
-  `--no-delay`. ssh: `ssh -N -D` (cipher `chacha20-poly1305@openssh.com`, no
+  `--no-delay`; the same with `aes-256-gcm` (ss-aes). ssh: `ssh -N -D` (cipher `chacha20-poly1305@openssh.com`, no
   compression) to an sshd started from a temp config with throwaway keys.
   microsocks: plain SOCKS5, no crypto, one process (shown as the server).
   v2ray: Debian's `v2ray`, a VMess server (alterId 0, freedom outbound) and
@@ -95,6 +108,10 @@ METHOD = """
   figure.
 - CPU s per GiB: utime+stime of the client and server process trees over the
   1-stream transfer, divided by GiB moved.
+- Peak RSS: VmHWM summed over each process tree, reset (`clear_refs` 5)
+  before the held connections and again before the bulk transfers, read
+  after each: the peak while N connections were open, and the peak over the
+  four bulk figures (1 and 8 streams, down and up, every run).
 - RSS: VmRSS summed over each process tree (sshd: listener, monitor and
   session processes; shared pages are counted once per process), idle after
   one request, then with N SOCKS5 CONNECTs held open, each having sent half an
@@ -218,6 +235,48 @@ def pair_table(w, res, hold_n, a, b, title, text, target):
     w("")
 
 
+def best_peer(res, key, better):
+    """(system, value) of the best peer on one metric, or (None, None)."""
+    best = (None, None)
+    for p in PEERS:
+        r = res.get(p, {})
+        if not r.get("status", "").startswith("ok"):
+            continue
+        v = num(r.get(key))
+        if v is None:
+            continue
+        if best[1] is None or (v > best[1] if better == "hi" else v < best[1]):
+            best = (p, v)
+    return best
+
+
+def best_peer_table(w, res, hold_n):
+    """Every column: umbra (tcp) against the best peer of the same run."""
+    u = res.get("umbra", {})
+    if not u.get("status", "").startswith("ok"):
+        return
+    names = dict(SYSTEMS)
+    w("## umbra against the best peer, per column")
+    w("")
+    w("The best of %s in each row, from this run; the ratio is umbra's "
+      "figure over the best peer's (higher is better for MB/s and "
+      "requests/s, lower for latency, CPU and RSS)." %
+      ", ".join(names[p] for p in PEERS))
+    w("")
+    w("| metric | umbra tcp | best peer | its figure | umbra / best peer |")
+    w("|---|---:|---|---:|---:|")
+    for key, label, fmt, better, _ in ROWS:
+        if better is None:
+            continue
+        label = label.replace("N open", "%s open" % hold_n)
+        p, pv = best_peer(res, key, better)
+        uv = num(u.get(key))
+        w("| %s | %s | %s | %s | %s |" % (
+            label, cell(res, "umbra", key, fmt), names.get(p, "—"),
+            "—" if pv is None else fmt % pv, fmt_ratio(ratio(uv, pv))))
+    w("")
+
+
 def main(argv):
     if len(argv) != 2:
         print("usage: peers_report.py RESULTS_FILE", file=sys.stderr)
@@ -283,6 +342,7 @@ def main(argv):
             cells.append(c)
         w("| %s | %s |" % (label, " | ".join(cells)))
     w("")
+    best_peer_table(w, res, hold_n)
     # The issue's targets for umbra.
     w("## umbra against the targets of issue 5")
     w("")

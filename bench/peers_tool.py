@@ -23,7 +23,8 @@ count and in time):
                           the origin), writes "opened=.. failed=.." to
                           STATUSFILE and holds them for at most SECS
   procstat PID...         sums over each PID and all its descendants:
-                          prints "rss_kb cpu_ticks clk_tck"
+                          prints "rss_kb cpu_ticks clk_tck hwm_kb" (hwm:
+                          the summed VmHWM, each process's peak RSS)
 
 PROXY is "direct" (no proxy) or a port of a SOCKS5 proxy on 127.0.0.1;
 ORIGIN is the port of the HTTP origin on 127.0.0.1.
@@ -366,22 +367,25 @@ def cmd_wait_port(port, secs):
 
 
 def read_stat(pid):
-    """(ppid, utime+stime+cutime+cstime ticks, VmRSS kB) or None if gone."""
+    """(ppid, utime+stime+cutime+cstime ticks, VmRSS kB, VmHWM kB) or None
+    if gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             st = f.read()
-        rss = 0
+        rss = hwm = 0
         with open("/proc/%d/status" % pid) as f:
             for ln in f:
                 if ln.startswith("VmRSS:"):
                     rss = int(ln.split()[1])
+                elif ln.startswith("VmHWM:"):
+                    hwm = int(ln.split()[1])
     except (OSError, ValueError):
         return None
     # Fields after the parenthesised comm, which may itself hold spaces.
     f = st[st.rindex(")") + 2:].split()
     ppid = int(f[1])
     ticks = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    return ppid, ticks, rss
+    return ppid, ticks, rss, hwm
 
 
 def cmd_procstat(pids):
@@ -392,7 +396,7 @@ def cmd_procstat(pids):
             if s:
                 info[int(d)] = s
     children = {}
-    for pid, (ppid, _, _) in info.items():
+    for pid, (ppid, _, _, _) in info.items():
         children.setdefault(ppid, []).append(pid)
     seen, todo = set(), [int(p) for p in pids]
     while todo:  # bounded: each pid is visited once
@@ -403,7 +407,8 @@ def cmd_procstat(pids):
         todo.extend(children.get(p, []))
     rss = sum(info[p][2] for p in seen)
     ticks = sum(info[p][1] for p in seen)
-    print("%d %d %d" % (rss, ticks, os.sysconf("SC_CLK_TCK")))
+    hwm = sum(info[p][3] for p in seen)
+    print("%d %d %d %d" % (rss, ticks, os.sysconf("SC_CLK_TCK"), hwm))
 
 
 def main(argv):

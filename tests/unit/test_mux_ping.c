@@ -7,6 +7,8 @@
  *     no second PING follows before the interval;
  *   - its PONG gives both ends an RTT estimate (the sample is the simulated
  *     round trip) after one round trip, while bulk DATA is still queued;
+ *   - the same holds when the monotonic clock still reads less than the
+ *     ping interval (a router whose service starts seconds after boot);
  *   - um_mux_touch (a new carrier under the session) pings again at once. */
 #include "test_mux_pair.h"
 
@@ -90,6 +92,8 @@ static void start_client(um_mux_t *m, uint64_t t0, uint32_t *id)
     assert_true(acc > 0);
 }
 
+static void check_touch(uint64_t t);
+
 static void check_start(uint64_t t0)
 {
     um_mux_config_t cfg;
@@ -159,6 +163,17 @@ static void test_start_ping(void **state)
     check_start(5000000); /* a machine that has been up for a while */
 }
 
+/* CLOCK_MONOTONIC counts from boot: a service started 3 s after boot sees a
+ * clock below the 10 s ping interval, and must still ping at once (at start
+ * and on a new carrier). */
+static void test_start_ping_early_clock(void **state)
+{
+    (void)state;
+    check_start(3000);
+    check_start(0);
+    check_touch(3000);
+}
+
 /* A mux with pings off (ping_interval_ms 0) sends none, at start or later. */
 static void test_no_ping_when_off(void **state)
 {
@@ -211,6 +226,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_start_ping),
+        cmocka_unit_test(test_start_ping_early_clock),
         cmocka_unit_test(test_no_ping_when_off),
         cmocka_unit_test(test_touch_pings_again),
     };

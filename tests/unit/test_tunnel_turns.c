@@ -41,10 +41,13 @@
  * queue is full (or libuv's 32 reads of 64 KiB). Several reads per turn
  * need the bound above one carrier read (64 KiB, transport/tcp.c RBUF). */
 #define TURN_BOUND (256u << 10)
-#define PREFILL    (4 * TURN_BOUND) /* bytes waiting in the client's socket */
-#define BULK       (3u << 20)       /* what the server sends in each test */
-#define WARM       (8u << 20)       /* a transfer before, to open the windows */
-#define CHUNK      (64u << 10)
+/* Bytes waiting in the client's socket before its loop turns: three turns'
+ * worth. The server sends that much unacknowledged (its resend buffer starts
+ * at UM_TUNNEL_SESS_TX_START, 2 MiB) into the client's receive buffer. */
+#define PREFILL (3 * TURN_BOUND)
+#define BULK    (3u << 20) /* what the server sends in each test */
+#define WARM    (8u << 20) /* a transfer before, to open the windows */
+#define CHUNK   (64u << 10)
 
 enum { EV_TURN, EV_READ, EV_DATA };
 #define MAXEV 200000

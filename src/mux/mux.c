@@ -273,8 +273,10 @@ void um_mux_touch(um_mux_t *m, uint64_t now_ms)
     if (now_ms < m->now) now_ms = m->now;
     m->last_rx = now_ms;
     m->ping_out = false;
-    /* A ping at the next tick: the round trip of the new path. */
-    m->last_ping = now_ms >= m->cfg.ping_interval_ms ? now_ms - m->cfg.ping_interval_ms : 0;
+    /* A ping at the next tick: the round trip of the new path. The interval
+     * is taken back modulo 2^64 (now_ms - last_ping is then exactly the
+     * interval), so this holds while the clock still reads less than it. */
+    m->last_ping = now_ms - m->cfg.ping_interval_ms;
 }
 
 int um_mux_tick(um_mux_t *m, uint64_t now_ms)
@@ -289,8 +291,10 @@ int um_mux_tick(um_mux_t *m, uint64_t now_ms)
         /* A ping at once (as um_mux_touch does for a new path): window
          * auto-tuning needs the round trip; before the first PONG it
          * assumes DEFAULT_RTT_MS and doubles windows towards their maximum
-         * on any fast path, which is memory a slow reader then fills. */
-        m->last_ping = now_ms >= m->cfg.ping_interval_ms ? now_ms - m->cfg.ping_interval_ms : 0;
+         * on any fast path, which is memory a slow reader then fills.
+         * Modulo 2^64 as in um_mux_touch: a monotonic clock reads less than
+         * the interval for the first seconds after boot. */
+        m->last_ping = now_ms - m->cfg.ping_interval_ms;
     }
     if (m->cfg.ping_timeout_ms && now_ms - m->last_rx >= m->cfg.ping_timeout_ms)
         return mux_fail(m, UM_ETIMEDOUT, UM_MUX_GOAWAY_TIMEOUT, "keepalive timeout");

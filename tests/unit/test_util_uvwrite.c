@@ -135,10 +135,73 @@ static void test_write_some(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* um_uv_write_some on a socket that takes nothing (its buffer already full,
+ * no write of ours queued: EAGAIN at once): every byte is copied and queued,
+ * done runs once with all of them after the peer reads; and on a socket
+ * whose peer is gone the error comes back at once, with nothing queued and
+ * no callback. */
+static void test_write_some_full_and_error(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    uv_loop_t loop;
+    uv_pipe_t p;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_pipe_init(&loop, &p, 0), 0);
+    assert_int_equal(uv_pipe_open(&p, sv[0]), 0); /* non-blocking from here */
+    static uint8_t fill[1 << 16];
+    memset(fill, 'f', sizeof(fill));
+    size_t filled = 0;
+    for (int i = 0; i < 4096; i++) {
+        ssize_t w = write(sv[0], fill, sizeof(fill));
+        if (w < 0) break;
+        filled += (size_t)w;
+    }
+    assert_true(filled > 0);
+    g_calls = 0;
+    char msg[] = "after the fill";
+    size_t q = 0;
+    assert_int_equal(um_uv_write_some((uv_stream_t *)&p, msg, sizeof(msg), done, NULL, &q), 0);
+    assert_int_equal(q, sizeof(msg)); /* nothing taken: all of it copied */
+    memset(msg, 'X', sizeof(msg));
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(g_calls, 0); /* still waiting for room */
+    size_t want = filled + sizeof(msg), have = 0;
+    uint8_t *got = malloc(want);
+    assert_non_null(got);
+    for (int spins = 0; have < want && spins < 100000; spins++) {
+        ssize_t r = recv(sv[1], got + have, want - have, MSG_DONTWAIT);
+        if (r > 0) have += (size_t)r;
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    while (g_calls < 1)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(have, want);
+    assert_memory_equal(got + filled, "after the fill", sizeof(msg));
+    assert_int_equal(g_calls, 1);
+    assert_int_equal(g_done_n[0], sizeof(msg));
+    assert_int_equal(g_done_st[0], 0);
+    free(got);
+
+    /* The peer is gone: EPIPE now, nothing queued, done never runs. */
+    close(sv[1]);
+    g_calls = 0;
+    q = 99;
+    int r = um_uv_write_some((uv_stream_t *)&p, "late", 4, done, NULL, &q);
+    assert_true(r < 0);
+    assert_int_equal(q, 0);
+    uv_close((uv_handle_t *)&p, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(g_calls, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_copied_writes),
-                                       cmocka_unit_test(test_write_some)};
+                                       cmocka_unit_test(test_write_some),
+                                       cmocka_unit_test(test_write_some_full_and_error)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,19 +97,47 @@ int um_aead_sealv(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uin
     return 0;
 }
 
-int um_aead_open(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
-                 size_t adlen, const uint8_t *c, size_t clen, uint8_t *out)
+int um_aead_open_init(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
+                      size_t adlen)
 {
     EVP_CIPHER_CTX *ctx = a->ctx;
     int l = 0;
-    if (!ctx || a->encrypt || clen > INT_MAX || adlen > INT_MAX) return UM_EINVAL;
-    if (clen < UM_AEAD_TAGLEN) return UM_EPROTO;
-    size_t n = clen - UM_AEAD_TAGLEN;
+    if (!ctx || a->encrypt || adlen > INT_MAX) return UM_EINVAL;
     if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) return UM_EIO;
     if (adlen && EVP_DecryptUpdate(ctx, NULL, &l, ad, (int)adlen) != 1) return UM_EIO;
-    if (n && EVP_DecryptUpdate(ctx, out, &l, c, (int)n) != 1) return UM_EIO;
+    return 0;
+}
+
+int um_aead_open_update(um_aead_t *a, const uint8_t *c, size_t n, uint8_t *out)
+{
+    int l = 0;
+    if (!a->ctx || a->encrypt || n > INT_MAX) return UM_EINVAL;
+    if (!n) return 0;
+    /* Both ciphers are stream modes: every byte in gives a byte out. */
+    if (EVP_DecryptUpdate(a->ctx, out, &l, c, (int)n) != 1 || (size_t)l != n) return UM_EIO;
+    return 0;
+}
+
+int um_aead_open_final(um_aead_t *a, const uint8_t tag[UM_AEAD_TAGLEN])
+{
+    uint8_t none[16];
+    int l = 0;
+    if (!a->ctx || a->encrypt) return UM_EINVAL;
     /* The tag is copied by OpenSSL; the cast drops const only for its API. */
-    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, UM_AEAD_TAGLEN, (void *)(c + n)) != 1)
+    if (EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_TAG, UM_AEAD_TAGLEN, (void *)tag) != 1)
         return UM_EIO;
-    return EVP_DecryptFinal_ex(ctx, out + n, &l) == 1 ? 0 : UM_EAUTH;
+    return EVP_DecryptFinal_ex(a->ctx, none, &l) == 1 ? 0 : UM_EAUTH;
+}
+
+int um_aead_open(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
+                 size_t adlen, const uint8_t *c, size_t clen, uint8_t *out)
+{
+    int r;
+    if (!a->ctx || a->encrypt || clen > INT_MAX || adlen > INT_MAX) return UM_EINVAL;
+    if (clen < UM_AEAD_TAGLEN) return UM_EPROTO;
+    size_t n = clen - UM_AEAD_TAGLEN;
+    if ((r = um_aead_open_init(a, nonce, ad, adlen)) != 0 ||
+        (r = um_aead_open_update(a, c, n, out)) != 0)
+        return r;
+    return um_aead_open_final(a, c + n);
 }

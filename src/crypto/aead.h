@@ -52,6 +52,17 @@ int um_aead_sealv(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uin
 int um_aead_open(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
                  size_t adlen, const uint8_t *c, size_t clen, uint8_t *out);
 
+/* The same in steps, for a body whose pieces go to different places:
+ * open_init (nonce, associated data), open_update for consecutive pieces
+ * of the ciphertext (out receives n bytes each; pieces of any length),
+ * open_final with the tag: 0, or UM_EAUTH (every byte written since
+ * open_init is then garbage the caller must discard, and wipe where it may
+ * be read again). */
+int um_aead_open_init(um_aead_t *a, const uint8_t nonce[UM_AEAD_NONCELEN], const uint8_t *ad,
+                      size_t adlen);
+int um_aead_open_update(um_aead_t *a, const uint8_t *c, size_t n, uint8_t *out);
+int um_aead_open_final(um_aead_t *a, const uint8_t tag[UM_AEAD_TAGLEN]);
+
 /* True when this CPU has AES and carry-less multiply instructions. */
 bool um_cpu_has_aes(void);
 const char *um_aead_name(int alg);

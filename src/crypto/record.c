@@ -90,12 +90,10 @@ int um_rec_sealv(um_rec_dir_t *d, const um_aead_part_t *parts, size_t nparts, ui
     return 0;
 }
 
-int um_rec_open(um_rec_dir_t *d, const uint8_t *p, size_t n, uint8_t *body, size_t cap,
-                size_t *bodyn, size_t *consumed)
+int um_rec_open_start(um_rec_dir_t *d, const uint8_t *p, size_t n, size_t *body_len)
 {
     uint8_t nonce[12], m[2];
-    int r;
-    if (!d || (!p && n) || !body || !bodyn || !consumed || cap < UM_REC_BODY_MAX) return UM_EINVAL;
+    if (!d || (!p && n) || !body_len) return UM_EINVAL;
     if (d->limit < 1 || d->ctr > d->limit - 1) return UM_ERANGE;
     if (!d->have_hdr) {
         if (n < UM_REC_HDR_WIRE) return UM_EAGAIN;
@@ -105,19 +103,42 @@ int um_rec_open(um_rec_dir_t *d, const uint8_t *p, size_t n, uint8_t *body, size
         d->body_len = bl;
         d->have_hdr = 1;
     }
-    size_t total = UM_REC_OVERHEAD + d->body_len;
-    if (n < total) return UM_EAGAIN;
+    if (n < UM_REC_OVERHEAD + d->body_len) return UM_EAGAIN;
     nonce_of(nonce, d->ctr);
-    r = um_aead_open(&d->aead, nonce, p, UM_REC_HDR_WIRE, p + UM_REC_HDR_WIRE,
-                     d->body_len + UM_AEAD_TAGLEN, body);
-    if (r) {
-        sodium_memzero(body, d->body_len);
-        return r;
-    }
-    *bodyn = d->body_len;
-    *consumed = total;
+    int r = um_aead_open_init(&d->aead, nonce, p, UM_REC_HDR_WIRE);
+    if (r) return r;
+    *body_len = d->body_len;
+    return 0;
+}
+
+int um_rec_open_body(um_rec_dir_t *d, const uint8_t *c, size_t k, uint8_t *out)
+{
+    return um_aead_open_update(&d->aead, c, k, out);
+}
+
+int um_rec_open_finish(um_rec_dir_t *d, const uint8_t *p, size_t *consumed)
+{
+    int r = um_aead_open_final(&d->aead, p + UM_REC_HDR_WIRE + d->body_len);
+    if (r) return r;
+    *consumed = UM_REC_OVERHEAD + d->body_len;
     d->have_hdr = 0;
     d->body_len = 0;
     d->ctr++;
+    return 0;
+}
+
+int um_rec_open(um_rec_dir_t *d, const uint8_t *p, size_t n, uint8_t *body, size_t cap,
+                size_t *bodyn, size_t *consumed)
+{
+    size_t bl = 0;
+    int r;
+    if (!d || (!p && n) || !body || !bodyn || !consumed || cap < UM_REC_BODY_MAX) return UM_EINVAL;
+    if ((r = um_rec_open_start(d, p, n, &bl)) != 0) return r;
+    if ((r = um_rec_open_body(d, p + UM_REC_HDR_WIRE, bl, body)) != 0 ||
+        (r = um_rec_open_finish(d, p, consumed)) != 0) {
+        sodium_memzero(body, bl);
+        return r;
+    }
+    *bodyn = bl;
     return 0;
 }

@@ -59,5 +59,17 @@ int um_rec_sealv(um_rec_dir_t *d, const um_aead_part_t *parts, size_t nparts, ui
  * tag), UM_ERANGE (counter exhausted). body cap must be >= UM_REC_BODY_MAX. */
 int um_rec_open(um_rec_dir_t *d, const uint8_t *p, size_t n, uint8_t *body, size_t cap,
                 size_t *bodyn, size_t *consumed);
+/* The same in steps, for a caller that puts the pieces of one body in
+ * different places (the session decrypts DATA straight into its read
+ * queue): open_start checks the header of the record at p[0] and needs the
+ * whole record in p[0..n) (UM_EAGAIN, UM_EPROTO, UM_ERANGE as above; 0:
+ * *body_len set, the body's ciphertext is p[2 .. 2 + *body_len) and its tag
+ * follows); open_body decrypts consecutive pieces of that ciphertext (in
+ * order, *body_len bytes in all); open_finish checks the tag: 0 (the next
+ * record is at p[*consumed]) or UM_EAUTH (what open_body wrote is garbage:
+ * the caller wipes it). */
+int um_rec_open_start(um_rec_dir_t *d, const uint8_t *p, size_t n, size_t *body_len);
+int um_rec_open_body(um_rec_dir_t *d, const uint8_t *c, size_t k, uint8_t *out);
+int um_rec_open_finish(um_rec_dir_t *d, const uint8_t *p, size_t *consumed);
 
 #endif

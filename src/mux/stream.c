@@ -431,3 +431,8 @@ size_t um_mux_stream_count(const um_mux_t *m)
 {
     return m->nstreams;
 }
+
+size_t um_mux_sending_count(const um_mux_t *m)
+{
+    return m->nactive;
+}

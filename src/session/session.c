@@ -124,8 +124,10 @@ int um_sess_write(um_sess_t *s, const uint8_t *p, size_t n)
     return (int)n;
 }
 
-/* Applies one opened record body. */
-static int apply(um_sess_t *s, const uint8_t *b, size_t n)
+/* Applies one opened record body. `inplace`: a DATA record's data is not in
+ * b but already at the read queue's tail (reserved, not committed), where
+ * open_one decrypted it. */
+static int apply(um_sess_t *s, const uint8_t *b, size_t n, bool inplace)
 {
     if (n < ACK_FIELDS) return UM_EPROTO;
     uint8_t type = b[0];
@@ -149,8 +151,14 @@ static int apply(um_sess_t *s, const uint8_t *b, size_t n)
         if (off > s->rx_next || off + dlen < off) return UM_EPROTO; /* a gap: never */
         if (off + dlen > s->rx_next) {
             size_t skip = (size_t)(s->rx_next - off);
-            int r = um_buf_append(&s->rxq, b + ACK_FIELDS + DATA_FIELDS + skip, dlen - skip);
-            if (r) return r;
+            if (inplace) {
+                uint8_t *q = s->rxq.data + s->rxq.tail;      /* open_one reserved dlen here */
+                if (skip) memmove(q, q + skip, dlen - skip); /* a resent overlap: rare */
+                um_buf_commit(&s->rxq, dlen - skip);
+            } else {
+                int r = um_buf_append(&s->rxq, b + ACK_FIELDS + DATA_FIELDS + skip, dlen - skip);
+                if (r) return r;
+            }
             s->rx_next += dlen - skip;
             if (s->rx_next - s->ack_sent >= ACK_EVERY)
                 s->ack_pending = true;
@@ -166,9 +174,58 @@ static int apply(um_sess_t *s, const uint8_t *b, size_t n)
     return 0;
 }
 
+/* Opens the record at p[0] (n bytes available) and applies it; *used is its
+ * wire size. A DATA record's data is decrypted straight into the read queue
+ * (no copy from a scratch body): the fields first, into s->body, then the
+ * data where it will be read, then the padding after the fields. The
+ * queue has room (um_sess_feed checks), and what was decrypted there is
+ * committed only once the tag is good, wiped otherwise. UM_EAGAIN: the
+ * record is not whole yet. */
+static int open_one(um_sess_t *s, const uint8_t *p, size_t n, size_t *used)
+{
+    size_t bl = 0, c = 0;
+    int r = um_rec_open_start(&s->rx, p, n, &bl);
+    if (r) return r;
+    const uint8_t *ct = p + UM_REC_HDR_WIRE;
+    size_t fields = ACK_FIELDS + DATA_FIELDS, dlen = 0;
+    uint8_t *q = NULL;
+    if (bl >= fields && (r = um_rec_open_body(&s->rx, ct, fields, s->body)) == 0) {
+        dlen = ((size_t)s->body[ACK_FIELDS + 8] << 8) | s->body[ACK_FIELDS + 9];
+        /* Only a DATA record whose lengths add up goes in place; anything
+         * else is opened whole into s->body and judged by apply(). */
+        if (s->body[0] == UM_REC_T_DATA && dlen > 0 && dlen <= UM_SESS_DATA_MAX &&
+            dlen <= bl - fields)
+            q = um_buf_reserve(&s->rxq, dlen);
+        if (q && s->rxq.tail + dlen > s->rxq.dirty)
+            s->rxq.dirty = s->rxq.tail + dlen; /* it will hold plaintext: wiped on release */
+        if (q && (r = um_rec_open_body(&s->rx, ct + fields, dlen, q)) == 0)
+            r = um_rec_open_body(&s->rx, ct + fields + dlen, bl - fields - dlen, s->body + fields);
+        else if (!q)
+            r = um_rec_open_body(&s->rx, ct + fields, bl - fields, s->body + fields);
+    } else if (bl < fields) {
+        r = um_rec_open_body(&s->rx, ct, bl, s->body);
+    }
+    if (r == 0) r = um_rec_open_finish(&s->rx, p, &c);
+    if (r) {
+        if (q) sodium_memzero(q, dlen);
+        sodium_memzero(s->body, bl);
+        return r;
+    }
+    *used = c;
+    if (q) {
+        /* apply() reads only the fields of s->body (bl is the body's
+         * length, for its checks); the data is at the queue's tail. */
+        r = apply(s, s->body, bl, true);
+        if (r == 0) return 0;
+        sodium_memzero(q, dlen);
+        return r;
+    }
+    return apply(s, s->body, bl, false);
+}
+
 int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed)
 {
-    size_t used = 0, bn = 0, c = 0;
+    size_t used = 0, c = 0;
     int r = 0;
     if (!s || (!wire && n) || !consumed) return UM_EINVAL;
     *consumed = 0;
@@ -184,7 +241,7 @@ int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed)
             if (take && (r = um_buf_append(&s->inb, wire + used, take)) != 0) break;
             used += take;
             avail = um_buf_peek(&s->inb, &p);
-            r = um_rec_open(&s->rx, p, avail, s->body, sizeof(s->body), &bn, &c);
+            r = open_one(s, p, avail, &c);
             if (r == UM_EAGAIN) {
                 r = 0;
                 break;
@@ -195,7 +252,7 @@ int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed)
             if (used == n) break;
             p = wire + used;
             avail = n - used;
-            r = um_rec_open(&s->rx, p, avail, s->body, sizeof(s->body), &bn, &c);
+            r = open_one(s, p, avail, &c);
             if (r == UM_EAGAIN) {
                 if ((r = um_buf_append(&s->inb, p, avail)) != 0) break;
                 used = n;
@@ -204,8 +261,6 @@ int um_sess_feed(um_sess_t *s, const uint8_t *wire, size_t n, size_t *consumed)
             if (r) break;
             used += c;
         }
-        r = apply(s, s->body, bn);
-        if (r) break;
     }
     *consumed = used;
     return r ? die(s, r) : 0;

@@ -276,6 +276,43 @@ static void test_open_echo_close(void **state)
     fx_down(&fx);
 }
 
+/* The send share: while several streams have bytes waiting for the mux,
+ * each reports itself above high water past its share of 256 KiB (at least
+ * 32 KiB), so a feeder stops at that instead of at high water; one stream
+ * alone keeps the whole high water. Everything written still arrives. */
+static bool all_got_share(fx_t *fx)
+{
+    for (int i = 0; i < g_want; i++)
+        if (fx->ss[i].got < 40000) return false;
+    return true;
+}
+
+static void test_tx_share(void **state)
+{
+    (void)state;
+    static uint8_t buf[40000];
+    fx_t fx;
+    fx_up(&fx, true);
+    for (int i = 0; i < MAXS; i++)
+        c_open(&fx, NULL);
+    g_want = MAXS;
+    assert_true(run_until(&fx, cs_opened, 5000));
+    randombytes_buf(buf, sizeof(buf));
+    /* No loop turn between the writes: the mux holds every byte. */
+    assert_int_equal(um_conn_write(fx.cs[0].c, buf, sizeof(buf)), 0);
+    assert_int_equal(um_conn_queued(fx.cs[0].c), sizeof(buf)); /* alone: its true count */
+    for (int i = 1; i < MAXS; i++)
+        assert_int_equal(um_conn_write(fx.cs[i].c, buf, sizeof(buf)), 0);
+    for (int i = 0; i < MAXS; i++) /* 8 sending: a share of 32 KiB each */
+        assert_true(um_conn_queued(fx.cs[i].c) > UM_CONN_HIGH_WATER);
+    assert_true(run_until(&fx, all_got_share, 5000));
+    for (int i = 0; i < MAXS; i++) {
+        assert_int_equal(fx.ss[i].got, sizeof(buf));
+        assert_int_equal(um_conn_queued(fx.cs[i].c), 0);
+    }
+    fx_down(&fx);
+}
+
 /* um_tunnel_close(t, false) runs no callback inside the call; the streams'
  * on_error and on_down follow from the loop (review item 1). */
 static void test_close_defers_callbacks(void **state)
@@ -569,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failure_while_dying),
         cmocka_unit_test(test_orders_with_session_down),
         cmocka_unit_test(test_reads_then_end_in_one_batch),
+        cmocka_unit_test(test_tx_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,14 +283,19 @@ static void check_soft(um_tunnel_t *t)
     }
 }
 
-static void outbound(um_tunnel_t *t)
+/* Records from the session (fed by the mux) to the carrier. True when it
+ * moved anything: pulling from the mux frees send-buffer room, which may have
+ * queued writable events the pump must deliver in its next round. */
+static bool outbound(um_tunnel_t *t)
 {
-    if (!t->car || t->budget_hit) return; /* detached, or waiting for the next carrier */
-    if (jitter_hold(t)) return;           /* on_jitter pumps again */
+    bool moved = false;
+    if (!t->car || t->budget_hit) return false; /* detached, or waiting for the next carrier */
+    if (jitter_hold(t)) return false;           /* on_jitter pumps again */
     for (int round = 0; round < 64 && !t->down && t->car; round++) {
-        if (um_carrier_queued(t->car) >= TCP_HIGH) return; /* the drain callback resumes */
+        if (um_carrier_queued(t->car) >= TCP_HIGH) return moved; /* the drain callback resumes */
         size_t filled = fill_session(t, MUX_OUT_CAP);
-        if (!um_sess_want_pull(t->sess)) return;
+        if (filled) moved = true;
+        if (!um_sess_want_pull(t->sess)) return moved;
         size_t outn = 0, limit = OUT_CAP;
         if (t->car_budget) {
             uint64_t left = t->car_budget > t->car_bytes ? t->car_budget - t->car_bytes : 0;
@@ -299,7 +304,7 @@ static void outbound(um_tunnel_t *t)
         int r = um_sess_pull_limit(t->sess, t->out, OUT_CAP, limit, &outn);
         if (r < 0) {
             t->fatal = r;
-            return;
+            return moved;
         }
         if (!outn && limit < OUT_CAP) {
             /* The carrier's budget is spent: what is left waits for the
@@ -307,7 +312,7 @@ static void outbound(um_tunnel_t *t)
             t->budget_hit = true;
             t->note_budget = true;
             tn_schedule(t);
-            return;
+            return moved;
         }
         if (outn) {
             r = um_carrier_write(t->car, t->out, outn);
@@ -316,16 +321,18 @@ static void outbound(um_tunnel_t *t)
                     detach(t, r);
                 else
                     t->fatal = r;
-                return;
+                return moved;
             }
+            moved = true;
             t->st.bytes_out += outn;
             t->car_bytes += outn;
             check_soft(t);
             if (t->tm.profile != UM_TUNNEL_TIMING_NONE) t->last_tx_ms = um_now_ms();
         }
-        if (!outn && !filled) return;
+        if (!outn && !filled) return moved;
     }
     tn_schedule(t); /* more to do: next loop iteration */
+    return moved;
 }
 
 static void feed_hold(um_tunnel_t *t)
@@ -348,8 +355,9 @@ static void pump(um_tunnel_t *t)
 {
     if (t->down || t->in_pump) return;
     t->in_pump = true;
+    bool progress = false;
     for (int round = 0; round < 8 && !t->down && !t->fatal; round++) {
-        bool progress = false;
+        progress = false;
         /* Plaintext from the session into the mux, without a copy between. */
         for (int i = 0; i < 64; i++) {
             const uint8_t *p;
@@ -375,12 +383,14 @@ static void pump(um_tunnel_t *t)
             tn_deliver(t, c);
         }
         if (t->down) goto out;
-        outbound(t);
+        if (outbound(t)) progress = true;
         ack_clock(t);
         if (t->high) check_drain(t);
         if (!progress && um_sess_readable(t->sess) == 0) break;
     }
-    if (!t->down && (um_sess_readable(t->sess) || t->ready)) tn_schedule(t);
+    /* Work left after the last round (the round bound was reached while
+     * things still moved) goes on in the next loop iteration. */
+    if (!t->down && (um_sess_readable(t->sess) || t->ready || progress)) tn_schedule(t);
     if (t->fatal && !t->down) {
         /* Send what the mux queued (its GOAWAY), then end. */
         if (t->mux) {

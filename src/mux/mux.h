@@ -37,6 +37,7 @@ typedef struct {
     uint32_t record_size;      /* most bytes one um_mux_pull produces */
     uint32_t max_frame;        /* largest payload this side sends (<= 16384) */
     uint32_t quantum;          /* deficit round-robin quantum, bytes */
+    uint32_t young_bytes;      /* streams that sent less go first (0: off) */
     uint32_t max_assocs;       /* datagram associations */
     uint32_t dgram_queue_max;  /* outgoing datagram bytes queued */
     uint32_t dgram_rx_max;     /* received datagram bytes waiting in events */
@@ -57,6 +58,10 @@ typedef struct {
  * stream and 1..64 MiB per session, 384 KiB send buffer, 16 KiB records and
  * frames, 16 KiB quantum, 256 associations, 10 s ping, 30 s timeout, 60 s
  * stream progress timeout. */
+/* A stream is young until it has sent young_bytes (default 256 KiB) of
+ * payload: young streams are served before the others, round-robin among
+ * themselves, so a small response or request beside a bulk transfer leaves
+ * at once (docs/internals/mux.md, Scheduler). */
 void um_mux_config_default(um_mux_config_t *c);
 
 typedef enum {

@@ -5,7 +5,10 @@
  *    them it shares the pipe with the bulk stream half and half (the bulk
  *    stream itself is past its own first 256 KiB). Both ways:
  *    a client's upload and a server's download;
- *  - 8 equal bulk streams get equal shares of the pipe.
+ *  - 8 equal bulk streams get equal shares of the pipe;
+ *  - a stream past its young bytes reports tx_full past 64 KiB queued (its
+ *    writer stops reading its source), a young one with twice as much
+ *    queued does not.
  * The frames are decoded from the sender's records, in wire order. */
 #include "test_mux_pair.h"
 
@@ -272,13 +275,68 @@ static void test_fair_download(void **state)
     fair_run(1);
 }
 
+/* ---- the bulk queue bound ------------------------------------------------ */
+
+/* Sends n bytes on id from the client, read by the server as they come. */
+static void push(pair_t *p, uint32_t id, const uint32_t *ids, size_t nids, uint64_t n)
+{
+    for (uint64_t sent = 0; sent < n;) {
+        sent += top_up(p->m[0], id, 64 * 1024);
+        pair_move(p, 0, SIZE_MAX / 2);
+        drain_all(p->m[1], ids, nids);
+        pair_move(p, 1, SIZE_MAX / 2);
+    }
+}
+
+static int tx_full(um_mux_t *m, uint32_t id, size_t *queued)
+{
+    um_mux_stream_info_t in;
+    assert_int_equal(um_mux_stream_info(m, id, &in), 0);
+    assert_true(in.tx_credit >= 160 * 1024); /* the window is not what stops it */
+    if (queued) *queued = in.tx_buffered;
+    return in.tx_full;
+}
+
+static void test_bulk_queue(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, NULL, NULL, 51);
+    p.rechunk = 0;
+    um_addr_t d = test_dest();
+    uint32_t ids[2];
+    size_t q;
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &ids[0]), 0);
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &ids[1]), 0);
+    pair_settle(&p);
+    accept_all(p.m[1]);
+    pair_settle(&p);
+    accept_all(p.m[0]);
+    /* Young, the stream queues up to its window as before. */
+    assert_int_equal(top_up(p.m[0], ids[0], 128 * 1024), 128 * 1024);
+    assert_false(tx_full(p.m[0], ids[0], &q));
+    assert_int_equal(q, 128 * 1024);
+    push(&p, ids[0], ids, 2, 512 * 1024); /* past its young bytes */
+    drain_all(p.m[1], ids, 2);
+    pair_settle(&p);
+    /* Past them: full beyond 64 KiB queued, whatever its window. */
+    assert_int_equal(top_up(p.m[0], ids[0], 64 * 1024), 64 * 1024);
+    assert_false(tx_full(p.m[0], ids[0], &q)); /* 64 KiB queued: at the bound */
+    assert_int_equal(q, 64 * 1024);
+    assert_int_equal(top_up(p.m[0], ids[0], 1), 1);
+    assert_true(tx_full(p.m[0], ids[0], NULL)); /* past it */
+    /* The young stream with twice as much queued is not. */
+    assert_int_equal(top_up(p.m[0], ids[1], 128 * 1024), 128 * 1024);
+    assert_false(tx_full(p.m[0], ids[1], NULL));
+    pair_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_young_upload),
-        cmocka_unit_test(test_young_download),
-        cmocka_unit_test(test_fair_upload),
-        cmocka_unit_test(test_fair_download),
+        cmocka_unit_test(test_young_upload), cmocka_unit_test(test_young_download),
+        cmocka_unit_test(test_fair_upload),  cmocka_unit_test(test_fair_download),
+        cmocka_unit_test(test_bulk_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,9 @@
 #              the commit before a change: --umbra before=/tmp/old/umbra)
 #   --quick    256 MiB bulk, 10 samples, 1 round (default: 1 GiB, 20 x 3 rounds)
 #   --out FILE the Markdown (default BUILD_DIR/RESULTS-beside.md)
+#   --floor    also a direct GET (not through the proxy) after each proxied
+#              one beside that system's bulk: what the CPU contention alone
+#              costs, the floor no scheduling inside the proxy can remove
 #
 # Systems: direct (no proxy), each umbra (tcp transport, client on the share
 # link), shadowsocks-libev (chacha20-ietf-poly1305, --no-delay) when installed.
@@ -23,6 +26,7 @@ PY=/usr/bin/python3
 TOOL="$SRC/bench/peers_tool.py"
 bdir=build
 quick=0
+floor=0
 out=""
 extra=()
 while [ $# -gt 0 ]; do
@@ -30,7 +34,8 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --out) out=${2:?--out needs a file}; shift ;;
     --umbra) extra+=("${2:?--umbra needs NAME=BINARY}"); shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --floor) floor=1 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "beside.sh: unknown option '$1'" >&2; exit 1 ;;
     *) bdir=$1 ;;
   esac
@@ -112,6 +117,9 @@ bulk_mbs() { # one 1 GiB download through $PROXY: MB/s
     awk -v b=$((BIG_MIB << 20)) '$1 == 200 && $2 == b { printf "%.0f\n", $2 / 1e6 / $3 }'
 }
 
+# floor_get SYS: with --floor, one direct GET beside SYS's bulk (to $T/SYS.floor)
+floor_get() { [ "$floor" = 0 ] || [ "$1" = direct ] || (PROXY=direct get_ms small.bin >>"$T/$1.floor"); }
+
 # measure SYS PROXY: one round; samples are appended to $T/SYS.*
 measure() {
   local sys=$1 i
@@ -125,7 +133,7 @@ measure() {
   (for i in $(seq 8); do bulk_mbs >>"$T/$sys.bulk_beside"; [ -f "$T/stop" ] && break; done) &
   local bpid=$!
   sleep 0.5 # the download is under way, its windows open
-  for i in $(seq "$N"); do get_ms small.bin >>"$T/$sys.beside"; sleep 0.02; done
+  for i in $(seq "$N"); do get_ms small.bin >>"$T/$sys.beside"; floor_get "$sys"; sleep 0.02; done
   touch "$T/stop"
   wait "$bpid"
   rm -f "$T/stop"
@@ -174,6 +182,7 @@ for s in "${SYSTEMS[@]}"; do
   put "$s" bulk_alone "$(median <"$T/$s.bulk_alone")"
   put "$s" bulk_beside "$(median <"$T/$s.bulk_beside")"
   put "$s" samples "$(cat "$T/$s.beside" | wc -l)/$((N * ROUNDS))"
+  [ ! -s "$T/$s.floor" ] || put "$s" floor "$(median <"$T/$s.floor")"
 done
 
 {
@@ -193,4 +202,16 @@ done
     x=$(awk -v d="$db" -v b="$b" 'BEGIN { if (d > 0 && b > 0) printf "%+.2f", b - d; else print "n/a" }')
     echo "| $s | ${a:-n/a} | ${b:-n/a} | $r | $x | $(g bulk_alone) | $(g bulk_beside) | $(g samples) |"
   done
+  if [ "$floor" = 1 ]; then
+    echo
+    echo "Floor (--floor): a direct GET (no proxy) right after each proxied one, beside the same system's bulk download; median ms."
+    echo
+    echo "| bulk through | direct GET beside it ms | proxied GET beside it ms | proxied minus floor ms |"
+    echo "|---|---:|---:|---:|"
+    for s in $(awk -F'\t' '$2 == "floor" { print $1 }' "$RES"); do
+      f=$(awk -F'\t' -v s="$s" '$1 == s && $2 == "floor" { print $3 }' "$RES")
+      b=$(awk -F'\t' -v s="$s" '$1 == s && $2 == "beside" { print $3 }' "$RES")
+      echo "| $s | $f | $b | $(awk -v f="$f" -v b="$b" 'BEGIN { if (f > 0 && b > 0) printf "%+.2f", b - f; else print "n/a" }') |"
+    done
+  fi
 } | tee "$out"

@@ -20,6 +20,8 @@ void um_mux_config_default(um_mux_config_t *c)
     c->record_size = 16384;
     c->max_frame = UM_MUX_FRAME_MAX;
     c->quantum = 16384;
+    c->young_bytes = 256 * 1024;
+    c->bulk_queue = 64 * 1024;
     c->max_assocs = 256;
     c->dgram_queue_max = 256 * 1024;
     c->dgram_rx_max = 256 * 1024;

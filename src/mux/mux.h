@@ -37,6 +37,8 @@ typedef struct {
     uint32_t record_size;      /* most bytes one um_mux_pull produces */
     uint32_t max_frame;        /* largest payload this side sends (<= 16384) */
     uint32_t quantum;          /* deficit round-robin quantum, bytes */
+    uint32_t young_bytes;      /* streams that sent less go first (0: off) */
+    uint32_t bulk_queue;       /* tx_full past this many queued once not young (0: off) */
     uint32_t max_assocs;       /* datagram associations */
     uint32_t dgram_queue_max;  /* outgoing datagram bytes queued */
     uint32_t dgram_rx_max;     /* received datagram bytes waiting in events */
@@ -57,6 +59,13 @@ typedef struct {
  * stream and 1..64 MiB per session, 384 KiB send buffer, 16 KiB records and
  * frames, 16 KiB quantum, 256 associations, 10 s ping, 30 s timeout, 60 s
  * stream progress timeout. */
+/* A stream is young until it has sent young_bytes (default 256 KiB) of
+ * payload: young streams are served before the others, round-robin among
+ * themselves, so a small response or request beside a bulk transfer leaves
+ * at once. A stream past its young bytes reports tx_full once it has more
+ * than bulk_queue (default 64 KiB) queued: its writer reads its source in
+ * small bites, so the loop turns of a bulk transfer stay short
+ * (docs/internals/mux.md, Scheduler). */
 void um_mux_config_default(um_mux_config_t *c);
 
 typedef enum {
@@ -110,7 +119,8 @@ typedef struct {
     uint32_t rx_window; /* current receive window size (auto-tuned) */
     uint64_t tx_credit; /* bytes the peer currently lets us send */
     /* Stop writing: more is queued than the peer's stream window takes (plus
-     * a little slack), or the memory account is over its share. */
+     * a little slack), or the memory account is over its share, or a
+     * stream past its young bytes has more than bulk_queue queued. */
     bool tx_full;
     bool fin_received, fin_sent, local_opened, established;
 } um_mux_stream_info_t;

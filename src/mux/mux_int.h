@@ -30,6 +30,7 @@ enum {
     S_IN_WU = 1u << 11,
     S_DGRAM = 1u << 12,    /* the datagram queue's place in the round-robin */
     S_WITHHELD = 1u << 13, /* a window grant is due but the memory account is full */
+    S_YOUNG = 1u << 14,    /* on the young ring (send.c), not the bulk one */
 };
 
 typedef struct stream {
@@ -44,6 +45,7 @@ typedef struct stream {
     uint32_t charged;     /* bytes charged to the memory account (stream_cost) */
     uint64_t rx_epoch;    /* time of the last grant, +1 (0 = never) */
     uint64_t progress;    /* last tick at which the stream moved or had nothing waiting */
+    uint64_t sent;        /* payload bytes sent (OPEN early data and DATA) */
     void *ud;             /* the application's pointer (um_mux_stream_set_ud) */
     struct stream *hnext;
     struct stream *anext, *aprev; /* active (has something to send) ring */
@@ -69,8 +71,13 @@ struct um_mux {
     uint32_t next_id;     /* our next stream id */
     uint32_t peer_max_id; /* highest stream id the peer opened */
 
-    stream_t *active; /* head of the DRR ring */
+    /* Streams with something to send, on two DRR rings: the young ring
+     * (streams that have sent less than cfg.young_bytes) is served first,
+     * then the bulk ring (send.c). */
+    stream_t *active; /* head of the bulk ring (and the datagram queue) */
     size_t nactive;
+    stream_t *young; /* head of the young ring */
+    size_t nyoung;
     stream_t *wu_head;
     stream_t dg; /* datagram queue: dg.tx holds encoded DATAGRAM frames */
 

@@ -1,5 +1,6 @@
 /* The sending side: control frames, window updates and the deficit
- * round-robin scheduler behind um_mux_pull. Part of the multiplexer (mux_int.h). */
+ * round-robin scheduler behind um_mux_pull (young streams first). Part of the multiplexer
+ * (mux_int.h). */
 #include "mux/mux_int.h"
 
 #include <stdlib.h>
@@ -112,6 +113,7 @@ static size_t emit_one(um_mux_t *m, stream_t *s, uint8_t *out, size_t room, bool
     s->tx_credit -= (uint32_t)n;
     m->tx_credit -= (uint32_t)n;
     m->st.payload_out += n;
+    s->sent += n;
     if (n) s->progress = m->now;
     um_buf_consume(&s->tx, n);
     mux_acct_sync(m, s);
@@ -131,6 +133,56 @@ static size_t emit_window(um_mux_t *m, uint32_t id, uint32_t *announce, uint8_t 
         m->st.frames_out++;
     }
     return total;
+}
+
+/* Deficit round-robin over one ring (young or bulk) of streams with
+ * something to send, from out + w up to cap. Returns the new w. A young
+ * stream that has sent young_bytes moves to the back of the bulk ring. */
+static size_t drr(um_mux_t *m, bool young, uint8_t *out, size_t w, size_t cap)
+{
+    stream_t **head = young ? &m->young : &m->active;
+    size_t *count = young ? &m->nyoung : &m->nactive;
+    size_t skips = 0, guard = 0;
+    while (*head && cap > w && guard++ < 100000) {
+        stream_t *s = *head;
+        if (s->deficit == 0) s->deficit = m->cfg.quantum;
+        bool sent = false;
+        for (;;) {
+            size_t n = emit_one(m, s, out + w, cap - w, w == 0);
+            if (n == 0) break;
+            w += n;
+            sent = true;
+            m->st.frames_out++;
+            s->deficit = n >= s->deficit ? 0 : s->deficit - (uint32_t)n;
+            if (s->deficit == 0) break;
+        }
+        if (!mux_stream_can_send(s)) {
+            mux_active_remove(m, s);
+            if (!(s->flags & S_DGRAM)) mux_maybe_free(m, s);
+            skips = 0;
+            continue;
+        }
+        if (young && s->sent >= m->cfg.young_bytes) { /* grown up: to the bulk ring */
+            mux_active_remove(m, s);
+            mux_active_add(m, s);
+            skips = 0;
+            continue;
+        }
+        if (sent) skips = 0;
+        if (s->deficit == 0) { /* quantum used up: to the back */
+            *head = s->anext;
+            continue;
+        }
+        if (m->tx_credit == 0 && um_buf_len(&s->tx) > 0 &&
+            !(s->flags & (S_DGRAM | S_OPEN_PENDING))) {
+            /* blocked by the session window only: let the others try */
+            *head = s->anext;
+            if (++skips >= *count) break;
+            continue;
+        }
+        break; /* no room left for s's next frame */
+    }
+    return w;
 }
 
 size_t um_mux_pull(um_mux_t *m, uint8_t *out, size_t cap)
@@ -155,41 +207,9 @@ size_t um_mux_pull(um_mux_t *m, uint8_t *out, size_t cap)
         if (s->rx_announce == 0) mux_wu_remove(m, s);
     }
 
-    /* Deficit round-robin over streams with something to send. */
-    size_t skips = 0, guard = 0;
-    while (m->active && cap > w && guard++ < 100000) {
-        stream_t *s = m->active;
-        if (s->deficit == 0) s->deficit = m->cfg.quantum;
-        bool sent = false;
-        for (;;) {
-            size_t n = emit_one(m, s, out + w, cap - w, w == 0);
-            if (n == 0) break;
-            w += n;
-            sent = true;
-            m->st.frames_out++;
-            s->deficit = n >= s->deficit ? 0 : s->deficit - (uint32_t)n;
-            if (s->deficit == 0) break;
-        }
-        if (!mux_stream_can_send(s)) {
-            mux_active_remove(m, s);
-            if (!(s->flags & S_DGRAM)) mux_maybe_free(m, s);
-            skips = 0;
-            continue;
-        }
-        if (sent) skips = 0;
-        if (s->deficit == 0) { /* quantum used up: to the back */
-            m->active = s->anext;
-            continue;
-        }
-        if (m->tx_credit == 0 && um_buf_len(&s->tx) > 0 &&
-            !(s->flags & (S_DGRAM | S_OPEN_PENDING))) {
-            /* blocked by the session window only: let the others try */
-            m->active = s->anext;
-            if (++skips >= m->nactive) break;
-            continue;
-        }
-        break; /* no room left for s's next frame */
-    }
+    /* The young ring first, then the bulk ring. */
+    w = drr(m, true, out, w, cap);
+    if (cap > w) w = drr(m, false, out, w, cap);
 out:
     m->st.bytes_out += w;
     return w;
@@ -199,5 +219,5 @@ bool um_mux_want_pull(const um_mux_t *m)
 {
     if (um_buf_len(&m->ctl) || m->stage_len) return true;
     if (m->err) return false;
-    return m->rx_announce || m->wu_head || m->active;
+    return m->rx_announce || m->wu_head || m->active || m->young;
 }

@@ -39,36 +39,52 @@ int mux_table_grow(um_mux_t *m)
     return 0;
 }
 
+/* A stream joins the young ring while it has sent less than young_bytes,
+ * else the bulk ring; the datagram queue is always on the bulk ring. */
 void mux_active_add(um_mux_t *m, stream_t *s)
 {
     if (s->flags & S_ACTIVE) return;
     s->flags |= S_ACTIVE;
-    if (!m->active) {
+    bool young = !(s->flags & S_DGRAM) && s->sent < m->cfg.young_bytes;
+    stream_t **head = young ? &m->young : &m->active;
+    if (young)
+        s->flags |= S_YOUNG;
+    else
+        s->flags &= ~(uint32_t)S_YOUNG;
+    if (!*head) {
         s->anext = s->aprev = s;
-        m->active = s;
+        *head = s;
     } else { /* insert at the tail = before the head */
-        s->anext = m->active;
-        s->aprev = m->active->aprev;
+        s->anext = *head;
+        s->aprev = (*head)->aprev;
         s->aprev->anext = s;
-        m->active->aprev = s;
+        (*head)->aprev = s;
     }
-    m->nactive++;
+    if (young)
+        m->nyoung++;
+    else
+        m->nactive++;
 }
 
 void mux_active_remove(um_mux_t *m, stream_t *s)
 {
     if (!(s->flags & S_ACTIVE)) return;
     s->flags &= ~(uint32_t)S_ACTIVE;
+    bool young = (s->flags & S_YOUNG) != 0;
+    stream_t **head = young ? &m->young : &m->active;
     if (s->anext == s) {
-        m->active = NULL;
+        *head = NULL;
     } else {
         s->aprev->anext = s->anext;
         s->anext->aprev = s->aprev;
-        if (m->active == s) m->active = s->anext;
+        if (*head == s) *head = s->anext;
     }
     s->anext = s->aprev = NULL;
     s->deficit = 0;
-    m->nactive--;
+    if (young)
+        m->nyoung--;
+    else
+        m->nactive--;
 }
 
 void mux_wu_add(um_mux_t *m, stream_t *s)
@@ -419,7 +435,8 @@ int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *inf
     info->tx_credit = s->tx_credit < m->tx_credit ? s->tx_credit : m->tx_credit;
     size_t txq = um_buf_len(&s->tx);
     info->tx_full = txq > (uint64_t)s->tx_credit + TX_SLACK ||
-                    (txq >= TX_SLACK && m->cfg.mem && !um_memacct_fits(m->cfg.mem, 0));
+                    (txq >= TX_SLACK && m->cfg.mem && !um_memacct_fits(m->cfg.mem, 0)) ||
+                    (m->cfg.bulk_queue && s->sent >= m->cfg.young_bytes && txq > m->cfg.bulk_queue);
     info->fin_received = (s->flags & S_FIN_RECV) != 0;
     info->fin_sent = (s->flags & S_FIN_SENT) != 0;
     info->local_opened = (s->flags & S_LOCAL) != 0;

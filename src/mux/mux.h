@@ -173,7 +173,8 @@ int um_mux_stream_shutdown(um_mux_t *m, uint32_t id);
 int um_mux_stream_reset(um_mux_t *m, uint32_t id, uint8_t code);
 int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *info);
 /* Streams (and the datagram queue) with something to send now or once
- * the peer grants window: those the send scheduler goes round. */
+ * the peer grants window: those the send scheduler goes round, on the young
+ * ring and the bulk ring together. */
 size_t um_mux_sending_count(const um_mux_t *m);
 /* The application's pointer for stream id (NULL until set, and for an id
  * that names no live stream). Forgotten with the stream: after EV_RESET,

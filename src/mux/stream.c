@@ -451,5 +451,5 @@ size_t um_mux_stream_count(const um_mux_t *m)
 
 size_t um_mux_sending_count(const um_mux_t *m)
 {
-    return m->nactive;
+    return m->nactive + m->nyoung; /* both rings */
 }

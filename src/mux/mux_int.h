@@ -69,6 +69,8 @@ struct um_mux {
     uint32_t next_id;     /* our next stream id */
     uint32_t peer_max_id; /* highest stream id the peer opened */
 
+    size_t tx_queued; /* bytes in every stream's tx (not the datagram queue) */
+
     stream_t *active; /* head of the DRR ring */
     size_t nactive;
     stream_t *wu_head;

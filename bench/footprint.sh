@@ -57,7 +57,7 @@ UMBRA="$(cd "$bdir" 2>/dev/null && pwd)/umbra"
 if [ "$quick" = 1 ]; then
   BIG_MIB=256; ACT_KIB=256; LIMIT=420; CURL_MAX=60
 else
-  BIG_MIB=1024; ACT_KIB=2048; LIMIT=900; CURL_MAX=120
+  BIG_MIB=1024; ACT_KIB=1024; LIMIT=900; CURL_MAX=120
 fi
 ACT_N=1000
 HOLD_N=1000
@@ -65,7 +65,7 @@ PART_MIB=$((BIG_MIB / 8))
 SYSTEMS=${FOOTPRINT_SYSTEMS:-"umbra ss-chacha ss-aes v2ray microsocks"} # a subset: FOOTPRINT_SYSTEMS="umbra ss-aes"
 
 unset http_proxy https_proxy all_proxy no_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY
-log() { echo "footprint: $*" >&2; }
+log() { echo "footprint: $(date +%T) $*" >&2; }
 [ -x "$PY" ] || { log "needs $PY"; exit 1; }
 command -v curl >/dev/null || { log "needs curl"; exit 1; }
 if ! "$SRC/scripts/deps.sh" --bench --check >/dev/null 2>&1; then

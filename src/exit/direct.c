@@ -16,12 +16,13 @@
 #include "util/log.h"
 
 #define READ_BUF         (64u * 1024u)
-#define READ_MIN         (4u * 1024u)    /* a read's share when thousands read at once */
-#define READ_ROUND       (1024u * 1024u) /* bytes one round of reads may bring in (rdshare.h) */
-#define UDP_QUEUE_MAX    (1u << 20)      /* bytes waiting in the kernel send path */
-#define UDP_RESOLVE_MAX  16              /* names being resolved per association */
-#define UDP_PEERS_MAX    64              /* destinations whose replies we pass back */
+#define UDP_QUEUE_MAX    (1u << 20) /* bytes waiting in the kernel send path */
+#define UDP_RESOLVE_MAX  16         /* names being resolved per association */
+#define UDP_PEERS_MAX    64         /* destinations whose replies we pass back */
 #define UDP_DATAGRAM_MAX 65535
+
+#define READ_MIN   (4u * 1024u)    /* a read's share when thousands read at once */
+#define READ_ROUND (1024u * 1024u) /* bytes one round of reads may bring in (rdshare.h) */
 
 /* Dial budgets (audit: a name with 16 black-holed addresses held 16
  * descriptors per stream for 10 s). One dial keeps at most DIAL_ATTEMPTS

@@ -118,7 +118,9 @@ static size_t emit_one(um_mux_t *m, stream_t *s, uint8_t *out, size_t room, bool
     /* Under send pressure (streams together hold half of send_total_max) an
      * emptied stream waits its turn to refill: its storage goes back now
      * rather than at the tick, so a thousand waiting streams hold none. */
-    if (um_buf_len(&s->tx) == 0 && m->tx_queued > m->cfg.send_total_max / 2) um_buf_free(&s->tx);
+    if (um_buf_len(&s->tx) == 0 && m->cfg.send_total_max &&
+        m->tx_queued > m->cfg.send_total_max / 2)
+        um_buf_free(&s->tx);
     mux_acct_sync(m, s);
     tx_drained(m, s);
     return staged ? stage_out(m, w, out, room) : w;

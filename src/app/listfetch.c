@@ -1,12 +1,12 @@
 /* Fetching, checking, keeping and merging signed server lists on the client
  * (docs/PROTOCOL.md 10.2, 10.3). Through the tunnel: one stream to
  * list.umbra.internal:1 at a time, read to its end within 64 KiB and 30 s.
- * From URLs: libcurl's easy interface on the libuv thread pool, one job per
- * URL, bounded in size (64 KiB) and time (30 s), aborted when the client
- * stops. Every check and merge runs on the loop thread. */
+ * From URLs: libcurl's easy interface (loaded on the first fetch, curl_dl.h)
+ * on the libuv thread pool, one job per URL, bounded in size (64 KiB) and
+ * time (30 s), aborted when the client stops. Every check and merge runs on
+ * the loop thread. */
 #include "app/listfetch.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/curl_dl.h"
 #include "app/listserve.h"
 #include "app/srvlist.h"
 #include "util/clock.h"
@@ -38,6 +39,7 @@ typedef struct {
 typedef struct {
     uv_work_t req;
     um_listfetch_t *lf;
+    const um_curl_t *curl;
     char url[UM_LIST_URL_MAX + 1];
     uint8_t key[32];
     uint8_t *buf;
@@ -324,31 +326,32 @@ static void job_work(uv_work_t *req)
 {
     job_t *j = req->data;
     char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *h = curl_easy_init();
+    const um_curl_t *cu = j->curl;
+    CURL *h = cu->easy_init();
     if (!h) {
         snprintf(j->why, sizeof(j->why), "cannot start libcurl");
         return;
     }
-    curl_easy_setopt(h, CURLOPT_URL, j->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, MAX_REDIRS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, FETCH_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)UM_SRVLIST_MAX_BYTES);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, j);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    CURLcode r = curl_easy_perform(h);
+    cu->easy_setopt(h, CURLOPT_URL, j->url);
+    cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    cu->easy_setopt(h, CURLOPT_MAXREDIRS, MAX_REDIRS);
+    cu->easy_setopt(h, CURLOPT_TIMEOUT_MS, FETCH_TIMEOUT_MS);
+    cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    cu->easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)UM_SRVLIST_MAX_BYTES);
+    cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    cu->easy_setopt(h, CURLOPT_WRITEDATA, j);
+    cu->easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    cu->easy_setopt(h, CURLOPT_XFERINFODATA, j);
+    cu->easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    cu->easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode r = cu->easy_perform(h);
     if (r == CURLE_FILESIZE_EXCEEDED) j->too_big = true;
     j->ok = r == CURLE_OK;
-    if (!j->ok) snprintf(j->why, sizeof(j->why), "%s", errbuf[0] ? errbuf : curl_easy_strerror(r));
-    curl_easy_cleanup(h);
+    if (!j->ok) snprintf(j->why, sizeof(j->why), "%s", errbuf[0] ? errbuf : cu->easy_strerror(r));
+    cu->easy_cleanup(h);
 }
 
 static void maybe_free(um_listfetch_t *lf)
@@ -357,7 +360,6 @@ static void maybe_free(um_listfetch_t *lf)
     free(lf->buf);
     sodium_memzero(lf, sizeof(*lf));
     free(lf);
-    curl_global_cleanup();
 }
 
 static void job_done(uv_work_t *req, int status)
@@ -382,6 +384,11 @@ static void job_done(uv_work_t *req, int status)
 
 static void url_fetch(um_listfetch_t *lf, const char *url, const uint8_t key[32])
 {
+    const um_curl_t *cu = um_curl_get();
+    if (!cu) {
+        refused(lf, url, "fetch failed: libcurl cannot be loaded", "");
+        return;
+    }
     job_t *j = calloc(1, sizeof(*j));
     if (j) j->buf = malloc(UM_SRVLIST_MAX_BYTES);
     if (!j || !j->buf) {
@@ -389,6 +396,7 @@ static void url_fetch(um_listfetch_t *lf, const char *url, const uint8_t key[32]
         return;
     }
     j->lf = lf;
+    j->curl = cu;
     j->req.data = j;
     snprintf(j->url, sizeof(j->url), "%s", url);
     memcpy(j->key, key, 32);
@@ -471,10 +479,6 @@ int um_listfetch_new(uv_loop_t *loop, um_config_t *cfg, um_events_t *ev, um_conn
 {
     um_listfetch_t *lf = calloc(1, sizeof(*lf));
     if (!lf) return UM_ENOMEM;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        free(lf);
-        return UM_ENOMEM;
-    }
     lf->loop = loop;
     lf->cfg = cfg;
     lf->ev = ev;

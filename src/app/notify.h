@@ -1,7 +1,8 @@
 /* Readiness notification to a service manager (systemd's sd_notify protocol,
- * through libsystemd). Every call is a no-op when the process was not started
- * by a manager that asked for it ($NOTIFY_SOCKET unset), so the server and
- * client call these unconditionally at their milestones:
+ * spoken directly: one datagram to $NOTIFY_SOCKET). Every call is a no-op
+ * when the process was not started by a manager that asked for it
+ * ($NOTIFY_SOCKET unset), so the server and client call these
+ * unconditionally at their milestones:
  *   ready      the server listens on every address; the client's proxies,
  *              forwards and TUN device are up (not the first session: the
  *              client retries forever, applications' streams wait for it)

@@ -9,7 +9,9 @@
 #include <sys/resource.h>
 
 #include "exit/dial.h"
+#include "util/clock.h"
 #include "util/err.h"
+#include "util/rdshare.h"
 #include "util/uvwrite.h"
 #include "util/log.h"
 
@@ -18,6 +20,9 @@
 #define UDP_RESOLVE_MAX  16         /* names being resolved per association */
 #define UDP_PEERS_MAX    64         /* destinations whose replies we pass back */
 #define UDP_DATAGRAM_MAX 65535
+
+#define READ_MIN   (4u * 1024u)    /* a read's share when thousands read at once */
+#define READ_ROUND (1024u * 1024u) /* bytes one round of reads may bring in (rdshare.h) */
 
 /* Dial budgets (audit: a name with 16 black-holed addresses held 16
  * descriptors per stream for 10 s). One dial keeps at most DIAL_ATTEMPTS
@@ -39,6 +44,14 @@ struct um_direct {
     int refs;              /* clients: sessions sharing this one */
     int clients;           /* root: clients still open */
     char device[16];       /* SO_BINDTODEVICE ("" = none) */
+    /* root: the one read buffer of every connection. on_data copies what
+     * it is given (um_conn_t's contract), and the loop runs one read
+     * callback at a time, so no connection holds a buffer of its own: an
+     * idle or paused connection costs its structs only. Allocated on the
+     * first read, freed with the root. Each read's size is a share of
+     * READ_ROUND among the connections reading now (rdshare). */
+    uint8_t *rbuf;
+    um_rdshare_t rshare;
 };
 
 typedef struct dconn dconn_t;
@@ -56,7 +69,7 @@ struct dconn {
     uv_tcp_t *tcp;
     uint8_t *early;
     size_t early_n;
-    uint8_t *rbuf;
+    uint64_t rstamp; /* rdshare: the last period this connection read in */
     size_t queued;
     bool above;
     bool reading; /* the user wants data */
@@ -67,7 +80,6 @@ struct dconn {
 static void conn_closed_cb(uv_handle_t *h)
 {
     dconn_t *c = h->data;
-    free(c->rbuf);
     free(c->tcp);
     free(c);
 }
@@ -75,9 +87,12 @@ static void conn_closed_cb(uv_handle_t *h)
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     dconn_t *c = h->data;
-    if (!c->rbuf) c->rbuf = malloc(READ_BUF);
-    b->base = (char *)c->rbuf;
-    b->len = c->rbuf ? READ_BUF : 0;
+    um_direct_t *r = c->d->root ? c->d->root : c->d;
+    if (!r->rbuf) r->rbuf = malloc(READ_BUF);
+    b->base = (char *)r->rbuf;
+    b->len = r->rbuf ? um_rdshare_next(&r->rshare, &c->rstamp, um_now_ms(), READ_ROUND, READ_MIN,
+                                       READ_BUF)
+                     : 0;
 }
 
 static void conn_fail(dconn_t *c, int err)
@@ -94,10 +109,6 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (c->closed) return;
     if (nread > 0) {
         c->cbs->on_data(c->arg, (const uint8_t *)b->base, (size_t)nread);
-        if (!c->reading && c->rbuf) { /* paused (backpressure): hold no read buffer */
-            free(c->rbuf);
-            c->rbuf = NULL;
-        }
     } else if (nread == UV_EOF) {
         uv_read_stop(s);
         c->cbs->on_eof(c->arg);
@@ -528,6 +539,7 @@ int um_direct_client_new(um_direct_t *root, um_direct_t **out)
     if (!c) return UM_ENOMEM;
     *c = *root;
     c->root = root;
+    c->rbuf = NULL; /* the root's serves every connection */
     c->refs = 1;
     c->clients = 0;
     c->quota = (um_dial_quota_t){.max_dials = CLIENT_DIALS, .max_sockets = CLIENT_SOCKETS};
@@ -554,6 +566,7 @@ void um_direct_free(um_direct_t *d)
     }
     if (d->clients) UM_WARN("egress: connector freed with %d client(s) open", d->clients);
     um_resolver_free(d->resolver);
+    free(d->rbuf);
     free(d);
 }
 

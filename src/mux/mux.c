@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/memtrim.h"
 
 void um_mux_config_default(um_mux_config_t *c)
 {
@@ -17,6 +18,7 @@ void um_mux_config_default(um_mux_config_t *c)
     c->session_window_init = 1024 * 1024;
     c->session_window_max = 64 * 1024 * 1024;
     c->send_buf_max = 384 * 1024;
+    c->send_total_max = 1024 * 1024;
     c->record_size = 16384;
     c->max_frame = UM_MUX_FRAME_MAX;
     c->quantum = 16384;
@@ -216,14 +218,19 @@ static void trim(um_buf_t *b)
 
 static void trim_all(um_mux_t *m)
 {
+    size_t before = 0, after = 0;
     for (size_t i = 0; i < m->nbuckets; i++)
         for (stream_t *s = m->buckets[i]; s; s = s->hnext) {
+            before += s->rx.cap + s->tx.cap;
             trim(&s->rx);
             trim(&s->tx);
+            after += s->rx.cap + s->tx.cap;
             mux_acct_sync(m, s);
         }
     trim(&m->dg.tx);
     trim(&m->ctl);
+    /* What the streams gave back goes back to the system too (memtrim.h). */
+    if (before > after) um_memtrim_note(before - after, m->now);
 }
 
 /* A stream with bytes waiting that nobody takes: received bytes the

@@ -53,10 +53,16 @@ typedef struct {
      * windows stop growing) while the account is over its share, peer opens
      * are refused with RST 0x07, and tx_full tells writers to stop. */
     um_memacct_t *mem;
+    /* Bytes queued to send over all streams together (um_mux_stream_write,
+     * not yet pulled) beyond which every stream with bytes queued reports
+     * tx_full, so 1000 busy streams hold about this much between them
+     * instead of 1000 send buffers. 0: no bound. */
+    uint32_t send_total_max;
 } um_mux_config_t;
 
 /* Defaults: 1024 streams, 128 pending opens, windows 256 KiB..16 MiB per
- * stream and 1..64 MiB per session, 384 KiB send buffer, 16 KiB records and
+ * stream and 1..64 MiB per session, 384 KiB send buffer per stream and
+ * 1 MiB over all streams, 16 KiB records and
  * frames, 16 KiB quantum, 256 associations, 10 s ping, 30 s timeout, 60 s
  * stream progress timeout. */
 /* A stream is young until it has sent young_bytes (default 256 KiB) of
@@ -120,9 +126,11 @@ typedef struct {
     uint64_t tx_credit; /* bytes the peer currently lets us send */
     /* Stop writing: more is queued than the peer's stream window takes (plus
      * a little slack), or the memory account is over its share, or a
-     * stream past its young bytes has more than bulk_queue queued. */
+     * stream past its young bytes has more than bulk_queue queued, or the
+     * streams together queue more than send_total_max. */
     bool tx_full;
     bool fin_received, fin_sent, local_opened, established;
+    size_t rx_storage, tx_storage; /* bytes of storage the two queues hold */
 } um_mux_stream_info_t;
 
 typedef struct um_mux um_mux_t;

@@ -71,6 +71,8 @@ struct um_mux {
     uint32_t next_id;     /* our next stream id */
     uint32_t peer_max_id; /* highest stream id the peer opened */
 
+    size_t tx_queued; /* bytes in every stream's tx (not the datagram queue) */
+
     /* Streams with something to send, on two DRR rings: the young ring
      * (streams that have sent less than cfg.young_bytes) is served first,
      * then the bulk ring (send.c). */

@@ -116,6 +116,13 @@ static size_t emit_one(um_mux_t *m, stream_t *s, uint8_t *out, size_t room, bool
     s->sent += n;
     if (n) s->progress = m->now;
     um_buf_consume(&s->tx, n);
+    m->tx_queued -= n;
+    /* Under send pressure (streams together hold half of send_total_max) an
+     * emptied stream waits its turn to refill: its storage goes back now
+     * rather than at the tick, so a thousand waiting streams hold none. */
+    if (um_buf_len(&s->tx) == 0 && m->cfg.send_total_max &&
+        m->tx_queued > m->cfg.send_total_max / 2)
+        um_buf_free(&s->tx);
     mux_acct_sync(m, s);
     tx_drained(m, s);
     return staged ? stage_out(m, w, out, room) : w;

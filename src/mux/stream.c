@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/memtrim.h"
 
 /* ---- stream table ------------------------------------------------------ */
 
@@ -172,6 +173,8 @@ void mux_stream_free(um_mux_t *m, stream_t *s)
     mux_wu_remove(m, s);
     if (!(s->flags & (S_LOCAL | S_ESTABLISHED))) m->npending--;
     if (m->cfg.mem && s->charged) um_memacct_release(m->cfg.mem, s->charged);
+    m->tx_queued -= um_buf_len(&s->tx);
+    um_memtrim_note(s->rx.cap + s->tx.cap, m->now);
     um_buf_free(&s->rx);
     um_buf_free(&s->tx);
     free(s->dest);
@@ -341,6 +344,7 @@ int um_mux_stream_write(um_mux_t *m, uint32_t id, const void *p, size_t n, size_
     size_t k = um_buf_space(&s->tx);
     if (k > n) k = n;
     if (k && (r = um_buf_append(&s->tx, p, k)) != 0) return r;
+    m->tx_queued += k;
     if (k < n) s->flags |= S_WANT_WRITABLE;
     *accepted = k;
     if (k) mux_acct_sync(m, s);
@@ -434,13 +438,17 @@ int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *inf
     info->rx_window = s->rx_win;
     info->tx_credit = s->tx_credit < m->tx_credit ? s->tx_credit : m->tx_credit;
     size_t txq = um_buf_len(&s->tx);
-    info->tx_full = txq > (uint64_t)s->tx_credit + TX_SLACK ||
-                    (txq >= TX_SLACK && m->cfg.mem && !um_memacct_fits(m->cfg.mem, 0)) ||
-                    (m->cfg.bulk_queue && s->sent >= m->cfg.young_bytes && txq > m->cfg.bulk_queue);
+    info->tx_full =
+        txq > (uint64_t)s->tx_credit + TX_SLACK ||
+        (txq >= TX_SLACK && m->cfg.mem && !um_memacct_fits(m->cfg.mem, 0)) ||
+        (m->cfg.bulk_queue && s->sent >= m->cfg.young_bytes && txq > m->cfg.bulk_queue) ||
+        (txq > 0 && m->cfg.send_total_max && m->tx_queued > m->cfg.send_total_max);
     info->fin_received = (s->flags & S_FIN_RECV) != 0;
     info->fin_sent = (s->flags & S_FIN_SENT) != 0;
     info->local_opened = (s->flags & S_LOCAL) != 0;
     info->established = (s->flags & S_ESTABLISHED) != 0;
+    info->rx_storage = s->rx.cap;
+    info->tx_storage = s->tx.cap;
     return 0;
 }
 

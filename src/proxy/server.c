@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proxy/server_int.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/uvwrite.h"
 #include "util/log.h"
@@ -23,6 +24,7 @@ static void px_unref(um_proxy_t *px)
     if (--px->refs == 0) {
         free(px->user);
         free(px->pass);
+        free(px->rbuf);
         free(px);
     }
 }
@@ -99,9 +101,12 @@ void pc_timer(pc_t *c, uint32_t ms)
 static void pc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     pc_t *c = h->data;
-    if (!c->rbuf) c->rbuf = malloc(PC_READ_BUF);
-    b->base = (char *)c->rbuf;
-    b->len = c->rbuf ? PC_READ_BUF : 0;
+    um_proxy_t *px = c->px;
+    if (!px->rbuf) px->rbuf = malloc(PC_READ_BUF);
+    b->base = (char *)px->rbuf;
+    b->len = px->rbuf ? um_rdshare_next(&px->rshare, &c->rstamp, um_now_ms(), PC_READ_ROUND,
+                                        PC_READ_MIN, PC_READ_BUF)
+                      : 0;
 }
 
 static void fo_client_data(pc_t *c, const uint8_t *p, size_t n);

@@ -7,9 +7,12 @@
 #include "proxy/http.h"
 #include "proxy/server.h"
 #include "util/buf.h"
+#include "util/rdshare.h"
 
-#define PC_READ_BUF (64u * 1024u)
-#define PC_IN_MAX   (UM_HTTP_HEAD_MAX + 64u * 1024u)
+#define PC_READ_BUF   (64u * 1024u)
+#define PC_READ_MIN   (4u * 1024u)    /* a read's share when thousands read at once */
+#define PC_READ_ROUND (1024u * 1024u) /* bytes one round of reads may bring in */
+#define PC_IN_MAX     (UM_HTTP_HEAD_MAX + 64u * 1024u)
 /* Fast open: after the early reply, how long to wait for the client's first
  * bytes before opening without them (a client whose server speaks first). */
 #define PC_FO_WAIT_MS 20u
@@ -36,6 +39,12 @@ struct um_proxy {
     bool closing;
     int refs; /* listener + live connections + 1 */
     um_proxy_stats_t st;
+    /* The read buffer of every client connection of this listener (TCP):
+     * each handler copies what a read gives it, and reads run one at a time,
+     * so an idle connection holds none. Allocated on the first read. A
+     * read's size is a share among the connections reading now (rdshare.h). */
+    uint8_t *rbuf;
+    um_rdshare_t rshare;
 };
 
 enum { PC_HANDSHAKE, PC_OPENING, PC_RELAY, PC_HTTP, PC_DRAIN, PC_CLOSED };
@@ -52,8 +61,9 @@ struct pc {
     int handles;
     int phase;
     um_conn_t *up;
-    um_buf_t in; /* client bytes not consumed yet */
-    uint8_t *rbuf;
+    um_buf_t in;         /* client bytes not consumed yet */
+    uint8_t *rbuf;       /* UDP associations' datagrams (TCP reads use px->rbuf) */
+    uint64_t rstamp;     /* rdshare: the last period this connection read in */
     size_t down_pending; /* bytes queued to the client */
     bool reading;        /* client reads on */
     bool up_paused;      /* we stopped the upstream because the client is slow */

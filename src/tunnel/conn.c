@@ -162,6 +162,7 @@ void tn_flush_pend(um_tunnel_t *t, struct tconn *c)
         if (um_mux_stream_write(t->mux, c->id, p, n, &acc) != 0 || acc == 0) break;
         um_buf_consume(&c->pend, acc);
     }
+    if (um_buf_len(&c->pend) == 0) um_buf_free(&c->pend); /* an idle stream holds none */
     if (c->shut_wanted && !c->shut_sent && um_buf_len(&c->pend) == 0 && c->state == C_OPEN) {
         c->shut_sent = true;
         um_mux_stream_shutdown(t->mux, c->id);
@@ -390,6 +391,7 @@ int tn_start_open(um_tunnel_t *t, struct tconn *c)
         if (um_mux_stream_write(t->mux, id, p, n, &acc) != 0 || acc == 0) break;
         um_buf_consume(&c->pend, acc);
     }
+    if (um_buf_len(&c->pend) == 0) um_buf_free(&c->pend); /* the early data is in the mux */
     tn_schedule(t);
     return 0;
 }

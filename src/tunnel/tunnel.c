@@ -4,6 +4,8 @@
  * See tunnel.h for the picture and the rules. */
 #include "tunnel/tunnel_int.h"
 
+#include "tunnel/sizing.h"
+
 /* Allocation failure on demand, for the unit tests (um_tunnel_test_fail_alloc). */
 static bool fail_alloc;
 
@@ -586,13 +588,12 @@ static void ack_clock(um_tunnel_t *t)
 }
 
 /* The resend buffer (the session's bound on unacknowledged plus queued
- * bytes) follows the bandwidth-delay product: twice what was acknowledged
- * per smoothed RTT over the last tick, between UM_TUNNEL_SESS_TX_START and
- * the session's configured bound. A path that the bound limits delivers
- * bound/RTT, so the estimate doubles it each tick until the path, not the
- * buffer, is the limit; a short path (loopback, a LAN) stays at the start
- * size, and so does the memory it pins (um_buf storage grows only as bytes
- * are queued). Shrinks by a quarter per tick at most. */
+ * bytes) follows the bandwidth-delay product measured over the last tick
+ * (um_tunnel_resend_size, sizing.h), between UM_TUNNEL_SESS_TX_START and
+ * the session's configured bound: a short path (loopback, a LAN) stays at
+ * the start size, and so does the memory it pins (um_buf storage grows only
+ * as bytes are queued); a long fat one doubles it per tick until the path,
+ * not the buffer, is the limit. */
 static void size_resend(um_tunnel_t *t, uint64_t now)
 {
     um_sess_offsets_t o;
@@ -600,16 +601,12 @@ static void size_resend(um_tunnel_t *t, uint64_t now)
     uint64_t rtt = t->rtt_min != UINT64_MAX ? t->rtt_min : um_mux_rtt_ms(t->mux);
     t->rtt_min = UINT64_MAX;
     if (t->bdp_t0 && now > t->bdp_t0 && o.tx_acked >= t->bdp_acked0 && rtt != UINT64_MAX) {
-        if (rtt == 0) rtt = 1; /* below the clock's resolution */
         uint64_t acked = o.tx_acked - t->bdp_acked0;
-        uint64_t want = 2 * acked * rtt / (now - t->bdp_t0);
-        size_t cur = um_sess_tx_max(t->sess), lo = UM_TUNNEL_SESS_TX_START;
-        if (lo > t->tx_ceiling) lo = t->tx_ceiling;
-        if (want < cur - cur / 4) want = cur - cur / 4;
-        if (want < lo) want = lo;
-        if (want > t->tx_ceiling) want = t->tx_ceiling;
+        size_t cur = um_sess_tx_max(t->sess);
+        size_t want = um_tunnel_resend_size(cur, UM_TUNNEL_SESS_TX_START, t->tx_ceiling, acked, rtt,
+                                            now - t->bdp_t0);
         if (want != cur) {
-            um_sess_set_tx_max(t->sess, (size_t)want);
+            um_sess_set_tx_max(t->sess, want);
             UM_DEBUG(
                 "tunnel: resend buffer %llu KiB (%llu KiB acknowledged in %llu ms, rtt %llu ms)",
                 (unsigned long long)(want >> 10), (unsigned long long)(acked >> 10),

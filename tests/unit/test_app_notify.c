@@ -106,6 +106,32 @@ static void test_no_socket(void **state)
     setenv("NOTIFY_SOCKET", path, 1);
 }
 
+/* An abstract socket ("@name", how systemd names it in some setups): the
+ * name has no terminating NUL in the address, as the manager binds it. */
+static void test_abstract_socket(void **state)
+{
+    (void)state;
+    char name[64], env[66], m[1024];
+    snprintf(name, sizeof(name), "umbra-notify-abs-%d", (int)getpid());
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path + 1, name, strlen(name));
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
+    int a = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(a >= 0);
+    assert_int_equal(bind(a, (struct sockaddr *)&sa, len), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    snprintf(env, sizeof(env), "@%s", name);
+    setenv("NOTIFY_SOCKET", env, 1);
+    um_notify_ready(NULL);
+    ssize_t n = recv(a, m, sizeof(m) - 1, 0);
+    assert_true(n > 0);
+    m[n] = 0;
+    assert_string_equal(m, "READY=1");
+    close(a);
+    setenv("NOTIFY_SOCKET", path, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_status_one_line),
         cmocka_unit_test(test_reloading_stopping),
         cmocka_unit_test(test_no_socket),
+        cmocka_unit_test(test_abstract_socket),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

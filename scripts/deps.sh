@@ -9,10 +9,11 @@ set -euo pipefail
 # libcurl4-openssl-dev: the client fetches signed server lists from list-url
 # (http/https) with libcurl. libjansson-dev: the server's management socket
 # speaks JSON.
-# libsystemd-dev: sd_notify readiness under systemd (src/app/notify.c);
+# libsystemd0: sd_notify readiness under systemd, opened at run time
+# (src/app/notify.c: only a process started by systemd maps it);
 # python3 generates the man pages from 'umbra help' and docs/CONFIG.md.
 BUILD="cmake make gcc pkg-config libuv1-dev libsodium-dev libssl-dev libinih-dev
-       libqrencode-dev libc-ares-dev libcurl4-openssl-dev libsystemd-dev python3
+       libqrencode-dev libc-ares-dev libcurl4-openssl-dev libsystemd0 python3
        libjansson-dev"
 # libmaxminddb-dev: routing rules read MaxMind .mmdb GeoIP files (geoip-file).
 BUILD="$BUILD libmaxminddb-dev"

@@ -1,14 +1,14 @@
 /* sd_notify readiness: see notify.h. */
 #include "app/notify.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,31 +21,32 @@ static void one_line(char *s)
         if (*s == '\n' || *s == '\r') *s = ' ';
 }
 
-/* The sd_notify protocol itself (systemd's sd_notify(3), "NOTIFY_SOCKET"):
- * one datagram of newline-separated assignments to the AF_UNIX socket named
- * by $NOTIFY_SOCKET, a path, or an abstract name when it starts with '@'.
- * Done here rather than through libsystemd, whose dependencies (libgcrypt,
- * liblzma, liblz4, libzstd, libcap...) cost every process about 1 MiB of
- * resident mappings for this one datagram. Returns 0 when no manager asked
- * (no $NOTIFY_SOCKET), 1 when sent, a negative errno otherwise. */
+/* sd_notify(3) from libsystemd, opened the first time a service manager
+ * asks for notifications ($NOTIFY_SOCKET set): a process that is not run by
+ * systemd never maps libsystemd and its dependencies (libgcrypt, liblzma,
+ * liblz4, libzstd, libcap...: about 1 MiB resident in every process when it
+ * was linked). Returns 0 when no manager asked, 1 when sent, a negative
+ * errno otherwise. */
 static int notify_send(const char *state)
 {
+    static int (*fn)(int unset_environment, const char *state);
+    static bool tried;
     const char *e = getenv("NOTIFY_SOCKET");
     if (!e || !*e) return 0;
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    size_t n = strlen(e);
-    if ((e[0] != '/' && e[0] != '@') || n >= sizeof(sa.sun_path)) return -EINVAL;
-    memcpy(sa.sun_path, e, n);
-    if (e[0] == '@') sa.sun_path[0] = '\0'; /* abstract: no terminating NUL counted */
-    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (e[0] == '/'));
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
-    ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
-    int r = w < 0 ? -errno : 1;
-    close(fd);
-    return r;
+    if (!tried) {
+        tried = true;
+        void *lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+        void *p = lib ? dlsym(lib, "sd_notify") : NULL;
+        if (p)
+            memcpy(&fn, &p, sizeof(p)); /* POSIX: dlsym's pointer is the function's */
+        else
+            UM_WARN("NOTIFY_SOCKET is set but libsystemd cannot be loaded (%s): no "
+                    "readiness notifications",
+                    dlerror());
+    }
+    if (!fn) return -ENOSYS;
+    int r = fn(0, state);
+    return r < 0 ? r : r > 0;
 }
 
 static void send_state(const char *state)

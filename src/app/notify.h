@@ -1,5 +1,5 @@
-/* Readiness notification to a service manager (systemd's sd_notify protocol,
- * spoken directly: one datagram to $NOTIFY_SOCKET). Every call is a no-op
+/* Readiness notification to a service manager (libsystemd's sd_notify(3),
+ * the library opened on the first notification). Every call is a no-op
  * when the process was not started by a manager that asked for it
  * ($NOTIFY_SOCKET unset), so the server and client call these
  * unconditionally at their milestones:

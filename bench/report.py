@@ -163,14 +163,19 @@ def targets(w, res, hold_n, fp, texts):
     abs_row("RSS client holding %s idle connections, MiB" % hold_n, idle,
             IDLE_BOUND, "lo")
     # The footprint benchmark: each umbra process's peak per workload.
+    # hwm_{client,server}_WORKLOAD: VmHWM of a fresh process after one
+    # workload; rss_client_idle1000: the client holding 1000 idle ones.
     for metric, system, v in fp:
         if not system.startswith("umbra"):
             continue
         x = pr.num(v)
-        bound = IDLE_BOUND if ("idle" in metric and "conn" in metric
-                               and "client" in system) else RSS_BOUND
-        abs_row("%s, %s, MiB (footprint.sh)" % (metric, system), x, bound,
-                "lo")
+        if metric.startswith("hwm_"):
+            side, _, wl = metric[4:].partition("_")
+            abs_row("Peak RSS %s, %s, MiB (footprint.sh)" % (side, wl), x,
+                    RSS_BOUND, "lo")
+        elif metric == "rss_client_idle1000":
+            abs_row("RSS client holding 1000 idle connections, MiB "
+                    "(footprint.sh)", x, IDLE_BOUND, "lo")
     # The delayed path: one umbra stream against the path (direct over the
     # same wire) and the nominal rate.
     dt = md_tables(texts.get("delay") or "")

@@ -68,10 +68,11 @@ typedef struct {
 /* A stream is young until it has sent young_bytes (default 256 KiB) of
  * payload: young streams are served before the others, round-robin among
  * themselves, so a small response or request beside a bulk transfer leaves
- * at once. A stream past its young bytes reports tx_full once it has more
- * than bulk_queue (default 64 KiB) queued: its writer reads its source in
- * small bites, so the loop turns of a bulk transfer stay short
- * (docs/internals/mux.md, Scheduler). */
+ * at once. While another stream is open, a stream past its young bytes
+ * reports tx_full once it has more than bulk_queue (default 64 KiB) queued:
+ * its writer reads its source in small bites, so the loop turns of a bulk
+ * transfer stay short; a stream alone on the session keeps the larger bites
+ * (fewer turns per byte) (docs/internals/mux.md, Scheduler). */
 void um_mux_config_default(um_mux_config_t *c);
 
 typedef enum {

@@ -438,11 +438,11 @@ int um_mux_stream_info(const um_mux_t *m, uint32_t id, um_mux_stream_info_t *inf
     info->rx_window = s->rx_win;
     info->tx_credit = s->tx_credit < m->tx_credit ? s->tx_credit : m->tx_credit;
     size_t txq = um_buf_len(&s->tx);
-    info->tx_full =
-        txq > (uint64_t)s->tx_credit + TX_SLACK ||
-        (txq >= TX_SLACK && m->cfg.mem && !um_memacct_fits(m->cfg.mem, 0)) ||
-        (m->cfg.bulk_queue && s->sent >= m->cfg.young_bytes && txq > m->cfg.bulk_queue) ||
-        (txq > 0 && m->cfg.send_total_max && m->tx_queued > m->cfg.send_total_max);
+    info->tx_full = txq > (uint64_t)s->tx_credit + TX_SLACK ||
+                    (txq >= TX_SLACK && m->cfg.mem && !um_memacct_fits(m->cfg.mem, 0)) ||
+                    (m->cfg.bulk_queue && m->nstreams > 1 && s->sent >= m->cfg.young_bytes &&
+                     txq > m->cfg.bulk_queue) ||
+                    (txq > 0 && m->cfg.send_total_max && m->tx_queued > m->cfg.send_total_max);
     info->fin_received = (s->flags & S_FIN_RECV) != 0;
     info->fin_sent = (s->flags & S_FIN_SENT) != 0;
     info->local_opened = (s->flags & S_LOCAL) != 0;

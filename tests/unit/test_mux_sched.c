@@ -331,12 +331,35 @@ static void test_bulk_queue(void **state)
     pair_free(&p);
 }
 
+/* Alone on the session, a stream past its young bytes is not bound by the
+ * bulk queue (nobody waits behind it): it queues up to its window. */
+static void test_bulk_queue_alone(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, NULL, NULL, 52);
+    p.rechunk = 0;
+    um_addr_t d = test_dest();
+    uint32_t ids[1];
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &ids[0]), 0);
+    pair_settle(&p);
+    accept_all(p.m[1]);
+    pair_settle(&p);
+    accept_all(p.m[0]);
+    push(&p, ids[0], ids, 1, 512 * 1024); /* past its young bytes */
+    drain_all(p.m[1], ids, 1);
+    pair_settle(&p);
+    assert_int_equal(top_up(p.m[0], ids[0], 128 * 1024), 128 * 1024);
+    assert_false(tx_full(p.m[0], ids[0], NULL));
+    pair_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_young_upload), cmocka_unit_test(test_young_download),
         cmocka_unit_test(test_fair_upload),  cmocka_unit_test(test_fair_download),
-        cmocka_unit_test(test_bulk_queue),
+        cmocka_unit_test(test_bulk_queue),   cmocka_unit_test(test_bulk_queue_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

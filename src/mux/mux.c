@@ -307,7 +307,11 @@ int um_mux_tick(um_mux_t *m, uint64_t now_ms)
     }
     if (m->cfg.ping_timeout_ms && now_ms - m->last_rx >= m->cfg.ping_timeout_ms)
         return mux_fail(m, UM_ETIMEDOUT, UM_MUX_GOAWAY_TIMEOUT, "keepalive timeout");
-    if (m->ping_out && now_ms - m->last_ping >= m->cfg.ping_timeout_ms) m->ping_out = false;
+    /* An unanswered PING is given up after the keepalive timeout, or with
+     * none (resumable sessions) after the interval, when the next one goes;
+     * until then its PONG, however late, is the round trip. */
+    uint32_t give_up = m->cfg.ping_timeout_ms ? m->cfg.ping_timeout_ms : m->cfg.ping_interval_ms;
+    if (m->ping_out && now_ms - m->last_ping >= give_up) m->ping_out = false;
     if (m->cfg.ping_interval_ms && !m->ping_out &&
         now_ms - m->last_ping >= m->cfg.ping_interval_ms) {
         um_mux_frame_t f = {.type = UM_MUX_PING, .value = ++m->ping_id, .ts = now_ms};

@@ -9,7 +9,12 @@
  *     round trip) after one round trip, while bulk DATA is still queued;
  *   - the same holds when the monotonic clock still reads less than the
  *     ping interval (a router whose service starts seconds after boot);
- *   - um_mux_touch (a new carrier under the session) pings again at once. */
+ *   - um_mux_touch (a new carrier under the session) pings again at once;
+ *   - with no keepalive timeout (ping_timeout_ms 0, what resumable sessions
+ *     run with) a PONG that comes after later ticks still gives the
+ *     estimate (a round trip longer than the tunnel's 500 ms tick: a dns
+ *     transport, a queue under load), and an unanswered PING is given up
+ *     after the interval, when the next one goes. */
 #include "test_mux_pair.h"
 
 #include "mux/frame.h"
@@ -222,6 +227,51 @@ static void test_touch_pings_again(void **state)
     check_touch(5000000);
 }
 
+static void test_slow_pong_without_timeout(void **state)
+{
+    (void)state;
+    um_mux_config_t cfg;
+    um_mux_config_default(&cfg);
+    cfg.ping_timeout_ms = 0; /* as the client and a resumable server run */
+    pair_t p;
+    pair_init(&p, &cfg, &cfg, 9);
+    const uint64_t t0 = 5000000;
+    static uint8_t wire[1 << 16];
+    assert_int_equal(um_mux_tick(p.m[0], t0), 0);
+    census_t c;
+    census_init(&c);
+    size_t n = pull_all(p.m[0], &c, wire, sizeof(wire));
+    assert_int_equal(c.pings, 1);
+    /* The tunnel ticks every 500 ms while the PING is on its way. */
+    assert_int_equal(um_mux_tick(p.m[0], t0 + 500), 0);
+    assert_int_equal(um_mux_tick(p.m[0], t0 + 1000), 0);
+    assert_int_equal(um_mux_tick(p.m[1], t0 + 600), 0);
+    assert_int_equal(um_mux_feed(p.m[1], wire, n), 0);
+    census_t s;
+    census_init(&s);
+    n = pull_all(p.m[1], &s, wire, sizeof(wire));
+    assert_int_equal(s.pongs, 1);
+    assert_int_equal(um_mux_tick(p.m[0], t0 + 1200), 0);
+    assert_int_equal(um_mux_feed(p.m[0], wire, n), 0);
+    assert_int_equal(pong_sample(p.m[0]), 1200);
+    assert_int_equal(um_mux_rtt_ms(p.m[0]), 1200);
+    pair_free(&p);
+
+    /* A PING nobody answers blocks no later one: the next goes after the
+     * interval. */
+    um_mux_t *m = um_mux_new(UM_MUX_CLIENT, &cfg);
+    assert_non_null(m);
+    census_init(&c);
+    assert_int_equal(um_mux_tick(m, t0), 0);
+    pull_all(m, &c, NULL, 0);
+    for (uint64_t t = t0 + 500; t <= t0 + cfg.ping_interval_ms; t += 500) {
+        assert_int_equal(um_mux_tick(m, t), 0);
+        pull_all(m, &c, NULL, 0);
+    }
+    assert_int_equal(c.pings, 2);
+    um_mux_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_start_ping_early_clock),
         cmocka_unit_test(test_no_ping_when_off),
         cmocka_unit_test(test_touch_pings_again),
+        cmocka_unit_test(test_slow_pong_without_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,23 +51,10 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 unset http_proxy https_proxy all_proxy no_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY
 log() { echo "beside: $*" >&2; }
 
-T=$(mktemp -d /tmp/umbra-beside.XXXXXX)
-chmod 711 "$T"
-mkdir -p "$T/www" "$T/logs" "$T/nginx"
-declare -A PID=()
-start_bg() { local n=$1; shift; "$@" >"$T/logs/$n.log" 2>&1 & PID[$n]=$!; }
-stop() {
-  local pid=${PID[$1]:-} i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  unset "PID[$1]"
-}
+. "$SRC/bench/lib.sh"
+bench_tmp beside
 cleanup() {
-  local n
-  for n in "${!PID[@]}"; do stop "$n"; done
+  stop_all
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -78,26 +65,7 @@ head -c $((BIG_MIB << 20)) /dev/urandom >"$T/www/big.bin"
 head -c $((SMALL_KIB << 10)) /dev/urandom >"$T/www/small.bin"
 chmod 755 "$T/www"
 chmod 644 "$T/www/"*
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/logs/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nodelay on;
-  client_body_temp_path $T/nginx/body;
-  proxy_temp_path $T/nginx/proxy;
-  fastcgi_temp_path $T/nginx/fastcgi;
-  uwsgi_temp_path $T/nginx/uwsgi;
-  scgi_temp_path $T/nginx/scgi;
-  server { listen 127.0.0.1:$P_ORIGIN; root $T/www; }
-}
-EOF
-start_bg nginx /usr/sbin/nginx -e "$T/logs/nginx-error.log" -p "$T/nginx" -c "$T/nginx/nginx.conf"
-"$PY" "$TOOL" wait-port "$P_ORIGIN" 10 || { log "nginx did not start"; exit 1; }
+bench_origin "$P_ORIGIN" || { log "nginx did not start"; exit 1; }
 
 RES="$T/res.tsv"
 : >"$RES"

@@ -56,33 +56,10 @@ UMBRA="$bdir/umbra"
 CLK=$(getconf CLK_TCK)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
-T=$(mktemp -d /tmp/umbra-cpu.XXXXXX)
-chmod 711 "$T"
-mkdir -p "$T/www" "$T/logs" "$T/nginx"
-declare -A PID=()
-ORDER=()
-start_bg() {
-  local name=$1
-  shift
-  "$@" >"$T/logs/$name.log" 2>&1 &
-  PID[$name]=$!
-  ORDER+=("$name")
-}
-stop() {
-  local pid=${PID[$1]:-} i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 30); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  unset "PID[$1]"
-}
+. "$SRC/bench/lib.sh"
+bench_tmp cpu
 cleanup() {
-  local i
-  for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do stop "${ORDER[$i]}"; done
+  stop_all
   rm -rf "$bdir/cpu-logs"
   cp -r "$T/logs" "$bdir/cpu-logs" 2>/dev/null # the logs of the last run stay
   rm -rf "$T"
@@ -95,29 +72,8 @@ head -c $((mib << 20)) /dev/urandom >"$T/www/big.bin"
 head -c $(((mib / 8) << 20)) "$T/www/big.bin" >"$T/www/part.bin"
 chmod 755 "$T/www"
 chmod 644 "$T/www/"*
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/logs/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  client_body_temp_path $T/nginx/body;
-  proxy_temp_path $T/nginx/proxy;
-  fastcgi_temp_path $T/nginx/fastcgi;
-  uwsgi_temp_path $T/nginx/uwsgi;
-  scgi_temp_path $T/nginx/scgi;
-  types { application/octet-stream bin; }
-  server { listen 127.0.0.1:$P_ORIGIN; root $T/www; }
-}
-EOF
-start_bg nginx /usr/sbin/nginx -e "$T/logs/nginx-error.log" -p "$T/nginx" -c "$T/nginx/nginx.conf"
 start_bg sink "$PY" "$TOOL" sink "$P_SINK"
-"$PY" "$TOOL" wait-port "$P_ORIGIN" 10 || { echo "nginx did not start" >&2; exit 1; }
+bench_origin "$P_ORIGIN" || { echo "nginx did not start" >&2; exit 1; }
 "$PY" "$TOOL" wait-port "$P_SINK" 10 || { echo "sink did not start" >&2; exit 1; }
 
 ticks() { # PID...: utime + stime of the processes and their children

@@ -73,36 +73,15 @@ if ! "$SRC/scripts/deps.sh" --bench --check >/dev/null 2>&1; then
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-T=$(mktemp -d /tmp/umbra-footprint.XXXXXX)
-chmod 711 "$T"
-mkdir -p "$T/logs" "$T/www" "$T/nginx"
+. "$SRC/bench/lib.sh"
+bench_tmp footprint
 RES="$T/results.tsv"
 : >"$RES"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-
-declare -A PID=()
-ORDER=()
 watchdog=""
-start_bg() { # NAME CMD...
-  local name=$1
-  shift
-  "$@" >"$T/logs/$name.log" 2>&1 &
-  PID[$name]=$!
-  ORDER+=("$name")
-}
-stop() { # NAME: SIGTERM, 3 s, SIGKILL
-  local pid=${PID[$1]:-} i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  unset "PID[$1]"
-}
 cleanup() {
-  local i
   trap - EXIT INT TERM
-  for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do stop "${ORDER[$i]}"; done
+  stop_all
   [ -z "$watchdog" ] || { kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null; }
   rm -rf "$bdir/footprint-logs"
   cp -r "$T/logs" "$bdir/footprint-logs" 2>/dev/null
@@ -134,32 +113,8 @@ truncate -s $((ACT_KIB << 10)) "$T/www/act.bin"
 printf 'umbra footprint: a tiny page\n' >"$T/www/tiny.txt"
 chmod 755 "$T/www"
 chmod 644 "$T/www/"*
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 16384;
-pid $T/nginx/nginx.pid;
-error_log $T/logs/nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_timeout 30s;
-  client_header_timeout 300s;
-  client_body_temp_path $T/nginx/body;
-  proxy_temp_path $T/nginx/proxy;
-  fastcgi_temp_path $T/nginx/fastcgi;
-  uwsgi_temp_path $T/nginx/uwsgi;
-  scgi_temp_path $T/nginx/scgi;
-  types { application/octet-stream bin; text/plain txt; }
-  server { listen 127.0.0.1:$P_ORIGIN; root $T/www; }
-}
-EOF
-start_bg nginx /usr/sbin/nginx -e "$T/logs/nginx-error.log" -p "$T/nginx" -c "$T/nginx/nginx.conf"
 start_bg sink "$PY" "$PTOOL" sink "$P_SINK"
-"$PY" "$PTOOL" wait-port "$P_ORIGIN" 10 || { log "nginx did not start"; exit 1; }
+bench_origin "$P_ORIGIN" || { log "nginx did not start"; exit 1; }
 "$PY" "$PTOOL" wait-port "$P_SINK" 10 || { log "upload sink did not start"; exit 1; }
 
 # ---------------------------------------------------------------- workloads

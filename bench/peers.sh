@@ -135,36 +135,15 @@ RES="$T/results.tsv"
 
 # ---------------------------------------------------------------- processes
 # Every process this script starts is recorded here and ended by its pid.
-declare -A PID=()
-ORDER=()
+# start_bg NAME CMD..., stop NAME, stop_all: bench/lib.sh
+. "$SRC/bench/lib.sh"
 made_run_sshd=0
 watchdog=""
-
-start_bg() { # NAME CMD... : starts CMD in the background, logs to logs/NAME.log
-  local name=$1
-  shift
-  "$@" >"$T/logs/$name.log" 2>&1 &
-  PID[$name]=$!
-  ORDER+=("$name")
-}
-
-stop() { # NAME: SIGTERM, up to 3 s to exit, then SIGKILL
-  local name=$1 pid=${PID[$1]:-} i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 30); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  unset "PID[$name]"
-}
 
 cleanup() {
   local i
   trap - EXIT INT TERM
-  for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do stop "${ORDER[$i]}"; done
+  stop_all
   [ -z "$watchdog" ] || { kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null; }
   [ "$made_run_sshd" = 0 ] || rmdir /run/sshd 2>/dev/null
   # The logs of the last run stay in the build dir (small; useful when a

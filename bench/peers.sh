@@ -216,32 +216,14 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -keyout "$T/nginx/cover.key" -out "$T/nginx/cover.crt" >"$T/logs/openssl.log" 2>&1 ||
   log "openssl req failed: the tls columns will be n/a"
 chmod 644 "$T/nginx/cover.key" "$T/nginx/cover.crt"
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 16384;
-pid $T/nginx/nginx.pid;
-error_log $T/logs/nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_timeout 30s;
-  client_header_timeout 300s;  # the held connections send half a request
-  client_body_temp_path $T/nginx/body;
-  proxy_temp_path $T/nginx/proxy;
-  fastcgi_temp_path $T/nginx/fastcgi;
-  uwsgi_temp_path $T/nginx/uwsgi;
-  scgi_temp_path $T/nginx/scgi;
-  types { application/octet-stream bin; text/plain txt; }
-  server {
-    listen 127.0.0.1:$P_ORIGIN;
-    root $T/www;
-  }
-  server {
+# The ws transport's front: docs/nginx-ws.conf with the bench's values.
+sed -e "s|listen 443 ssl;|listen 127.0.0.1:$P_FRONT ssl;|" -e "s|front.example.com;|$COVER_SNI;|" \
+  -e "s|/etc/ssl/front.example.com.pem|$T/nginx/cover.crt|" \
+  -e "s|/etc/ssl/front.example.com.key|$T/nginx/cover.key|" -e "s|/var/www/html|$T/www|" \
+  -e "s|location = /api/v2/stream|location = /bench-ws|" -e "s|127.0.0.1:8080;|127.0.0.1:$P_WS_S;|" \
+  "$SRC/docs/nginx-ws.conf" >"$T/nginx/ws-front.conf"
+# The origin (bench/lib.sh), the cover and the ws front in one nginx.
+bench_origin "$P_ORIGIN" "  server {
     listen 127.0.0.1:$P_COVER ssl http2;
     server_name $COVER_SNI;
     ssl_certificate $T/nginx/cover.crt;
@@ -249,18 +231,8 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     root $T/www;
   }
-  include $T/nginx/ws-front.conf;
-}
-EOF
-# The ws transport's front: docs/nginx-ws.conf with the bench's values.
-sed -e "s|listen 443 ssl;|listen 127.0.0.1:$P_FRONT ssl;|" -e "s|front.example.com;|$COVER_SNI;|" \
-  -e "s|/etc/ssl/front.example.com.pem|$T/nginx/cover.crt|" \
-  -e "s|/etc/ssl/front.example.com.key|$T/nginx/cover.key|" -e "s|/var/www/html|$T/www|" \
-  -e "s|location = /api/v2/stream|location = /bench-ws|" -e "s|127.0.0.1:8080;|127.0.0.1:$P_WS_S;|" \
-  "$SRC/docs/nginx-ws.conf" >"$T/nginx/ws-front.conf"
-start_bg nginx /usr/sbin/nginx -e "$T/logs/nginx-error.log" -p "$T/nginx" -c "$T/nginx/nginx.conf"
+  include $T/nginx/ws-front.conf;" || { log "nginx did not start:"; cat "$T/logs/nginx"*.log >&2; exit 1; }
 start_bg sink "$PY" "$TOOL" sink "$P_SINK"
-"$PY" "$TOOL" wait-port "$P_ORIGIN" 10 || { log "nginx did not start:"; cat "$T/logs/nginx"*.log >&2; exit 1; }
 "$PY" "$TOOL" wait-port "$P_SINK" 10 || { log "upload sink did not start"; exit 1; }
 "$PY" "$TOOL" wait-port "$P_COVER" 10 || log "the TLS cover did not start: the tls columns will be n/a"
 

@@ -245,39 +245,6 @@ static void test_latency_under_bulk(void **state)
 /* ---- simulated paths ------------------------------------------------------ */
 
 typedef struct {
-    uint64_t at;
-    size_t n;
-    uint8_t *b;
-} pkt_t;
-
-typedef struct {
-    pkt_t *q;
-    size_t head, tail, cap;
-} pq_t;
-
-static void pq_push(pq_t *q, uint64_t at, const uint8_t *b, size_t n)
-{
-    if (q->tail == q->cap) {
-        size_t live = q->tail - q->head;
-        if (q->head > 0) {
-            memmove(q->q, q->q + q->head, live * sizeof(pkt_t));
-        } else {
-            q->cap = q->cap ? q->cap * 2 : 1024;
-            q->q = realloc(q->q, q->cap * sizeof(pkt_t));
-            assert_non_null(q->q);
-        }
-        q->head = 0;
-        q->tail = live;
-    }
-    pkt_t *k = &q->q[q->tail++];
-    k->at = at;
-    k->n = n;
-    k->b = malloc(n);
-    assert_non_null(k->b);
-    memcpy(k->b, b, n);
-}
-
-typedef struct {
     uint32_t record, rtt_ms, bytes_per_ms;
     uint64_t total;
     uint64_t sim_limit_ms;
@@ -327,11 +294,7 @@ static void run_path(path_t *pa)
                 pq_push(&q[s], t + pa->rtt_ms / 2, rec, n);
             }
             if (credit[s] > 4.0 * pa->record) credit[s] = 4.0 * pa->record;
-            while (q[s].head < q[s].tail && q[s].q[q[s].head].at <= t) {
-                pkt_t *k = &q[s].q[q[s].head++];
-                assert_int_equal(um_mux_feed(p.m[1 - s], k->b, k->n), 0);
-                free(k->b);
-            }
+            pq_deliver(&q[s], p.m[1 - s], t);
         }
         um_mux_event_t ev;
         while (um_mux_poll(p.m[1], &ev)) {
@@ -353,11 +316,8 @@ static void run_path(path_t *pa)
     pa->elapsed = t;
     pa->goodput = (double)(recvd - half_bytes) / (double)(t - half_at);
     pa->overhead = (double)wire / (double)pa->total - 1.0;
-    for (int s = 0; s < 2; s++) {
-        while (q[s].head < q[s].tail)
-            free(q[s].q[q[s].head++].b);
-        free(q[s].q);
-    }
+    pq_free(&q[0]);
+    pq_free(&q[1]);
     pair_free(&p);
 }
 

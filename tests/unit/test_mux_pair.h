@@ -155,4 +155,56 @@ static inline void write_all(um_mux_t *m, uint32_t id, const void *p, size_t n)
     assert_int_equal(acc, n);
 }
 
+/* A delayed path for simulations: records queued with the time they arrive
+ * (pq_push copies them), fed to the other mux when due (pq_deliver), freed
+ * at the end (pq_free). */
+typedef struct {
+    uint64_t at;
+    size_t n;
+    uint8_t *b;
+} pkt_t;
+
+typedef struct {
+    pkt_t *q;
+    size_t head, tail, cap;
+} pq_t;
+
+static inline void pq_push(pq_t *q, uint64_t at, const uint8_t *b, size_t n)
+{
+    if (q->tail == q->cap) {
+        size_t live = q->tail - q->head;
+        if (q->head > 0) {
+            memmove(q->q, q->q + q->head, live * sizeof(pkt_t));
+        } else {
+            q->cap = q->cap ? q->cap * 2 : 1024;
+            q->q = realloc(q->q, q->cap * sizeof(pkt_t));
+            assert_non_null(q->q);
+        }
+        q->head = 0;
+        q->tail = live;
+    }
+    pkt_t *k = &q->q[q->tail++];
+    k->at = at;
+    k->n = n;
+    k->b = malloc(n);
+    assert_non_null(k->b);
+    memcpy(k->b, b, n);
+}
+
+static inline void pq_deliver(pq_t *q, um_mux_t *to, uint64_t now)
+{
+    while (q->head < q->tail && q->q[q->head].at <= now) {
+        pkt_t *k = &q->q[q->head++];
+        assert_int_equal(um_mux_feed(to, k->b, k->n), 0);
+        free(k->b);
+    }
+}
+
+static inline void pq_free(pq_t *q)
+{
+    while (q->head < q->tail)
+        free(q->q[q->head++].b);
+    free(q->q);
+}
+
 #endif

@@ -96,39 +96,6 @@ static void test_resend_shrinks_back(void **state)
 
 /* ---- receive windows on a simulated path -------------------------------- */
 
-typedef struct {
-    uint64_t at;
-    size_t n;
-    uint8_t *b;
-} pkt_t;
-
-typedef struct {
-    pkt_t *q;
-    size_t head, tail, cap;
-} pq_t;
-
-static void pq_push(pq_t *q, uint64_t at, const uint8_t *b, size_t n)
-{
-    if (q->tail == q->cap) {
-        size_t live = q->tail - q->head;
-        if (q->head > 0) {
-            memmove(q->q, q->q + q->head, live * sizeof(pkt_t));
-        } else {
-            q->cap = q->cap ? q->cap * 2 : 1024;
-            q->q = realloc(q->q, q->cap * sizeof(pkt_t));
-            assert_non_null(q->q);
-        }
-        q->head = 0;
-        q->tail = live;
-    }
-    pkt_t *k = &q->q[q->tail++];
-    k->at = at;
-    k->n = n;
-    k->b = malloc(n);
-    assert_non_null(k->b);
-    memcpy(k->b, b, n);
-}
-
 /* One stream client -> server, `total` bytes over rtt ms at rate bytes/ms;
  * the receiver reads at once. Out: the receiver's largest window and the
  * goodput (bytes/ms) over the second half. */
@@ -137,8 +104,7 @@ static void run_path(uint32_t rtt, uint32_t rate, uint64_t total, uint32_t *win_
 {
     um_mux_config_t c;
     um_mux_config_default(&c);
-    c.ping_interval_ms = 2 * rtt; /* the RTT known early (and the default 30 s timeout: a
-                                   * timeout of 0 would drop every PONG) */
+    c.ping_interval_ms = 2 * rtt; /* the RTT known early */
     pair_t p;
     pair_init(&p, &c, &c, 77);
     um_addr_t d = test_dest();
@@ -169,11 +135,7 @@ static void run_path(uint32_t rtt, uint32_t rate, uint64_t total, uint32_t *win_
                 pq_push(&q[s], t + rtt / 2, rec, n);
             }
             if (credit[s] > 4.0 * sizeof(rec)) credit[s] = 4.0 * sizeof(rec);
-            while (q[s].head < q[s].tail && q[s].q[q[s].head].at <= t) {
-                pkt_t *k = &q[s].q[q[s].head++];
-                assert_int_equal(um_mux_feed(p.m[1 - s], k->b, k->n), 0);
-                free(k->b);
-            }
+            pq_deliver(&q[s], p.m[1 - s], t);
         }
         um_mux_event_t ev;
         while (um_mux_poll(p.m[1], &ev)) {
@@ -199,11 +161,8 @@ static void run_path(uint32_t rtt, uint32_t rate, uint64_t total, uint32_t *win_
     }
     assert_int_equal(recvd, total);
     *goodput = (double)(recvd - half_bytes) / (double)(t - half_at);
-    for (int s = 0; s < 2; s++) {
-        while (q[s].head < q[s].tail)
-            free(q[s].q[q[s].head++].b);
-        free(q[s].q);
-    }
+    pq_free(&q[0]);
+    pq_free(&q[1]);
     pair_free(&p);
 }
 

@@ -530,6 +530,19 @@ tl_tshark_hello() {
     ! grep -qiE "Malformed|Expert Info \((Error|Warning)" "$1.tshark"
 }
 
+# tl_hide_lib SONAME: sets HIDE_LIB to a command prefix under which SONAME
+# cannot be loaded (an empty file bound over it in a private mount namespace;
+# the command keeps its pid). Returns 1 (HIDE_LIB empty) without root or
+# without the library.
+tl_hide_lib() {
+    local f
+    HIDE_LIB=()
+    [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 || return 1
+    f=$(ldconfig -p 2>/dev/null | awk -v s="$1" '$1 == s { print $NF; exit }')
+    [ -n "$f" ] && f=$(readlink -f "$f") && [ -f "$f" ] || return 1
+    HIDE_LIB=(unshare -m --propagation private sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$f")
+}
+
 # ---------------------------------------------------------------- self-test
 
 # Run directly (CTest registers every tests/integration/*.sh), this file

@@ -83,6 +83,31 @@ grep -q '"STATUS": "session up to 127.0.0.1:'"$SPORT" "$WORK/notify-client.log" 
 tl_stop client "$CLIENT_PID" $((10 * TM)) && ok "client: exit 0 on SIGTERM"
 CLIENT_PID=""
 r=$($N wait "$WORK/notify-client.log" STOPPING=1 $((5 * TM))) && ok "client: STOPPING=1" || bad "client: $r"
+# ---- client with NOTIFY_SOCKET set but libsystemd not loadable (it is opened
+# with dlopen only then): one warning, no notification, and the client works as
+# it does without systemd. Needs root: an empty file is bound over the library
+# in a private mount namespace (tl_hide_lib).
+if ! tl_hide_lib libsystemd.so.0; then
+  echo "# skip libsystemd missing: needs root (a private mount namespace) and libsystemd.so.0"
+else
+  tl_bg "$WORK/notify-nolib.err" $N listen "$WORK/notify-nolib.sock" "$WORK/notify-nolib.log"
+  for _ in $(seq 100); do [ -S "$WORK/notify-nolib.sock" ] && break; sleep 0.05; done
+  NOLIB_SOCKS=$(tl_free_port)
+  EVENTS=$WORK/nolib.events
+  NOTIFY_SOCKET=$WORK/notify-nolib.sock tl_bg "$WORK/nolib.log" "${HIDE_LIB[@]}" "$UMBRA" client \
+    --link "$LINK" --socks "127.0.0.1:$NOLIB_SOCKS" --events "$EVENTS" --control off
+  NOLIB_PID=$BG_PID
+  tl_wait_listen "$NOLIB_SOCKS" $((10 * TM)) "$NOLIB_PID" && ok "no libsystemd: the client listens" \
+    || bad "no libsystemd: the client did not start: $(tail -3 "$WORK/nolib.log")"
+  if out=$(tl_wait_session 1 $((15 * TM))); then ok "no libsystemd: session up"; else bad "no libsystemd: session: $out"; fi
+  grep -q 'NOTIFY_SOCKET is set but libsystemd cannot be loaded (.*): no readiness notifications' "$WORK/nolib.log" &&
+    ok "no libsystemd: the log says why there are no notifications" || bad "no libsystemd: no warning: $(tail -3 "$WORK/nolib.log")"
+  expect_eq "no libsystemd: one warning, not one per notification" \
+    "$(grep -c 'libsystemd cannot be loaded' "$WORK/nolib.log")" 1
+  tl_stop "client without libsystemd" "$NOLIB_PID" $((10 * TM)) && ok "no libsystemd: exit 0 on SIGTERM"
+  [ -s "$WORK/notify-nolib.log" ] && bad "no libsystemd: notifications arrived: $(cat "$WORK/notify-nolib.log")" \
+    || ok "no libsystemd: no notification reached NOTIFY_SOCKET"
+fi
 # ---- client in VPN mode (needs root and /dev/net/tun; the namespace is ours)
 if [ "$(id -u)" != 0 ] || [ ! -c /dev/net/tun ] || [ "$TL_NETNS" != 1 ]; then
   echo "# skip VPN mode: needs root, /dev/net/tun and a private network namespace"

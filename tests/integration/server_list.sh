@@ -199,6 +199,24 @@ sign 3 2020-01-01T00:00:00Z "$WORK/www/servers.list"
 refused "expired list" "expired"
 sign 1 2099-01-01T00:00:00Z "$WORK/www/servers.list"
 refused "older version" "older version"
+# libcurl is opened with dlopen on the first list-url fetch: where it cannot
+# be loaded, the fetch is refused with that reason and the kept list stays in
+# use. Needs root: an empty file is bound over the library in a private mount
+# namespace (tl_hide_lib).
+if tl_hide_lib libcurl.so.4; then
+    U_REAL=$U
+    U=$WORK/umbra-without-libcurl
+    printf '#!/bin/sh\nexec' >"$U"
+    printf " '%s'" "${HIDE_LIB[@]}" "$U_REAL" >>"$U"
+    printf ' "$@"\n' >>"$U"
+    chmod 755 "$U"
+    refused "libcurl missing" "fetch failed: libcurl cannot be loaded"
+    grep -q 'cannot load libcurl (list-url fetches need it): .*file too short' "$WORK/client-two.log" &&
+        ok "libcurl missing: the log says why" || bad "libcurl missing: no warning: $(grep -i curl "$WORK/client-two.log")"
+    U=$U_REAL
+else
+    echo "# skip libcurl missing: needs root (a private mount namespace) and libcurl.so.4"
+fi
 
 for s in alpha beta gamma; do
     grep -q 'serving server list version 2' "$WORK/server-$s.log" && [ $s = gamma ] && bad "gamma serves a list"

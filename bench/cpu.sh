@@ -17,10 +17,12 @@
 #   --prof perf   during one extra run of --prof-case (default dl1) per
 #                 system, `perf record -g` on the client and on the server;
 #                 reports in BUILD_DIR/cpu-prof/SYSTEM-CASE-{client,server}.txt
-#   --prof strace the same with `strace -c -f` (syscall counts)
+#   --prof strace the same with `strace -c -f` (syscall counts; STRACE_OPTS
+#                 replaces -c, e.g. "-e trace=read,write -e signal=none" for a log)
 #   --umbra NAME=BINARY  measure this umbra build too, as system NAME (may be
 #                 repeated: before/after builds side by side in one run; the
 #                 default is umbra=BUILD_DIR/umbra)
+#   --split       also the client's and the server's CPU s/GiB apart (medians)
 #
 # Topology:
 #   curl ──► SOCKS5 client side ──► server side ──► nginx (GET)      127.0.0.1
@@ -34,7 +36,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 TOOL="$SRC/bench/peers_tool.py"
 UMBRAS=()
-bdir=build mib=512 reps=3 only="umbra,ss,microsocks" cases="dl1,dl8,ul1,ul8" prof="" pcase=dl1
+bdir=build mib=512 reps=3 only="umbra,ss,microsocks" cases="dl1,dl8,ul1,ul8" prof="" pcase=dl1 split=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mib) mib=$2; shift ;;
@@ -44,7 +46,8 @@ while [ $# -gt 0 ]; do
     --prof) prof=$2; shift ;;
     --prof-case) pcase=$2; shift ;;
     --umbra) UMBRAS+=("$2"); shift ;;
-    -h|--help) sed -n "2,25p" "$0"; exit 0 ;;
+    --split) split=1 ;;
+    -h|--help) sed -n "2,27p" "$0"; exit 0 ;;
     -*) echo "cpu.sh: unknown option '$1'" >&2; exit 1 ;;
     *) bdir=$1 ;;
   esac
@@ -119,7 +122,7 @@ profile() { # SYS CASE PROXY CPID SPID
     if [ "$prof" = perf ]; then
       perf record ${PERF_CG:--g} -o "$T/$role.data" -p "$p" >/dev/null 2>&1 &
     else
-      strace -c -f -o "$out/$sys-$c-$role.txt" -p "$p" 2>/dev/null &
+      strace ${STRACE_OPTS:--c} -f -o "$out/$sys-$c-$role.txt" -p "$p" 2>/dev/null &
     fi
     pp+=($!)
   done
@@ -178,17 +181,21 @@ sleep 0.5
 
 # Runs interleaved (rep, then case, then system), so a load that comes and
 # goes touches every system alike; the median of the reps is printed.
-declare -A MB=() CS=()
+declare -A MB=() CS=() CSC=() CSS=()
 for ((r = 0; r < reps; r++)); do
   for c in ${cases//,/ }; do
     for sys in "${SYS[@]}"; do
       pids=$(printf '%s\n' "${S_CP[$sys]}" "${S_SP[$sys]}" | sort -u)
       c0=$(ticks $pids)
+      cc0=$(ticks "${S_CP[$sys]}")
       v=$(xfer "$c" "${S_PORT[$sys]}")
       c1=$(ticks $pids)
+      cc1=$(ticks "${S_CP[$sys]}")
       read -r m b <<<"$v"
       MB[$sys.$c]+="$m "
       CS[$sys.$c]+="$(awk -v t=$((c1 - c0)) -v k="$CLK" -v b="$b" 'BEGIN { printf "%.3f", (b > 0 ? t / k / (b / 1073741824) : 0) }') "
+      CSC[$sys.$c]+="$(awk -v t=$((cc1 - cc0)) -v k="$CLK" -v b="$b" 'BEGIN { printf "%.3f", (b > 0 ? t / k / (b / 1073741824) : 0) }') "
+      CSS[$sys.$c]+="$(awk -v t=$((c1 - c0 - cc1 + cc0)) -v k="$CLK" -v b="$b" 'BEGIN { printf "%.3f", (b > 0 ? t / k / (b / 1073741824) : 0) }') "
     done
   done
 done
@@ -198,6 +205,10 @@ for c in ${cases//,/ }; do
     printf '%-11s %-4s MB/s %6s  CPU s/GiB %6s   (runs: MB/s %s| s/GiB %s)\n' "$sys" "$c" \
       "$(tr ' ' '\n' <<<"${MB[$sys.$c]}" | grep . | median)" \
       "$(tr ' ' '\n' <<<"${CS[$sys.$c]}" | grep . | median)" "${MB[$sys.$c]}" "${CS[$sys.$c]}"
+    [ "$split" = 1 ] && [ "${S_CP[$sys]}" != "${S_SP[$sys]}" ] &&
+      printf '%-11s %-4s      client CPU s/GiB %6s  server %6s\n' "$sys" "$c" \
+        "$(tr ' ' '\n' <<<"${CSC[$sys.$c]}" | grep . | median)" \
+        "$(tr ' ' '\n' <<<"${CSS[$sys.$c]}" | grep . | median)"
   done
 done
 if [ -n "$prof" ]; then

@@ -12,6 +12,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/rdshare.h"
+#include "util/uvread.h"
 #include "util/uvwrite.h"
 #include "util/log.h"
 
@@ -71,6 +72,7 @@ struct dconn {
     size_t early_n;
     uint64_t rstamp; /* rdshare: the last period this connection read in */
     size_t queued;
+    um_uvread_t rd; /* read_stop is a soft pause (util/uvread.h) */
     bool above;
     bool reading; /* the user wants data */
     bool closed;
@@ -88,6 +90,10 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     dconn_t *c = h->data;
     um_direct_t *r = c->d->root ? c->d->root : c->d;
+    if (um_uvread_refuse(&c->rd)) { /* paused: nothing is read, the fd stays armed */
+        *b = uv_buf_init(NULL, 0);
+        return;
+    }
     if (!r->rbuf) r->rbuf = malloc(READ_BUF);
     b->base = (char *)r->rbuf;
     b->len = r->rbuf ? um_rdshare_next(&r->rshare, &c->rstamp, um_now_ms(), READ_ROUND, READ_MIN,
@@ -99,7 +105,7 @@ static void conn_fail(dconn_t *c, int err)
 {
     if (c->failed || c->closed) return;
     c->failed = true;
-    uv_read_stop((uv_stream_t *)c->tcp);
+    um_uvread_halt(&c->rd, (uv_stream_t *)c->tcp);
     c->cbs->on_error(c->arg, err);
 }
 
@@ -109,8 +115,10 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (c->closed) return;
     if (nread > 0) {
         c->cbs->on_data(c->arg, (const uint8_t *)b->base, (size_t)nread);
+    } else if (nread == UV_ENOBUFS && um_uvread_enobufs(&c->rd, s)) {
+        return; /* a read refused while paused */
     } else if (nread == UV_EOF) {
-        uv_read_stop(s);
+        um_uvread_halt(&c->rd, s);
         c->cbs->on_eof(c->arg);
     } else if (nread < 0) {
         conn_fail(c, UM_EPIPE);
@@ -163,7 +171,7 @@ static void on_dialed(void *arg, int result, uv_tcp_t *tcp)
     }
     free(c->early);
     c->early = NULL;
-    if (c->reading) uv_read_start((uv_stream_t *)tcp, conn_alloc, conn_read);
+    if (c->reading) um_uvread_start(&c->rd, (uv_stream_t *)tcp, conn_alloc, conn_read);
     c->cbs->on_open(c->arg, UM_CONN_OK);
 }
 
@@ -218,7 +226,9 @@ static int d_read_start(um_conn_t *uc)
     dconn_t *c = (dconn_t *)uc;
     c->reading = true;
     if (c->tcp && !c->failed && !c->closed)
-        return uv_read_start((uv_stream_t *)c->tcp, conn_alloc, conn_read) == 0 ? 0 : UM_EPIPE;
+        return um_uvread_start(&c->rd, (uv_stream_t *)c->tcp, conn_alloc, conn_read) == 0
+                   ? 0
+                   : UM_EPIPE;
     return 0;
 }
 
@@ -226,7 +236,7 @@ static int d_read_stop(um_conn_t *uc)
 {
     dconn_t *c = (dconn_t *)uc;
     c->reading = false;
-    if (c->tcp) uv_read_stop((uv_stream_t *)c->tcp);
+    if (c->tcp) um_uvread_pause(&c->rd); /* a stop and a start within a turn cost no syscall */
     return 0;
 }
 

@@ -21,7 +21,12 @@ void um_mux_config_default(um_mux_config_t *c)
     c->send_total_max = 1024 * 1024;
     c->record_size = 16384;
     c->max_frame = UM_MUX_FRAME_MAX;
-    c->quantum = 16384;
+    /* Four records per turn of the round-robin: with 16 KiB, 8 downloads
+     * reached the client interleaved record by record, so each loop turn
+     * (256 KiB read) gave every stream ~32 KiB and the client wrote its
+     * applications' sockets in as many small writes, one wakeup of the
+     * reader each (docs/internals/mux.md, Scheduler). */
+    c->quantum = 65536;
     c->young_bytes = 256 * 1024;
     c->bulk_queue = 64 * 1024;
     c->max_assocs = 256;

@@ -63,7 +63,7 @@ typedef struct {
 /* Defaults: 1024 streams, 128 pending opens, windows 256 KiB..16 MiB per
  * stream and 1..64 MiB per session, 384 KiB send buffer per stream and
  * 1 MiB over all streams, 16 KiB records and
- * frames, 16 KiB quantum, 256 associations, 10 s ping, 30 s timeout, 60 s
+ * frames, 64 KiB quantum, 256 associations, 10 s ping, 30 s timeout, 60 s
  * stream progress timeout. */
 /* A stream is young until it has sent young_bytes (default 256 KiB) of
  * payload: young streams are served before the others, round-robin among

@@ -141,6 +141,7 @@ stream_t *mux_find(const um_mux_t *m, uint32_t id);
 int mux_table_grow(um_mux_t *m);
 void mux_active_add(um_mux_t *m, stream_t *s);
 void mux_active_remove(um_mux_t *m, stream_t *s);
+void mux_active_demote(um_mux_t *m, stream_t *s);
 void mux_wu_add(um_mux_t *m, stream_t *s);
 void mux_wu_remove(um_mux_t *m, stream_t *s);
 void mux_acct_sync(um_mux_t *m, stream_t *s);

@@ -169,9 +169,10 @@ static size_t drr(um_mux_t *m, bool young, uint8_t *out, size_t w, size_t cap)
             skips = 0;
             continue;
         }
-        if (young && s->sent >= m->cfg.young_bytes) { /* grown up: to the bulk ring */
-            mux_active_remove(m, s);
-            mux_active_add(m, s);
+        if (young && s->sent >= m->cfg.young_bytes) {
+            /* grown up (or a sparse stream's one turn is over, and it
+             * still has bytes): to the bulk ring */
+            mux_active_demote(m, s);
             skips = 0;
             continue;
         }

@@ -40,13 +40,32 @@ int mux_table_grow(um_mux_t *m)
     return 0;
 }
 
+static void active_insert(um_mux_t *m, stream_t *s, bool young);
+
 /* A stream joins the young ring while it has sent less than young_bytes,
- * else the bulk ring; the datagram queue is always on the bulk ring. */
+ * or when it becomes sendable with at most one record queued (a sparse
+ * stream: a request on a long-lived connection, a keystroke; it gets one
+ * turn there, see drr() in send.c), else the bulk ring; the datagram queue
+ * is always on the bulk ring. */
 void mux_active_add(um_mux_t *m, stream_t *s)
 {
     if (s->flags & S_ACTIVE) return;
+    bool young = !(s->flags & S_DGRAM) &&
+                 (s->sent < m->cfg.young_bytes || um_buf_len(&s->tx) <= m->cfg.record_size);
+    active_insert(m, s, young);
+}
+
+/* A young stream that has had its turn goes to the back of the bulk ring. */
+void mux_active_demote(um_mux_t *m, stream_t *s)
+{
+    mux_active_remove(m, s);
+    active_insert(m, s, false);
+}
+
+static void active_insert(um_mux_t *m, stream_t *s, bool young)
+{
+    if (s->flags & S_ACTIVE) return;
     s->flags |= S_ACTIVE;
-    bool young = !(s->flags & S_DGRAM) && s->sent < m->cfg.young_bytes;
     stream_t **head = young ? &m->young : &m->active;
     if (young)
         s->flags |= S_YOUNG;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "util/err.h"
+#include "util/uvread.h"
 #include "util/uvwrite.h"
 
 /* Read buffers are not part of a connection: a read borrows the loop
@@ -33,6 +34,7 @@ struct um_tcp {
     void *drain_ud, *conn_ud;
     size_t wq, wq_max;
     int want_drain, closing, shut;
+    um_uvread_t rd; /* read_stop is a soft pause (util/uvread.h) */
 };
 
 /* Unsent bytes the kernel may hold for a connection (TCP_NOTSENT_LOWAT).
@@ -250,8 +252,12 @@ void um_tcp_set_wq_max(um_tcp_t *t, size_t max)
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
-    (void)h;
+    um_tcp_t *t = h->data;
     (void)hint;
+    if (um_uvread_refuse(&t->rd)) { /* paused: nothing is read, the fd stays armed */
+        *b = uv_buf_init(NULL, 0);
+        return;
+    }
     if (!tl_rbuf_busy) {
         tl_rbuf_busy = 1;
         b->base = (char *)tl_rbuf;
@@ -277,9 +283,10 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         rbuf_release(b);
         return;
     }
+    if (n == UV_ENOBUFS && um_uvread_enobufs(&t->rd, s)) return; /* a refused read */
     if (n < 0) {
         rbuf_release(b);
-        uv_read_stop(s);
+        um_uvread_halt(&t->rd, s);
         if (t->read_cb) t->read_cb(t, NULL, 0, n == UV_EOF ? UM_EPIPE : (int)n, t->read_ud);
         return;
     }
@@ -290,13 +297,17 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 int um_tcp_read_start(um_tcp_t *t)
 {
     if (t->closing) return UM_EPIPE;
-    int r = uv_read_start((uv_stream_t *)&t->h, alloc_cb, read_cb);
-    return r == UV_EALREADY ? 0 : r;
+    return um_uvread_start(&t->rd, (uv_stream_t *)&t->h, alloc_cb, read_cb);
 }
 
+/* A soft pause (util/uvread.h): a stop and a start within a turn of the
+ * loop (the tunnel's per-turn read bound, a feeder's high water) cost no
+ * system call; a pause that lasts until the loop finds the socket readable
+ * again stops the reads for real then. */
 int um_tcp_read_stop(um_tcp_t *t)
 {
-    return uv_read_stop((uv_stream_t *)&t->h);
+    um_uvread_pause(&t->rd);
+    return 0;
 }
 
 static void written(void *ud, size_t n, int status)

@@ -51,6 +51,10 @@ void um_tcp_set_read_cb(um_tcp_t *t, um_tcp_read_cb cb, void *ud);
 void um_tcp_set_drain_cb(um_tcp_t *t, um_tcp_event_cb cb, void *ud);
 void um_tcp_set_wq_max(um_tcp_t *t, size_t max);
 int um_tcp_read_start(um_tcp_t *t);
+/* Pauses reading: no read callback until um_tcp_read_start. A soft pause
+ * (util/uvread.h): the socket stays in the loop's poll set until the loop
+ * finds it readable while still paused, so a stop and a start within one
+ * turn of the loop cost no system call. Returns 0. */
 int um_tcp_read_stop(um_tcp_t *t);
 /* Copies p. UM_ENOSPC (nothing queued) when the queue would pass wq_max. */
 int um_tcp_write(um_tcp_t *t, const uint8_t *p, size_t n);

@@ -5,7 +5,11 @@
  *    them it shares the pipe with the bulk stream half and half (the bulk
  *    stream itself is past its own first 256 KiB). Both ways:
  *    a client's upload and a server's download;
- *  - 8 equal bulk streams get equal shares of the pipe;
+ *  - 8 equal bulk streams get equal shares of the pipe, each in runs of one
+ *    quantum (64 KiB, four records) rather than record by record;
+ *  - a stream long past its young bytes that has a small request to send
+ *    (at most one record queued when it becomes sendable) sends it in the
+ *    next record beside a bulk stream, every time;
  *  - a stream past its young bytes reports tx_full past 64 KiB queued (its
  *    writer stops reading its source), a young one with twice as much
  *    queued does not.
@@ -13,6 +17,14 @@
 #include "test_mux_pair.h"
 
 enum { REC = 16384, BULK_Q = 384 * 1024, YOUNG = 256 * 1024 };
+
+/* The default deficit round-robin quantum (mux.c). */
+static uint64_t quantum(void)
+{
+    um_mux_config_t c;
+    um_mux_config_default(&c);
+    return c.quantum;
+}
 
 static void accept_all(um_mux_t *m)
 {
@@ -189,8 +201,8 @@ static void beside_bulk(int side)
     assert_int_equal(b.bulk_before, 0);
     /* Then it is a bulk stream like the other: half and half (DRR). */
     assert_true(b.young_after >= 256 * 1024);
-    assert_true(b.bulk_after + 2 * REC >= b.young_after);
-    assert_true(b.young_after + 2 * REC >= b.bulk_after);
+    assert_true(b.bulk_after + 2 * quantum() >= b.young_after);
+    assert_true(b.young_after + 2 * quantum() >= b.bulk_after);
     pair_free(&p);
 }
 
@@ -255,7 +267,7 @@ static void fair_run(int side)
             if (fa.got[k] < lo) lo = fa.got[k];
             if (fa.got[k] > hi) hi = fa.got[k];
         }
-        if (hi - lo > 2 * REC)
+        if (hi - lo > 2 * quantum())
             fail_msg("record %ld: shares %llu..%llu", i, (unsigned long long)lo,
                      (unsigned long long)hi);
     }
@@ -273,6 +285,132 @@ static void test_fair_download(void **state)
 {
     (void)state;
     fair_run(1);
+}
+
+/* ---- runs of one quantum ------------------------------------------------- */
+
+/* 8 bulk streams with full queues: the payload on the wire comes in runs
+ * of one stream's bytes; once every stream is past its young bytes (a
+ * stream that reaches them leaves the young ring mid-run), every run
+ * carries about one quantum (frames are charged header included, so a
+ * little less), none a single record. */
+typedef struct {
+    uint32_t cur;   /* stream of the current run (0: none) */
+    uint64_t run;   /* its payload bytes so far */
+    uint64_t total; /* payload bytes seen */
+    uint64_t runs, small, least;
+} runs_t;
+
+static void on_runs(const um_mux_frame_t *f, void *arg)
+{
+    runs_t *r = arg;
+    if ((f->type != UM_MUX_DATA && f->type != UM_MUX_OPEN) || f->data_len == 0) return;
+    if (f->id != r->cur) {
+        /* counted from one round after the young phase (the first runs may
+         * have started mid-quantum) */
+        bool counted = r->cur && r->total - r->run > (uint64_t)NB * (YOUNG + quantum());
+        if (counted) {
+            if (r->run < r->least) r->least = r->run;
+            if (r->run < quantum() - 8 * UM_MUX_HDR) r->small++;
+            r->runs++;
+        }
+        r->cur = f->id;
+        r->run = 0;
+    }
+    r->run += f->data_len;
+    r->total += f->data_len;
+}
+
+static void test_bulk_runs(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, NULL, NULL, 43);
+    p.rechunk = 0;
+    um_addr_t d = test_dest();
+    uint32_t ids[NB];
+    for (int i = 0; i < NB; i++)
+        assert_int_equal(um_mux_stream_open(p.m[0], &d, &ids[i]), 0);
+    pair_settle(&p);
+    accept_all(p.m[1]);
+    pair_settle(&p);
+    accept_all(p.m[0]);
+    static wire_t w;
+    memset(&w, 0, sizeof(w));
+    runs_t r = {.least = UINT64_MAX};
+    for (int i = 0; i < 4000 && r.runs < 100; i++) {
+        for (int k = 0; k < NB; k++)
+            top_up(p.m[1], ids[k], BULK_Q);
+        assert_true(step(&p, 1, &w, ids, NB, on_runs, &r) > 0);
+    }
+    print_message("%llu runs, least %llu bytes, %llu shorter than a quantum\n",
+                  (unsigned long long)r.runs, (unsigned long long)r.least,
+                  (unsigned long long)r.small);
+    assert_true(r.runs >= 100);
+    assert_int_equal(r.small, 0);
+    assert_true(r.least >= 3 * REC); /* more than three records in a row, every time */
+    pair_free(&p);
+}
+
+/* ---- a sparse stream beside a bulk one ----------------------------------- */
+
+static void push(pair_t *p, uint32_t id, const uint32_t *ids, size_t nids, uint64_t n);
+
+typedef struct {
+    uint32_t id;
+    uint64_t got; /* its payload bytes seen */
+} sparse_t;
+
+static void on_sparse(const um_mux_frame_t *f, void *arg)
+{
+    sparse_t *sp = arg;
+    if ((f->type == UM_MUX_DATA || f->type == UM_MUX_OPEN) && f->id == sp->id)
+        sp->got += f->data_len;
+}
+
+static void test_sparse_beside_bulk(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, NULL, NULL, 61);
+    p.rechunk = 0;
+    um_addr_t d = test_dest();
+    uint32_t ids[2]; /* bulk, then the sparse one */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(um_mux_stream_open(p.m[0], &d, &ids[i]), 0);
+    pair_settle(&p);
+    accept_all(p.m[1]);
+    pair_settle(&p);
+    accept_all(p.m[0]);
+    push(&p, ids[1], ids, 2, 1024 * 1024); /* long past its young bytes */
+    pair_settle(&p);
+    drain_all(p.m[1], ids, 2);
+    static wire_t w;
+    memset(&w, 0, sizeof(w));
+    sparse_t sp = {.id = ids[1]};
+    static const uint8_t req[1024];
+    int next = 0, n_req = 0;
+    for (int i = 0; i < 4000 && n_req < 200; i++) {
+        top_up(p.m[0], ids[0], BULK_Q);
+        /* once the bulk stream is past its own young bytes (till then both
+         * are young, equal), a request now and then, whatever phase the
+         * bulk stream's turn is in */
+        if (i >= 2 * YOUNG / REC && i % 7 == 0) {
+            size_t acc;
+            assert_int_equal(um_mux_stream_write(p.m[0], ids[1], req, sizeof(req), &acc), 0);
+            assert_int_equal(acc, sizeof(req));
+            uint64_t before = sp.got;
+            assert_true(step(&p, 0, &w, ids, 2, on_sparse, &sp) > 0);
+            n_req++;
+            if (sp.got == before + sizeof(req)) next++;
+            continue;
+        }
+        assert_true(step(&p, 0, &w, ids, 2, on_sparse, &sp) > 0);
+    }
+    print_message("%d of %d requests in the next record\n", next, n_req);
+    assert_int_equal(n_req, 200);
+    assert_int_equal(next, n_req);
+    pair_free(&p);
 }
 
 /* ---- the bulk queue bound ------------------------------------------------ */
@@ -360,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_young_upload), cmocka_unit_test(test_young_download),
         cmocka_unit_test(test_fair_upload),  cmocka_unit_test(test_fair_download),
         cmocka_unit_test(test_bulk_queue),   cmocka_unit_test(test_bulk_queue_alone),
+        cmocka_unit_test(test_bulk_runs),    cmocka_unit_test(test_sparse_beside_bulk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
  * Every test ends by checking that the loop closes with no handle left. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -358,10 +359,15 @@ static void test_dial_caps(void **state)
     assert_int_equal(global.dials, 2);
     /* Another client (no client quota): the global dial cap lets one more
      * in, but both global sockets are held by the hanging dials, so it waits
-     * and times out although its destination listens. */
+     * and times out although its destination listens. (By name, as the
+     * others: a literal would take a socket inside um_dial_start.) */
+    char en[64];
+    snprintf(en, sizeof(en), "localhost:%u", echo_port);
+    um_addr_t ena;
+    um_addr_parse(&ena, en, strlen(en), 0, NULL, 0);
     um_dialer_t other = cfg;
     other.quota[1] = NULL;
-    assert_int_equal(um_dial_start(&other, &ea, on_dial, &r4, NULL), 0);
+    assert_int_equal(um_dial_start(&other, &ena, on_dial, &r4, NULL), 0);
     assert_int_equal(um_dial_start(&other, &ea, on_dial, &r3, NULL), UM_EAGAIN);
     while (r1.calls + r2.calls + r4.calls < 3)
         uv_run(&loop, UV_RUN_ONCE);
@@ -382,6 +388,127 @@ static void test_dial_caps(void **state)
     echo_stop();
     run_and_close();
     hang_stop();
+    um_policy_close(&pol);
+}
+
+/* --- IP literals: no resolver turn ------------------------------------------- */
+
+typedef struct {
+    int calls, result;
+    bool caller_done; /* set by the test after um_dial_start returned */
+} lit_res_t;
+
+static int lit_calls;
+
+/* Frees the caller's context, as a stream's owner may when its dial fails:
+ * were it called from inside um_dial_start, the caller's write after the
+ * call would be a use after free (ASan), and caller_done would be false. */
+static void on_lit(void *arg, int result, uv_tcp_t *tcp)
+{
+    lit_res_t *r = arg;
+    assert_true(r->caller_done);
+    lit_calls++;
+    if (tcp) um_dial_tcp_close(tcp);
+    free(r);
+}
+
+static um_addr_t domain_of(const char *host, uint16_t port)
+{
+    um_addr_t a;
+    memset(&a, 0, sizeof(a));
+    a.type = UM_ADDR_DOMAIN;
+    a.domain_len = (uint8_t)strlen(host);
+    memcpy(a.u.domain, host, a.domain_len);
+    a.port = port;
+    return a;
+}
+
+/* An IP literal, as an address or as a name ("127.0.0.1" in a SOCKS5
+ * domain request), starts its connect inside um_dial_start: the quota holds
+ * its socket when the call returns (through the resolver it held none until
+ * the resolver's delivery turn). A literal the policy refuses, or one whose
+ * connect fails, is still told from the loop, never inside the call: the
+ * first uv_run(UV_RUN_NOWAIT) turn for the refusal. */
+static void test_dial_literal(void **state)
+{
+    uv_loop_init(&loop);
+    echo_start();
+    um_resolver_t *rs;
+    assert_int_equal(um_resolver_new(&loop, 2000, &rs), 0);
+    um_policy_t pol;
+    um_policy_init(&pol);
+    assert_int_equal(um_policy_allow_str(&pol, "127.0.0.1/32", NULL, 0), 0);
+    um_dial_quota_t q = {0};
+    um_dialer_t cfg = {
+        .loop = &loop, .resolver = rs, .policy = &pol, .timeout_ms = 3000, .quota = {&q}};
+    char b[64];
+    snprintf(b, sizeof(b), "127.0.0.1:%u", echo_port);
+    um_addr_t lits[2];
+    assert_int_equal(um_addr_parse(&lits[0], b, strlen(b), 0, NULL, 0), 0);
+    assert_int_equal(lits[0].type, UM_ADDR_IPV4);
+    lits[1] = domain_of("127.0.0.1", echo_port);
+    for (int i = 0; i < 2; i++) {
+        dial_res_t d = {0};
+        assert_int_equal(um_dial_start(&cfg, &lits[i], on_dial, &d, NULL), 0);
+        assert_int_equal(q.sockets, 1); /* the connect is in flight already */
+        assert_int_equal(d.calls, 0);
+        for (int k = 0; k < 1000 && d.calls == 0; k++)
+            uv_run(&loop, UV_RUN_ONCE);
+        assert_int_equal(d.calls, 1);
+        assert_int_equal(d.result, UM_CONN_OK);
+        um_dial_tcp_close(d.tcp);
+        assert_int_equal(q.sockets + q.dials, 0);
+    }
+    /* A name still goes through the resolver (no socket yet). */
+    um_addr_t name = domain_of("localhost", echo_port);
+    dial_res_t dn = {0};
+    assert_int_equal(um_dial_start(&cfg, &name, on_dial, &dn, NULL), 0);
+    assert_int_equal(q.sockets, 0);
+    for (int k = 0; k < 1000 && dn.calls == 0; k++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(dn.result, UM_CONN_OK);
+    um_dial_tcp_close(dn.tcp);
+    /* Refused by the policy, both forms: told in the next turn, not inside
+     * the call, to a callback that frees the caller's context. */
+    um_addr_t refused[2];
+    snprintf(b, sizeof(b), "127.0.0.2:%u", echo_port);
+    assert_int_equal(um_addr_parse(&refused[0], b, strlen(b), 0, NULL, 0), 0);
+    refused[1] = domain_of("127.0.0.2", echo_port);
+    for (int i = 0; i < 2; i++) {
+        lit_calls = 0;
+        lit_res_t *r = calloc(1, sizeof(*r));
+        assert_non_null(r);
+        assert_int_equal(um_dial_start(&cfg, &refused[i], on_lit, r, NULL), 0);
+        assert_int_equal(lit_calls, 0);
+        r->caller_done = true; /* the caller still uses its context here */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        assert_int_equal(lit_calls, 1);
+        assert_int_equal(q.sockets + q.dials, 0);
+    }
+    /* A refused port: the connect fails in the loop, then the callback. */
+    lit_calls = 0;
+    lit_res_t *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    um_addr_t cp = lits[0];
+    cp.port = closed_port();
+    assert_int_equal(um_dial_start(&cfg, &cp, on_lit, r, NULL), 0);
+    r->caller_done = true;
+    for (int k = 0; k < 1000 && lit_calls == 0; k++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(lit_calls, 1);
+    /* Cancelled with its connect in flight, and a refused one cancelled
+     * before its turn: no callback, nothing left open. */
+    dial_res_t dc = {0};
+    um_dial_t *dl;
+    assert_int_equal(um_dial_start(&cfg, &lits[1], on_dial, &dc, &dl), 0);
+    um_dial_cancel(dl);
+    assert_int_equal(um_dial_start(&cfg, &refused[1], on_dial, &dc, &dl), 0);
+    um_dial_cancel(dl);
+    assert_int_equal(q.sockets + q.dials, 0);
+    um_resolver_free(rs);
+    echo_stop();
+    run_and_close();
+    assert_int_equal(dc.calls, 0);
     um_policy_close(&pol);
 }
 
@@ -561,9 +688,8 @@ static void test_direct(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolver),
-        cmocka_unit_test(test_dial),
-        cmocka_unit_test(test_dial_caps),
+        cmocka_unit_test(test_resolver),  cmocka_unit_test(test_dial),
+        cmocka_unit_test(test_dial_caps), cmocka_unit_test(test_dial_literal),
         cmocka_unit_test(test_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -176,6 +177,73 @@ static void test_resolver(void **state)
     um_resolver_free(rs);
     run_and_close();
     assert_int_equal(r4.calls, 0);
+}
+
+/* A query made from an I/O callback (as the server's dial is made from the
+ * carrier's read) is answered in the same loop turn: the uv_run(NOWAIT) that
+ * ran the callback has also delivered the answer, from the check phase right
+ * after the poll phase; never inside um_resolver_query. A query made from
+ * outside the loop is answered within the next uv_run(NOWAIT). */
+typedef struct {
+    um_resolver_t *rs;
+    uv_poll_t p;
+    int fd;
+    int polled;
+    res_t a, b;
+} rturn_t;
+
+static void rturn_poll(uv_poll_t *h, int status, int events)
+{
+    rturn_t *t = h->data;
+    (void)status;
+    (void)events;
+    char c;
+    assert_int_equal(read(t->fd, &c, 1), 1);
+    t->polled++;
+    uv_poll_stop(h);
+    assert_int_equal(um_resolver_query(t->rs, "::1", 443, on_res, &t->a, NULL), 0);
+    assert_int_equal(um_resolver_query(t->rs, "127.0.0.1", 80, on_res, &t->b, NULL), 0);
+    assert_int_equal(t->a.calls + t->b.calls, 0); /* never inside the call */
+}
+
+static void test_resolver_turn(void **state)
+{
+    (void)state;
+    uv_loop_init(&loop);
+    rturn_t t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(um_resolver_new(&loop, 2000, &t.rs), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t.fd = sv[0];
+    assert_int_equal(uv_poll_init(&loop, &t.p, sv[0]), 0);
+    t.p.data = &t;
+    assert_int_equal(uv_poll_start(&t.p, UV_READABLE, rturn_poll), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    for (int i = 0; i < 1000 && !t.polled; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (!t.polled) uv_sleep(1);
+    }
+    assert_int_equal(t.polled, 1);
+    /* The turn that ran the poll callback delivered both answers. */
+    assert_int_equal(t.a.calls, 1);
+    assert_int_equal(t.b.calls, 1);
+    assert_int_equal(t.a.status, 0);
+    assert_int_equal(t.a.a[0].type, UM_ADDR_IPV6);
+    assert_int_equal(t.a.a[0].port, 443);
+    assert_int_equal(t.b.a[0].type, UM_ADDR_IPV4);
+    /* From outside the loop: not inside the call, then in one turn. */
+    res_t c = {0};
+    assert_int_equal(um_resolver_query(t.rs, "10.1.2.3", 53, on_res, &c, NULL), 0);
+    assert_int_equal(c.calls, 0);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.a[0].port, 53);
+    uv_close((uv_handle_t *)&t.p, NULL);
+    um_resolver_free(t.rs);
+    run_and_close();
+    close(sv[0]);
+    close(sv[1]);
 }
 
 /* --- dialer ---------------------------------------------------------------- */
@@ -688,9 +756,9 @@ static void test_direct(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolver),  cmocka_unit_test(test_dial),
-        cmocka_unit_test(test_dial_caps), cmocka_unit_test(test_dial_literal),
-        cmocka_unit_test(test_direct),
+        cmocka_unit_test(test_resolver),     cmocka_unit_test(test_resolver_turn),
+        cmocka_unit_test(test_dial),         cmocka_unit_test(test_dial_caps),
+        cmocka_unit_test(test_dial_literal), cmocka_unit_test(test_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,9 +59,14 @@ static void dial_done(um_relay_t *r, int side, int result, void *ud)
     if (result == UM_CONN_OK) {
         um_conn_t *m = NULL;
         if (um_tunnel_accept(ss->t, sr->id, &um_relay_cbs_a, r, &m) == 0) {
+            um_tunnel_t *t = ss->t;
             sr->active = true;
             um_relay_start(r, m, sr->d);
             sr->d = NULL;
+            /* The early data to the destination and OPEN_RESULT onto the
+             * carrier in this turn (the connect's callback, which runs
+             * nothing after us), not from the tunnel's next idle turn. */
+            um_tunnel_flush(t);
             return;
         }
         result = UM_CONN_GENERAL_FAILURE;
@@ -79,6 +84,16 @@ static void dial_done(um_relay_t *r, int side, int result, void *ud)
     relay_unlink(sr);
 }
 
+/* The destination's first bytes (a response's head) onto the carrier in the
+ * turn they were read, ahead of the tunnel's next idle turn; later reads
+ * are batched by the pump as before. */
+static void relay_first(um_relay_t *r, int side, void *ud)
+{
+    srv_relay_t *sr = ud;
+    (void)r;
+    if (side == 1) um_tunnel_flush(sr->ss->t);
+}
+
 void srv_on_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *ud)
 {
     srv_sess_t *ss = ud;
@@ -94,6 +109,7 @@ void srv_on_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *ud)
     }
     sr->ss = ss;
     sr->r = r;
+    um_relay_set_first(r, relay_first);
     sr->id = id;
     sr->dst = *dst;
     int rc =

@@ -32,6 +32,7 @@ struct um_dial {
     uv_timer_t deadline;
     int refs; /* 1 for the dial itself + open handles + attempts */
     bool finished;
+    bool starting;  /* inside um_dial_start: a failure is told from the loop */
     int result;     /* pending deferred result */
     int last_error; /* last connect error, um_conn_result_t */
 };
@@ -130,12 +131,28 @@ static void finish(um_dial_t *d)
     dial_unref(d);
 }
 
+static void on_deferred_fail(uv_timer_t *t);
+
 static void fail(um_dial_t *d, int result)
 {
+    if (d->starting) {
+        /* An IP literal is tried inside um_dial_start, whose caller must not
+         * hear the result from inside its own call: the next timer phase
+         * tells it (no attempt is in flight, so the stagger timer is free). */
+        d->result = result;
+        uv_timer_start(&d->stagger, on_deferred_fail, 0, 0);
+        return;
+    }
     um_dial_cb cb = d->cb;
     void *arg = d->arg;
     finish(d);
     cb(arg, result, NULL);
+}
+
+static void on_deferred_fail(uv_timer_t *t)
+{
+    um_dial_t *d = t->data;
+    fail(d, d->result);
 }
 
 static void start_next(um_dial_t *d);
@@ -293,25 +310,31 @@ int um_dial_start(const um_dialer_t *cfg, const um_addr_t *dst, um_dial_cb cb, v
     d->stagger.data = d->deadline.data = d;
     d->refs = 3;
     uv_timer_start(&d->deadline, on_deadline, cfg->timeout_ms ? cfg->timeout_ms : 10000, 0);
-    /* Names and IP literals both go through the resolver, which answers
-     * literals without DNS and always from the loop, never from here. */
+    /* An IP literal (also one sent as a name, as SOCKS5 clients that leave
+     * resolution to the proxy do) needs no resolver: its connect starts
+     * here, in the turn the stream was opened, instead of after the
+     * resolver's delivery turn. A failure is still told from the loop. */
     char host[UM_DOMAIN_MAX + 1];
-    if (dst->type == UM_ADDR_DOMAIN) {
-        memcpy(host, dst->u.domain, dst->domain_len);
-        host[dst->domain_len] = '\0';
-    } else {
-        um_addr_t a = *dst;
-        char s[UM_ADDR_STRLEN];
-        um_addr_format(&a, s, sizeof(s));
-        /* strip ":port" and the IPv6 brackets */
-        char *colon = strrchr(s, ':');
-        if (colon) *colon = '\0';
-        if (s[0] == '[') {
-            s[strlen(s) - 1] = '\0';
-            memmove(s, s + 1, strlen(s));
-        }
-        snprintf(host, sizeof(host), "%s", s);
+    um_addr_t lit = *dst;
+    if (dst->type == UM_ADDR_DOMAIN &&
+        (um_addr_parse_host(&lit, dst->u.domain, dst->domain_len, NULL, 0) != 0 ||
+         lit.type == UM_ADDR_DOMAIN))
+        lit.type = UM_ADDR_DOMAIN;
+    if (lit.type != UM_ADDR_DOMAIN) {
+        lit.port = dst->port;
+        size_t refused;
+        d->starting = true;
+        set_addrs(d, &lit, 1, &refused);
+        if (d->n == 0)
+            fail(d, UM_CONN_NOT_ALLOWED);
+        else
+            start_next(d);
+        d->starting = false;
+        if (out) *out = d;
+        return 0;
     }
+    memcpy(host, dst->u.domain, dst->domain_len);
+    host[dst->domain_len] = '\0';
     int rc = um_resolver_query(cfg->resolver, host, dst->port, on_resolved, d, &d->query);
     if (rc != 0) {
         d->cb = NULL;

@@ -1,7 +1,11 @@
 /* c-ares driven by libuv: c-ares tells us (sock_state_cb) which sockets to
  * watch; a uv_poll per socket and one timer feed ares_process_fd. Results are
- * queued and delivered from a zero timer, so no callback ever runs inside
- * um_resolver_query (c-ares may answer /etc/hosts lookups synchronously). */
+ * queued and delivered from a check handle (right after the loop's poll
+ * phase: an answer read from a DNS socket, or a query made from an I/O
+ * callback, is delivered in the same turn) or a zero timer (a query made
+ * before the poll phase: the timer keeps the poll from blocking), whichever
+ * runs first, so no callback ever runs inside um_resolver_query (c-ares may
+ * answer /etc/hosts lookups synchronously). */
 #include "exit/resolver.h"
 
 #include <ares.h>
@@ -41,6 +45,7 @@ struct um_resolver {
     bool closing;
     uv_timer_t timer;   /* c-ares timeouts */
     uv_timer_t deliver; /* deferred callbacks */
+    uv_check_t dcheck;  /* ... or these, whichever runs first */
     int handles;        /* open uv handles, the resolver included as 1 */
     sockpoll_t *polls;
     um_resolve_t *done_head, *done_tail;
@@ -49,6 +54,7 @@ struct um_resolver {
 
 static void on_timer(uv_timer_t *t);
 static void on_deliver(uv_timer_t *t);
+static void on_deliver_check(uv_check_t *c);
 
 static void unref(um_resolver_t *r)
 {
@@ -142,12 +148,28 @@ static void enqueue(um_resolve_t *q)
     else
         r->done_head = q;
     r->done_tail = q;
-    if (!r->closing) uv_timer_start(&r->deliver, on_deliver, 0, 0);
+    if (!r->closing) {
+        uv_timer_start(&r->deliver, on_deliver, 0, 0);
+        uv_check_start(&r->dcheck, on_deliver_check);
+    }
 }
+
+static void deliver(um_resolver_t *r);
 
 static void on_deliver(uv_timer_t *t)
 {
-    um_resolver_t *r = t->data;
+    deliver(t->data);
+}
+
+static void on_deliver_check(uv_check_t *c)
+{
+    deliver(c->data);
+}
+
+static void deliver(um_resolver_t *r)
+{
+    uv_timer_stop(&r->deliver);
+    uv_check_stop(&r->dcheck);
     /* Deliver only what is queued now; callbacks may start new queries. */
     um_resolve_t *q = r->done_head, *last = r->done_tail;
     r->done_head = r->done_tail = NULL;
@@ -230,8 +252,9 @@ int um_resolver_new(uv_loop_t *loop, uint32_t timeout_ms, um_resolver_t **out)
     r->loop = loop;
     uv_timer_init(loop, &r->timer);
     uv_timer_init(loop, &r->deliver);
-    r->timer.data = r->deliver.data = r;
-    r->handles = 3;
+    uv_check_init(loop, &r->dcheck);
+    r->timer.data = r->deliver.data = r->dcheck.data = r;
+    r->handles = 4;
     *out = r;
     return 0;
 }
@@ -256,6 +279,7 @@ void um_resolver_free(um_resolver_t *r)
     }
     uv_close((uv_handle_t *)&r->timer, on_handle_closed);
     uv_close((uv_handle_t *)&r->deliver, on_handle_closed);
+    uv_close((uv_handle_t *)&r->dcheck, on_handle_closed);
     unref(r);
 }
 

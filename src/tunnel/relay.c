@@ -19,6 +19,7 @@ struct um_relay {
     side_t s[2];
     um_relay_open_cb open_cb;
     um_relay_end_cb end_cb;
+    um_relay_first_cb first_cb;
     void *ud;
     uint64_t linger_until;
     bool started, ended, timer_on;
@@ -78,6 +79,7 @@ static void on_data(um_relay_t *r, int i, const uint8_t *p, size_t n)
 {
     side_t *me = &r->s[i], *other = &r->s[1 - i];
     if (!r->started || r->ended || !other->c) return;
+    bool first = me->bytes == 0;
     me->bytes += n;
     if (um_conn_write(other->c, p, n) != 0) {
         end(r);
@@ -87,6 +89,7 @@ static void on_data(um_relay_t *r, int i, const uint8_t *p, size_t n)
         me->paused = true;
         um_conn_read_stop(me->c);
     }
+    if (first && r->first_cb) r->first_cb(r, i, r->ud); /* last: may end the relay */
 }
 
 static void on_eof(um_relay_t *r, int i)
@@ -175,4 +178,9 @@ void um_relay_discard(um_relay_t *r)
     if (r->ended) return;
     r->ended = true;
     uv_close((uv_handle_t *)&r->timer, relay_freed);
+}
+
+void um_relay_set_first(um_relay_t *r, um_relay_first_cb cb)
+{
+    r->first_cb = cb;
 }

@@ -31,5 +31,11 @@ void um_relay_start(um_relay_t *r, um_conn_t *a, um_conn_t *b);
 void um_relay_abort(um_relay_t *r);
 /* Frees a relay that was never started (its streams closed by the caller). */
 void um_relay_discard(um_relay_t *r);
+/* cb runs once per side, right after the side's first bytes were written to
+ * the other side (from inside that side's on_data, as its last step), e.g.
+ * to push a stream's first response bytes out in the turn they were read
+ * (um_tunnel_flush). The relay may end inside cb: cb must not use it after. */
+typedef void (*um_relay_first_cb)(um_relay_t *r, int side, void *ud);
+void um_relay_set_first(um_relay_t *r, um_relay_first_cb cb);
 
 #endif

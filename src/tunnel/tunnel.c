@@ -452,6 +452,31 @@ void tn_schedule(um_tunnel_t *t)
     uv_idle_start(&t->idle, on_idle);
 }
 
+/* The records of this read into the mux, and its events handled, in the
+ * turn they were read: an OPEN reaches the owner (on_opened: the server's
+ * dial starts) now, not after the loop's next turn. Stream deliveries and
+ * the carrier's writes stay with the pump (the idle handle), so the records
+ * of several reads still reach each stream together. From the carrier's
+ * read callback only, which no call of the tunnel's user runs inside; the
+ * pump's guard keeps it out of a pump in progress. */
+static void feed_mux(um_tunnel_t *t)
+{
+    if (t->down || t->in_pump || !t->mux) return;
+    t->in_pump = true;
+    for (int i = 0; i < 64 && !t->fatal; i++) {
+        const uint8_t *p;
+        size_t n = um_sess_peek(t->sess, &p);
+        if (!n) break;
+        int r = um_mux_feed(t->mux, p, n);
+        um_sess_consume(t->sess, n);
+        if (r < 0) t->fatal = r;
+    }
+    um_mux_event_t ev;
+    for (int i = 0; i < 4096 && !t->down && um_mux_poll(t->mux, &ev); i++)
+        handle_event(t, &ev);
+    t->in_pump = false;
+}
+
 static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int status, void *ud)
 {
     um_tunnel_t *t = ud;
@@ -459,8 +484,9 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
     if (status != 0) {
         /* Records of earlier reads may still wait for the pump (it runs from
          * the idle handle): they reach the mux before the end does, as the
-         * peer sent them. */
-        if (um_sess_readable(t->sess)) {
+         * peer sent them. Those already in the mux (feed_mux) wait on the
+         * ready list for that pump. */
+        if (um_sess_readable(t->sess) || t->ready || t->idle_on) {
             pump(t);
             if (t->down) return;
         }
@@ -519,10 +545,15 @@ static void on_car_read(um_carrier_t *car, const uint8_t *p, size_t n, int statu
      * together, so the streams' bytes leave in a few large writes instead of
      * one small write per stream per read (8 parallel downloads: 40k writes
      * of 13 KB for 512 MB at the client before, see bench/peers.sh). */
-    if (t->fatal)
+    if (t->fatal) {
         pump(t);
-    else
-        tn_schedule(t);
+    } else {
+        feed_mux(t);
+        if (t->fatal && !t->down)
+            pump(t);
+        else
+            tn_schedule(t);
+    }
 }
 
 static void on_car_drain(um_carrier_t *car, void *ud)
@@ -859,4 +890,9 @@ void um_tunnel_stats(const um_tunnel_t *t, um_tunnel_stats_t *st)
 bool um_tunnel_is_down(const um_tunnel_t *t)
 {
     return t->down;
+}
+
+void um_tunnel_flush(um_tunnel_t *t)
+{
+    if (t && !t->down) pump(t);
 }

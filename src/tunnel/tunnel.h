@@ -161,6 +161,13 @@ int um_tunnel_accept(um_tunnel_t *t, uint32_t id, const um_conn_cbs_t *cbs, void
                      um_conn_t **out);
 /* Server: answer the peer-opened stream `id` with a failure (um_conn_result_t). */
 void um_tunnel_refuse(um_tunnel_t *t, uint32_t id, int result);
+/* The pump now, not from the idle handle on the loop's next turn: what the
+ * streams wrote goes onto the carrier (sealed) and what the mux holds for
+ * them is delivered, here. The one exception to "never from inside a call
+ * the user made": stream callbacks may run inside it, so call it only where
+ * nothing the caller still uses can be freed by them (e.g. as the last
+ * thing a libuv callback of the caller's does). No-op inside the pump. */
+void um_tunnel_flush(um_tunnel_t *t);
 /* Server: send a datagram back on association `assoc`, from `src`. */
 int um_tunnel_dgram_send(um_tunnel_t *t, uint32_t assoc, const um_addr_t *src, const uint8_t *p,
                          size_t n);

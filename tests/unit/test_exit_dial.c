@@ -4,10 +4,12 @@
  * Every test ends by checking that the loop closes with no handle left. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -175,6 +177,73 @@ static void test_resolver(void **state)
     um_resolver_free(rs);
     run_and_close();
     assert_int_equal(r4.calls, 0);
+}
+
+/* A query made from an I/O callback (as the server's dial is made from the
+ * carrier's read) is answered in the same loop turn: the uv_run(NOWAIT) that
+ * ran the callback has also delivered the answer, from the check phase right
+ * after the poll phase; never inside um_resolver_query. A query made from
+ * outside the loop is answered within the next uv_run(NOWAIT). */
+typedef struct {
+    um_resolver_t *rs;
+    uv_poll_t p;
+    int fd;
+    int polled;
+    res_t a, b;
+} rturn_t;
+
+static void rturn_poll(uv_poll_t *h, int status, int events)
+{
+    rturn_t *t = h->data;
+    (void)status;
+    (void)events;
+    char c;
+    assert_int_equal(read(t->fd, &c, 1), 1);
+    t->polled++;
+    uv_poll_stop(h);
+    assert_int_equal(um_resolver_query(t->rs, "::1", 443, on_res, &t->a, NULL), 0);
+    assert_int_equal(um_resolver_query(t->rs, "127.0.0.1", 80, on_res, &t->b, NULL), 0);
+    assert_int_equal(t->a.calls + t->b.calls, 0); /* never inside the call */
+}
+
+static void test_resolver_turn(void **state)
+{
+    (void)state;
+    uv_loop_init(&loop);
+    rturn_t t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(um_resolver_new(&loop, 2000, &t.rs), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t.fd = sv[0];
+    assert_int_equal(uv_poll_init(&loop, &t.p, sv[0]), 0);
+    t.p.data = &t;
+    assert_int_equal(uv_poll_start(&t.p, UV_READABLE, rturn_poll), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    for (int i = 0; i < 1000 && !t.polled; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (!t.polled) uv_sleep(1);
+    }
+    assert_int_equal(t.polled, 1);
+    /* The turn that ran the poll callback delivered both answers. */
+    assert_int_equal(t.a.calls, 1);
+    assert_int_equal(t.b.calls, 1);
+    assert_int_equal(t.a.status, 0);
+    assert_int_equal(t.a.a[0].type, UM_ADDR_IPV6);
+    assert_int_equal(t.a.a[0].port, 443);
+    assert_int_equal(t.b.a[0].type, UM_ADDR_IPV4);
+    /* From outside the loop: not inside the call, then in one turn. */
+    res_t c = {0};
+    assert_int_equal(um_resolver_query(t.rs, "10.1.2.3", 53, on_res, &c, NULL), 0);
+    assert_int_equal(c.calls, 0);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.a[0].port, 53);
+    uv_close((uv_handle_t *)&t.p, NULL);
+    um_resolver_free(t.rs);
+    run_and_close();
+    close(sv[0]);
+    close(sv[1]);
 }
 
 /* --- dialer ---------------------------------------------------------------- */
@@ -358,10 +427,15 @@ static void test_dial_caps(void **state)
     assert_int_equal(global.dials, 2);
     /* Another client (no client quota): the global dial cap lets one more
      * in, but both global sockets are held by the hanging dials, so it waits
-     * and times out although its destination listens. */
+     * and times out although its destination listens. (By name, as the
+     * others: a literal would take a socket inside um_dial_start.) */
+    char en[64];
+    snprintf(en, sizeof(en), "localhost:%u", echo_port);
+    um_addr_t ena;
+    um_addr_parse(&ena, en, strlen(en), 0, NULL, 0);
     um_dialer_t other = cfg;
     other.quota[1] = NULL;
-    assert_int_equal(um_dial_start(&other, &ea, on_dial, &r4, NULL), 0);
+    assert_int_equal(um_dial_start(&other, &ena, on_dial, &r4, NULL), 0);
     assert_int_equal(um_dial_start(&other, &ea, on_dial, &r3, NULL), UM_EAGAIN);
     while (r1.calls + r2.calls + r4.calls < 3)
         uv_run(&loop, UV_RUN_ONCE);
@@ -382,6 +456,127 @@ static void test_dial_caps(void **state)
     echo_stop();
     run_and_close();
     hang_stop();
+    um_policy_close(&pol);
+}
+
+/* --- IP literals: no resolver turn ------------------------------------------- */
+
+typedef struct {
+    int calls, result;
+    bool caller_done; /* set by the test after um_dial_start returned */
+} lit_res_t;
+
+static int lit_calls;
+
+/* Frees the caller's context, as a stream's owner may when its dial fails:
+ * were it called from inside um_dial_start, the caller's write after the
+ * call would be a use after free (ASan), and caller_done would be false. */
+static void on_lit(void *arg, int result, uv_tcp_t *tcp)
+{
+    lit_res_t *r = arg;
+    assert_true(r->caller_done);
+    lit_calls++;
+    if (tcp) um_dial_tcp_close(tcp);
+    free(r);
+}
+
+static um_addr_t domain_of(const char *host, uint16_t port)
+{
+    um_addr_t a;
+    memset(&a, 0, sizeof(a));
+    a.type = UM_ADDR_DOMAIN;
+    a.domain_len = (uint8_t)strlen(host);
+    memcpy(a.u.domain, host, a.domain_len);
+    a.port = port;
+    return a;
+}
+
+/* An IP literal, as an address or as a name ("127.0.0.1" in a SOCKS5
+ * domain request), starts its connect inside um_dial_start: the quota holds
+ * its socket when the call returns (through the resolver it held none until
+ * the resolver's delivery turn). A literal the policy refuses, or one whose
+ * connect fails, is still told from the loop, never inside the call: the
+ * first uv_run(UV_RUN_NOWAIT) turn for the refusal. */
+static void test_dial_literal(void **state)
+{
+    uv_loop_init(&loop);
+    echo_start();
+    um_resolver_t *rs;
+    assert_int_equal(um_resolver_new(&loop, 2000, &rs), 0);
+    um_policy_t pol;
+    um_policy_init(&pol);
+    assert_int_equal(um_policy_allow_str(&pol, "127.0.0.1/32", NULL, 0), 0);
+    um_dial_quota_t q = {0};
+    um_dialer_t cfg = {
+        .loop = &loop, .resolver = rs, .policy = &pol, .timeout_ms = 3000, .quota = {&q}};
+    char b[64];
+    snprintf(b, sizeof(b), "127.0.0.1:%u", echo_port);
+    um_addr_t lits[2];
+    assert_int_equal(um_addr_parse(&lits[0], b, strlen(b), 0, NULL, 0), 0);
+    assert_int_equal(lits[0].type, UM_ADDR_IPV4);
+    lits[1] = domain_of("127.0.0.1", echo_port);
+    for (int i = 0; i < 2; i++) {
+        dial_res_t d = {0};
+        assert_int_equal(um_dial_start(&cfg, &lits[i], on_dial, &d, NULL), 0);
+        assert_int_equal(q.sockets, 1); /* the connect is in flight already */
+        assert_int_equal(d.calls, 0);
+        for (int k = 0; k < 1000 && d.calls == 0; k++)
+            uv_run(&loop, UV_RUN_ONCE);
+        assert_int_equal(d.calls, 1);
+        assert_int_equal(d.result, UM_CONN_OK);
+        um_dial_tcp_close(d.tcp);
+        assert_int_equal(q.sockets + q.dials, 0);
+    }
+    /* A name still goes through the resolver (no socket yet). */
+    um_addr_t name = domain_of("localhost", echo_port);
+    dial_res_t dn = {0};
+    assert_int_equal(um_dial_start(&cfg, &name, on_dial, &dn, NULL), 0);
+    assert_int_equal(q.sockets, 0);
+    for (int k = 0; k < 1000 && dn.calls == 0; k++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(dn.result, UM_CONN_OK);
+    um_dial_tcp_close(dn.tcp);
+    /* Refused by the policy, both forms: told in the next turn, not inside
+     * the call, to a callback that frees the caller's context. */
+    um_addr_t refused[2];
+    snprintf(b, sizeof(b), "127.0.0.2:%u", echo_port);
+    assert_int_equal(um_addr_parse(&refused[0], b, strlen(b), 0, NULL, 0), 0);
+    refused[1] = domain_of("127.0.0.2", echo_port);
+    for (int i = 0; i < 2; i++) {
+        lit_calls = 0;
+        lit_res_t *r = calloc(1, sizeof(*r));
+        assert_non_null(r);
+        assert_int_equal(um_dial_start(&cfg, &refused[i], on_lit, r, NULL), 0);
+        assert_int_equal(lit_calls, 0);
+        r->caller_done = true; /* the caller still uses its context here */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        assert_int_equal(lit_calls, 1);
+        assert_int_equal(q.sockets + q.dials, 0);
+    }
+    /* A refused port: the connect fails in the loop, then the callback. */
+    lit_calls = 0;
+    lit_res_t *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    um_addr_t cp = lits[0];
+    cp.port = closed_port();
+    assert_int_equal(um_dial_start(&cfg, &cp, on_lit, r, NULL), 0);
+    r->caller_done = true;
+    for (int k = 0; k < 1000 && lit_calls == 0; k++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(lit_calls, 1);
+    /* Cancelled with its connect in flight, and a refused one cancelled
+     * before its turn: no callback, nothing left open. */
+    dial_res_t dc = {0};
+    um_dial_t *dl;
+    assert_int_equal(um_dial_start(&cfg, &lits[1], on_dial, &dc, &dl), 0);
+    um_dial_cancel(dl);
+    assert_int_equal(um_dial_start(&cfg, &refused[1], on_dial, &dc, &dl), 0);
+    um_dial_cancel(dl);
+    assert_int_equal(q.sockets + q.dials, 0);
+    um_resolver_free(rs);
+    echo_stop();
+    run_and_close();
+    assert_int_equal(dc.calls, 0);
     um_policy_close(&pol);
 }
 
@@ -561,10 +756,9 @@ static void test_direct(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolver),
-        cmocka_unit_test(test_dial),
-        cmocka_unit_test(test_dial_caps),
-        cmocka_unit_test(test_direct),
+        cmocka_unit_test(test_resolver),     cmocka_unit_test(test_resolver_turn),
+        cmocka_unit_test(test_dial),         cmocka_unit_test(test_dial_caps),
+        cmocka_unit_test(test_dial_literal), cmocka_unit_test(test_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

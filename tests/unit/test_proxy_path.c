@@ -9,7 +9,10 @@
  * - the listener has TCP_NODELAY (inherited by accepted sockets) and, for
  *   SOCKS5 and HTTP, TCP_DEFER_ACCEPT: no setsockopt per connection, and a
  *   connection is handed over only with its first bytes;
- * - a connection both sides ended is closed without a shutdown() call. */
+ * - a connection both sides ended is closed without a shutdown() call;
+ * - an HTTP CONNECT (fast open) and a plain request do not stop and restart
+ *   reading (no epoll_ctl beyond the first ADD);
+ * - a response head and the body bytes that came with it leave in one write. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -419,13 +422,96 @@ static void test_half_close_from_stream(void **state)
     rig_down(&r);
 }
 
+/* HTTP CONNECT with fast open: reading is never stopped and started again
+ * around the request (one epoll_ctl: the ADD). */
+static void test_http_connect_reads_on(void **state)
+{
+    (void)state;
+    rig_t r;
+    rig_up(&r, UM_PROXY_HTTP, true);
+    static const char req[] = "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n";
+    send_all(&r, req, sizeof(req) - 1);
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    uint8_t got[sizeof(ok) - 1];
+    assert_int_equal(recv_n(&r, got, sizeof(got)), 0);
+    assert_memory_equal(got, ok, sizeof(got));
+    send_all(&r, "\x16\x03\x01hi", 5);
+    PUMP_UNTIL(&r, r.g.opens == 1);
+    assert_int_equal(r.g.early_len, 5);
+    r.g.c->cbs->on_open(r.g.c->arg, UM_CONN_OK);
+    send_all(&r, "more", 4);
+    PUMP_UNTIL(&r, r.g.wrote_len == 4);
+    int a = accepted_fd(&r);
+    assert_true(a >= 0);
+    assert_int_equal(count(K_EPOLL_CTL, a), 1);
+    rig_down(&r);
+}
+
+/* A plain request: the response head and the body bytes that came with it
+ * leave in one write; reading stays on across the request, so the next
+ * request on the connection needs no epoll_ctl either. */
+static void test_http_get_one_write(void **state)
+{
+    (void)state;
+    rig_t r;
+    rig_up(&r, UM_PROXY_HTTP, true);
+    static const char req[] = "GET http://127.0.0.1/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    send_all(&r, req, sizeof(req) - 1);
+    PUMP_UNTIL(&r, r.g.opens == 1);
+    assert_true(r.g.early_len > 0);
+    int a = accepted_fd(&r);
+    assert_true(a >= 0);
+    r.g.c->cbs->on_open(r.g.c->arg, UM_CONN_OK);
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    size_t w0 = count(K_WRITE, a);
+    r.g.c->cbs->on_data(r.g.c->arg, (const uint8_t *)resp, sizeof(resp) - 1);
+    assert_int_equal(count(K_WRITE, a) - w0, 1);
+    char got[512] = {0};
+    size_t n = 0;
+    while (n < 5 || memcmp(got + n - 5, "hello", 5) != 0) {
+        assert_true(n < sizeof(got));
+        assert_int_equal(recv_n(&r, (uint8_t *)got + n, 1), 0);
+        n++;
+    }
+    assert_true(n > 17 && memcmp(got, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(got, "\r\n\r\nhello"));
+    /* The next request on the same connection. */
+    PUMP_UNTIL(&r, r.g.c == NULL);
+    send_all(&r, req, sizeof(req) - 1);
+    PUMP_UNTIL(&r, r.g.opens == 2);
+    assert_int_equal(count(K_EPOLL_CTL, a), 1);
+    rig_down(&r);
+}
+
+/* A request body that is not all there yet: reading pauses until the stream
+ * is open, and the body reaches it whole and in order, not taken for the
+ * next request. */
+static void test_http_body_after_open(void **state)
+{
+    (void)state;
+    rig_t r;
+    rig_up(&r, UM_PROXY_HTTP, false);
+    static const char head[] = "POST http://127.0.0.1/x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Length: 10\r\n\r\nabc";
+    send_all(&r, head, sizeof(head) - 1);
+    PUMP_UNTIL(&r, r.g.opens == 1);
+    send_all(&r, "defghij", 7);
+    for (int i = 0; i < 20; i++)
+        uv_run(&r.loop, UV_RUN_NOWAIT);
+    r.g.c->cbs->on_open(r.g.c->arg, UM_CONN_OK);
+    PUMP_UNTIL(&r, r.g.wrote_len == 7);
+    assert_memory_equal(r.g.wrote, "defghij", 7);
+    assert_memory_equal(r.g.early + r.g.early_len - 3, "abc", 3);
+    rig_down(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_no_setsockopt),
-        cmocka_unit_test(test_defer_accept),
-        cmocka_unit_test(test_close_after_both_ends),
-        cmocka_unit_test(test_half_close_from_stream),
+        cmocka_unit_test(test_accept_no_setsockopt),  cmocka_unit_test(test_defer_accept),
+        cmocka_unit_test(test_close_after_both_ends), cmocka_unit_test(test_half_close_from_stream),
+        cmocka_unit_test(test_http_connect_reads_on), cmocka_unit_test(test_http_get_one_write),
+        cmocka_unit_test(test_http_body_after_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

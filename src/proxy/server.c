@@ -3,11 +3,13 @@
  * half-close, and a gentle close (flush, FIN, drain input for a moment). */
 #include "proxy/server.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "proxy/server_int.h"
 #include "util/clock.h"
@@ -139,6 +141,28 @@ static void pc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     } else if (nread < 0) {
         pc_close(c);
     }
+}
+
+/* A listener that defers accepts (listener_opts) hands over a connection
+ * with its first bytes: they are read now, in the accept's turn, not after a
+ * poll that would only say they are there (beside a bulk transfer, a whole
+ * loop turn of its reads and writes). What libuv's read would do: the same
+ * buffer and callback; EAGAIN or an error is left to libuv's read. */
+static void pc_read_first(pc_t *c)
+{
+    uv_os_fd_t fd;
+    if (!c->reading || c->phase == PC_CLOSED || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
+    uv_buf_t b;
+    pc_alloc((uv_handle_t *)&c->tcp, PC_READ_BUF, &b);
+    if (!b.len) return;
+    ssize_t n;
+    do
+        n = recv(fd, b.base, b.len, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        pc_on_read((uv_stream_t *)&c->tcp, n, &b);
+    else if (n == 0)
+        pc_on_read((uv_stream_t *)&c->tcp, UV_EOF, &b);
 }
 
 void pc_read_start(pc_t *c)
@@ -544,6 +568,7 @@ static void on_connection(uv_stream_t *server, int status)
     pc_timer(c, px->o.handshake_timeout_ms);
     pc_read_start(c);
     px->k->start(c);
+    if (px->defer_accept) pc_read_first(c);
 }
 
 /* Socket options of the listener that spare every accepted connection a
@@ -566,7 +591,7 @@ static void listener_opts(um_proxy_t *px)
      * first. */
     if (px->kind == UM_PROXY_SOCKS5 || px->kind == UM_PROXY_HTTP) {
         int secs = PC_DEFER_ACCEPT_S;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+        px->defer_accept = setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0;
     }
 #endif
 }

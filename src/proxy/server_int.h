@@ -48,6 +48,7 @@ struct um_proxy {
     uint8_t *rbuf;
     um_rdshare_t rshare;
     bool nodelay_inherited; /* accepted sockets get TCP_NODELAY from the listener */
+    bool defer_accept;      /* TCP_DEFER_ACCEPT: a connection comes with its first bytes */
 };
 
 enum { PC_HANDSHAKE, PC_OPENING, PC_RELAY, PC_HTTP, PC_DRAIN, PC_CLOSED };

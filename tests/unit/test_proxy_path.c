@@ -365,6 +365,40 @@ static void test_defer_accept(void **state)
     defer_case(UM_PROXY_FORWARD, false);
 }
 
+/* The first bytes are handled in the turn that accepts the connection: one
+ * loop turn after the greeting was sent, the method reply is there (the
+ * accept's turn used to start reading only, and the next one read). The same
+ * for an HTTP CONNECT (fast open: the 200 comes at once) and a plain request
+ * (the stream opens in that turn). */
+static void test_first_bytes_in_accept_turn(void **state)
+{
+    (void)state;
+    rig_t r;
+    uint8_t got[64];
+    rig_up(&r, UM_PROXY_SOCKS5, true);
+    send_all(&r, "\x05\x01\x00", 3);
+    uv_run(&r.loop, UV_RUN_NOWAIT);
+    assert_int_equal(recv(r.fd, got, sizeof(got), MSG_DONTWAIT), 2);
+    assert_memory_equal(got, "\x05\x00", 2);
+    rig_down(&r);
+
+    rig_up(&r, UM_PROXY_HTTP, true);
+    static const char req[] = "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n";
+    send_all(&r, req, sizeof(req) - 1);
+    uv_run(&r.loop, UV_RUN_NOWAIT);
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    assert_int_equal(recv(r.fd, got, sizeof(got), MSG_DONTWAIT), (ssize_t)(sizeof(ok) - 1));
+    assert_memory_equal(got, ok, sizeof(ok) - 1);
+    rig_down(&r);
+
+    rig_up(&r, UM_PROXY_HTTP, true);
+    static const char get[] = "GET http://127.0.0.1/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    send_all(&r, get, sizeof(get) - 1);
+    uv_run(&r.loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.g.opens, 1);
+    rig_down(&r);
+}
+
 /* The client ended first, then the stream: the proxy closes without a
  * shutdown() call, and the client gets every byte, then the end (a FIN, not
  * a reset). */
@@ -508,9 +542,13 @@ static void test_http_body_after_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_no_setsockopt),  cmocka_unit_test(test_defer_accept),
-        cmocka_unit_test(test_close_after_both_ends), cmocka_unit_test(test_half_close_from_stream),
-        cmocka_unit_test(test_http_connect_reads_on), cmocka_unit_test(test_http_get_one_write),
+        cmocka_unit_test(test_accept_no_setsockopt),
+        cmocka_unit_test(test_defer_accept),
+        cmocka_unit_test(test_first_bytes_in_accept_turn),
+        cmocka_unit_test(test_close_after_both_ends),
+        cmocka_unit_test(test_half_close_from_stream),
+        cmocka_unit_test(test_http_connect_reads_on),
+        cmocka_unit_test(test_http_get_one_write),
         cmocka_unit_test(test_http_body_after_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -102,36 +102,55 @@ static void resp_head(pc_t *c)
         if (final)
             c->resp_keep = c->req_keep && res.framing != UM_HTTP_BODY_EOF && !c->client_eof &&
                            !res.close_after;
-        size_t k = um_http_response_rewrite(
-            &res, p, c->resp_keep, out, UM_HTTP_RESPONSE_REWRITE_CAP(res.head_len, res.nheaders));
-        int w = k ? pc_write(c, out, k) : UM_ENOSPC;
-        free(out);
-        if (w != 0) {
-            if (c->phase != PC_CLOSED) pc_close(c);
-            return;
-        }
-        c->sent_any = true;
+        size_t cap = UM_HTTP_RESPONSE_REWRITE_CAP(res.head_len, res.nheaders);
+        size_t k = um_http_response_rewrite(&res, p, c->resp_keep, out, cap);
         size_t head = res.head_len;
         if (!final) {
+            int w = k ? pc_write(c, out, k) : UM_ENOSPC;
+            free(out);
+            if (w != 0) {
+                if (c->phase != PC_CLOSED) pc_close(c);
+                return;
+            }
+            c->sent_any = true;
             um_buf_consume(&c->resp, head);
             continue;
         }
         um_http_body_init(&c->resp_body, res.framing, res.content_length);
         c->r_state = R_BODY;
-        /* What followed the head is body. Copy it out: resp_body may reset c->resp. */
-        size_t rest = n - head;
-        uint8_t *tmp = rest ? malloc(rest) : NULL;
-        if (rest && !tmp) {
-            pc_close(c);
+        /* The body bytes that came with the head leave with it, in one write
+         * (one syscall, one segment for the application to read). */
+        size_t rest = n - head, used = 0;
+        int b = 0;
+        if (k && rest && !um_http_body_done(&c->resp_body)) {
+            uint8_t *o2 = realloc(out, cap + rest);
+            if (!o2) {
+                free(out);
+                pc_close(c);
+                return;
+            }
+            out = o2;
+            b = um_http_body_feed(&c->resp_body, p + head, rest, &used);
+            if (b < 0) used = 0; /* the head goes out, then the connection is cut */
+            memcpy(out + k, p + head, used);
+        }
+        int w = k ? pc_write(c, out, k + used) : UM_ENOSPC;
+        free(out);
+        if (w != 0 || b < 0) {
+            /* b < 0: the origin broke the framing: cut the client off too */
+            if (c->phase != PC_CLOSED) pc_close(c);
             return;
         }
-        if (rest) memcpy(tmp, p + head, rest);
+        c->sent_any = true;
         um_buf_clear(&c->resp);
-        if (um_http_body_done(&c->resp_body))
+        if (um_http_body_done(&c->resp_body) || b == 1) {
             resp_complete(c);
-        else if (rest)
-            resp_body(c, tmp, rest);
-        free(tmp);
+            return;
+        }
+        if (c->down_pending > UM_CONN_HIGH_WATER && c->up && !c->up_paused) {
+            c->up_paused = true;
+            um_conn_read_stop(c->up);
+        }
         return;
     }
 }
@@ -277,7 +296,11 @@ static void h_process(pc_t *c)
         h_error(c, 407, "proxy authentication required");
         return;
     }
-    pc_read_stop(c);
+    /* Reading stays on unless a request body is still to come: bytes that
+     * arrive before the verdict are kept in c->in (a CONNECT's for the
+     * tunnel, pipelined requests after a complete one) and stop reading
+     * then, so no read is stopped and started again (two epoll_ctl) around
+     * every request. */
     c->req_keep = r->keep_alive;
     c->req_is_head = r->is_head;
     c->phase = PC_OPENING;
@@ -325,6 +348,7 @@ static void h_process(pc_t *c)
         }
         memcpy(early + k, p + r->head_len, used);
         c->req_body_done = b == 1;
+        if (!c->req_body_done) pc_read_stop(c); /* the rest of the body goes on after on_open */
         um_buf_consume(&c->in, r->head_len + used);
         c->h_state = H_OPENING;
         rc = um_conn_open(px->o.conn, &r->dst, early, k + used, &h_cbs, c, &c->up);

@@ -3,9 +3,13 @@
  * half-close, and a gentle close (flush, FIN, drain input for a moment). */
 #include "proxy/server.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "proxy/server_int.h"
 #include "util/clock.h"
@@ -137,6 +141,28 @@ static void pc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     } else if (nread < 0) {
         pc_close(c);
     }
+}
+
+/* A listener that defers accepts (listener_opts) hands over a connection
+ * with its first bytes: they are read now, in the accept's turn, not after a
+ * poll that would only say they are there (beside a bulk transfer, a whole
+ * loop turn of its reads and writes). What libuv's read would do: the same
+ * buffer and callback; EAGAIN or an error is left to libuv's read. */
+static void pc_read_first(pc_t *c)
+{
+    uv_os_fd_t fd;
+    if (!c->reading || c->phase == PC_CLOSED || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
+    uv_buf_t b;
+    pc_alloc((uv_handle_t *)&c->tcp, PC_READ_BUF, &b);
+    if (!b.len) return;
+    ssize_t n;
+    do
+        n = recv(fd, b.base, b.len, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        pc_on_read((uv_stream_t *)&c->tcp, n, &b);
+    else if (n == 0)
+        pc_on_read((uv_stream_t *)&c->tcp, UV_EOF, &b);
 }
 
 void pc_read_start(pc_t *c)
@@ -276,6 +302,14 @@ void pc_up_data(pc_t *c, const uint8_t *p, size_t n)
 void pc_up_eof(pc_t *c)
 {
     c->up_eof = true;
+    if (c->client_eof && !c->shut_sent && c->down_pending == 0) {
+        /* Both ways ended and libuv holds nothing for the client: close()
+         * sends the FIN after what the kernel holds, as shutdown() would
+         * (the client's EOF was read, so no unread input turns it into a
+         * RST), without the shutdown call and the turn its callback waits. */
+        pc_close(c);
+        return;
+    }
     pc_shutdown(c); /* FIN to the client after what is queued */
 }
 
@@ -527,13 +561,39 @@ static void on_connection(uv_stream_t *server, int status)
     c->next = px->conns;
     if (px->conns) px->conns->prev = c;
     px->conns = c;
-    uv_tcp_nodelay(&c->tcp, 1);
+    if (!px->nodelay_inherited) uv_tcp_nodelay(&c->tcp, 1);
     um_buf_init(&c->in, PC_IN_MAX);
     um_buf_init(&c->resp, UM_HTTP_HEAD_MAX);
     c->phase = PC_HANDSHAKE;
     pc_timer(c, px->o.handshake_timeout_ms);
     pc_read_start(c);
     px->k->start(c);
+    if (px->defer_accept) pc_read_first(c);
+}
+
+/* Socket options of the listener that spare every accepted connection a
+ * syscall or a wake-up (docs/internals/proxy.md, "The accept path"). */
+static void listener_opts(um_proxy_t *px)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&px->listener, &fd) != 0) return;
+#ifdef __linux__
+    /* Linux copies TCP_NODELAY from the listener into each accepted socket. */
+    int one = 1;
+    px->nodelay_inherited = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
+#endif
+#ifdef TCP_DEFER_ACCEPT
+    /* SOCKS5 and HTTP clients speak first: the kernel hands over a connection
+     * once its first bytes are there, so the accept and the greeting (or the
+     * request head) come in one wake-up, not two. A client that connects and
+     * sends nothing is handed over after about PC_DEFER_ACCEPT_S seconds
+     * anyway. Not for forwards: their protocol may have the server speak
+     * first. */
+    if (px->kind == UM_PROXY_SOCKS5 || px->kind == UM_PROXY_HTTP) {
+        int secs = PC_DEFER_ACCEPT_S;
+        px->defer_accept = setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0;
+    }
+#endif
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -584,6 +644,7 @@ int um_proxy_new(uv_loop_t *loop, um_proxy_kind_t kind, const um_addr_t *bind,
     /* IPv6 only on an IPv6 address, so 0.0.0.0:P and [::]:P can coexist. */
     int rc = uv_tcp_bind(&px->listener, (const struct sockaddr *)&ss,
                          ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0) listener_opts(px);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&px->listener, PROXY_BACKLOG, on_connection);
     if (rc != 0) {
         char a[UM_ADDR_STRLEN];

@@ -16,6 +16,8 @@
 /* Fast open: after the early reply, how long to wait for the client's first
  * bytes before opening without them (a client whose server speaks first). */
 #define PC_FO_WAIT_MS 20u
+/* TCP_DEFER_ACCEPT of the SOCKS5 and HTTP listeners (seconds). */
+#define PC_DEFER_ACCEPT_S 1
 
 typedef struct pc pc_t;
 
@@ -45,6 +47,8 @@ struct um_proxy {
      * read's size is a share among the connections reading now (rdshare.h). */
     uint8_t *rbuf;
     um_rdshare_t rshare;
+    bool nodelay_inherited; /* accepted sockets get TCP_NODELAY from the listener */
+    bool defer_accept;      /* TCP_DEFER_ACCEPT: a connection comes with its first bytes */
 };
 
 enum { PC_HANDSHAKE, PC_OPENING, PC_RELAY, PC_HTTP, PC_DRAIN, PC_CLOSED };

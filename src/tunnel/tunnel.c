@@ -338,6 +338,43 @@ static bool outbound(um_tunnel_t *t)
     return moved;
 }
 
+/* One record of what the mux holds first (a new stream's OPEN and first
+ * bytes, when one is due: um_mux_want_pull_urgent) to the carrier, from the
+ * pump before it hands the turn's received bulk to the streams: the OPEN
+ * then leaves without waiting for the four 64 KiB writes of a download's
+ * delivery. Only where nothing else decides when bytes leave: no
+ * timing profile, no carrier budget (outbound() keeps those rules), the
+ * carrier's queue below its mark. The same calls as outbound()'s, from the
+ * same place (the pump, after the mux's events): no callback of the user
+ * runs inside. True when it wrote. */
+static bool outbound_urgent(um_tunnel_t *t)
+{
+    if (!t->car || t->budget_hit || t->car_budget || t->tm.profile != UM_TUNNEL_TIMING_NONE)
+        return false;
+    if (um_carrier_queued(t->car) >= TCP_HIGH) return false;
+    fill_session(t, 1); /* one pull: at most one record of frames */
+    size_t outn = 0;
+    int r = um_sess_pull(t->sess, t->out, OUT_CAP, &outn);
+    if (r < 0) {
+        t->fatal = r;
+        return false;
+    }
+    if (!outn) return false;
+    r = um_carrier_write(t->car, t->out, outn);
+    if (r < 0) {
+        if (t->resumable && !t->goaway_in)
+            detach(t, r);
+        else
+            t->fatal = r;
+        return false;
+    }
+    t->st.bytes_out += outn;
+    t->car_bytes += outn;
+    t->st.urgent_writes++;
+    check_soft(t);
+    return true;
+}
+
 static void feed_hold(um_tunnel_t *t)
 {
     if (!t->hold_len) return;
@@ -378,6 +415,8 @@ static void pump(um_tunnel_t *t)
             handle_event(t, &ev);
             if (t->down) goto out;
         }
+        if (t->ready && um_mux_want_pull_urgent(t->mux) && outbound_urgent(t)) progress = true;
+        if (t->down || t->fatal) break;
         while (t->ready && !t->down) {
             struct tconn *c = t->ready;
             t->ready = c->rnext;

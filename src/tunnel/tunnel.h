@@ -90,6 +90,9 @@ typedef struct {
     /* The receive buffer set on the carrier's socket (0: none: the kernel
      * autotunes it, a long path or a carrier without a TCP socket) */
     uint64_t rcv_buf;
+    /* Records sent ahead of a turn's deliveries to streams (new streams'
+     * OPENs, control frames: tunnel.c, outbound_urgent) */
+    uint64_t urgent_writes;
 } um_tunnel_stats_t;
 
 /* The timing profile of a transport (config key `timing`, docs/CONFIG.md).

@@ -647,12 +647,84 @@ static void test_rcv_queue_bounded(void **state)
     fx_down(&fx);
 }
 
+/* A new stream's OPEN beside a download (tunnel.c: pump, outbound_urgent):
+ * one turn reads the carrier (the download's records wait on the ready list
+ * for the pump), a new stream is opened (as the SOCKS5 handshake of a new
+ * connection does, from the same turn), and in the next turn the pump
+ * writes the OPEN to the carrier before it delivers the download's bytes to
+ * its stream. Before, the deliveries (up to four 64 KiB writes to the
+ * application's socket) came first. Only the order of the events of that
+ * turn is looked at. */
+static void c2_open(void *arg, int result)
+{
+    (void)arg;
+    assert_int_equal(result, UM_CONN_OK);
+}
+static void c2_data(void *arg, const uint8_t *p, size_t n)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+}
+static const um_conn_cbs_t c2cbs = {c2_open, c2_data, any_eof, any_error, any_drain};
+
+static void test_open_before_deliveries(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_up(&fx);
+    size_t put = 0;
+    size_t pending = prefill(&fx, &put);
+    assert_true(pending >= PREFILL);
+    n_evs = 0;
+    logging = true;
+    uv_run(&fx.lc, UV_RUN_NOWAIT); /* reads the carrier; the pump is due next turn */
+    int reads = 0;
+    for (int i = 0; i < n_evs; i++)
+        if (evs[i].type == EV_READ) reads++;
+    assert_true(reads > 0);
+    um_addr_t d;
+    memset(&d, 0, sizeof(d));
+    d.type = UM_ADDR_IPV4;
+    d.u.v4[0] = 127;
+    d.u.v4[3] = 1;
+    d.port = 81;
+    static const uint8_t req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(
+        um_conn_open(um_hub_connector(fx.hub), &d, req, sizeof(req) - 1, &c2cbs, &fx, &fx.cc2), 0);
+    int mark = n_evs;
+    log_ev(EV_MARK, 0);
+    uv_run(&fx.lc, UV_RUN_NOWAIT); /* the pump: the OPEN, and the deliveries */
+    logging = false;
+    int first_write = -1, first_data = -1;
+    for (int i = mark; i < n_evs; i++) {
+        if (evs[i].type == EV_WRITE && first_write < 0) first_write = i;
+        if (evs[i].type == EV_DATA && first_data < 0) first_data = i;
+    }
+    print_message("turn after the open: first carrier write at event %d, first delivery at %d\n",
+                  first_write - mark, first_data - mark);
+    assert_true(first_data > mark); /* the case under test: deliveries were due */
+    assert_true(first_write > mark);
+    assert_true(first_write < first_data);
+    um_tunnel_stats_t st;
+    um_tunnel_stats(fx.ct, &st);
+    assert_true(st.urgent_writes >= 1);
+    /* The OPEN reached the server: it accepts the second stream. */
+    uint64_t end = um_now_ms() + 20000;
+    while (!fx.sc2 && um_now_ms() < end)
+        both_once(&fx);
+    assert_non_null(fx.sc2);
+    finish(&fx, put);
+    fx_down(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_bound_per_turn),
         cmocka_unit_test(test_pump_after_reads),
         cmocka_unit_test(test_rcv_queue_bounded),
+        cmocka_unit_test(test_open_before_deliveries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

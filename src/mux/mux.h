@@ -152,6 +152,11 @@ int um_mux_feed_eof(um_mux_t *m);
  * deficit round-robin. */
 size_t um_mux_pull(um_mux_t *m, uint8_t *out, size_t cap);
 bool um_mux_want_pull(const um_mux_t *m);
+/* True when the next pull carries a new stream's OPEN (a stream we opened
+ * whose OPEN has not left yet: the young ring serves it before the bulk
+ * one). The tunnel sends it before it hands the turn's received bulk to the
+ * streams. */
+bool um_mux_want_pull_urgent(const um_mux_t *m);
 /* A new connection under the session: the keepalive clock starts again now
  * and a ping goes at the next tick. */
 void um_mux_touch(um_mux_t *m, uint64_t now_ms);

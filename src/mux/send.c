@@ -223,6 +223,17 @@ out:
     return w;
 }
 
+bool um_mux_want_pull_urgent(const um_mux_t *m)
+{
+    if (m->err || m->stage_len) return false; /* a cut frame's rest goes first anyway */
+    /* The young ring holds the few streams that have sent less than
+     * young_bytes; a look at a bounded number of them is enough. */
+    const stream_t *s = m->young;
+    for (size_t i = 0; s && i < m->nyoung && i < 16; i++, s = s->anext)
+        if (s->flags & S_OPEN_PENDING) return true;
+    return false;
+}
+
 bool um_mux_want_pull(const um_mux_t *m)
 {
     if (um_buf_len(&m->ctl) || m->stage_len) return true;

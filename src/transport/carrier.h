@@ -71,6 +71,11 @@ typedef struct {
      * rules), without joining them first. A layered carrier (tls) writes its
      * record headers and the caller's payload this way, with no copy. */
     int (*writev)(um_carrier_t *c, const um_carrier_iov_t *iov, size_t n_iov);
+    /* Optional (NULL: none): the OS socket of the TCP connection under the
+     * carrier, or -1; a layered carrier (tls, ws) answers for its inner one.
+     * For socket options only (the tunnel's receive-window clamp): nobody
+     * reads or writes it but the carrier. */
+    int (*sock)(const um_carrier_t *c);
 } um_carrier_ops_t;
 
 struct um_carrier {
@@ -115,6 +120,10 @@ static inline int um_carrier_absorb(um_carrier_t *c, const uint8_t *p, size_t n,
 {
     *outn = 0;
     return n ? c->ops->absorb(c, p, n, out, outn) : 0;
+}
+static inline int um_carrier_sock(const um_carrier_t *c)
+{
+    return c->ops->sock ? c->ops->sock(c) : -1;
 }
 static inline const char *um_carrier_name(const um_carrier_t *c)
 {

@@ -448,6 +448,11 @@ static int o_absorb(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, s
     return r < 0 ? r : 0;
 }
 
+static int o_sock(const um_carrier_t *c)
+{
+    return um_carrier_sock(((const ossl_t *)c)->inner);
+}
+
 const um_carrier_ops_t um_ossl_carrier_ops = {
     .name = "tls",
     .flags = UM_CARRIER_RELIABLE,
@@ -461,6 +466,7 @@ const um_carrier_ops_t um_ossl_carrier_ops = {
     .shutdown = o_shutdown,
     .close = o_close,
     .absorb = o_absorb,
+    .sock = o_sock,
 };
 
 /* The carrier around ssl (taken, also on failure) over inner (taken on

@@ -494,6 +494,14 @@ static int c_absorb(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, s
     return 0;
 }
 
+static int c_sock(const um_carrier_t *c)
+{
+    uv_os_fd_t fd;
+    const um_tcp_t *t = (const um_tcp_t *)c;
+    if (t->closing || uv_fileno((const uv_handle_t *)&t->h, &fd) != 0) return -1;
+    return fd;
+}
+
 const um_carrier_ops_t um_tcp_carrier_ops = {
     .name = "tcp",
     .flags = UM_CARRIER_RELIABLE,
@@ -508,6 +516,7 @@ const um_carrier_ops_t um_tcp_carrier_ops = {
     .close = c_close,
     .absorb = c_absorb,
     .writev = c_writev,
+    .sock = c_sock,
 };
 
 um_carrier_t *um_tcp_carrier(um_tcp_t *t)

@@ -186,6 +186,11 @@ static int t_absorb(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, s
     return r < 0 ? r : 0;
 }
 
+static int t_sock(const um_carrier_t *c)
+{
+    return um_carrier_sock(((const tls_carrier_t *)c)->inner);
+}
+
 const um_carrier_ops_t um_tls_carrier_ops = {
     .name = "tls",
     .flags = UM_CARRIER_RELIABLE,
@@ -199,6 +204,7 @@ const um_carrier_ops_t um_tls_carrier_ops = {
     .shutdown = t_shutdown,
     .close = t_close,
     .absorb = t_absorb,
+    .sock = t_sock,
 };
 
 int um_tls_carrier_new(um_carrier_t *inner, const um_tls_deframer_t *rx, um_carrier_t **out)

@@ -344,6 +344,11 @@ static int w_absorb(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, s
     return r < 0 ? r : 0;
 }
 
+static int w_sock(const um_carrier_t *c)
+{
+    return um_carrier_sock(((const ws_carrier_t *)c)->inner);
+}
+
 const um_carrier_ops_t um_ws_carrier_ops = {
     .name = "ws",
     .flags = UM_CARRIER_RELIABLE,
@@ -357,6 +362,7 @@ const um_carrier_ops_t um_ws_carrier_ops = {
     .shutdown = w_shutdown,
     .close = w_close,
     .absorb = w_absorb,
+    .sock = w_sock,
 };
 
 int um_ws_carrier_new(um_carrier_t *inner, const um_ws_carrier_cfg_t *cfg, um_carrier_t **out)

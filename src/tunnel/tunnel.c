@@ -4,6 +4,7 @@
  * See tunnel.h for the picture and the rules. */
 #include "tunnel/tunnel_int.h"
 
+#include "transport/sockq.h"
 #include "tunnel/sizing.h"
 
 /* Allocation failure on demand, for the unit tests (um_tunnel_test_fail_alloc). */
@@ -337,6 +338,43 @@ static bool outbound(um_tunnel_t *t)
     return moved;
 }
 
+/* One record of what the mux holds first (a new stream's OPEN and first
+ * bytes, when one is due: um_mux_want_pull_urgent) to the carrier, from the
+ * pump before it hands the turn's received bulk to the streams: the OPEN
+ * then leaves without waiting for the four 64 KiB writes of a download's
+ * delivery. Only where nothing else decides when bytes leave: no
+ * timing profile, no carrier budget (outbound() keeps those rules), the
+ * carrier's queue below its mark. The same calls as outbound()'s, from the
+ * same place (the pump, after the mux's events): no callback of the user
+ * runs inside. True when it wrote. */
+static bool outbound_urgent(um_tunnel_t *t)
+{
+    if (!t->car || t->budget_hit || t->car_budget || t->tm.profile != UM_TUNNEL_TIMING_NONE)
+        return false;
+    if (um_carrier_queued(t->car) >= TCP_HIGH) return false;
+    fill_session(t, 1); /* one pull: at most one record of frames */
+    size_t outn = 0;
+    int r = um_sess_pull(t->sess, t->out, OUT_CAP, &outn);
+    if (r < 0) {
+        t->fatal = r;
+        return false;
+    }
+    if (!outn) return false;
+    r = um_carrier_write(t->car, t->out, outn);
+    if (r < 0) {
+        if (t->resumable && !t->goaway_in)
+            detach(t, r);
+        else
+            t->fatal = r;
+        return false;
+    }
+    t->st.bytes_out += outn;
+    t->car_bytes += outn;
+    t->st.urgent_writes++;
+    check_soft(t);
+    return true;
+}
+
 static void feed_hold(um_tunnel_t *t)
 {
     if (!t->hold_len) return;
@@ -377,6 +415,8 @@ static void pump(um_tunnel_t *t)
             handle_event(t, &ev);
             if (t->down) goto out;
         }
+        if (t->ready && um_mux_want_pull_urgent(t->mux) && outbound_urgent(t)) progress = true;
+        if (t->down || t->fatal) break;
         while (t->ready && !t->down) {
             struct tconn *c = t->ready;
             t->ready = c->rnext;
@@ -563,6 +603,7 @@ static void on_car_drain(um_carrier_t *car, void *ud)
 }
 
 static void size_resend(um_tunnel_t *t, uint64_t now);
+static void size_rcvq(um_tunnel_t *t, uint64_t now);
 
 static void on_timer(uv_timer_t *h)
 {
@@ -595,6 +636,7 @@ static void on_timer(uv_timer_t *h)
         return;
     }
     size_resend(t, now);
+    size_rcvq(t, now);
     pump(t);
 }
 
@@ -646,6 +688,40 @@ static void size_resend(um_tunnel_t *t, uint64_t now)
     }
     t->bdp_t0 = now;
     t->bdp_acked0 = o.tx_acked;
+}
+
+/* The bytes the kernel may queue for us on the carrier's socket follow the
+ * path's bandwidth-delay product (um_tunnel_rcvbuf_size, sizing.h): without
+ * a bound, receive-buffer autotuning lets a bulk stream's bytes fill
+ * megabytes of the socket (1-2 MB on loopback), and a new stream's first
+ * bytes wait behind all of them. Run when a carrier is attached and once a
+ * tick: TCP_INFO and SIOCINQ, and SO_RCVBUF when the bound must change. The
+ * first bound is set only while the socket holds less than half of it
+ * (lowering the buffer under queued bytes would make the kernel drop what
+ * arrives); after that it only grows. A carrier without a TCP socket under
+ * it (dns, rel) is not bounded. */
+static void size_rcvq(um_tunnel_t *t, uint64_t now)
+{
+    int fd = t->car ? um_carrier_sock(t->car) : -1;
+    um_sockq_info_t qi;
+    if (fd < 0 || um_sockq_info(fd, &qi) != 0) return;
+    uint64_t got = 0, dt = 0;
+    if (t->rq_t0 && now > t->rq_t0 && qi.bytes_received >= t->rq_bytes0) {
+        got = qi.bytes_received - t->rq_bytes0;
+        dt = (now - t->rq_t0) * 1000;
+    }
+    size_t want = um_tunnel_rcvbuf_size(t->rq_buf, UM_TUNNEL_RCV_FLOOR, um_sockq_rcvbuf_max(), got,
+                                        qi.min_rtt_us, dt);
+    if (want > t->rq_buf && (t->rq_buf || qi.queued <= want / 2) &&
+        um_sockq_set_rcvbuf(fd, want) == 0) {
+        UM_DEBUG("tunnel: carrier receive buffer %llu KiB (%llu KiB in %llu ms, min rtt %u us)",
+                 (unsigned long long)(want >> 10), (unsigned long long)(got >> 10),
+                 (unsigned long long)(dt / 1000), qi.min_rtt_us);
+        t->rq_buf = want;
+        t->st.rcv_buf = want;
+    }
+    t->rq_t0 = now;
+    t->rq_bytes0 = qi.bytes_received;
 }
 
 /* The carrier is gone; the session, the mux and the streams stay. */
@@ -758,6 +834,7 @@ int um_tunnel_new(uv_loop_t *loop, um_sess_t *sess, um_carrier_t *car, um_mux_ro
     um_carrier_set_wq_max(car, TCP_WQ_MAX);
     um_carrier_set_cbs(car, on_car_read, on_car_drain, t);
     um_carrier_read_start(car);
+    size_rcvq(t, um_now_ms());
     uv_timer_start(&t->timer, on_timer, TICK_MS, TICK_MS);
     um_mux_tick(t->mux, um_now_ms());
     tn_schedule(t); /* the session may already hold bytes that came with the handshake */
@@ -842,6 +919,10 @@ int um_tunnel_attach(um_tunnel_t *t, um_carrier_t *car, const uint8_t *rest, siz
     t->rd_paused = false;
     t->rtt_probe_t = 0; /* offsets restart with the resumption */
     t->bdp_t0 = 0;
+    t->rq_t0 = 0; /* a new socket: its queue is bounded afresh */
+    t->rq_buf = 0;
+    t->st.rcv_buf = 0;
+    size_rcvq(t, um_now_ms());
     if (!t->hold_len) um_carrier_read_start(car);
     um_mux_touch(t->mux, um_now_ms());
     tn_schedule(t);

@@ -39,6 +39,12 @@ typedef struct um_tunnel um_tunnel_t;
  * configured bound when the measured bandwidth-delay product asks for it
  * (tunnel.c: size_resend) */
 #define UM_TUNNEL_SESS_TX_START (2u << 20)
+/* The least receive buffer of a carrier's socket on a short path (tunnel.c:
+ * size_rcvq): what loopback needs at full speed with both ends busy on the
+ * CPU. */
+#ifndef UM_TUNNEL_RCV_FLOOR
+#define UM_TUNNEL_RCV_FLOOR (512u << 10)
+#endif
 
 typedef struct {
     /* Server: the peer opened stream `id` to `dst`. Answer with
@@ -81,6 +87,12 @@ typedef struct {
     uint64_t detaches, attaches, rotations;
     uint64_t streams_failed; /* streams still open when the tunnel went down (reset) */
     uint64_t streams_early;  /* peer-opened streams whose OPEN carried early data */
+    /* The receive buffer set on the carrier's socket (0: none: the kernel
+     * autotunes it, a long path or a carrier without a TCP socket) */
+    uint64_t rcv_buf;
+    /* Records sent ahead of a turn's deliveries to streams (new streams'
+     * OPENs, control frames: tunnel.c, outbound_urgent) */
+    uint64_t urgent_writes;
 } um_tunnel_stats_t;
 
 /* The timing profile of a transport (config key `timing`, docs/CONFIG.md).

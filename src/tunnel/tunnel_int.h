@@ -118,6 +118,11 @@ struct um_tunnel {
     uint64_t rtt_probe_off;
     uint64_t rtt_min; /* least ack-clock RTT this tick, ms (UINT64_MAX: none) */
     bool rd_paused;   /* reading paused for the rest of this loop turn */
+
+    /* The carrier socket's receive buffer (size_rcvq) */
+    uint64_t rq_t0;     /* size_rcvq: when the last tick measured (0: not yet) */
+    uint64_t rq_bytes0; /* ... and the socket's bytes received then */
+    size_t rq_buf;      /* the receive buffer set on the carrier's socket (0: none) */
 };
 
 struct um_hub {

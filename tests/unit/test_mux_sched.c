@@ -492,6 +492,46 @@ static void test_bulk_queue_alone(void **state)
     pair_free(&p);
 }
 
+/* um_mux_want_pull_urgent: true while a stream we opened has its OPEN to
+ * send (beside a bulk stream with bytes queued), false once the OPEN has
+ * been pulled, and false for the peer's accept (OPEN_RESULT) or bulk bytes
+ * alone: the tunnel's early pass (outbound_urgent) is for new streams. */
+static void test_urgent_open(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, NULL, NULL, 1);
+    um_addr_t d = test_dest();
+    uint32_t bulk, fresh;
+    assert_false(um_mux_want_pull_urgent(p.m[0]));
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &bulk), 0);
+    assert_true(um_mux_want_pull_urgent(p.m[0]));
+    pair_settle(&p);
+    assert_false(um_mux_want_pull_urgent(p.m[0]));
+    accept_all(p.m[1]);
+    assert_false(um_mux_want_pull_urgent(p.m[1])); /* an OPEN_RESULT is not urgent */
+    pair_settle(&p);
+    accept_all(p.m[0]);
+    assert_true(top_up(p.m[0], bulk, 128 * 1024) > 0);
+    assert_true(um_mux_want_pull(p.m[0]));
+    assert_false(um_mux_want_pull_urgent(p.m[0])); /* bulk bytes alone */
+    assert_int_equal(um_mux_stream_open(p.m[0], &d, &fresh), 0);
+    assert_true(um_mux_want_pull_urgent(p.m[0]));
+    /* The bulk stream is young too (it has sent nothing yet): the young
+     * ring may serve it first; the OPEN leaves within its bytes. */
+    uint8_t rec[16384];
+    int pulls = 0;
+    while (um_mux_want_pull_urgent(p.m[0]) && pulls < 16) {
+        size_t n = um_mux_pull(p.m[0], rec, sizeof(rec));
+        assert_true(n > 0);
+        assert_int_equal(um_mux_feed(p.m[1], rec, n), 0);
+        pulls++;
+    }
+    assert_false(um_mux_want_pull_urgent(p.m[0]));
+    assert_true(pulls >= 1 && pulls <= 9); /* 128 KiB of the bulk at most ahead of it */
+    pair_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_fair_upload),  cmocka_unit_test(test_fair_download),
         cmocka_unit_test(test_bulk_queue),   cmocka_unit_test(test_bulk_queue_alone),
         cmocka_unit_test(test_bulk_runs),    cmocka_unit_test(test_sparse_beside_bulk),
+        cmocka_unit_test(test_urgent_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,7 @@ static um_carrier_t *wrap(um_carrier_t *in, int *turn)
     w->ops.shutdown = w_shutdown;
     w->ops.close = w_close;
     w->ops.absorb = NULL;
+    w->ops.sock = NULL; /* the tcp op would take w for its own */
     w->base.ops = &w->ops;
     w->in = in;
     w->turn = turn;

@@ -428,6 +428,91 @@ static void test_read_share(void **state)
     assert_int_equal(sz, hi);
 }
 
+/* ---- the carrier's receive buffer --------------------------------------- */
+
+#define TICK_US ((uint64_t)TICK_MS * 1000)
+#define RCV_CAP (8u << 20) /* net.core.rmem_max 4 MiB, doubled by the kernel */
+
+/* One tick of a path of `rate` bytes/us and least round trip `rtt` us, to a
+ * receiver whose socket buffer is `buf`: at most buf per round trip arrives
+ * (the reader's own delay only lowers that). */
+static uint64_t rcv_tick(size_t buf, uint64_t rate, uint64_t rtt)
+{
+    uint64_t per_us = buf / rtt;
+    if (per_us > rate) per_us = rate;
+    return per_us * TICK_US;
+}
+
+/* Loopback (1.4 GB/s, a least round trip of 30 us: a product of 42 KB) is
+ * bounded at the floor from the first look on, busy or idle: the kernel's
+ * autotuned buffer (32 MiB here, 1-2 MB queued behind a bulk transfer)
+ * fails here. */
+static void test_rcvbuf_floor_on_loopback(void **state)
+{
+    (void)state;
+    const size_t lo = UM_TUNNEL_RCV_FLOOR;
+    size_t b = um_tunnel_rcvbuf_size(0, lo, RCV_CAP, 0, 30, 0); /* at attach: nothing measured */
+    assert_int_equal(b, lo);
+    for (int i = 0; i < 40; i++) {
+        uint64_t got = i < 20 ? 1400 * TICK_US : 0; /* then idle */
+        b = um_tunnel_rcvbuf_size(b, lo, RCV_CAP, got, 30, TICK_US);
+        assert_int_equal(b, lo);
+    }
+    /* No round trip known yet: nothing decided. */
+    assert_int_equal(um_tunnel_rcvbuf_size(0, lo, RCV_CAP, 12345, 0, TICK_US), 0);
+    assert_int_equal(um_tunnel_rcvbuf_size(b, lo, RCV_CAP, 12345, 0, TICK_US), b);
+    /* A kernel that lets us set less than the floor: what it lets us set,
+     * for a path fast enough at any rate (2 x 4 GB/s x 10 us = 80 KB). */
+    assert_int_equal(um_tunnel_rcvbuf_size(0, lo, 256u << 10, 0, 10, 0), 256u << 10);
+}
+
+/* The long fat path of bench/delay.sh (50 ms, 200 Mbit/s: a product of
+ * 1.25 MB): a bound at the floor would deliver 10.5 MB/s, 42% of the line,
+ * and the buffer could never grow past the kernel's cap at the fastest
+ * rate, so the path is not bounded at all (0: the kernel's autotuning keeps
+ * it, as without us). */
+static void test_rcvbuf_long_path_left_alone(void **state)
+{
+    (void)state;
+    const size_t lo = UM_TUNNEL_RCV_FLOOR;
+    assert_true(rcv_tick(lo, 25, 50000) < 25 * TICK_US / 2); /* what a floor would do */
+    assert_int_equal(um_tunnel_rcvbuf_size(0, lo, RCV_CAP, 0, 50000, 0), 0);
+    assert_int_equal(um_tunnel_rcvbuf_size(0, lo, RCV_CAP, 25 * TICK_US, 50000, TICK_US), 0);
+    /* A LAN round trip at the edge: 2 x 4 GB/s x 1 ms = 8 MB, within the
+     * cap: bounded; 1.1 ms is not. */
+    assert_int_equal(um_tunnel_rcvbuf_size(0, lo, RCV_CAP, 0, 1000, 0), lo);
+    assert_int_equal(um_tunnel_rcvbuf_size(0, lo, RCV_CAP, 0, 1100, 0), 0);
+}
+
+/* A bounded path whose rate grows (a LAN of 1 ms, idle when it was bounded,
+ * then 4 GB/s, as much as the buffer lets through): the buffer
+ * doubles per tick while it is the limit, reaches the product within a few
+ * ticks, and never shrinks (the kernel's autotuning is off for good). A
+ * buffer fixed at the floor stays at 13% of the line. */
+static void test_rcvbuf_grows_with_product(void **state)
+{
+    (void)state;
+    const size_t lo = UM_TUNNEL_RCV_FLOOR;
+    const uint64_t rate = 4000, rtt = 1000, bdp = rate * rtt; /* 4 MB */
+    size_t b = um_tunnel_rcvbuf_size(0, lo, RCV_CAP, 0, rtt, 0);
+    assert_int_equal(b, lo);
+    assert_true(rcv_tick(lo, rate, rtt) * 7 < rate * TICK_US); /* a fixed floor */
+    int reached = -1;
+    for (int i = 0; i < 20; i++) {
+        uint64_t got = rcv_tick(b, rate, rtt);
+        if (reached < 0 && got >= rate * TICK_US) reached = i;
+        size_t nb = um_tunnel_rcvbuf_size(b, lo, RCV_CAP, got, rtt, TICK_US);
+        assert_true(nb >= b);
+        b = nb;
+    }
+    printf("1 ms at 4 GB/s: the full rate after %d ticks, buffer %zu KiB (product %llu KiB)\n",
+           reached, b >> 10, (unsigned long long)(bdp >> 10));
+    assert_true(reached >= 0 && reached <= 5);
+    assert_true(b >= bdp && b <= RCV_CAP);
+    /* Idle afterwards: it stays. */
+    assert_int_equal(um_tunnel_rcvbuf_size(b, lo, RCV_CAP, 0, rtt, TICK_US), b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +525,9 @@ int main(void)
         cmocka_unit_test(test_idle_streams_hold_no_storage),
         cmocka_unit_test(test_emptied_stream_releases_under_pressure),
         cmocka_unit_test(test_read_share),
+        cmocka_unit_test(test_rcvbuf_floor_on_loopback),
+        cmocka_unit_test(test_rcvbuf_long_path_left_alone),
+        cmocka_unit_test(test_rcvbuf_grows_with_product),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

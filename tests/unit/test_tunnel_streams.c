@@ -562,6 +562,7 @@ static void test_reads_then_end_in_one_batch(void **state)
     bc->ops.shutdown = bc_shutdown;
     bc->ops.close = bc_close;
     bc->ops.writev = NULL;
+    bc->ops.sock = NULL; /* the tcp op would take bc for its own */
     bc->base.ops = &bc->ops;
     assert_int_equal(um_tunnel_new(&fx.loop, a, &bc->base, UM_MUX_CLIENT, NULL, &ccbs, &fx, &fx.ct),
                      0);

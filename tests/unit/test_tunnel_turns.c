@@ -49,7 +49,7 @@
 #define WARM    (8u << 20) /* a transfer before, to open the windows */
 #define CHUNK   (64u << 10)
 
-enum { EV_TURN, EV_READ, EV_DATA };
+enum { EV_TURN, EV_READ, EV_DATA, EV_WRITE, EV_MARK };
 #define MAXEV 200000
 static struct {
     int type;
@@ -104,11 +104,16 @@ static void w_set_cbs(um_carrier_t *c, um_carrier_read_cb rd, um_carrier_drain_c
 
 static int w_write(um_carrier_t *c, const uint8_t *p, size_t n)
 {
+    log_ev(EV_WRITE, n);
     return um_carrier_write(((wrap_t *)c)->in, p, n);
 }
 static int w_writev(um_carrier_t *c, const um_carrier_iov_t *iov, size_t n)
 {
     um_carrier_t *in = ((wrap_t *)c)->in;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += iov[i].n;
+    log_ev(EV_WRITE, len);
     return in->ops->writev(in, iov, n);
 }
 static size_t w_queued(const um_carrier_t *c)
@@ -140,6 +145,13 @@ static int w_absorb(um_carrier_t *c, const uint8_t *p, size_t n, uint8_t *out, s
     return um_carrier_absorb(((wrap_t *)c)->in, p, n, out, outn);
 }
 
+/* The wrapped carrier shows its socket (test_rcv_queue_bounded only). */
+static bool wrap_sock;
+static int w_sock(const um_carrier_t *c)
+{
+    return um_carrier_sock(((const wrap_t *)c)->in);
+}
+
 static um_carrier_t *wrap(wrap_t *w, um_carrier_t *in)
 {
     memset(w, 0, sizeof(*w));
@@ -154,6 +166,9 @@ static um_carrier_t *wrap(wrap_t *w, um_carrier_t *in)
     wrap_ops.shutdown = w_shutdown;
     wrap_ops.close = w_close;
     wrap_ops.absorb = w_absorb;
+    /* No socket: the client's receive buffer stays unbounded, so megabytes
+     * can wait in its socket while its loop stands (PREFILL). */
+    wrap_ops.sock = wrap_sock ? w_sock : NULL;
     w->base.ops = &wrap_ops;
     w->in = in;
     return &w->base;
@@ -169,7 +184,8 @@ typedef struct {
     wrap_t cw;
     um_tunnel_t *ct, *st;
     um_hub_t *hub;
-    um_conn_t *cc, *sc; /* the stream, client and server side */
+    um_conn_t *cc, *sc;   /* the stream, client and server side */
+    um_conn_t *cc2, *sc2; /* a second one (test_open_before_deliveries) */
     size_t cgot;
     int cdown, sdown, errors;
     uv_prepare_t turn;
@@ -231,8 +247,8 @@ static void srv_opened(um_tunnel_t *t, uint32_t id, const um_addr_t *dst, void *
 {
     fx_t *fx = ud;
     (void)dst;
-    assert_null(fx->sc);
-    assert_int_equal(um_tunnel_accept(t, id, &scbs, fx, &fx->sc), 0);
+    assert_null(fx->sc2);
+    assert_int_equal(um_tunnel_accept(t, id, &scbs, fx, fx->sc ? &fx->sc2 : &fx->sc), 0);
 }
 static void c_down(um_tunnel_t *t, int err, void *ud)
 {
@@ -387,6 +403,8 @@ static void fx_down(fx_t *fx)
 {
     logging = false;
     uv_close((uv_handle_t *)&fx->turn, NULL);
+    um_conn_close(fx->cc2);
+    um_conn_close(fx->sc2);
     um_conn_close(fx->cc);
     um_conn_close(fx->sc);
     um_tunnel_close(fx->ct, false, 0);
@@ -470,7 +488,7 @@ static int turns_of(turn_t *t, int max)
             t[n].bytes += evs[i].n;
             t[n].reads++;
             if (seen_data) t[n].read_after_data = true;
-        } else {
+        } else if (evs[i].type == EV_DATA) {
             t[n].data_events++;
             seen_data = true;
         }
@@ -564,11 +582,149 @@ static void test_pump_after_reads(void **state)
     fx_down(&fx);
 }
 
+/* The carrier's receive buffer (tunnel.c: size_rcvq): the bytes the kernel
+ * queues in the client's socket, ahead of any new stream's first bytes,
+ * are bounded by about the floor on loopback, however much the server has
+ * to send. The socket's buffer is 8 MiB here (fx_up; autotuned it grows to
+ * 32 MiB) and the server may have its 2 MiB resend buffer in flight: with
+ * no bound the socket fills with that (2 MiB) while the client's loop
+ * stands. Both ends' sockets are bounded (the server's queue matters for
+ * uploads); the bound is set when the tunnel starts (the sockets are
+ * empty), or at a tick. */
+#define RCV_BOUND (1u << 20) /* twice UM_TUNNEL_RCV_FLOOR: loopback's product is far below */
+static int sock_rcvbuf(int fd)
+{
+    int v = 0;
+    socklen_t l = sizeof(v);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &l), 0);
+    return v;
+}
+
+static void test_rcv_queue_bounded(void **state)
+{
+    (void)state;
+    fx_t fx;
+    wrap_sock = true;
+    fx_up(&fx);
+    wrap_sock = false;
+    uv_os_fd_t sfd;
+    assert_int_equal(uv_fileno((uv_handle_t *)um_tcp_handle(fx.stcp), &sfd), 0);
+    uint64_t end = um_now_ms() + 20000;
+    while ((sock_rcvbuf(fx.cfd) > (int)RCV_BOUND || sock_rcvbuf(sfd) > (int)RCV_BOUND) &&
+           um_now_ms() < end) {
+        both_once(&fx);
+        uv_sleep(1);
+    }
+    int cb = sock_rcvbuf(fx.cfd), sb = sock_rcvbuf(sfd);
+    print_message("receive buffers: client %d, server %d\n", cb, sb);
+    assert_true(cb > 0 && cb <= (int)RCV_BOUND);
+    assert_true(sb > 0 && sb <= (int)RCV_BOUND);
+
+    /* Only the server's loop runs, writing the bulk, until the client's
+     * socket stops filling (200 quiet passes) or holds more than twice
+     * the bound. */
+    static uint8_t chunk[CHUNK];
+    memset(chunk, 0xa5, sizeof(chunk));
+    size_t put = 0, most = 0;
+    int quiet = 0;
+    end = um_now_ms() + 20000;
+    while (quiet < 200 && most <= 2 * RCV_BOUND && um_now_ms() < end) {
+        if (put < BULK && um_conn_queued(fx.sc) < 2 * CHUNK) {
+            assert_int_equal(um_conn_write(fx.sc, chunk, sizeof(chunk)), 0);
+            put += sizeof(chunk);
+        }
+        uv_run(&fx.ls, UV_RUN_NOWAIT);
+        size_t now = socket_pending(&fx);
+        quiet = now > most ? 0 : quiet + 1;
+        if (now > most) most = now;
+        uv_sleep(1);
+    }
+    print_message("client socket holds at most %zu bytes while its loop stands (%zu written)\n",
+                  most, put);
+    assert_true(most > 0);
+    assert_true(most <= RCV_BOUND);
+    finish(&fx, put);
+    fx_down(&fx);
+}
+
+/* A new stream's OPEN beside a download (tunnel.c: pump, outbound_urgent):
+ * one turn reads the carrier (the download's records wait on the ready list
+ * for the pump), a new stream is opened (as the SOCKS5 handshake of a new
+ * connection does, from the same turn), and in the next turn the pump
+ * writes the OPEN to the carrier before it delivers the download's bytes to
+ * its stream. Before, the deliveries (up to four 64 KiB writes to the
+ * application's socket) came first. Only the order of the events of that
+ * turn is looked at. */
+static void c2_open(void *arg, int result)
+{
+    (void)arg;
+    assert_int_equal(result, UM_CONN_OK);
+}
+static void c2_data(void *arg, const uint8_t *p, size_t n)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+}
+static const um_conn_cbs_t c2cbs = {c2_open, c2_data, any_eof, any_error, any_drain};
+
+static void test_open_before_deliveries(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_up(&fx);
+    size_t put = 0;
+    size_t pending = prefill(&fx, &put);
+    assert_true(pending >= PREFILL);
+    n_evs = 0;
+    logging = true;
+    uv_run(&fx.lc, UV_RUN_NOWAIT); /* reads the carrier; the pump is due next turn */
+    int reads = 0;
+    for (int i = 0; i < n_evs; i++)
+        if (evs[i].type == EV_READ) reads++;
+    assert_true(reads > 0);
+    um_addr_t d;
+    memset(&d, 0, sizeof(d));
+    d.type = UM_ADDR_IPV4;
+    d.u.v4[0] = 127;
+    d.u.v4[3] = 1;
+    d.port = 81;
+    static const uint8_t req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(
+        um_conn_open(um_hub_connector(fx.hub), &d, req, sizeof(req) - 1, &c2cbs, &fx, &fx.cc2), 0);
+    int mark = n_evs;
+    log_ev(EV_MARK, 0);
+    uv_run(&fx.lc, UV_RUN_NOWAIT); /* the pump: the OPEN, and the deliveries */
+    logging = false;
+    int first_write = -1, first_data = -1;
+    for (int i = mark; i < n_evs; i++) {
+        if (evs[i].type == EV_WRITE && first_write < 0) first_write = i;
+        if (evs[i].type == EV_DATA && first_data < 0) first_data = i;
+    }
+    print_message("turn after the open: first carrier write at event %d, first delivery at %d\n",
+                  first_write - mark, first_data - mark);
+    assert_true(first_data > mark); /* the case under test: deliveries were due */
+    assert_true(first_write > mark);
+    assert_true(first_write < first_data);
+    um_tunnel_stats_t st;
+    um_tunnel_stats(fx.ct, &st);
+    assert_true(st.urgent_writes >= 1);
+    /* The OPEN reached the server: it accepts the second stream. */
+    uint64_t end = um_now_ms() + 20000;
+    while (!fx.sc2 && um_now_ms() < end)
+        both_once(&fx);
+    assert_non_null(fx.sc2);
+    finish(&fx, put);
+    fx_down(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_bound_per_turn),
         cmocka_unit_test(test_pump_after_reads),
+        cmocka_unit_test(test_rcv_queue_bounded),
+        cmocka_unit_test(test_open_before_deliveries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

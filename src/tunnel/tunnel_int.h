@@ -156,4 +156,9 @@ void tn_list_add(um_tunnel_t *t, struct tconn *c);
 struct tconn *tn_lookup(const um_tunnel_t *t, const um_mux_event_t *ev);
 void tn_mark_ready(um_tunnel_t *t, struct tconn *c);
 
+/* tick.c: the path's measurements (the pump and the tick call them) */
+void tn_ack_clock(um_tunnel_t *t);
+void tn_size_resend(um_tunnel_t *t, uint64_t now);
+void tn_size_rcvq(um_tunnel_t *t, uint64_t now);
+
 #endif

@@ -283,6 +283,24 @@ static void check_soft(um_tunnel_t *t)
     }
 }
 
+/* The outn sealed bytes in t->out to the carrier, counted; a write error
+ * detaches a resumable tunnel (or is fatal). Negative on that error. */
+static int car_out(um_tunnel_t *t, size_t outn)
+{
+    int r = um_carrier_write(t->car, t->out, outn);
+    if (r < 0) {
+        if (t->resumable && !t->goaway_in)
+            detach(t, r);
+        else
+            t->fatal = r;
+        return r;
+    }
+    t->st.bytes_out += outn;
+    t->car_bytes += outn;
+    check_soft(t);
+    return 0;
+}
+
 /* Records from the session (fed by the mux) to the carrier. True when it
  * moved anything: pulling from the mux frees send-buffer room, which may have
  * queued writable events the pump must deliver in its next round. */
@@ -315,18 +333,8 @@ static bool outbound(um_tunnel_t *t)
             return moved;
         }
         if (outn) {
-            r = um_carrier_write(t->car, t->out, outn);
-            if (r < 0) {
-                if (t->resumable && !t->goaway_in)
-                    detach(t, r);
-                else
-                    t->fatal = r;
-                return moved;
-            }
+            if (car_out(t, outn) < 0) return moved;
             moved = true;
-            t->st.bytes_out += outn;
-            t->car_bytes += outn;
-            check_soft(t);
             if (t->tm.profile != UM_TUNNEL_TIMING_NONE) t->last_tx_ms = um_now_ms();
         }
         if (!outn && !filled) return moved;
@@ -357,18 +365,8 @@ static bool outbound_urgent(um_tunnel_t *t)
         return false;
     }
     if (!outn) return false;
-    r = um_carrier_write(t->car, t->out, outn);
-    if (r < 0) {
-        if (t->resumable && !t->goaway_in)
-            detach(t, r);
-        else
-            t->fatal = r;
-        return false;
-    }
-    t->st.bytes_out += outn;
-    t->car_bytes += outn;
+    if (car_out(t, outn) < 0) return false;
     t->st.urgent_writes++;
-    check_soft(t);
     return true;
 }
 
